@@ -1,0 +1,66 @@
+/* paths.c: see paths.h. */
+#include "paths.h"
+
+#include <string.h>
+
+char *path_normalize(struct arena *a, const char *path)
+{
+    size_t n = strlen(path);
+    int absolute = path[0] == '/';
+    /* Components as (start, len) pairs on a stack. */
+    const char **comp = arena_alloc(a, (n / 2 + 2) * sizeof *comp);
+    size_t *clen = arena_alloc(a, (n / 2 + 2) * sizeof *clen);
+    size_t k = 0;
+    for (const char *p = path; *p;) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *s = p;
+        while (*p && *p != '/') p++;
+        size_t l = (size_t)(p - s);
+        if (l == 1 && s[0] == '.') continue;
+        if (l == 2 && s[0] == '.' && s[1] == '.') {
+            if (k > 0 && !(clen[k - 1] == 2 && comp[k - 1][0] == '.' && comp[k - 1][1] == '.')) {
+                k--;
+                continue;
+            }
+            if (absolute) continue; /* "/.." is "/" */
+        }
+        comp[k] = s;
+        clen[k] = l;
+        k++;
+    }
+    char *out = arena_alloc(a, n + 2);
+    char *o = out;
+    if (absolute) *o++ = '/';
+    for (size_t i = 0; i < k; i++) {
+        if (i) *o++ = '/';
+        memcpy(o, comp[i], clen[i]);
+        o += clen[i];
+    }
+    if (o == out) *o++ = '.';
+    *o = '\0';
+    return out;
+}
+
+char *path_join(struct arena *a, const char *dir, const char *rel)
+{
+    if (rel[0] == '/' || !dir || !dir[0]) return path_normalize(a, rel);
+    return path_normalize(a, arena_printf(a, "%s/%s", dir, rel));
+}
+
+char *path_dirname(struct arena *a, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return arena_strdup(a, ".");
+    if (slash == path) return arena_strdup(a, "/");
+    return path_normalize(a, arena_strndup(a, path, (size_t)(slash - path)));
+}
+
+char *path_stem(struct arena *a, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    return arena_strndup(a, base, n);
+}

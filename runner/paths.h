@@ -1,0 +1,21 @@
+/*
+ * paths.h: lexical path helpers (no file system access). Results live in the arena.
+ *
+ *     path_join(a, "experiments/sweeps", "../models/r50.yaml") -> "experiments/models/r50.yaml"
+ *     path_dirname(a, "experiments/x.yaml") -> "experiments";  path_dirname(a, "x.yaml") -> "."
+ *     path_stem("experiments/lr_3e-4.yaml") -> "lr_3e-4" (arena copy)
+ *
+ * Normalization removes "." components, repeated slashes and "dir/.." pairs; leading ".."
+ * components are kept. Covered by tests/test_spec.c.
+ */
+#ifndef RUNNER_PATHS_H
+#define RUNNER_PATHS_H
+
+#include "arena.h"
+
+char *path_normalize(struct arena *a, const char *path);
+char *path_join(struct arena *a, const char *dir, const char *rel);
+char *path_dirname(struct arena *a, const char *path);
+char *path_stem(struct arena *a, const char *path);
+
+#endif

@@ -1,0 +1,620 @@
+/*
+ * validate.c: the YAML tree -> typed structs, driven by the schema table. One generic walk:
+ * a section's keys are matched against the table (unknown keys get a did-you-mean), each
+ * value is converted by its type, and absent keys get their default, parsed from the table's
+ * YAML text by the same conversion. See validate.h.
+ */
+#include "validate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "paths.h"
+#include "schema.h"
+#include "yaml_load.h"
+
+struct vctx {
+    struct arena *a;
+    struct diag *d;
+    const char *hooks_dir;
+};
+
+static const struct source default_source = {"<schema default>", ".", "", 0};
+
+static char *join_path(struct vctx *v, const char *path, const char *key)
+{
+    return path[0] ? arena_printf(v->a, "%s.%s", path, key) : arena_strdup(v->a, key);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Scalars */
+
+static bool is_bool_text(const struct node *n)
+{
+    return n->plain && (strcmp(n->text, "true") == 0 || strcmp(n->text, "false") == 0);
+}
+
+static bool scalar_ok(const struct node *n)
+{
+    return n->kind == NODE_SCALAR && strlen(n->text) == n->len;
+}
+
+static bool in_range(const struct schema_key *k, double x)
+{
+    if (k->flags & SK_MIN && (k->flags & SK_MIN_OPEN ? !(x > k->min) : !(x >= k->min)))
+        return false;
+    if (k->flags & SK_MAX && (k->flags & SK_MAX_OPEN ? !(x < k->max) : !(x <= k->max)))
+        return false;
+    return true;
+}
+
+static void bad_value(struct vctx *v, const struct schema_key *k, const char *path,
+                      const struct node *n)
+{
+    char want[512];
+    diag_error(v->d, n->mark, "'%s' must be %s, got %s", path,
+               schema_describe(k, want, sizeof want), node_describe(v->a, n));
+}
+
+/* Converts one number (an element of a list, or a whole value) into *out. */
+static bool convert_number(struct vctx *v, const struct schema_key *k, enum schema_type t,
+                           const char *path, const struct node *n, void *out)
+{
+    bool ok = scalar_ok(n) && n->plain;
+    if (t == SCHEMA_INT) {
+        ok = ok && node_text_is_int(n->text);
+        errno = 0;
+        long long x = ok ? strtoll(n->text, NULL, 10) : 0;
+        if (!ok || errno == ERANGE || !in_range(k, (double)x)) {
+            bad_value(v, k, path, n);
+            return false;
+        }
+        *(long long *)out = x;
+        return true;
+    }
+    ok = ok && node_text_is_float(n->text);
+    double x = ok ? strtod(n->text, NULL) : 0;
+    if (!ok || !isfinite(x) || !in_range(k, x)) {
+        bad_value(v, k, path, n);
+        if (ok && !isfinite(x)) diag_hint(v->d, "the number is too large to represent");
+        return false;
+    }
+    *(double *)out = x;
+    return true;
+}
+
+static void enum_hint(struct vctx *v, const char *const *choices, const char *text)
+{
+    size_t n = 0;
+    while (choices[n]) n++;
+    const char *best = diag_closest(text, choices, n);
+    if (best) diag_hint(v->d, "did you mean '%s'?", best);
+}
+
+static bool convert_string(struct vctx *v, const struct schema_key *k, const char *path,
+                           const struct node *n)
+{
+    if (!scalar_ok(n) || node_is_null(n) || is_bool_text(n) || n->len == 0) {
+        bad_value(v, k, path, n);
+        return false;
+    }
+    return true;
+}
+
+static bool file_readable(const char *path, const char **why)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        *why = strerror(errno);
+        return false;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        *why = "it is a directory";
+        return false;
+    }
+    if (access(path, R_OK) != 0) {
+        *why = strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Values */
+
+static void validate_section(struct vctx *v, const struct schema_section *s, const char *path,
+                             struct mark where, const struct node *node, void *out,
+                             struct mark *mark_out);
+static void validate_variant_item(struct vctx *v, const struct schema_section *s,
+                                  const char *path, const struct node *node, void *out);
+
+static void convert(struct vctx *v, const struct schema_key *k, const char *path,
+                    const struct node *key, const struct node *n, void *out)
+{
+    void *f = (char *)out + k->offset;
+    struct mark key_mark = key ? key->mark : n->mark;
+    if (node_is_null(n) && k->flags & SK_NULLABLE) return;
+    switch (k->type) {
+    case SCHEMA_BOOL:
+        if (!is_bool_text(n)) {
+            bad_value(v, k, path, n);
+            if (scalar_ok(n) && n->plain)
+                for (const char *const *w = (const char *const[]){"yes", "no", "on", "off",
+                                                                 "True", "False", "TRUE",
+                                                                 "FALSE", "y", "n", NULL};
+                     *w; w++)
+                    if (strcmp(n->text, *w) == 0) {
+                        diag_hint(v->d, "only true and false are booleans here");
+                        break;
+                    }
+            return;
+        }
+        *(bool *)f = n->text[0] == 't';
+        return;
+    case SCHEMA_INT:
+    case SCHEMA_FLOAT:
+        convert_number(v, k, k->type, path, n, f);
+        return;
+    case SCHEMA_STRING:
+        if (convert_string(v, k, path, n)) *(const char **)f = n->text;
+        return;
+    case SCHEMA_NAME: {
+        if (!convert_string(v, k, path, n)) return;
+        bool ok = n->len <= 128 && n->text[0] != '.';
+        for (size_t i = 0; ok && i < n->len; i++) {
+            char c = n->text[i];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        }
+        if (!ok) {
+            bad_value(v, k, path, n);
+            diag_hint(v->d, "the name becomes a directory name; at most 128 characters, not "
+                            "starting with '.'");
+            return;
+        }
+        *(const char **)f = n->text;
+        return;
+    }
+    case SCHEMA_ENUM:
+        if (scalar_ok(n) && !node_is_null(n))
+            for (int i = 0; k->choices[i]; i++)
+                if (strcmp(n->text, k->choices[i]) == 0) {
+                    *(int *)f = i;
+                    return;
+                }
+        bad_value(v, k, path, n);
+        if (scalar_ok(n)) enum_hint(v, k->choices, n->text);
+        return;
+    case SCHEMA_DEVICE: {
+        struct spec_device *dev = f;
+        if (scalar_ok(n) && !node_is_null(n)) {
+            const char *t = n->text;
+            if (strcmp(t, "auto") == 0) {
+                *dev = (struct spec_device){SPEC_DEVICE_AUTO, 0};
+                return;
+            }
+            if (strcmp(t, "cpu") == 0) {
+                *dev = (struct spec_device){SPEC_DEVICE_CPU, 0};
+                return;
+            }
+            if (strcmp(t, "cuda") == 0) {
+                *dev = (struct spec_device){SPEC_DEVICE_CUDA, 0};
+                return;
+            }
+            if (strncmp(t, "cuda:", 5) == 0 && t[5] && strlen(t + 5) <= 2 &&
+                strspn(t + 5, "0123456789") == strlen(t + 5)) {
+                *dev = (struct spec_device){SPEC_DEVICE_CUDA, atoi(t + 5)};
+                return;
+            }
+        }
+        bad_value(v, k, path, n);
+        if (scalar_ok(n) && strncmp(n->text, "gpu", 3) == 0) {
+            diag_hint(v->d, "a GPU is 'cuda' (the first one) or 'cuda:N'");
+        } else if (scalar_ok(n)) {
+            static const char *const devs[] = {"auto", "cpu", "cuda", NULL};
+            enum_hint(v, devs, n->text);
+        }
+        return;
+    }
+    case SCHEMA_PATH: {
+        if (!convert_string(v, k, path, n)) return;
+        const char *dir = n->mark.src ? n->mark.src->dir : ".";
+        const char *resolved = path_join(v->a, dir, n->text);
+        if (k->flags & SK_MUST_EXIST) {
+            const char *why = NULL;
+            if (!file_readable(resolved, &why)) {
+                const char *alt = v->hooks_dir && k->flags & SK_HOOK && n->text[0] != '/'
+                                      ? path_join(v->a, v->hooks_dir, n->text)
+                                      : NULL;
+                const char *why2 = NULL;
+                if (alt && file_readable(alt, &why2)) {
+                    resolved = alt;
+                } else if (alt) {
+                    diag_error(v->d, key_mark, "cannot find hook '%s'", n->text);
+                    diag_hint(v->d, "looked for '%s' (%s) and '%s' (%s)", resolved, why, alt,
+                              why2);
+                    return;
+                } else {
+                    diag_error(v->d, key_mark, "cannot read '%s': %s", resolved, why);
+                    return;
+                }
+            }
+        }
+        *(const char **)f = resolved;
+        return;
+    }
+    case SCHEMA_FLOATS:
+    case SCHEMA_INTS:
+    case SCHEMA_STRINGS: {
+        if (n->kind != NODE_SEQ || (k->type == SCHEMA_FLOATS && n->n != (size_t)k->count)) {
+            bad_value(v, k, path, n);
+            if (n->kind == NODE_SEQ)
+                diag_hint(v->d, "%zu value%s given", n->n, n->n == 1 ? "" : "s");
+            return;
+        }
+        void *items = k->type == SCHEMA_FLOATS ? f
+                      : k->type == SCHEMA_INTS  ? arena_alloc(v->a, n->n * sizeof(long long) + 1)
+                                                : arena_alloc(v->a, n->n * sizeof(char *) + 1);
+        bool ok = true;
+        for (size_t i = 0; i < n->n; i++) {
+            const char *ip = arena_printf(v->a, "%s[%zu]", path, i);
+            const struct node *e = n->items[i];
+            if (k->type == SCHEMA_STRINGS) {
+                struct schema_key ek = {.type = SCHEMA_STRING};
+                if (convert_string(v, &ek, ip, e))
+                    ((const char **)items)[i] = e->text;
+                else
+                    ok = false;
+                continue;
+            }
+            enum schema_type et = k->type == SCHEMA_INTS ? SCHEMA_INT : SCHEMA_FLOAT;
+            struct schema_key ek = *k;
+            ek.type = et;
+            void *slot = et == SCHEMA_INT ? (void *)((long long *)items + i)
+                                          : (void *)((double *)items + i);
+            if (!convert_number(v, &ek, et, ip, e, slot)) {
+                ok = false;
+                continue;
+            }
+            if (k->flags & SK_INCREASING && i > 0 && n->items[i - 1] &&
+                ((long long *)items)[i] <= ((long long *)items)[i - 1]) {
+                diag_error(v->d, e->mark, "'%s' must be strictly increasing, but %lld follows %lld",
+                           path, ((long long *)items)[i], ((long long *)items)[i - 1]);
+                ok = false;
+            }
+        }
+        if (!ok) return;
+        if (k->type == SCHEMA_INTS)
+            *(struct spec_ints *)f = (struct spec_ints){items, n->n};
+        else if (k->type == SCHEMA_STRINGS)
+            *(struct spec_strings *)f = (struct spec_strings){items, n->n};
+        return;
+    }
+    case SCHEMA_SECTION:
+        validate_section(v, k->section, path, key_mark, n, f, (struct mark *)f);
+        return;
+    case SCHEMA_LIST: {
+        if (n->kind != NODE_SEQ) {
+            bad_value(v, k, path, n);
+            return;
+        }
+        struct spec_list *list = f;
+        list->v = arena_alloc(v->a, n->n * k->item_size + 1);
+        list->n = n->n;
+        for (size_t i = 0; i < n->n; i++) {
+            const char *ip = arena_printf(v->a, "%s[%zu]", path, i);
+            void *item = (char *)list->v + i * k->item_size;
+            if (k->section->select == SCHEMA_SELECT_SINGLE_KEY)
+                validate_variant_item(v, k->section, ip, n->items[i], item);
+            else
+                validate_section(v, k->section, ip, n->items[i]->mark, n->items[i], item,
+                                 (struct mark *)item);
+        }
+        return;
+    }
+    case SCHEMA_GRAPH: {
+        struct spec_graph *g = f;
+        if (n->kind == NODE_MAP) {
+            g->tree = n;
+            return;
+        }
+        if (!convert_string(v, k, path, n)) {
+            diag_hint(v->d, "name a graph file, e.g. models/resnet50.yaml, or write the graph "
+                            "as a mapping");
+            return;
+        }
+        const char *dir = n->mark.src ? n->mark.src->dir : ".";
+        const char *resolved = path_join(v->a, dir, n->text);
+        struct source *src;
+        struct node *tree;
+        if (yaml_load_file(v->a, v->d, resolved, key_mark, &src, &tree)) return;
+        g->path = resolved;
+        g->tree = tree;
+        return;
+    }
+    case SCHEMA_ANY:
+        if (n->kind != NODE_MAP) {
+            bad_value(v, k, path, n);
+            return;
+        }
+        *(const struct node **)f = n;
+        return;
+    }
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Sections */
+
+static const struct schema_key *find_key(const struct schema_key *keys, size_t n,
+                                         const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
+}
+
+static void unknown_key(struct vctx *v, const struct schema_section *s,
+                        const struct schema_variant *var, const char *path,
+                        const struct node *key)
+{
+    if (path[0])
+        diag_error(v->d, key->mark, "unknown key '%s' in '%s'", key->text, path);
+    else
+        diag_error(v->d, key->mark, "unknown top-level key '%s'", key->text);
+    const char *cands[64];
+    size_t nc = 0;
+    for (size_t i = 0; i < s->nkeys && nc < 64; i++) cands[nc++] = s->keys[i].name;
+    for (size_t i = 0; var && i < var->nkeys && nc < 64; i++) cands[nc++] = var->keys[i].name;
+    const char *best = diag_closest(key->text, cands, nc);
+    if (best) {
+        diag_hint(v->d, "did you mean '%s'?", best);
+        return;
+    }
+    /* A key of another variant: say whose it is. */
+    if (s->select == SCHEMA_SELECT_TYPE && var)
+        for (size_t i = 0; i < s->nvariants; i++)
+            if (find_key(s->variants[i].keys, s->variants[i].nkeys, key->text)) {
+                diag_hint(v->d, "'%s' is a setting of %s type '%s', not '%s'", key->text,
+                          path, s->variants[i].name, var->name);
+                return;
+            }
+    /* At the top level: a key that belongs in a section. */
+    if (!path[0])
+        for (size_t i = 0; i < s->nkeys; i++) {
+            const struct schema_section *sub = s->keys[i].section;
+            if (s->keys[i].type != SCHEMA_SECTION) continue;
+            bool found = find_key(sub->keys, sub->nkeys, key->text);
+            for (size_t j = 0; !found && j < sub->nvariants; j++)
+                found = find_key(sub->variants[j].keys, sub->variants[j].nkeys, key->text);
+            if (found) {
+                diag_hint(v->d, "did you mean '%s.%s'? ('%s' belongs in '%s')", sub->name,
+                          key->text, key->text, sub->name);
+                return;
+            }
+        }
+    char list[512];
+    size_t used = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < nc && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 cands[i]);
+    if (nc) diag_hint(v->d, "valid keys here: %s", list);
+}
+
+static const struct node *default_node(struct vctx *v, const struct schema_key *k)
+{
+    struct node *n = NULL;
+    struct diag quiet = {0};
+    if (yaml_load_text(v->a, &quiet, &default_source, k->def, strlen(k->def), 1, 1, &n))
+        return NULL;
+    return n;
+}
+
+/* Matches map's keys against common and var's keys, converts them, fills defaults. */
+static void fill_keys(struct vctx *v, const struct schema_section *s,
+                      const struct schema_variant *var, bool any_variant, const char *path,
+                      struct mark where, const struct node *map, void *out)
+{
+    for (size_t i = 0; map && i < map->n; i++) {
+        const struct node *key = map->keys[i];
+        const struct schema_key *k = find_key(s->keys, s->nkeys, key->text);
+        if (!k && var) k = find_key(var->keys, var->nkeys, key->text);
+        if (!k && any_variant) {
+            for (size_t j = 0; j < s->nvariants; j++)
+                if (find_key(s->variants[j].keys, s->variants[j].nkeys, key->text))
+                    k = &s->keys[0]; /* its type is wrong already; stay quiet */
+            if (k) continue;
+        }
+        if (!k) {
+            unknown_key(v, s, var, path, key);
+            continue;
+        }
+        if (s->select == SCHEMA_SELECT_TYPE && k == &s->keys[0]) continue; /* done already */
+        convert(v, k, join_path(v, path, key->text), key, map->items[i], out);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const struct schema_key *keys = pass ? (var ? var->keys : NULL) : s->keys;
+        size_t n = pass ? (var ? var->nkeys : 0) : s->nkeys;
+        for (size_t i = 0; i < n; i++) {
+            const struct schema_key *k = &keys[i];
+            if (node_map_get(map, k->name, NULL)) continue;
+            if (s->select == SCHEMA_SELECT_TYPE && k == &s->keys[0]) continue;
+            if (k->flags & SK_REQUIRED) {
+                if (path[0])
+                    diag_error(v->d, where, "missing required key '%s' in '%s'", k->name, path);
+                else
+                    diag_error(v->d, where, "missing required key '%s'", k->name);
+                char want[512];
+                if (k->type == SCHEMA_SECTION)
+                    diag_hint(v->d, "'runner schema' lists the keys of '%s'", k->name);
+                else
+                    diag_hint(v->d, "'%s' is %s: %s", k->name,
+                              schema_describe(k, want, sizeof want), k->doc);
+            } else if (k->def) {
+                const struct node *dn = default_node(v, k);
+                if (dn) convert(v, k, join_path(v, path, k->name), NULL, dn, out);
+            } else if (k->type == SCHEMA_SECTION) {
+                validate_section(v, k->section, join_path(v, path, k->name), where, NULL,
+                                 (char *)out + k->offset, (struct mark *)((char *)out + k->offset));
+            }
+        }
+    }
+}
+
+static void validate_section(struct vctx *v, const struct schema_section *s, const char *path,
+                             struct mark where, const struct node *node, void *out,
+                             struct mark *mark_out)
+{
+    if (mark_out) *mark_out = where;
+    const struct node *map = node;
+    if (node && node_is_null(node)) {
+        map = NULL;
+    } else if (node && node->kind != NODE_MAP) {
+        if (s->shorthand && node->kind == NODE_SCALAR) {
+            struct node *m = node_map(v->a, node->mark);
+            struct node *key = node_scalar(v->a, where, s->shorthand, true);
+            node_map_set(v->a, m, key, (struct node *)node);
+            map = m;
+        } else {
+            if (s->shorthand)
+                diag_error(v->d, node->mark, "'%s' must be a mapping or a %s, got %s", path,
+                           s->shorthand, node_describe(v->a, node));
+            else
+                diag_error(v->d, node->mark, "'%s' must be a mapping, got %s", path,
+                           node_describe(v->a, node));
+            return;
+        }
+    }
+    const struct schema_variant *var = NULL;
+    bool any_variant = false;
+    if (s->select == SCHEMA_SELECT_TYPE) {
+        const struct schema_key *tk = &s->keys[0];
+        struct node *tkey;
+        const struct node *t = node_map_get(map, "type", &tkey);
+        int before = v->d->errors;
+        if (t)
+            convert(v, tk, join_path(v, path, "type"), tkey, t, out);
+        else if (tk->def)
+            convert(v, tk, join_path(v, path, "type"), NULL, default_node(v, tk), out);
+        if (t || tk->def) {
+            if (v->d->errors == before) var = &s->variants[*(int *)((char *)out + tk->offset)];
+            else any_variant = true;
+        } else {
+            diag_error(v->d, where, "missing required key 'type' in '%s'", path);
+            char want[512];
+            diag_hint(v->d, "'type' is %s", schema_describe(tk, want, sizeof want));
+            any_variant = true;
+        }
+    }
+    fill_keys(v, s, var, any_variant, path, where, map, out);
+}
+
+/* A list item that names its variant: `name`, `{name: value}` or `{name: {key: value}}`. */
+static void validate_variant_item(struct vctx *v, const struct schema_section *s,
+                                  const char *path, const struct node *node, void *out)
+{
+    const struct node *name = NULL, *body = NULL;
+    if (node->kind == NODE_SCALAR && !node_is_null(node) && scalar_ok(node)) {
+        name = node;
+    } else if (node->kind == NODE_MAP && node->n == 1) {
+        name = node->keys[0];
+        body = node->items[0];
+    } else {
+        if (node->kind == NODE_MAP)
+            diag_error(v->d, node->mark, "'%s' must name one transform, got %zu keys", path,
+                       node->n);
+        else
+            diag_error(v->d, node->mark, "'%s' must be a transform, got %s", path,
+                       node_describe(v->a, node));
+        diag_hint(v->d, "write each transform as its own list item, e.g. '- hflip: 0.5' or "
+                        "'- random_crop: {size: 32, padding: 4}'");
+        return;
+    }
+    *(struct mark *)out = name->mark;
+    const struct schema_variant *var = NULL;
+    for (size_t i = 0; i < s->nvariants; i++)
+        if (strcmp(s->variants[i].name, name->text) == 0) var = &s->variants[i];
+    if (!var) {
+        diag_error(v->d, name->mark, "unknown transform '%s' in '%s'", name->text, path);
+        const char *cands[32];
+        size_t nc = 0;
+        for (size_t i = 0; i < s->nvariants && nc < 32; i++) cands[nc++] = s->variants[i].name;
+        const char *best = diag_closest(name->text, cands, nc);
+        if (best)
+            diag_hint(v->d, "did you mean '%s'?", best);
+        else {
+            char list[256];
+            size_t used = 0;
+            for (size_t i = 0; i < nc; i++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                         cands[i]);
+            diag_hint(v->d, "transforms: %s", list);
+        }
+        return;
+    }
+    *(int *)((char *)out + s->variant_offset) = (int)(var - s->variants);
+    const char *vpath = arena_printf(v->a, "%s.%s", path, var->name);
+    const struct node *map = body;
+    if (body && node_is_null(body)) {
+        map = NULL;
+    } else if (body && body->kind != NODE_MAP) {
+        if (!var->shorthand) {
+            diag_error(v->d, body->mark, "'%s' must be a mapping of its settings, got %s", vpath,
+                       node_describe(v->a, body));
+            return;
+        }
+        struct node *m = node_map(v->a, body->mark);
+        node_map_set(v->a, m, node_scalar(v->a, body->mark, var->shorthand, true),
+                     (struct node *)body);
+        map = m;
+    }
+    struct schema_section one = {.name = vpath, .keys = var->keys, .nkeys = var->nkeys};
+    fill_keys(v, &one, NULL, false, vpath, name->mark, map, out);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Rules between keys */
+
+static void check_rules(struct vctx *v, struct spec *s)
+{
+    const struct spec_optimizer *o = &s->optimizer;
+    if (o->type == SPEC_OPTIMIZER_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0)) {
+        diag_error(v->d, spec_mark(s, "optimizer.nesterov"),
+                   "nesterov momentum needs optimizer.momentum > 0 and optimizer.dampening 0 "
+                   "(momentum %g, dampening %g)", o->momentum, o->dampening);
+    }
+    const struct spec_schedule *sc = &s->schedule;
+    if (sc->type == SPEC_SCHEDULE_ONECYCLE && sc->warmup_epochs > 0)
+        diag_error(v->d, spec_mark(s, "schedule.warmup_epochs"),
+                   "the onecycle schedule has its own warm-up (pct_start); remove warmup_epochs");
+    if (sc->warmup_epochs > (double)s->train.epochs)
+        diag_error(v->d, spec_mark(s, "schedule.warmup_epochs"),
+                   "schedule.warmup_epochs (%g) is longer than the run (train.epochs %lld)",
+                   sc->warmup_epochs, s->train.epochs);
+    if (s->data.subset > 0 && s->data.val_split >= s->data.subset) {
+        diag_error(v->d, spec_mark(s, "data.val_split"),
+                   "data.val_split (%lld) leaves no training images out of data.subset (%lld)",
+                   s->data.val_split, s->data.subset);
+    }
+    const struct spec_transform *ev = s->augment.eval.v;
+    for (size_t i = 0; i < s->augment.eval.n; i++)
+        if (ev[i].kind == SPEC_TRANSFORM_MIXUP || ev[i].kind == SPEC_TRANSFORM_CUTMIX) {
+            diag_error(v->d, ev[i].mark, "%s mixes labels and is for training only",
+                       ev[i].kind == SPEC_TRANSFORM_MIXUP ? "mixup" : "cutmix");
+            diag_hint(v->d, "move it to augment.train");
+        }
+}
+
+enum status validate_experiment(struct spec *s, struct diag *d, const char *hooks_dir)
+{
+    struct vctx v = {.a = &s->arena, .d = d, .hooks_dir = hooks_dir};
+    int before = d->errors;
+    struct node *root = node_map_without(&s->arena, s->root, "extends");
+    validate_section(&v, &schema_experiment, "", s->root->mark, root, s, NULL);
+    if (d->errors == before) check_rules(&v, s);
+    return d->errors == before ? STATUS_OK : STATUS_CONFIG;
+}

@@ -1,0 +1,19 @@
+/*
+ * validate.h: checks a merged YAML tree against the schema (schema.c) and fills struct spec,
+ * defaults included, then applies the rules that tie keys together (nesterov needs
+ * momentum, mixup is for training only, ...). Reports every error it finds to d.
+ *
+ * hooks_dir is the project's hooks/ folder, searched for hook files not found beside the
+ * YAML file that names them (NULL: none). Covered by tests/test_spec.c, tests/bad_yaml/.
+ */
+#ifndef RUNNER_VALIDATE_H
+#define RUNNER_VALIDATE_H
+
+#include "common.h"
+#include "diag.h"
+#include "node.h"
+#include "spec.h"
+
+MUST_CHECK enum status validate_experiment(struct spec *s, struct diag *d, const char *hooks_dir);
+
+#endif
