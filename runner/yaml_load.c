@@ -19,10 +19,18 @@ struct loader {
     struct diag *d;
     const struct source *src;
     int line, col; /* where the parsed text starts in src (1-based) */
+    size_t last_line; /* 0-based index of the text's last line */
+    size_t last_cols; /* characters on it */
 };
 
 static struct mark to_mark(const struct loader *L, yaml_mark_t m)
 {
+    /* At the end of a text without a final newline, libyaml moves to a line that is not
+     * there (for overrides, that is the next override): point after the last character. */
+    if (m.line > L->last_line) {
+        m.line = L->last_line;
+        m.column = L->last_cols;
+    }
     struct mark r = {L->src, L->line + (int)m.line, (int)m.column + 1};
     if (m.line == 0) r.col += L->col - 1;
     return r;
@@ -256,6 +264,15 @@ enum status yaml_load_text(struct arena *a, struct diag *d, const struct source 
                            const char *text, size_t len, int line, int col, struct node **root)
 {
     struct loader L = {.a = a, .d = d, .src = src, .line = line, .col = col};
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '\n') {
+            L.last_line++;
+            L.last_cols = 0;
+        } else if ((c & 0xC0) != 0x80) {
+            L.last_cols++;
+        }
+    }
     *root = NULL;
     if (!yaml_parser_initialize(&L.parser)) {
         diag_error(d, (struct mark){src, 0, 0}, "out of memory while parsing YAML");
