@@ -363,18 +363,18 @@ static const struct schema_key experiment_keys[] = {
     {.name = "precision", .type = SCHEMA_ENUM, .offset = OFF(spec, precision),
      .choices = precision_choices, .def = "auto",
      .doc = "auto: bf16 on a GPU, fp32 on the CPU; fp16 uses dynamic loss scaling"},
-    SEC("model", spec_model, model, model_section, SK_REQUIRED, "the network (below)"),
-    SEC("data", spec_data, data, data_section, 0, "the dataset (below)"),
-    SEC("augment", spec_augment, augment, augment_section, 0, "image transforms (below)"),
+    SEC("model", spec_model, model, model_section, SK_REQUIRED, "the network"),
+    SEC("data", spec_data, data, data_section, 0, "the dataset"),
+    SEC("augment", spec_augment, augment, augment_section, 0, "image transforms"),
     SEC("optimizer", spec_optimizer, optimizer, optimizer_section, SK_REQUIRED,
-        "the weight update (below)"),
-    SEC("schedule", spec_schedule, schedule, schedule_section, 0, "the learning rate (below)"),
-    SEC("train", spec_train, train, train_section, 0, "the training loop (below)"),
-    SEC("eval", spec_eval, eval, eval_section, 0, "evaluation (below)"),
-    SEC("checkpoint", spec_checkpoint, checkpoint, checkpoint_section, 0, "checkpoints (below)"),
+        "the weight update"),
+    SEC("schedule", spec_schedule, schedule, schedule_section, 0, "the learning rate"),
+    SEC("train", spec_train, train, train_section, 0, "the training loop"),
+    SEC("eval", spec_eval, eval, eval_section, 0, "evaluation"),
+    SEC("checkpoint", spec_checkpoint, checkpoint, checkpoint_section, 0, "checkpoints"),
     {.name = "hooks", .type = SCHEMA_LIST, .offset = OFF(spec, hooks), .section = &hook_section,
      .item_size = sizeof(struct spec_hook), .def = "[]",
-     .doc = "Lua files called at the start, after every epoch and at the end (below)"},
+     .doc = "Lua files called at the start, after every epoch and at the end"},
     {.name = "hooks_fail", .type = SCHEMA_ENUM, .offset = OFF(spec, hooks_fail),
      .choices = hooks_fail_choices, .def = "continue",
      .doc = "when a hook raises an error: report it and continue, or stop the run cleanly"},
@@ -491,7 +491,10 @@ static void write_rows(FILE *out, const struct schema_key *keys, size_t n)
             join_choices(k->choices, ", ", allowed, sizeof allowed);
         else
             range_text(k, allowed, sizeof allowed);
-        const char *def = k->flags & SK_REQUIRED ? "**required**" : k->def ? k->def : "unset";
+        const char *def = k->flags & SK_REQUIRED     ? "**required**"
+                          : k->def                    ? k->def
+                          : k->type == SCHEMA_SECTION ? "(below)"
+                                                      : "unset";
         fprintf(out, "| `%s` | %s | %s%s%s | %s | %s |\n", k->name, type_word(k, tb, sizeof tb),
                 k->def ? "`" : "", def, k->def ? "`" : "", allowed, k->doc);
     }

@@ -618,3 +618,68 @@ enum status validate_experiment(struct spec *s, struct diag *d, const char *hook
     if (d->errors == before) check_rules(&v, s);
     return d->errors == before ? STATUS_OK : STATUS_CONFIG;
 }
+
+/* --------------------------------------------------------------------------------------- */
+/* The table's own consistency (tests/test_schema.c). */
+
+static void check_keys(struct vctx *v, const char *where, const struct schema_key *keys,
+                       size_t n, void *scratch);
+
+static void check_section(struct vctx *v, const struct schema_section *s, void *scratch)
+{
+    check_keys(v, s->name, s->keys, s->nkeys, scratch);
+    if (s->select == SCHEMA_SELECT_TYPE) {
+        const struct schema_key *t = &s->keys[0];
+        bool ok = s->nkeys > 0 && strcmp(t->name, "type") == 0 && t->type == SCHEMA_ENUM;
+        for (size_t i = 0; ok && i < s->nvariants; i++)
+            ok = t->choices[i] && strcmp(t->choices[i], s->variants[i].name) == 0;
+        if (!ok || t->choices[s->nvariants])
+            diag_error(v->d, (struct mark){0}, "schema: section '%s': its first key must be "
+                       "'type', choosing among the variants in order", s->name);
+    }
+    for (size_t i = 0; i < s->nvariants; i++) {
+        const struct schema_variant *var = &s->variants[i];
+        check_keys(v, var->name, var->keys, var->nkeys, scratch);
+        if (var->shorthand && !find_key(var->keys, var->nkeys, var->shorthand))
+            diag_error(v->d, (struct mark){0}, "schema: '%s': shorthand '%s' is not a key",
+                       var->name, var->shorthand);
+    }
+    if (s->shorthand && !find_key(s->keys, s->nkeys, s->shorthand))
+        diag_error(v->d, (struct mark){0}, "schema: '%s': shorthand '%s' is not a key", s->name,
+                   s->shorthand);
+}
+
+static void check_keys(struct vctx *v, const char *where, const struct schema_key *keys,
+                       size_t n, void *scratch)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct schema_key *k = &keys[i];
+        if (!k->doc || !k->doc[0])
+            diag_error(v->d, (struct mark){0}, "schema: '%s.%s' has no description", where,
+                       k->name);
+        if (k->def && k->flags & SK_REQUIRED)
+            diag_error(v->d, (struct mark){0}, "schema: '%s.%s' is required and has a default",
+                       where, k->name);
+        if (k->def) {
+            const struct node *dn = default_node(v, k);
+            if (!dn)
+                diag_error(v->d, (struct mark){0}, "schema: '%s.%s': default is not YAML", where,
+                           k->name);
+            else
+                convert(v, k, arena_printf(v->a, "%s.%s", where, k->name), NULL, dn, scratch);
+        }
+        if ((k->type == SCHEMA_SECTION || k->type == SCHEMA_LIST) && k->section)
+            check_section(v, k->section, scratch);
+    }
+}
+
+enum status validate_schema_table(struct diag *d)
+{
+    struct arena a = {0};
+    struct vctx v = {.a = &a, .d = d};
+    void *scratch = arena_alloc(&a, sizeof(struct spec) + 4096);
+    int before = d->errors;
+    check_section(&v, &schema_experiment, scratch);
+    arena_free(&a);
+    return d->errors == before ? STATUS_OK : STATUS_CONFIG;
+}

@@ -16,4 +16,8 @@
 
 MUST_CHECK enum status validate_experiment(struct spec *s, struct diag *d, const char *hooks_dir);
 
+/* Checks the schema table itself: every default converts and fits its range, every key is
+ * described, typed sections list their variants in order (tests/test_schema.c). */
+MUST_CHECK enum status validate_schema_table(struct diag *d);
+
 #endif

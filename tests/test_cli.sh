@@ -1,0 +1,78 @@
+#!/bin/sh
+# test_cli.sh RUNNER SOURCE_DIR: the command line's exit codes, help and messages.
+set -u
+runner=$1
+cd "$2" || exit 1
+fails=0
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+
+# expect CODE DESCRIPTION -- ARGS...: run runner ARGS, check the exit code.
+expect() {
+    code=$1 what=$2
+    shift 3
+    "$runner" "$@" >"$out" 2>"$err"
+    rc=$?
+    if [ "$rc" -ne "$code" ]; then
+        echo "FAIL: $what: runner $*: exit $rc, expected $code"
+        sed 's/^/  stdout: /' "$out"
+        sed 's/^/  stderr: /' "$err"
+        fails=$((fails + 1))
+    fi
+}
+# has FILE TEXT: FILE contains TEXT.
+has() {
+    if ! grep -qF -- "$2" "$1"; then
+        echo "FAIL: expected '$2' in:"
+        sed 's/^/  /' "$1"
+        fails=$((fails + 1))
+    fi
+}
+
+expect 0 "help" -- --help
+has "$out" "usage: runner FILE [key=value ...]"
+expect 0 "command help" -- check --help
+has "$out" "usage: runner check FILE [key=value ...]"
+expect 0 "train help" -- train --help
+expect 2 "no arguments" --
+has "$err" "usage:"
+expect 2 "unknown option" -- --bogus
+has "$err" "unknown option '--bogus'"
+expect 2 "check without a file" -- check
+has "$err" "no experiment file given"
+expect 0 "version" -- --version
+has "$out" "libyaml 0."
+has "$out" "oneDNN"
+
+expect 0 "check the main job" -- check experiments/resnet50_adam.yaml
+has "$out" "experiments/resnet50_adam.yaml: ok (resnet50_adam)"
+expect 0 "check with overrides" -- check experiments/resnet50_adam.yaml optimizer.lr=3e-4 train.epochs=5
+expect 0 "the main job" -- experiments/resnet50_adam.yaml
+has "$out" "experiment resnet50_adam"
+expect 0 "config with overrides" -- config experiments/resnet50_adam.yaml optimizer.lr=3e-4 train.epochs=5
+has "$out" "lr: 0.0003"
+has "$out" "epochs: 5"
+expect 0 "schema" -- schema
+has "$out" '| `lr` | number |'
+
+expect 2 "a bad file" -- check tests/bad_yaml/18_unknown_key_typo.yaml
+has "$err" "tests/bad_yaml/18_unknown_key_typo.yaml:7:3: error: unknown key 'weight_decai' in 'optimizer'"
+has "$err" "hint: did you mean 'weight_decay'?"
+expect 2 "a bad file, train" -- tests/bad_yaml/23_non_numeric.yaml
+expect 2 "a missing file" -- check experiments/nope.yaml
+has "$err" "runner: error: cannot read 'experiments/nope.yaml': No such file or directory"
+expect 2 "a bad override" -- check experiments/resnet50_adam.yaml train.epochs=ten
+has "$err" "<command line>:1:14: error: 'train.epochs' must be an integer in [1, 1000000], got \"ten\""
+
+# device: cuda where there is no GPU is a configuration error (exit 2).
+"$runner" --version >"$out" 2>&1
+if grep -qE "GPUs: none|CUDA: not built in" "$out"; then
+    expect 2 "cuda without a GPU" -- experiments/resnet50_adam.yaml device=cuda
+    has "$err" "error: device cuda:0 was asked for, but"
+fi
+
+if [ "$fails" -ne 0 ]; then
+    echo "$fails check(s) failed"
+    exit 1
+fi
+echo "all CLI checks passed"
