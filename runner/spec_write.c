@@ -81,6 +81,21 @@ static void write_node(FILE *out, const struct node *n)
 static void write_keys(FILE *out, const struct schema_section *s, const void *base, int indent,
                        bool flow);
 
+/* One list item (of section s), as a flow mapping. */
+static void write_item(FILE *out, const struct schema_section *s, const void *item)
+{
+    if (s->select == SCHEMA_SELECT_SINGLE_KEY) {
+        const struct schema_variant *var =
+            &s->variants[*(const int *)((const char *)item + s->variant_offset)];
+        struct schema_section one = {.keys = var->keys, .nkeys = var->nkeys};
+        fprintf(out, "{%s: ", var->name);
+        write_keys(out, &one, item, 0, true);
+        fputc('}', out);
+    } else {
+        write_keys(out, s, item, 0, true);
+    }
+}
+
 /* A value that fits on the line of its key (everything but sections). */
 static void write_inline(FILE *out, const struct schema_key *k, const void *base)
 {
@@ -144,21 +159,10 @@ static void write_inline(FILE *out, const struct schema_key *k, const void *base
     case SCHEMA_ANY: write_node(out, *(const struct node *const *)f); break;
     case SCHEMA_LIST: {
         const struct spec_list *l = f;
-        const struct schema_section *s = k->section;
         fputc('[', out);
         for (size_t i = 0; i < l->n; i++) {
-            const void *item = (const char *)l->v + i * k->item_size;
             if (i) fputs(", ", out);
-            if (s->select == SCHEMA_SELECT_SINGLE_KEY) {
-                const struct schema_variant *var =
-                    &s->variants[*(const int *)((const char *)item + s->variant_offset)];
-                struct schema_section one = {.keys = var->keys, .nkeys = var->nkeys};
-                fprintf(out, "{%s: ", var->name);
-                write_keys(out, &one, item, 0, true);
-                fputc('}', out);
-            } else {
-                write_keys(out, s, item, 0, true);
-            }
+            write_item(out, k->section, (const char *)l->v + i * k->item_size);
         }
         fputc(']', out);
         break;
@@ -179,6 +183,16 @@ static void write_key_list(FILE *out, const struct schema_key *keys, size_t n, c
         } else if (k->type == SCHEMA_SECTION) {
             fprintf(out, "%*s%s:\n", indent, "", k->name);
             write_keys(out, k->section, (const char *)base + k->offset, indent + 2, false);
+        } else if (k->type == SCHEMA_LIST &&
+                   ((const struct spec_list *)((const char *)base + k->offset))->n > 0) {
+            /* One item per line: "- {...}" */
+            const struct spec_list *l = (const void *)((const char *)base + k->offset);
+            fprintf(out, "%*s%s:\n", indent, "", k->name);
+            for (size_t j = 0; j < l->n; j++) {
+                fprintf(out, "%*s  - ", indent, "");
+                write_item(out, k->section, (const char *)l->v + j * k->item_size);
+                fputc('\n', out);
+            }
         } else {
             fprintf(out, "%*s%s: ", indent, "", k->name);
             write_inline(out, k, base);
