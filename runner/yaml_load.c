@@ -36,11 +36,11 @@ static struct mark to_mark(const struct loader *L, yaml_mark_t m)
     return r;
 }
 
-/* Position of byte offset off of the parsed text (reader errors give only an offset). */
-static struct mark offset_mark(const struct loader *L, const char *text, size_t off)
+/* The 0-based line and column (in characters) of byte offset off of text. */
+static yaml_mark_t text_mark(const char *text, size_t off)
 {
     yaml_mark_t m = {0, 0, 0};
-    for (size_t i = 0; i < off && text[i]; i++) {
+    for (size_t i = 0; i < off; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c == '\n') {
             m.line++;
@@ -49,7 +49,7 @@ static struct mark offset_mark(const struct loader *L, const char *text, size_t 
             m.column++;
         }
     }
-    return to_mark(L, m);
+    return m;
 }
 
 static enum status parser_error(struct loader *L, const char *text)
@@ -61,7 +61,7 @@ static enum status parser_error(struct loader *L, const char *text)
         return STATUS_RUNTIME;
     }
     if (p->error == YAML_READER_ERROR) {
-        diag_error(L->d, offset_mark(L, text, p->problem_offset), "invalid YAML: %s", problem);
+        diag_error(L->d, to_mark(L, text_mark(text, p->problem_offset)), "invalid YAML: %s", problem);
         diag_hint(L->d, "a YAML file must be UTF-8 text without control characters");
         return STATUS_CONFIG;
     }
@@ -264,15 +264,9 @@ enum status yaml_load_text(struct arena *a, struct diag *d, const struct source 
                            const char *text, size_t len, int line, int col, struct node **root)
 {
     struct loader L = {.a = a, .d = d, .src = src, .line = line, .col = col};
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '\n') {
-            L.last_line++;
-            L.last_cols = 0;
-        } else if ((c & 0xC0) != 0x80) {
-            L.last_cols++;
-        }
-    }
+    yaml_mark_t end = text_mark(text, len);
+    L.last_line = end.line;
+    L.last_cols = end.column;
     *root = NULL;
     if (!yaml_parser_initialize(&L.parser)) {
         diag_error(d, (struct mark){src, 0, 0}, "out of memory while parsing YAML");
