@@ -259,7 +259,7 @@ static void convert(struct vctx *v, const struct schema_key *k, const char *path
         void *items = k->type == SCHEMA_FLOATS ? f
                       : k->type == SCHEMA_INTS  ? arena_alloc(v->a, n->n * sizeof(long long) + 1)
                                                 : arena_alloc(v->a, n->n * sizeof(char *) + 1);
-        bool ok = true;
+        bool ok = true, prev_ok = false;
         for (size_t i = 0; i < n->n; i++) {
             const char *ip = arena_printf(v->a, "%s[%zu]", path, i);
             const struct node *e = n->items[i];
@@ -276,11 +276,14 @@ static void convert(struct vctx *v, const struct schema_key *k, const char *path
             ek.type = et;
             void *slot = et == SCHEMA_INT ? (void *)((long long *)items + i)
                                           : (void *)((double *)items + i);
-            if (!convert_number(v, &ek, et, ip, e, slot)) {
+            bool this_ok = convert_number(v, &ek, et, ip, e, slot);
+            bool compare = this_ok && prev_ok;
+            prev_ok = this_ok;
+            if (!this_ok) {
                 ok = false;
                 continue;
             }
-            if (k->flags & SK_INCREASING && i > 0 && n->items[i - 1] &&
+            if (k->flags & SK_INCREASING && compare &&
                 ((long long *)items)[i] <= ((long long *)items)[i - 1]) {
                 diag_error(v->d, e->mark, "'%s' must be strictly increasing, but %lld follows %lld",
                            path, ((long long *)items)[i], ((long long *)items)[i - 1]);
@@ -424,10 +427,11 @@ static void fill_keys(struct vctx *v, const struct schema_section *s,
         const struct schema_key *k = find_key(s->keys, s->nkeys, key->text);
         if (!k && var) k = find_key(var->keys, var->nkeys, key->text);
         if (!k && any_variant) {
+            /* The type is missing or wrong (reported already): accept any variant's key. */
+            bool in_variant = false;
             for (size_t j = 0; j < s->nvariants; j++)
-                if (find_key(s->variants[j].keys, s->variants[j].nkeys, key->text))
-                    k = &s->keys[0]; /* its type is wrong already; stay quiet */
-            if (k) continue;
+                in_variant |= find_key(s->variants[j].keys, s->variants[j].nkeys, key->text) != NULL;
+            if (in_variant) continue;
         }
         if (!k) {
             unknown_key(v, s, var, path, key);

@@ -323,6 +323,12 @@ static void test_many_errors(void **state)
     assert_non_null(strstr(msgs, "hint: did you mean 'batch_size'?"));
     assert_non_null(strstr(msgs, "many.yaml:4:12: error"));
     free(msgs);
+    /* A bad list element is one error; its neighbours are not compared with it. */
+    n = load_errors("milestones.yaml", MIN_EXP "schedule: {type: multistep, milestones: [5, ten, 3]}\n",
+                    NULL, 0, &msgs);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(msgs, "'schedule.milestones[1]' must be an integer in [1, 1000000], got \"ten\""));
+    free(msgs);
 }
 
 static void test_write_reads_back(void **state)
