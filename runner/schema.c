@@ -1,7 +1,8 @@
 /*
- * schema.c: the experiment file's keys, as data. To add a key: add its field to spec.h, its
- * row here, and run `runner schema > /dev/null`-style check via tests/test_schema.c, which
- * also fails until the README's reference is regenerated (scripts/update_readme.sh).
+ * schema.c: the experiment file's keys, as data. To add a key: add its field to spec.h and its
+ * row here, then regenerate the README's reference (scripts/update_readme.sh).
+ * tests/test_schema.c checks the table (defaults valid and in range, every key described) and
+ * that the README matches it; tests/test_spec.c loads every section.
  */
 #include "schema.h"
 
