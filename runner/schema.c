@@ -43,7 +43,7 @@ static const struct schema_key data_keys[] = {
     {.name = "dataset", .type = SCHEMA_ENUM, .offset = OFF(spec_data, dataset),
      .choices = dataset_choices, .def = "cifar10", .doc = "the dataset"},
     {.name = "root", .type = SCHEMA_PATH, .offset = OFF(spec_data, root),
-     .flags = SK_NULLABLE | SK_DIR,
+     .flags = SK_NULLABLE,
      .doc = "directory holding cifar-10-batches-bin/; the environment variable RUNNER_DATA, "
             "when set, wins; unset: data/cifar10 under the current directory"},
     {.name = "download", .type = SCHEMA_BOOL, .offset = OFF(spec_data, download), .def = "true",

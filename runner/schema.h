@@ -43,7 +43,6 @@ enum schema_flags {
     SK_INCREASING = 1 << 6, /* INTS: strictly increasing */
     SK_MUST_EXIST = 1 << 7, /* PATH: the file must exist when the experiment is loaded */
     SK_HOOK = 1 << 8,       /* PATH: also looked up in the project's hooks/ */
-    SK_DIR = 1 << 9,        /* PATH: names a directory */
 };
 
 struct schema_section;
