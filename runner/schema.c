@@ -431,6 +431,9 @@ const char *schema_describe(const struct schema_key *k, char *buf, size_t size)
     switch (k->type) {
     case SCHEMA_BOOL: snprintf(buf, size, "true or false"); break;
     case SCHEMA_INT: snprintf(buf, size, "an integer%s%s", sep, range); break;
+    case SCHEMA_INT2:
+        snprintf(buf, size, "an integer%s%s or a list [h, w] of them", sep, range);
+        break;
     case SCHEMA_FLOAT: snprintf(buf, size, "a number%s%s", sep, range); break;
     case SCHEMA_STRING: snprintf(buf, size, "a string"); break;
     case SCHEMA_NAME:
@@ -466,6 +469,7 @@ static const char *type_word(const struct schema_key *k, char *buf, size_t size)
     switch (k->type) {
     case SCHEMA_BOOL: return "bool";
     case SCHEMA_INT: return "integer";
+    case SCHEMA_INT2: return "integer or [h, w]";
     case SCHEMA_FLOAT: return "number";
     case SCHEMA_STRING: return "string";
     case SCHEMA_NAME: return "name";
@@ -483,7 +487,7 @@ static const char *type_word(const struct schema_key *k, char *buf, size_t size)
     return "?";
 }
 
-static void write_rows(FILE *out, const struct schema_key *keys, size_t n)
+void schema_write_keys(FILE *out, const struct schema_key *keys, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const struct schema_key *k = &keys[i];
@@ -506,7 +510,7 @@ static void write_section(FILE *out, const struct schema_section *s, const char 
     fprintf(out, "### %s\n\n%s\n\n", title, s->doc);
     if (s->nkeys) {
         fprintf(out, "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n");
-        write_rows(out, s->keys, s->nkeys);
+        schema_write_keys(out, s->keys, s->nkeys);
         fputc('\n', out);
     }
     for (size_t v = 0; v < s->nvariants; v++) {
@@ -520,7 +524,7 @@ static void write_section(FILE *out, const struct schema_section *s, const char 
             continue;
         }
         fprintf(out, "\n\n| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n");
-        write_rows(out, var->keys, var->nkeys);
+        schema_write_keys(out, var->keys, var->nkeys);
         fputc('\n', out);
     }
 }

@@ -18,6 +18,7 @@
 enum schema_type {
     SCHEMA_BOOL,    /* bool: true or false, nothing else */
     SCHEMA_INT,     /* long long */
+    SCHEMA_INT2,    /* long long[2]: an integer n (meaning [n, n]) or a list [h, w] */
     SCHEMA_FLOAT,   /* double; integers accepted */
     SCHEMA_STRING,  /* const char *: any scalar but null and booleans */
     SCHEMA_NAME,    /* const char *: letters, digits, '.', '_', '-' (used in paths) */
@@ -92,6 +93,9 @@ extern const struct schema_section schema_experiment;
 
 /* Prints the reference of every key as Markdown (the README's "YAML reference"). */
 void schema_write_markdown(FILE *out);
+
+/* The table rows (key, type, default, allowed, meaning) of keys, as Markdown. */
+void schema_write_keys(FILE *out, const struct schema_key *keys, size_t n);
 
 /* "an integer >= 1", "a number in (0, 1)", "one of: auto, fp32": the expected-value phrase. */
 const char *schema_describe(const struct schema_key *k, char *buf, size_t size);

@@ -103,6 +103,14 @@ static void write_inline(FILE *out, const struct schema_key *k, const void *base
     switch (k->type) {
     case SCHEMA_BOOL: fputs(*(const bool *)f ? "true" : "false", out); break;
     case SCHEMA_INT: fprintf(out, "%lld", *(const long long *)f); break;
+    case SCHEMA_INT2: {
+        const long long *v = f;
+        if (v[0] == v[1])
+            fprintf(out, "%lld", v[0]);
+        else
+            fprintf(out, "[%lld, %lld]", v[0], v[1]);
+        break;
+    }
     case SCHEMA_FLOAT: write_num(out, *(const double *)f); break;
     case SCHEMA_STRING:
     case SCHEMA_NAME:

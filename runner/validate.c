@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "op.h"
 #include "paths.h"
 #include "schema.h"
 #include "yaml_load.h"
@@ -159,6 +160,22 @@ static void convert(struct vctx *v, const struct schema_key *k, const char *path
     case SCHEMA_FLOAT:
         convert_number(v, k, k->type, path, n, f);
         return;
+    case SCHEMA_INT2: {
+        long long *pair = f;
+        if (n->kind == NODE_SEQ && n->n == 2) {
+            for (size_t i = 0; i < 2; i++)
+                convert_number(v, k, SCHEMA_INT, arena_printf(v->a, "%s[%zu]", path, i),
+                               n->items[i], &pair[i]);
+            return;
+        }
+        if (n->kind == NODE_SEQ) {
+            bad_value(v, k, path, n);
+            diag_hint(v->d, "%zu value%s given; a list is [h, w]", n->n, n->n == 1 ? "" : "s");
+            return;
+        }
+        if (convert_number(v, k, SCHEMA_INT, path, n, &pair[0])) pair[1] = pair[0];
+        return;
+    }
     case SCHEMA_STRING:
         if (convert_string(v, k, path, n)) *(const char **)f = n->text;
         return;
@@ -580,6 +597,15 @@ static void validate_variant_item(struct vctx *v, const struct schema_section *s
     fill_keys(v, &one, NULL, false, vpath, name->mark, map, out);
 }
 
+enum status validate_keys(struct arena *a, struct diag *d, const struct schema_section *s,
+                          const char *path, struct mark where, const struct node *map, void *out)
+{
+    struct vctx v = {.a = a, .d = d};
+    int before = d->errors;
+    fill_keys(&v, s, NULL, false, path, where, map, out);
+    return d->errors == before ? STATUS_OK : STATUS_CONFIG;
+}
+
 /* --------------------------------------------------------------------------------------- */
 /* Rules between keys */
 
@@ -684,6 +710,14 @@ enum status validate_schema_table(struct diag *d)
     void *scratch = arena_alloc(&a, sizeof(struct spec) + 4096);
     int before = d->errors;
     check_section(&v, &schema_experiment, scratch);
+    for (int k = 0; k < OP_KIND_COUNT; k++) {
+        if (!op_table[k] || !op_table[k]->params) {
+            diag_error(d, (struct mark){0}, "schema: op %d has no table entry", k);
+            continue;
+        }
+        memset(scratch, 0, sizeof(union op_params));
+        check_section(&v, op_table[k]->params, scratch);
+    }
     arena_free(&a);
     return d->errors == before ? STATUS_OK : STATUS_CONFIG;
 }

@@ -14,10 +14,22 @@
 #include "node.h"
 #include "spec.h"
 
+struct schema_section;
+
 MUST_CHECK enum status validate_experiment(struct spec *s, struct diag *d, const char *hooks_dir);
 
+/*
+ * Checks map (a mapping, or NULL for an empty one) against the keys of s (a section without
+ * variants) and fills out, defaults included; path names the mapping in messages ("'PATH.KEY'
+ * must be ..."), where marks missing keys. Used for the settings of graph ops.
+ */
+MUST_CHECK enum status validate_keys(struct arena *a, struct diag *d,
+                                     const struct schema_section *s, const char *path,
+                                     struct mark where, const struct node *map, void *out);
+
 /* Checks the schema table itself: every default converts and fits its range, every key is
- * described, typed sections list their variants in order (tests/test_schema.c). */
+ * described, typed sections list their variants in order; the same for every op's settings
+ * (tests/test_schema.c). */
 MUST_CHECK enum status validate_schema_table(struct diag *d);
 
 #endif
