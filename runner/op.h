@@ -1,0 +1,101 @@
+/*
+ * op.h: the ops C knows, in one table. A graph file (graph.h) names ops; everything about an
+ * op (its YAML parameters with their ranges, its shape rule, its parameter tensors, its
+ * multiply-add count) is found through op_table. Blocks, stages and ResNets are not here:
+ * they are written in YAML.
+ *
+ *     enum op_kind k = op_find("conv");                 // OP_KIND_COUNT if unknown
+ *     const struct op_def *op = op_table[k];
+ *     union op_params p;                                // filled by validate_keys(op->params)
+ *     struct shape out;
+ *     char why[256];
+ *     if (!op->infer(&p, &in, &out, why, sizeof why)) report(why);
+ *
+ * Each op lives in layers/<op>.h (its parameter struct and shape rule) and layers/<op>.c (its
+ * table entry). To add an op: write those two files, add its OP_KIND_ constant, its member of
+ * union op_params, and its row in op.c. tests/test_graph.c covers every shape rule, tensor
+ * list and count.
+ */
+#ifndef RUNNER_OP_H
+#define RUNNER_OP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "shape.h"
+
+#include "layers/add.h"
+#include "layers/avgpool.h"
+#include "layers/batchnorm.h"
+#include "layers/conv.h"
+#include "layers/dropout.h"
+#include "layers/flatten.h"
+#include "layers/global_avg_pool.h"
+#include "layers/identity.h"
+#include "layers/linear.h"
+#include "layers/maxpool.h"
+#include "layers/relu.h"
+
+enum op_kind {
+    OP_KIND_CONV,
+    OP_KIND_BATCHNORM,
+    OP_KIND_RELU,
+    OP_KIND_ADD,
+    OP_KIND_MAXPOOL,
+    OP_KIND_AVGPOOL,
+    OP_KIND_GLOBAL_AVG_POOL,
+    OP_KIND_FLATTEN,
+    OP_KIND_LINEAR,
+    OP_KIND_DROPOUT,
+    OP_KIND_IDENTITY,
+    OP_KIND_COUNT,
+};
+
+/* An op's parameters: the member named after the op (pool for maxpool and avgpool). */
+union op_params {
+    struct conv_params conv;
+    struct batchnorm_params batchnorm;
+    struct pool_params pool;
+    struct linear_params linear;
+    struct dropout_params dropout;
+};
+
+#define OP_MAX_INPUTS 2
+#define OP_MAX_TENSORS 5
+
+struct schema_section;
+
+struct op_def {
+    const char *name; /* as written after `op:` */
+    const char *doc;  /* one line: what it computes, and its shape rule */
+    int arity;        /* inputs: 1, or 2 for add (the join of a block's two paths) */
+    const struct schema_section *params; /* its YAML keys, offsets into union op_params */
+
+    /*
+     * The output shape for inputs in[0..arity-1] (all known). May complete p (a pooling
+     * stride left at 0 becomes the kernel). False, with a message in why, when the input
+     * does not fit (wrong rank, kernel larger than the padded input, channels not divisible
+     * by groups, shapes that differ for add).
+     */
+    bool (*infer)(union op_params *p, const struct shape *in, struct shape *out, char *why,
+                  size_t size);
+    /* Its tensors (parameters and buffers), at most OP_MAX_TENSORS; NULL: none. */
+    int (*tensors)(const union op_params *p, const struct shape *in, const struct shape *out,
+                   struct op_tensor *t);
+    /* Multiply-adds per image (conv and linear; NULL: 0). */
+    uint64_t (*macs)(const union op_params *p, const struct shape *in, const struct shape *out);
+    /* A short summary of the parameters for tables ("3x3/2 pad 1"); NULL: none. */
+    void (*summary)(const union op_params *p, char *buf, size_t size);
+};
+
+extern const struct op_def *const op_table[OP_KIND_COUNT];
+
+/* The op called name, or OP_KIND_COUNT. */
+enum op_kind op_find(const char *name);
+
+/* Writes the reference of every op and its parameters as Markdown (part of `runner schema`). */
+void op_write_markdown(FILE *out);
+
+#endif
