@@ -9,8 +9,11 @@
 #include <string.h>
 
 #include "device.h"
+#include "graph.h"
+#include "model.h"
 #include "schema.h"
 #include "spec.h"
+#include "summary.h"
 
 #ifndef RUNNER_VERSION
 #define RUNNER_VERSION "0.1.0"
@@ -34,12 +37,52 @@ static int load(const char *file, const char *const *ov, size_t n, struct spec *
     return (int)st;
 }
 
+/* Loads the experiment and expands its graph; *g is NULL when the caller passes no g. */
+static int load_model(const char *file, const char *const *ov, size_t n, struct spec **s,
+                      struct graph **g)
+{
+    int rc = load(file, ov, n, s);
+    if (rc) return rc;
+    struct diag d = {.out = stderr};
+    struct graph *graph;
+    enum status st = model_build(*s, &d, &graph);
+    if (st) {
+        if (d.errors > 1) fprintf(stderr, "%d errors\n", d.errors);
+        spec_free(*s);
+        *s = NULL;
+        return (int)st;
+    }
+    if (g)
+        *g = graph;
+    else
+        graph_free(graph);
+    return 0;
+}
+
 static int cmd_check(const char *file, const char *const *ov, size_t n)
 {
     struct spec *s;
-    int rc = load(file, ov, n, &s);
+    int rc = load_model(file, ov, n, &s, NULL);
     if (rc) return rc;
     printf("%s: ok (%s)\n", s->file->name, s->name);
+    spec_free(s);
+    return 0;
+}
+
+static int cmd_plan(const char *file, const char *const *ov, size_t n)
+{
+    struct spec *s;
+    struct graph *g;
+    int rc = load_model(file, ov, n, &s, &g);
+    if (rc) return rc;
+    /* device: cuda plans for the GPU even where none is present; auto plans for this machine. */
+    bool cuda = s->device.kind == SPEC_DEVICE_CUDA;
+    struct spec_device dev;
+    char msg[256];
+    if (s->device.kind == SPEC_DEVICE_AUTO && device_resolve(&s->device, &dev, msg, sizeof msg) == 0)
+        cuda = dev.kind == SPEC_DEVICE_CUDA;
+    summary_print(stdout, s, g, cuda);
+    graph_free(g);
     spec_free(s);
     return 0;
 }
@@ -57,7 +100,7 @@ static int cmd_config(const char *file, const char *const *ov, size_t n)
 static int cmd_train(const char *file, const char *const *ov, size_t n)
 {
     struct spec *s;
-    int rc = load(file, ov, n, &s);
+    int rc = load_model(file, ov, n, &s, NULL);
     if (rc) return rc;
     struct spec_device dev;
     char msg[512];
@@ -82,6 +125,7 @@ static int cmd_schema(const char *file, const char *const *ov, size_t n)
 {
     (void)file, (void)ov, (void)n;
     schema_write_markdown(stdout);
+    graph_write_markdown(stdout);
     return 0;
 }
 
@@ -89,11 +133,18 @@ static const struct command commands[] = {
     {"train", "FILE [key=value ...]", "run an experiment (the default command)",
      "Loads FILE with its extends chain and overrides, checks it, and runs it.\n", cmd_train},
     {"check", "FILE [key=value ...]", "validate an experiment: exit 0 if valid, 2 if not",
-     "Prints every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check},
+     "Checks the experiment and its graph (ops, settings, shapes, names) and prints\n"
+     "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check},
     {"config", "FILE [key=value ...]", "print the resolved configuration as YAML",
      "Every key with its value after extends, overrides and defaults.\n", cmd_config},
-    {"schema", "", "print the reference of every YAML key (Markdown)",
-     "Every key of an experiment file: type, default, allowed values, meaning.\n", cmd_schema},
+    {"plan", "FILE [key=value ...]", "print the network: layers, shapes, counts, memory",
+     "Expands the experiment's graph and prints every layer (name, op, settings, output\n"
+     "shape, parameters, multiply-adds), the totals, and the memory one training step\n"
+     "needs at train.batch_size. Another model: runner plan FILE model=models/resnet18.yaml\n",
+     cmd_plan},
+    {"schema", "", "print the reference of every YAML key and op (Markdown)",
+     "Every key of an experiment file (type, default, allowed values, meaning), the\n"
+     "structure of graph files, and every op with its settings.\n", cmd_schema},
 };
 
 static const struct command *find_command(const char *name)

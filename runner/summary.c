@@ -1,0 +1,123 @@
+/*
+ * summary.c: the layer table and totals of `runner plan`. See summary.h.
+ * Covered by tests/test_graph.c and tests/test_cli.sh.
+ */
+#include "summary.h"
+
+#include <string.h>
+
+#include "model.h"
+
+static const char *precision_name(const struct spec *s, bool cuda)
+{
+    switch (s->precision) {
+    case SPEC_PRECISION_AUTO: return cuda ? "bf16" : "fp32";
+    case SPEC_PRECISION_FP32: return "fp32";
+    case SPEC_PRECISION_BF16: return "bf16";
+    case SPEC_PRECISION_FP16: return "fp16";
+    }
+    return "fp32";
+}
+
+struct summary_memory summary_memory(const struct spec *s, const struct graph *g, bool cuda)
+{
+    struct summary_memory m = {.batch = s->train.batch_size, .precision = precision_name(s, cuda)};
+    size_t act = strcmp(m.precision, "fp32") == 0 ? 4 : 2;
+    const struct spec_optimizer *o = &s->optimizer;
+    switch (o->type) {
+    case SPEC_OPTIMIZER_SGD: m.state_per_param = o->momentum > 0; break;
+    case SPEC_OPTIMIZER_ADAM:
+    case SPEC_OPTIMIZER_ADAMW: m.state_per_param = 2 + o->amsgrad; break;
+    }
+    if (o->ema_decay > 0) m.state_per_param++;
+    size_t np = (size_t)g->nparams;
+    m.params = 4 * (np + (size_t)g->nbuffers) + (act == 2 ? 2 * np : 0);
+    m.grads = 4 * np;
+    m.optimizer = 4 * np * (size_t)m.state_per_param;
+    size_t per_image = (size_t)shape_numel(&g->input);
+    for (size_t i = 0; i < g->nlayers; i++) per_image += (size_t)shape_numel(&g->layers[i].out);
+    m.activations = per_image * act * (size_t)m.batch;
+    m.total = m.params + m.grads + m.optimizer + m.activations;
+    return m;
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *commas(char *buf, size_t size, unsigned long long x)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", x), j = 0;
+    for (int i = 0; i < n && (size_t)j + 2 < size; i++) {
+        if (i && (n - i) % 3 == 0) buf[j++] = ',';
+        buf[j++] = tmp[i];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static const char *mib(char *buf, size_t size, size_t bytes)
+{
+    if (bytes >= (size_t)10 << 30)
+        snprintf(buf, size, "%.1f GiB", (double)bytes / (1 << 30));
+    else
+        snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));
+    return buf;
+}
+
+void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda)
+{
+    int w = 5;
+    for (size_t i = 0; i < g->nlayers; i++) {
+        int n = (int)strlen(g->layers[i].name);
+        if (n > w) w = n;
+    }
+    char a[SHAPE_TEXT], b[32], c[32], set[96];
+    fprintf(out, "%s (%s): graph %s, input %s\n\n", s->name, s->file->name,
+            s->model.graph.path ? s->model.graph.path : "written inline",
+            shape_format(&g->input, a, sizeof a));
+    fprintf(out, "%-*s  %-15s  %-16s  %-10s  %12s  %14s\n", w, "layer", "op", "settings",
+            "output", "params", "MACs");
+    int count[OP_KIND_COUNT] = {0};
+    for (size_t i = 0; i < g->nlayers; i++) {
+        const struct graph_layer *l = &g->layers[i];
+        const struct op_def *op = op_table[l->op];
+        count[l->op]++;
+        int64_t np = 0;
+        for (size_t t = 0; t < l->ntensors; t++)
+            if (g->tensors[l->tensor0 + t].t.role == TENSOR_PARAM)
+                np += op_tensor_numel(&g->tensors[l->tensor0 + t].t);
+        set[0] = '\0';
+        if (op->summary) op->summary(&l->p, set, sizeof set);
+        fprintf(out, "%-*s  %-15s  %-16s  %-10s  %12s  %14s\n", w, l->name, op->name, set,
+                shape_format(&l->out, a, sizeof a), np ? commas(b, sizeof b, (unsigned long long)np) : "",
+                l->macs ? commas(c, sizeof c, l->macs) : "");
+    }
+    fprintf(out, "\nlayers          %zu (", g->nlayers);
+    bool first = true;
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        if (count[k]) {
+            fprintf(out, "%s%d %s", first ? "" : ", ", count[k], op_table[k]->name);
+            first = false;
+        }
+    fprintf(out, ")\n");
+    fprintf(out, "parameters      %s in %zu tensors", commas(b, sizeof b, (unsigned long long)g->nparams),
+            g->nparam_tensors);
+    if (g->nbuffer_tensors)
+        fprintf(out, " (buffers: %s values in %zu tensors)",
+                commas(c, sizeof c, (unsigned long long)g->nbuffers), g->nbuffer_tensors);
+    fprintf(out, "\nMACs per image  %s (%.3f G)\n", commas(b, sizeof b, g->macs), (double)g->macs / 1e9);
+    fprintf(out, "output          %lld class scores (%d classes in the data)\n",
+            (long long)g->layers[g->output].out.d[0], model_classes(s));
+
+    struct summary_memory m = summary_memory(s, g, cuda);
+    static const char *const opt[] = {"sgd", "adam", "adamw"};
+    fprintf(out, "\nmemory of one training step (batch %lld, %s, %s on the %s):\n", m.batch,
+            m.precision, opt[s->optimizer.type], cuda ? "GPU" : "CPU");
+    fprintf(out, "  parameters       %12s  (fp32, with buffers%s)\n", mib(a, sizeof a, m.params),
+            strcmp(m.precision, "fp32") ? ", plus a 16-bit copy for compute" : "");
+    fprintf(out, "  gradients        %12s  (fp32)\n", mib(a, sizeof a, m.grads));
+    fprintf(out, "  optimizer state  %12s  (%d value%s per parameter)\n",
+            mib(a, sizeof a, m.optimizer), m.state_per_param, m.state_per_param == 1 ? "" : "s");
+    fprintf(out, "  activations      %12s  (%s; the input and every layer's output, kept for "
+            "the backward pass)\n", mib(a, sizeof a, m.activations), m.precision);
+    fprintf(out, "  total            %12s\n", mib(a, sizeof a, m.total));
+}
