@@ -7,8 +7,10 @@
  *     # args: key=value ...                     (command-line overrides, optional)
  *
  * Each file must give exit status 2 with exactly one error, that first line verbatim, the
- * offending line echoed and a caret under the column, and the hint (or none). Files named
- * _*.yaml are helpers the cases extend or name. Run from CTest with the suite's directory.
+ * offending line echoed and a caret under the column, and the hint (or none): from loading
+ * the experiment or, once it loads, from expanding its graph (model_build). Files named
+ * _*.yaml are helpers the cases extend or name (graph files: _g_*.yaml). Run from CTest with
+ * the suite's directory.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -22,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "model.h"
 #include "spec.h"
 
 struct expectation {
@@ -90,6 +93,15 @@ static void run_case(void **state)
     struct diag d = {.out = mem};
     struct spec *s = NULL;
     enum status st = spec_load(file, e.args, e.nargs, &d, &s);
+    if (st == STATUS_OK) {
+        /* A graph case: the experiment is fine, its graph is not. */
+        struct graph *g = NULL;
+        st = model_build(s, &d, &g);
+        graph_free(g);
+        spec_free(s);
+        if (st == STATUS_OK) st = (enum status)-1;
+        s = NULL;
+    }
     fclose(mem);
 
     /* The expected first line: a bare LINE:COL is in this file. */

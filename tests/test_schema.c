@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "graph.h"
 #include "schema.h"
 #include "validate.h"
 
@@ -53,6 +54,7 @@ static void test_readme_reference(void **state)
     size_t len;
     FILE *f = open_memstream(&gen, &len);
     schema_write_markdown(f);
+    graph_write_markdown(f);
     fclose(f);
     if (strcmp(b, gen) != 0) {
         int line = 1;
