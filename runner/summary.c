@@ -87,9 +87,14 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
                 np += op_tensor_numel(&g->tensors[l->tensor0 + t].t);
         set[0] = '\0';
         if (op->summary) op->summary(&l->p, set, sizeof set);
-        fprintf(out, "%-*s  %-15s  %-16s  %-10s  %12s  %14s\n", w, l->name, op->name, set,
-                shape_format(&l->out, a, sizeof a), np ? commas(b, sizeof b, (unsigned long long)np) : "",
-                l->macs ? commas(c, sizeof c, l->macs) : "");
+        char row[512];
+        snprintf(row, sizeof row, "%-*s  %-15s  %-16s  %-10s  %12s  %14s", w, l->name,
+                         op->name, set, shape_format(&l->out, a, sizeof a),
+                         np ? commas(b, sizeof b, (unsigned long long)np) : "",
+                         l->macs ? commas(c, sizeof c, l->macs) : "");
+        size_t n = strlen(row);
+        while (n && row[n - 1] == ' ') row[--n] = '\0';
+        fprintf(out, "%s\n", row);
     }
     fprintf(out, "\nlayers          %zu (", g->nlayers);
     bool first = true;
