@@ -46,7 +46,9 @@ struct builder {
     const struct node **seen; /* items whose errors were shown (blocks are used many times) */
     size_t nseen, capseen;
     size_t caplayers, captensors;
-    bool failed;
+    int *slots;    /* hash of layer names: layer index + 1, 0 empty */
+    size_t nslots; /* a power of two, at least twice the layers */
+    bool failed, too_big;
 };
 
 /* Unnamed layers are numbered per op within a block instance (or the top level). */
@@ -260,7 +262,7 @@ static struct num apply(struct expr *e, const char *at, char op, bool floor_div,
                         struct num y)
 {
     struct num r = {true, 0, 0};
-    if ((op == '/' || op == '%') && !e->failed && num_f(y) == 0) {
+    if ((op == '/' || op == '%') && num_f(y) == 0) {
         expr_fail(e, at, "division by zero in '%s'", e->text);
         return r;
     }
@@ -462,20 +464,60 @@ static const char *full_name(struct builder *b, const struct scope *sc, const ch
     return sc->prefix[0] ? arena_printf(b->a, "%s.%s", sc->prefix, name) : arena_strdup(b->a, name);
 }
 
+static size_t name_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The layer called name, or -1; else inserts index under name when index >= 0. */
+static int name_find_or_add(struct builder *b, const char *name, int index)
+{
+    if (index >= 0 && 2 * (b->g->nlayers + 1) > b->nslots) {
+        size_t n = b->nslots ? 2 * b->nslots : 256;
+        int *slots = calloc(n, sizeof *slots);
+        if (!slots) {
+            fprintf(stderr, "runner: out of memory expanding the graph\n");
+            abort();
+        }
+        for (size_t i = 0; i < b->nslots; i++) {
+            if (!b->slots[i]) continue;
+            size_t h = name_hash(b->g->layers[b->slots[i] - 1].name) & (n - 1);
+            while (slots[h]) h = (h + 1) & (n - 1);
+            slots[h] = b->slots[i];
+        }
+        free(b->slots);
+        b->slots = slots;
+        b->nslots = n;
+    }
+    if (!b->nslots) return -1;
+    size_t h = name_hash(name) & (b->nslots - 1);
+    for (; b->slots[h]; h = (h + 1) & (b->nslots - 1))
+        if (strcmp(b->g->layers[b->slots[h] - 1].name, name) == 0) return b->slots[h] - 1;
+    if (index >= 0) b->slots[h] = index + 1;
+    return -1;
+}
+
 /* Appends a layer fed by in[0..nin); checks its name and infers its shape. */
 static struct flow add_layer(struct builder *b, struct diag *d, const struct node *at,
                              const char *name, enum op_kind k, const union op_params *p,
                              const struct flow *in, int nin, const char *hint)
 {
     struct graph *g = b->g;
-    for (size_t i = 0; i < g->nlayers; i++)
-        if (strcmp(g->layers[i].name, name) == 0) {
-            diag_error(d, at->mark, "the name '%s' is used twice", name);
-            struct mark m = g->layers[i].mark;
-            diag_hint(d, "the first '%s' is at %s:%d:%d", name, m.src ? m.src->name : "?", m.line,
-                      m.col);
-            return (struct flow){GRAPH_INPUT, {0}};
-        }
+    if (g->nlayers == GRAPH_MAX_LAYERS) {
+        diag_error(d, at->mark, "the graph expands to more than %d layers", GRAPH_MAX_LAYERS);
+        b->too_big = true;
+        return (struct flow){GRAPH_INPUT, {0}};
+    }
+    int first = name_find_or_add(b, name, -1);
+    if (first >= 0) {
+        diag_error(d, at->mark, "the name '%s' is used twice", name);
+        struct mark m = g->layers[first].mark;
+        diag_hint(d, "the first '%s' is at %s:%d:%d", name, m.src ? m.src->name : "?", m.line,
+                  m.col);
+        return (struct flow){GRAPH_INPUT, {0}};
+    }
     g->layers = grow(g->layers, &b->caplayers, g->nlayers + 1, sizeof *g->layers);
     struct graph_layer *l = &g->layers[g->nlayers];
     *l = (struct graph_layer){.name = name, .op = k, .p = *p, .nin = nin, .mark = at->mark};
@@ -486,6 +528,7 @@ static struct flow add_layer(struct builder *b, struct diag *d, const struct nod
         ins[i] = in[i].s;
         known &= in[i].s.rank != 0;
     }
+    (void)name_find_or_add(b, name, (int)g->nlayers);
     g->nlayers++;
     const struct op_def *op = op_table[k];
     char why[320];
@@ -737,7 +780,7 @@ static struct flow expand_blocks(struct builder *b, struct diag *d, const struct
     for (long long i = 0; i < repeat; i++) {
         const char *prefix = stage ? arena_printf(b->a, "%s.%lld", name, i) : name;
         x = instantiate(b, d, item, def, args, prefix, x, i == 0);
-        if (!x.s.rank && x.layer == GRAPH_INPUT) return x;
+        if ((!x.s.rank && x.layer == GRAPH_INPUT) || b->too_big) return x;
     }
     return x;
 }
@@ -793,7 +836,7 @@ static struct flow expand_list(struct builder *b, const struct node *list, struc
 {
     for (size_t i = 0; i < list->n; i++) {
         in = expand_item(b, list->items[i], sc, env, in);
-        if (b->d->errors >= 20) break;
+        if (b->d->errors >= 20 || b->too_big) break;
     }
     return in;
 }
@@ -1044,6 +1087,7 @@ enum status graph_build(const struct node *tree, const struct shape *data_input,
         }
     }
     free(b.seen);
+    free(b.slots);
     if (d->errors != before || b.failed) {
         graph_free(g);
         return STATUS_CONFIG;

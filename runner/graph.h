@@ -58,6 +58,7 @@
 
 #define GRAPH_INPUT (-1) /* the producer index of the graph's input */
 #define GRAPH_MAX_DEPTH 16 /* blocks inside blocks */
+#define GRAPH_MAX_LAYERS 100000
 
 struct graph_layer {
     const char *name; /* hierarchical: "layer1.0.conv2", "layer1.0.relu_1" */

@@ -56,7 +56,7 @@ static const char *commas(char *buf, size_t size, unsigned long long x)
 
 static const char *mib(char *buf, size_t size, size_t bytes)
 {
-    if (bytes >= (size_t)10 << 30)
+    if (bytes >= (size_t)1 << 30)
         snprintf(buf, size, "%.1f GiB", (double)bytes / (1 << 30));
     else
         snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));

@@ -424,6 +424,15 @@ static void test_expressions(void **state)
                                    "got 2.5"));
     built_free(&b);
     free(bad);
+
+    /* After a first error the rest of an expression is not computed (no division by 0). */
+    bad = replace_once(yaml, "out: $w * 4", "out: $nope // 0 % 0");
+    build_text(&b, bad, NULL);
+    assert_null(b.g);
+    assert_int_equal(b.errors, 1);
+    assert_non_null(strstr(b.msgs, "'$nope' is not a parameter of this block"));
+    built_free(&b);
+    free(bad);
 }
 
 static void test_block_error_reported_once(void **state)

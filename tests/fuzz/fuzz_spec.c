@@ -1,15 +1,18 @@
 /*
  * fuzz_spec.c: libFuzzer target for the experiment loader. The input is an experiment file's
  * text; after a NUL byte, newline-separated command-line overrides follow. Every error path
- * prints its message (echo and caret included) to /dev/null, and a valid experiment is
- * written back as YAML. Built and run by scripts/fuzz.sh (ASan + UBSan); not part of CTest.
+ * prints its message (echo and caret included) to /dev/null, a valid experiment is written
+ * back as YAML, and its graph (written inline, e.g. model: {graph: {input: ..., graph: [...]}})
+ * is expanded and summarized. Built and run by scripts/fuzz.sh (ASan + UBSan); not part of CTest.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model.h"
 #include "spec.h"
+#include "summary.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,6 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (spec_load_text("fuzz/experiment.yaml", text, yaml_len, ov, n, &d, &s) == STATUS_OK) {
         spec_write_yaml(s, sink);
         (void)spec_mark(s, "optimizer.lr");
+        struct graph *g = NULL;
+        if (model_build(s, &d, &g) == STATUS_OK) summary_print(sink, s, g, false);
+        graph_free(g);
         spec_free(s);
     }
     free(ovbuf);
