@@ -22,14 +22,6 @@ static const struct schema_key batchnorm_keys[] = {
 static const struct schema_section batchnorm_section = {
     .name = "batchnorm", .keys = batchnorm_keys, .nkeys = ARRAY_LEN(batchnorm_keys)};
 
-static bool batchnorm_infer(union op_params *p, const struct shape *in, struct shape *out,
-                            char *why, size_t size)
-{
-    (void)p, (void)why, (void)size;
-    *out = *in;
-    return true;
-}
-
 static int batchnorm_tensors(const union op_params *up, const struct shape *in,
                              const struct shape *out, struct op_tensor *t)
 {
@@ -58,7 +50,7 @@ const struct op_def op_batchnorm = {
            "vector): shape unchanged; weight, bias (C) and the running mean and variance",
     .arity = 1,
     .params = &batchnorm_section,
-    .infer = batchnorm_infer,
+    .infer = op_infer_same,
     .tensors = batchnorm_tensors,
     .summary = batchnorm_summary,
 };

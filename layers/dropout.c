@@ -16,14 +16,6 @@ static const struct schema_key dropout_keys[] = {
 static const struct schema_section dropout_section = {
     .name = "dropout", .keys = dropout_keys, .nkeys = ARRAY_LEN(dropout_keys)};
 
-static bool dropout_infer(union op_params *p, const struct shape *in, struct shape *out,
-                          char *why, size_t size)
-{
-    (void)p, (void)why, (void)size;
-    *out = *in;
-    return true;
-}
-
 static void dropout_summary(const union op_params *up, char *buf, size_t size)
 {
     snprintf(buf, size, "p %g", up->dropout.p);
@@ -35,6 +27,6 @@ const struct op_def op_dropout = {
            "the identity in evaluation",
     .arity = 1,
     .params = &dropout_section,
-    .infer = dropout_infer,
+    .infer = op_infer_same,
     .summary = dropout_summary,
 };

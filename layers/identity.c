@@ -9,18 +9,10 @@
 
 static const struct schema_section identity_section = {.name = "identity"};
 
-static bool identity_infer(union op_params *p, const struct shape *in, struct shape *out,
-                           char *why, size_t size)
-{
-    (void)p, (void)why, (void)size;
-    *out = *in;
-    return true;
-}
-
 const struct op_def op_identity = {
     .name = "identity",
     .doc = "the input unchanged",
     .arity = 1,
     .params = &identity_section,
-    .infer = identity_infer,
+    .infer = op_infer_same,
 };

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expr.h"
 #include "schema.h"
 #include "validate.h"
 
@@ -92,304 +93,12 @@ static bool scalar_text(const struct node *n)
     return n && n->kind == NODE_SCALAR && strlen(n->text) == n->len && !node_is_null(n);
 }
 
-/* --------------------------------------------------------------------------------------- */
-/* Expressions: `$width * 4`, `($c + 1) // 2` */
-
-struct num {
-    bool is_int;
-    long long i;
-    double f;
-};
-
-struct expr {
-    const char *text, *p;
-    const struct node *n;         /* the scalar */
-    const struct block_def *def;  /* whose parameters may be named; NULL: none */
-    const struct env *env;        /* values; NULL: check the syntax and names only */
-    struct diag *d;
-    struct arena *a;
-    bool failed;
-};
-
-static struct mark expr_mark(const struct expr *e, const char *at)
+/* What $names mean in a block instance (env), in a block's definition (def alone: checking
+ * only), or outside blocks (neither). */
+static struct expr_scope scope_of(const struct block_def *def, const struct env *env)
 {
-    struct mark m = e->n->mark;
-    /* A plain scalar on one line: its columns follow its text. */
-    if (!memchr(e->text, '\n', (size_t)(at - e->text))) m.col += (int)(at - e->text);
-    return m;
-}
-
-static void expr_fail(struct expr *e, const char *at, const char *fmt, const char *arg)
-{
-    if (e->failed) return;
-    e->failed = true;
-    diag_error(e->d, expr_mark(e, at), fmt, arg);
-}
-
-static void skip_space(struct expr *e)
-{
-    while (*e->p == ' ' || *e->p == '\t') e->p++;
-}
-
-static bool is_ident(char c, bool first)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-           (!first && c >= '0' && c <= '9');
-}
-
-static double num_f(struct num x)
-{
-    return x.is_int ? (double)x.i : x.f;
-}
-
-static struct num parse_sum(struct expr *e);
-
-static struct num param_value(struct expr *e, const char *at, const char *name, size_t len)
-{
-    struct num zero = {true, 0, 0};
-    const struct block_def *def = e->def;
-    size_t idx = def ? def->nparams : 0;
-    for (size_t i = 0; def && i < def->nparams; i++)
-        if (strlen(def->params[i]) == len && strncmp(def->params[i], name, len) == 0) idx = i;
-    char *word = arena_strndup(e->a, name, len);
-    if (!def) {
-        expr_fail(e, at, "'$%s' is not defined: $parameters exist only inside blocks", word);
-        return zero;
-    }
-    if (idx == def->nparams) {
-        if (e->failed) return zero;
-        expr_fail(e, at, "'$%s' is not a parameter of this block", word);
-        const char *best = diag_closest(word, def->params, def->nparams);
-        char list[256];
-        list_words(list, sizeof list, def->params, def->nparams);
-        if (best)
-            diag_hint(e->d, "did you mean '$%s'?", best);
-        else if (def->nparams)
-            diag_hint(e->d, "block '%s' has the parameters: %s", def->name, list);
-        else
-            diag_hint(e->d, "block '%s' has no parameters; declare them with params: [...]",
-                      def->name);
-        return zero;
-    }
-    if (!e->env) return (struct num){true, 1, 1}; /* checking only */
-    const struct node *v = e->env->values[idx];
-    if (v->kind == NODE_SCALAR && v->plain && node_text_is_int(v->text)) {
-        errno = 0;
-        long long x = strtoll(v->text, NULL, 10);
-        if (errno != ERANGE) return (struct num){true, x, (double)x};
-    } else if (v->kind == NODE_SCALAR && v->plain && node_text_is_float(v->text)) {
-        double x = strtod(v->text, NULL);
-        if (isfinite(x)) return (struct num){false, 0, x};
-    }
-    if (!e->failed) {
-        e->failed = true;
-        diag_error(e->d, v->mark, "parameter '%s' is used in '%s' and must be a number, got %s",
-                   word, e->text, node_describe(e->a, v));
-    }
-    return zero;
-}
-
-static struct num parse_primary(struct expr *e)
-{
-    struct num zero = {true, 0, 0};
-    skip_space(e);
-    const char *at = e->p;
-    if (*e->p == '(') {
-        e->p++;
-        struct num x = parse_sum(e);
-        skip_space(e);
-        if (*e->p != ')') {
-            expr_fail(e, e->p, "expected ')' in '%s'", e->text);
-            return zero;
-        }
-        e->p++;
-        return x;
-    }
-    if (*e->p == '$') {
-        e->p++;
-        const char *name = e->p;
-        while (is_ident(*e->p, e->p == name)) e->p++;
-        if (e->p == name) {
-            expr_fail(e, at, "'$' must be followed by a parameter name in '%s'", e->text);
-            return zero;
-        }
-        return param_value(e, at, name, (size_t)(e->p - name));
-    }
-    if ((*e->p >= '0' && *e->p <= '9') || *e->p == '.') {
-        const char *s = e->p;
-        while ((*e->p >= '0' && *e->p <= '9') || *e->p == '.') e->p++;
-        if ((*e->p == 'e' || *e->p == 'E') &&
-            ((e->p[1] >= '0' && e->p[1] <= '9') ||
-             ((e->p[1] == '-' || e->p[1] == '+') && e->p[2] >= '0' && e->p[2] <= '9'))) {
-            e->p += 2;
-            while (*e->p >= '0' && *e->p <= '9') e->p++;
-        }
-        char *tok = arena_strndup(e->a, s, (size_t)(e->p - s));
-        if (node_text_is_int(tok)) {
-            errno = 0;
-            long long x = strtoll(tok, NULL, 10);
-            if (errno == ERANGE) expr_fail(e, s, "the number '%s' is too large", tok);
-            return (struct num){true, x, (double)x};
-        }
-        if (!node_text_is_float(tok)) {
-            expr_fail(e, s, "'%s' is not a number", tok);
-            return zero;
-        }
-        return (struct num){false, 0, strtod(tok, NULL)};
-    }
-    if (*e->p)
-        expr_fail(e, at, "expected a number, '$name' or '(' in '%s'", e->text);
-    else
-        expr_fail(e, at, "'%s' ends where a number, '$name' or '(' is expected", e->text);
-    return zero;
-}
-
-static struct num parse_unary(struct expr *e)
-{
-    skip_space(e);
-    if (*e->p == '-' || *e->p == '+') {
-        bool neg = *e->p == '-';
-        const char *at = e->p++;
-        struct num x = parse_unary(e);
-        if (!neg) return x;
-        if (x.is_int && x.i == LLONG_MIN) expr_fail(e, at, "'%s' overflows", e->text);
-        return x.is_int ? (struct num){true, -x.i, -(double)x.i} : (struct num){false, 0, -x.f};
-    }
-    return parse_primary(e);
-}
-
-static struct num apply(struct expr *e, const char *at, char op, bool floor_div, struct num x,
-                        struct num y)
-{
-    struct num r = {true, 0, 0};
-    if ((op == '/' || op == '%') && num_f(y) == 0) {
-        expr_fail(e, at, "division by zero in '%s'", e->text);
-        return r;
-    }
-    if (x.is_int && y.is_int) {
-        bool over = false;
-        switch (op) {
-        case '+': over = __builtin_add_overflow(x.i, y.i, &r.i); break;
-        case '-': over = __builtin_sub_overflow(x.i, y.i, &r.i); break;
-        case '*': over = __builtin_mul_overflow(x.i, y.i, &r.i); break;
-        case '%':
-            if (y.i == -1) return r;
-            r.i = x.i % y.i;
-            if (r.i && (r.i < 0) != (y.i < 0)) r.i += y.i; /* Python's sign rule */
-            break;
-        case '/':
-            if (y.i == -1 && x.i == LLONG_MIN) {
-                over = true;
-                break;
-            }
-            if (floor_div) {
-                r.i = x.i / y.i;
-                if ((x.i % y.i) && ((x.i < 0) != (y.i < 0))) r.i--;
-            } else if (x.i % y.i) {
-                return (struct num){false, 0, (double)x.i / (double)y.i};
-            } else {
-                r.i = x.i / y.i;
-            }
-            break;
-        }
-        if (over) expr_fail(e, at, "'%s' overflows", e->text);
-        r.f = (double)r.i;
-        return r;
-    }
-    double a = num_f(x), b = num_f(y), f = 0;
-    switch (op) {
-    case '+': f = a + b; break;
-    case '-': f = a - b; break;
-    case '*': f = a * b; break;
-    case '/': f = floor_div ? floor(a / b) : a / b; break;
-    case '%': f = a - b * floor(a / b); break;
-    }
-    if (!isfinite(f)) expr_fail(e, at, "'%s' overflows", e->text);
-    return (struct num){false, 0, f};
-}
-
-static struct num parse_product(struct expr *e)
-{
-    struct num x = parse_unary(e);
-    for (;;) {
-        skip_space(e);
-        char op = *e->p;
-        if (op != '*' && op != '/' && op != '%') return x;
-        const char *at = e->p++;
-        bool floor_div = op == '/' && *e->p == '/';
-        if (floor_div) e->p++;
-        struct num y = parse_unary(e);
-        x = apply(e, at, op, floor_div, x, y);
-    }
-}
-
-static struct num parse_sum(struct expr *e)
-{
-    struct num x = parse_product(e);
-    for (;;) {
-        skip_space(e);
-        char op = *e->p;
-        if (op != '+' && op != '-') return x;
-        const char *at = e->p++;
-        struct num y = parse_product(e);
-        x = apply(e, at, op, false, x, y);
-    }
-}
-
-/*
- * n with its $expressions evaluated in env (def's parameters): a new scalar at n's mark, or
- * the argument node itself for a bare `$name`. Without env, only checks. NULL on an error.
- */
-static const struct node *subst_scalar(struct builder *b, struct diag *d, const struct node *n,
-                                       const struct block_def *def, const struct env *env)
-{
-    if (n->kind != NODE_SCALAR || !n->plain || !memchr(n->text, '$', n->len)) return n;
-    struct expr e = {.text = n->text, .p = n->text, .n = n, .def = def, .env = env, .d = d,
-                     .a = b->a};
-    if (strlen(n->text) != n->len) {
-        expr_fail(&e, n->text, "'%s' holds a NUL character", n->text);
-        return NULL;
-    }
-    /* A bare $name passes the argument as written (any type, its own position). */
-    if (env && n->text[0] == '$' && n->len > 1 && is_ident(n->text[1], true)) {
-        size_t len = 1;
-        while (is_ident(n->text[len + 1], false)) len++;
-        if (len + 1 == n->len) {
-            for (size_t i = 0; i < def->nparams; i++)
-                if (strlen(def->params[i]) == len && strncmp(def->params[i], n->text + 1, len) == 0)
-                    return env->values[i];
-        }
-    }
-    struct num x = parse_sum(&e);
-    skip_space(&e);
-    if (!e.failed && *e.p) expr_fail(&e, e.p, "expected an operator in '%s'", n->text);
-    if (e.failed) return NULL;
-    if (!env) return n;
-    char buf[64];
-    if (x.is_int) {
-        snprintf(buf, sizeof buf, "%lld", x.i);
-    } else {
-        snprintf(buf, sizeof buf, "%.17g", x.f);
-        if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");
-    }
-    return node_scalar(b->a, n->mark, buf, true);
-}
-
-/* A copy of a settings tree with every $expression evaluated (see subst_scalar). */
-static const struct node *subst_tree(struct builder *b, struct diag *d, const struct node *n,
-                                     const struct block_def *def, const struct env *env)
-{
-    if (n->kind == NODE_SCALAR) return subst_scalar(b, d, n, def, env);
-    struct node *c = arena_alloc(b->a, sizeof *c);
-    *c = *n;
-    c->items = arena_alloc(b->a, (n->n + 1) * sizeof *c->items);
-    bool ok = true;
-    for (size_t i = 0; i < n->n; i++) {
-        const struct node *v = subst_tree(b, d, n->items[i], def, env);
-        ok &= v != NULL;
-        c->items[i] = (struct node *)(v ? v : n->items[i]);
-    }
-    return ok ? c : NULL;
+    if (!def) return (struct expr_scope){0};
+    return (struct expr_scope){def->name, def->params, def->nparams, env ? env->values : NULL};
 }
 
 /* The item's settings or arguments: its mapping without the item keys, substituted. */
@@ -397,13 +106,14 @@ static const struct node *item_args(struct builder *b, struct diag *d, const str
                                     const struct block_def *def, const struct env *env)
 {
     struct node *m = node_map(b->a, map->mark);
+    struct expr_scope sc = scope_of(def, env);
     bool ok = true;
     for (size_t i = 0; i < map->n; i++) {
         bool skip = false;
         for (size_t k = 0; k < ARRAY_LEN(item_keys); k++)
             skip |= strcmp(map->keys[i]->text, item_keys[k]) == 0;
         if (skip) continue;
-        const struct node *v = subst_tree(b, d, map->items[i], def, env);
+        const struct node *v = expr_subst(b->a, d, map->items[i], &sc);
         ok &= v != NULL;
         if (v) node_map_set(b->a, m, map->keys[i], (struct node *)v);
     }
@@ -423,7 +133,7 @@ static bool valid_name(const char *s)
             start = true;
             continue;
         }
-        if (!is_ident(*s, false)) return false;
+        if (!expr_is_ident(*s, false)) return false;
         start = false;
     }
     return !start;
@@ -768,7 +478,8 @@ static struct flow expand_blocks(struct builder *b, struct diag *d, const struct
             {.name = "repeat", .type = SCHEMA_INT, .flags = SK_MIN | SK_MAX, .min = 1,
              .max = 10000, .doc = "blocks in the stage"}};
         static const struct schema_section rs = {.name = "stage", .keys = rk, .nkeys = 1};
-        const struct node *r = subst_scalar(b, d, rn, env ? env->def : NULL, env);
+        struct expr_scope es = scope_of(env ? env->def : NULL, env);
+        const struct node *r = expr_subst(b->a, d, rn, &es);
         if (!r) return bad;
         struct node *m = node_map(b->a, item->mark);
         node_map_set(b->a, m, (struct node *)rkey, (struct node *)r);
@@ -887,7 +598,8 @@ static void check_exprs(struct builder *b, const struct block_def *def, const st
         if (item->kind != NODE_MAP) continue;
         int before = b->d->errors;
         const struct node *r = node_map_get(item, "repeat", NULL);
-        if (r) (void)subst_scalar(b, b->d, r, def, NULL);
+        struct expr_scope es = scope_of(def, NULL);
+        if (r) (void)expr_subst(b->a, b->d, r, &es);
         (void)item_args(b, b->d, item, def, NULL);
         item_done(b, item, b->d, before);
     }
@@ -930,8 +642,8 @@ static void define_block(struct builder *b, struct block_def *def, const struct 
             const struct node *p = params->kind == NODE_SEQ ? params->items[i] : params->keys[i];
             if (params->kind == NODE_MAP) def->defaults[i] = params->items[i];
             def->params[i] = p->text;
-            bool ok = scalar_text(p) && p->len && is_ident(p->text[0], true);
-            for (size_t c = 1; ok && c < p->len; c++) ok = is_ident(p->text[c], false);
+            bool ok = scalar_text(p) && p->len && expr_is_ident(p->text[0], true);
+            for (size_t c = 1; ok && c < p->len; c++) ok = expr_is_ident(p->text[c], false);
             if (!ok) {
                 diag_error(b->d, p->mark, "a parameter name must be letters, digits and '_', "
                            "got %s", node_describe(b->a, p));

@@ -92,6 +92,10 @@ struct op_def {
 
 extern const struct op_def *const op_table[OP_KIND_COUNT];
 
+/* The shape rule of ops that keep their input's shape (relu, identity, dropout, batchnorm). */
+bool op_infer_same(union op_params *p, const struct shape *in, struct shape *out, char *why,
+                   size_t size);
+
 /* The op called name, or OP_KIND_COUNT. */
 enum op_kind op_find(const char *name);
 

@@ -20,6 +20,7 @@
 #include "model.h"
 #include "spec.h"
 #include "summary.h"
+#include "test_util.h"
 #include "yaml_load.h"
 
 /* --------------------------------------------------------------------------------------- */
@@ -54,20 +55,6 @@ static void built_free(struct built *b)
     graph_free(b->g);
     arena_free(&b->a);
     free(b->msgs);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) abort();
-    s[n] = '\0';
-    fclose(f);
-    return s;
 }
 
 /* text with its only occurrence of from replaced by to (caller frees). */

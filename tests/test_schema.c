@@ -15,6 +15,7 @@
 
 #include "graph.h"
 #include "schema.h"
+#include "test_util.h"
 #include "validate.h"
 
 static const char *readme_path;
@@ -24,20 +25,6 @@ static void test_table_consistent(void **state)
     (void)state;
     struct diag d = {.out = stderr};
     assert_int_equal(validate_schema_table(&d), STATUS_OK);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static void test_readme_reference(void **state)

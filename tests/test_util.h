@@ -1,6 +1,6 @@
 /*
- * test_util.h: helpers shared by the CMocka tests: a temporary directory to write YAML files
- * into, and loading with the messages captured.
+ * test_util.h: helpers shared by the CMocka tests: writing and reading files, and loading
+ * with the messages captured.
  */
 #ifndef RUNNER_TEST_UTIL_H
 #define RUNNER_TEST_UTIL_H
@@ -21,6 +21,21 @@ static inline const char *write_file(const char *dir, const char *name, const ch
     fputs(text, f);
     fclose(f);
     return path;
+}
+
+/* The whole file, NUL-terminated (caller frees), or NULL. */
+static inline char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
 }
 
 /* Loads path with overrides; the messages land in *msgs (caller frees). */
