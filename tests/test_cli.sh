@@ -75,6 +75,9 @@ has "$out" "memory of one training step (batch 256, fp32, adam on the CPU):"
 expect 0 "plan resnet50, ImageNet stem" -- plan experiments/resnet50_adam.yaml model=models/resnet50_imagenet_stem.yaml
 has "$out" "parameters      23,528,522 in 161 tensors"
 has "$out" "maxpool                maxpool          3x3/2 pad 1       64x8x8"
+expect 0 "plan ResNet-50, ImageNet stem, at 224x224" -- plan experiments/resnet50_adam.yaml model=models/resnet50_imagenet_stem.yaml 'augment.train=[{resize: {size: 224}}]' 'augment.eval=[{resize: {size: 224}}]'
+has "$out" "MACs per image  4,087,156,736 (4.087 G)"
+has "$out" "maxpool                maxpool          3x3/2 pad 1       64x56x56"
 expect 0 "plan resnet18" -- plan experiments/resnet50_adam.yaml model=models/resnet18.yaml
 has "$out" "parameters      11,173,962 in 62 tensors"
 expect 0 "plan resnet101" -- plan experiments/resnet50_adam.yaml model=models/resnet101.yaml train.batch_size=32
