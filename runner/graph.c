@@ -10,9 +10,6 @@
  */
 #include "graph.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
