@@ -1,0 +1,110 @@
+/*
+ * layers/batchnorm_cpu.c: batchnorm on the CPU with oneDNN: training forward (batch
+ * statistics, saved for backward; the running ones updated in C as PyTorch does, with the
+ * unbiased variance), inference forward (running statistics), backward (data, gamma, beta).
+ * Covered by tests/test_ops_cpu.c.
+ */
+#include "cpu.h"
+
+#define FLAGS (dnnl_use_scale | dnnl_use_shift)
+
+/* running = (1 - m) running + m batch; the variance unbiased; num_batches_tracked += 1. */
+static void running_kernel(struct cpu *c, const struct cpu_step *s)
+{
+    (void)c;
+    const float *mean = s->args[0].ptr, *var = s->args[1].ptr;
+    float *rm = s->args[2].ptr, *rv = s->args[3].ptr;
+    int64_t *count = s->args[4].ptr;
+    int64_t channels = s->n;
+    double m = s->f, n = (double)s->args[5].id;
+    for (int64_t i = 0; i < channels; i++) {
+        rm[i] = (float)((1 - m) * rm[i] + m * mean[i]);
+        rv[i] = (float)((1 - m) * rv[i] + m * var[i] * (n > 1 ? n / (n - 1) : 1));
+    }
+    (*count)++;
+}
+
+static void batchnorm_forward(struct cpu *c, size_t li)
+{
+    const struct graph_layer *l = &cpu_graph(c)->layers[li];
+    const struct batchnorm_params *p = &l->p.batchnorm;
+    struct cpu_layer *cl = cpu_layer(c, l);
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
+    int64_t channels = src.dims[1];
+    dnnl_memory_desc_t stat = cpu_md(1, &channels, dnnl_a);
+    cpu_output(c, li, &src);
+    cl->aux[0] = cpu_buffer(c, dnnl_memory_desc_get_size(&stat)); /* batch mean */
+    cl->aux[1] = cpu_buffer(c, dnnl_memory_desc_get_size(&stat)); /* batch variance */
+
+    dnnl_batch_normalization_desc_t bd;
+    if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, &src,
+                                                              (float)p->eps, FLAGS),
+                l, "batch normalization"))
+        return;
+    dnnl_primitive_desc_t pd = cpu_pd(c, &bd, NULL, l, "batch normalization");
+    if (!pd) return;
+    cpu_keep_pd(c, li, pd);
+    struct cpu_step *s = cpu_prim(c, CPU_FWD_TRAIN, pd, l);
+    cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
+    cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
+    cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false);
+    cpu_act(c, s, DNNL_ARG_DST, cl->out, &src);
+    cpu_act(c, s, DNNL_ARG_MEAN, cl->aux[0], &stat);
+    cpu_act(c, s, DNNL_ARG_VARIANCE, cl->aux[1], &stat);
+
+    s = cpu_kernel(c, CPU_FWD_TRAIN, running_kernel, l);
+    cpu_act(c, s, 0, cl->aux[0], &stat);
+    cpu_act(c, s, 1, cl->aux[1], &stat);
+    cpu_tensor_arg(c, s, 2, l->tensor0 + 2, false);
+    cpu_tensor_arg(c, s, 3, l->tensor0 + 3, false);
+    cpu_tensor_arg(c, s, 4, l->tensor0 + 4, false);
+    s->n = channels;
+    s->f = p->momentum;
+    s->args[5].id = (int)(src.dims[0] * (src.ndims > 2 ? src.dims[2] : 1) *
+                          (src.ndims > 3 ? src.dims[3] : 1)); /* values per channel */
+
+    dnnl_batch_normalization_desc_t id;
+    if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&id, dnnl_forward_inference, &src,
+                                                              (float)p->eps,
+                                                              FLAGS | dnnl_use_global_stats),
+                l, "batch normalization (inference)"))
+        return;
+    s = cpu_prim(c, CPU_FWD_EVAL, cpu_pd(c, &id, NULL, l, "batch normalization (inference)"), l);
+    cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
+    cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
+    cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false);
+    cpu_tensor_arg(c, s, DNNL_ARG_MEAN, l->tensor0 + 2, false);
+    cpu_tensor_arg(c, s, DNNL_ARG_VARIANCE, l->tensor0 + 3, false);
+    cpu_act(c, s, DNNL_ARG_DST, cl->out, &src);
+}
+
+static void batchnorm_backward(struct cpu *c, size_t li)
+{
+    const struct graph_layer *l = &cpu_graph(c)->layers[li];
+    const struct batchnorm_params *p = &l->p.batchnorm;
+    struct cpu_layer *cl = cpu_layer(c, l);
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
+    int64_t channels = src.dims[1];
+    dnnl_memory_desc_t stat = cpu_md(1, &channels, dnnl_a);
+    dnnl_batch_normalization_desc_t bd;
+    if (!cpu_ok(c, dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &src, &src,
+                                                               (float)p->eps, FLAGS),
+                l, "batch normalization backward"))
+        return;
+    struct cpu_step *s =
+        cpu_prim(c, CPU_BWD, cpu_pd(c, &bd, cl->fwd_pd, l, "batch normalization backward"), l);
+    int dx = cpu_grad_begin(c, l, 0);
+    bool wanted = dx >= 0;
+    if (!wanted) dx = cpu_buffer(c, dnnl_memory_desc_get_size(&src)); /* computed, unused */
+    cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
+    cpu_act(c, s, DNNL_ARG_MEAN, cl->aux[0], &stat);
+    cpu_act(c, s, DNNL_ARG_VARIANCE, cl->aux[1], &stat);
+    cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &src);
+    cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
+    cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &src);
+    cpu_tensor_arg(c, s, DNNL_ARG_DIFF_SCALE, l->tensor0, true);
+    cpu_tensor_arg(c, s, DNNL_ARG_DIFF_SHIFT, l->tensor0 + 1, true);
+    if (wanted) cpu_grad_finish(c, l, 0, dx);
+}
+
+const struct cpu_op batchnorm_cpu = {.forward = batchnorm_forward, .backward = batchnorm_backward};

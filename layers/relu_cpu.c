@@ -1,0 +1,45 @@
+/*
+ * layers/relu_cpu.c: relu on the CPU with oneDNN's eltwise primitive; backward from the
+ * output (so the input need not be kept). Covered by tests/test_ops_cpu.c.
+ */
+#include "cpu.h"
+
+static void relu_forward(struct cpu *c, size_t li)
+{
+    const struct graph_layer *l = &cpu_graph(c)->layers[li];
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
+    cpu_output(c, li, &src);
+    dnnl_eltwise_desc_t ed;
+    if (!cpu_ok(c, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training,
+                                                  dnnl_eltwise_relu_use_dst_for_bwd, &src, 0, 0),
+                l, "relu"))
+        return;
+    dnnl_primitive_desc_t pd = cpu_pd(c, &ed, NULL, l, "relu");
+    if (!pd) return;
+    cpu_keep_pd(c, li, pd);
+    for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
+        struct cpu_step *s = cpu_prim(c, (enum cpu_phase)ph, pd, l);
+        cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
+        cpu_act(c, s, DNNL_ARG_DST, cpu_layer(c, l)->out, &src);
+    }
+}
+
+static void relu_backward(struct cpu *c, size_t li)
+{
+    const struct graph_layer *l = &cpu_graph(c)->layers[li];
+    struct cpu_layer *cl = cpu_layer(c, l);
+    int dx = cpu_grad_begin(c, l, 0);
+    if (dx < 0) return;
+    dnnl_eltwise_desc_t ed;
+    if (!cpu_ok(c, dnnl_eltwise_backward_desc_init(&ed, dnnl_eltwise_relu_use_dst_for_bwd, &cl->md,
+                                                   &cl->md, 0, 0),
+                l, "relu backward"))
+        return;
+    struct cpu_step *s = cpu_prim(c, CPU_BWD, cpu_pd(c, &ed, cl->fwd_pd, l, "relu backward"), l);
+    cpu_act(c, s, DNNL_ARG_DST, cl->out, &cl->md);
+    cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &cl->md);
+    cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &cl->md);
+    cpu_grad_finish(c, l, 0, dx);
+}
+
+const struct cpu_op relu_cpu = {.forward = relu_forward, .backward = relu_backward};

@@ -1,0 +1,734 @@
+/*
+ * backend_cpu.c: the CPU backend: oneDNN primitives (created once, in the layouts oneDNN
+ * prefers) and plain C kernels, over arenas allocated once. See cpu.h for the structure and
+ * plan.h for the contract. Covered by tests/test_ops_cpu.c and tests/test_plan.c.
+ */
+#include "cpu.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op.h"
+
+struct cpu_buffer {
+    size_t size;
+    int first, last;
+    size_t offset;
+};
+
+struct cpu {
+    struct plan *plan;
+    const struct graph *g;
+    struct diag *d;
+    bool failed;
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+
+    struct cpu_layer *layers;
+    dnnl_memory_desc_t in_md; /* the input batch, NCHW */
+    int in_buf, in_grad;
+
+    struct cpu_buffer *bufs;
+    size_t nbufs, capbufs;
+    struct cpu_step *steps[CPU_PHASES];
+    size_t nsteps[CPU_PHASES], capsteps[CPU_PHASES];
+    int loss_time;
+
+    dnnl_memory_desc_t *tmd; /* per graph tensor: its arena layout */
+    size_t *toff;            /* its offset in the parameter (and gradient) arena */
+    size_t param_bytes;      /* the trained tensors come first: [0, param_bytes) */
+    char *params, *grads, *optim, *act, *work;
+
+    /* The output at the plan's edge: (N, F) in a plain layout, and its gradient. */
+    int out_plain, grad_plain, row_loss;
+    int32_t *labels;
+    dnnl_primitive_attr_t attr; /* user-managed scratchpad */
+    double loss;
+};
+
+/* --------------------------------------------------------------------------------------- */
+/* What the op builders use (cpu.h) */
+
+bool cpu_ok(struct cpu *c, dnnl_status_t st, const struct graph_layer *l, const char *what)
+{
+    if (st == dnnl_success) return true;
+    if (!c->failed || l) {
+        struct mark m = l ? l->mark : (struct mark){0};
+        diag_error(c->d, m, "%s%s%s: oneDNN %s failed (status %d)", l ? "layer '" : "",
+                   l ? l->name : "", l ? "'" : "", what, (int)st);
+    }
+    c->failed = true;
+    return false;
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return p;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need) n *= 2;
+    void *q = realloc(p, n * size);
+    if (!q) abort();
+    *cap = n;
+    return q;
+}
+
+int cpu_buffer(struct cpu *c, size_t bytes)
+{
+    c->bufs = grow(c->bufs, &c->capbufs, c->nbufs + 1, sizeof *c->bufs);
+    c->bufs[c->nbufs] = (struct cpu_buffer){bytes, INT_MAX, -1, 0};
+    return (int)c->nbufs++;
+}
+
+static struct cpu_step *new_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l)
+{
+    c->steps[ph] = grow(c->steps[ph], &c->capsteps[ph], c->nsteps[ph] + 1, sizeof(struct cpu_step));
+    struct cpu_step *s = &c->steps[ph][c->nsteps[ph]];
+    memset(s, 0, sizeof *s);
+    s->layer = l;
+    s->time = ph == CPU_FWD_TRAIN ? (int)c->nsteps[ph]
+              : ph == CPU_BWD     ? c->loss_time + 1 + (int)c->nsteps[ph]
+                                  : -1;
+    c->nsteps[ph]++;
+    return s;
+}
+
+struct cpu_step *cpu_prim(struct cpu *c, enum cpu_phase ph, dnnl_primitive_desc_t pd,
+                          const struct graph_layer *l)
+{
+    struct cpu_step *s = new_step(c, ph, l);
+    if (!pd) {
+        c->failed = true;
+        return s;
+    }
+    s->scratch_md = cpu_query(pd, dnnl_query_scratchpad_md, 0);
+    cpu_ok(c, dnnl_primitive_create(&s->prim, pd), l, "primitive creation");
+    if (!l || pd != c->layers[l - c->g->layers].fwd_pd) dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint,
+                             const struct graph_layer *l, const char *what)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    if (!cpu_ok(c, dnnl_primitive_desc_create(&pd, desc, c->attr, c->eng, hint), l, what))
+        return NULL;
+    return pd;
+}
+
+void cpu_keep_pd(struct cpu *c, size_t li, dnnl_primitive_desc_t pd)
+{
+    c->layers[li].fwd_pd = pd;
+}
+
+struct cpu_step *cpu_kernel(struct cpu *c, enum cpu_phase ph, cpu_kernel_fn fn,
+                            const struct graph_layer *l)
+{
+    struct cpu_step *s = new_step(c, ph, l);
+    s->kernel = fn;
+    return s;
+}
+
+static void add_arg(struct cpu_step *s, int dnnl_arg, enum cpu_where w, int id,
+                    const dnnl_memory_desc_t *md)
+{
+    if (s->nargs == CPU_MAX_ARGS) abort();
+    s->args[s->nargs++] = (struct cpu_arg){.dnnl_arg = dnnl_arg, .where = w, .id = id, .md = *md};
+}
+
+void cpu_act(struct cpu *c, struct cpu_step *s, int dnnl_arg, int buf, const dnnl_memory_desc_t *md)
+{
+    add_arg(s, dnnl_arg, CPU_ACT, buf, md);
+    if (s->time < 0) return;
+    struct cpu_buffer *b = &c->bufs[buf];
+    if (s->time < b->first) b->first = s->time;
+    if (s->time > b->last) b->last = s->time;
+}
+
+void cpu_tensor_arg(struct cpu *c, struct cpu_step *s, int dnnl_arg, size_t tensor, bool grad)
+{
+    add_arg(s, dnnl_arg, grad ? CPU_GRAD : CPU_PARAM, (int)tensor, &c->tmd[tensor]);
+}
+
+void cpu_output(struct cpu *c, size_t li, const dnnl_memory_desc_t *md)
+{
+    c->layers[li].md = *md;
+    c->layers[li].out = cpu_buffer(c, dnnl_memory_desc_get_size(md));
+}
+
+void cpu_tensor_md(struct cpu *c, size_t t, const dnnl_memory_desc_t *md)
+{
+    c->tmd[t] = *md;
+}
+
+const dnnl_memory_desc_t *cpu_in_md(struct cpu *c, const struct graph_layer *l, int i)
+{
+    return l->in[i] == GRAPH_INPUT ? &c->in_md : &c->layers[l->in[i]].md;
+}
+
+int cpu_in_buf(struct cpu *c, const struct graph_layer *l, int i)
+{
+    return l->in[i] == GRAPH_INPUT ? c->in_buf : c->layers[l->in[i]].out;
+}
+
+struct cpu_layer *cpu_layer(struct cpu *c, const struct graph_layer *l)
+{
+    return &c->layers[l - c->g->layers];
+}
+
+const struct graph *cpu_graph(struct cpu *c)
+{
+    return c->g;
+}
+
+int64_t cpu_batch(struct cpu *c)
+{
+    return c->plan->opt.batch;
+}
+
+uint64_t cpu_seed(struct cpu *c)
+{
+    return c->plan->opt.seed ^ ((uint64_t)c->plan->steps * 0x9E3779B97F4A7C15ull);
+}
+
+int cpu_grad_out(struct cpu *c, const struct graph_layer *l)
+{
+    return cpu_layer(c, l)->grad;
+}
+
+int cpu_grad_begin(struct cpu *c, const struct graph_layer *l, int i)
+{
+    int src = l->in[i];
+    if (src == GRAPH_INPUT) {
+        if (!c->plan->opt.input_grad) return -1;
+        if (c->in_grad < 0) {
+            c->in_grad = cpu_buffer(c, dnnl_memory_desc_get_size(&c->in_md));
+            return c->in_grad;
+        }
+        return cpu_buffer(c, dnnl_memory_desc_get_size(&c->in_md));
+    }
+    struct cpu_layer *p = &c->layers[src];
+    if (p->grad < 0) {
+        p->grad = cpu_buffer(c, dnnl_memory_desc_get_size(&p->md));
+        return p->grad;
+    }
+    return cpu_buffer(c, dnnl_memory_desc_get_size(&p->md));
+}
+
+void cpu_grad_finish(struct cpu *c, const struct graph_layer *l, int i, int buf)
+{
+    int src = l->in[i];
+    int target = src == GRAPH_INPUT ? c->in_grad : c->layers[src].grad;
+    if (buf < 0 || buf == target) return;
+    const dnnl_memory_desc_t *md = cpu_in_md(c, l, i);
+    dnnl_binary_desc_t bd;
+    dnnl_primitive_desc_t pd = NULL;
+    if (cpu_ok(c, dnnl_binary_desc_init(&bd, dnnl_binary_add, md, md, md), l, "gradient sum"))
+        pd = cpu_pd(c, &bd, NULL, l, "gradient sum");
+    struct cpu_step *s = cpu_prim(c, CPU_BWD, pd, l);
+    cpu_act(c, s, DNNL_ARG_SRC_0, target, md);
+    cpu_act(c, s, DNNL_ARG_SRC_1, buf, md);
+    cpu_act(c, s, DNNL_ARG_DST, target, md);
+}
+
+static void copy_kernel(struct cpu *c, const struct cpu_step *s)
+{
+    (void)c;
+    memcpy(s->args[1].ptr, s->args[0].ptr, (size_t)s->n);
+}
+
+void cpu_copy_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l, int src,
+                   int dst, const dnnl_memory_desc_t *md)
+{
+    struct cpu_step *s = cpu_kernel(c, ph, copy_kernel, l);
+    s->n = (int64_t)dnnl_memory_desc_get_size(md);
+    cpu_act(c, s, 0, src, md);
+    cpu_act(c, s, 1, dst, md);
+}
+
+dnnl_memory_desc_t cpu_md(int ndims, const int64_t *dims, dnnl_format_tag_t tag)
+{
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d = {0};
+    memcpy(d, dims, (size_t)ndims * sizeof *dims);
+    if (dnnl_memory_desc_init_by_tag(&md, ndims, d, dnnl_f32, tag) != dnnl_success) abort();
+    return md;
+}
+
+dnnl_memory_desc_t cpu_query(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, what, index);
+    dnnl_memory_desc_t zero;
+    memset(&zero, 0, sizeof zero);
+    return md ? *md : zero;
+}
+
+int cpu_dims(struct cpu *c, const struct shape *s, int64_t *dims)
+{
+    dims[0] = cpu_batch(c);
+    for (int i = 0; i < s->rank; i++) dims[1 + i] = s->d[i];
+    return s->rank + 1;
+}
+
+/* A plain (row-major) layout with md's dims. */
+static dnnl_memory_desc_t plain_like(const dnnl_memory_desc_t *md)
+{
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
+                                             dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+    dnnl_memory_desc_t p;
+    if (dnnl_memory_desc_init_by_tag(&p, md->ndims, md->dims, md->data_type, tags[md->ndims]) !=
+        dnnl_success)
+        abort();
+    return p;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The ops' CPU halves */
+
+static const struct cpu_op *const cpu_ops[OP_KIND_COUNT] = {
+    [OP_KIND_CONV] = &conv_cpu,
+    [OP_KIND_BATCHNORM] = &batchnorm_cpu,
+    [OP_KIND_RELU] = &relu_cpu,
+    [OP_KIND_ADD] = &add_cpu,
+    [OP_KIND_MAXPOOL] = &maxpool_cpu,
+    [OP_KIND_AVGPOOL] = &avgpool_cpu,
+    [OP_KIND_GLOBAL_AVG_POOL] = &global_avg_pool_cpu,
+    [OP_KIND_FLATTEN] = &flatten_cpu,
+    [OP_KIND_LINEAR] = &linear_cpu,
+    [OP_KIND_DROPOUT] = &dropout_cpu,
+    [OP_KIND_IDENTITY] = &identity_cpu,
+};
+
+static bool cpu_supports(const struct graph *g, const struct graph_layer *l, char *why,
+                         size_t size)
+{
+    const struct cpu_op *op = cpu_ops[l->op];
+    if (!op) {
+        snprintf(why, size, "no CPU implementation of '%s'", op_table[l->op]->name);
+        return false;
+    }
+    return !op->supports || op->supports(g, l, why, size);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Loss: softmax cross-entropy with label smoothing, on the plain (N, K) output */
+
+static void loss_kernel(struct cpu *c, const struct cpu_step *s)
+{
+    const float *logits = s->args[0].ptr;
+    float *dlogits = s->args[1].ptr;
+    int64_t n = cpu_batch(c), k = s->n;
+    double smoothing = s->f;
+    double *row_loss = (double *)s->args[2].ptr;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        float *dz = dlogits + i * k;
+        double mx = z[0];
+        for (int64_t j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - mx);
+        double lse = mx + log(sum), loss = 0;
+        int32_t y = c->labels[i];
+        for (int64_t j = 0; j < k; j++) {
+            double q = smoothing / (double)k + (j == y ? 1 - smoothing : 0);
+            double logp = (double)z[j] - lse;
+            loss -= q * logp;
+            dz[j] = (float)((exp(logp) - q) / (double)n);
+        }
+        row_loss[i] = loss;
+    }
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += row_loss[i];
+    c->loss = total / (double)n;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Building the plan */
+
+struct cpu_step *cpu_reorder(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l,
+                             const dnnl_memory_desc_t *smd, const dnnl_memory_desc_t *dmd)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    cpu_ok(c, dnnl_reorder_primitive_desc_create(&pd, smd, c->eng, dmd, c->eng, c->attr), l,
+           "reorder");
+    struct cpu_step *s = cpu_prim(c, ph, pd, NULL);
+    s->layer = l;
+    return s;
+}
+
+void cpu_reorder_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l, int src,
+                      const dnnl_memory_desc_t *smd, int dst, const dnnl_memory_desc_t *dmd)
+{
+    struct cpu_step *s = cpu_reorder(c, ph, l, smd, dmd);
+    cpu_act(c, s, DNNL_ARG_FROM, src, smd);
+    cpu_act(c, s, DNNL_ARG_TO, dst, dmd);
+}
+
+static void build(struct cpu *c)
+{
+    const struct graph *g = c->g;
+    int64_t dims[4];
+    cpu_dims(c, &g->input, dims);
+    c->in_md = cpu_md(4, dims, dnnl_nchw);
+    c->in_buf = cpu_buffer(c, dnnl_memory_desc_get_size(&c->in_md));
+    c->in_grad = -1;
+    for (size_t i = 0; i < g->nlayers && !c->failed; i++) {
+        c->layers[i].grad = -1;
+        cpu_ops[g->layers[i].op]->forward(c, i);
+    }
+    if (c->failed) return;
+
+    /* The output at the edge: the plain (N, F) view the loss and the caller read. */
+    struct cpu_layer *out = &c->layers[g->output];
+    dnnl_memory_desc_t plain = plain_like(&out->md);
+    bool same = dnnl_memory_desc_equal(&plain, &out->md);
+    c->out_plain = same ? out->out : cpu_buffer(c, dnnl_memory_desc_get_size(&plain));
+    if (!same) {
+        cpu_reorder_step(c, CPU_FWD_TRAIN, NULL, out->out, &out->md, c->out_plain, &plain);
+        cpu_reorder_step(c, CPU_FWD_EVAL, NULL, out->out, &out->md, c->out_plain, &plain);
+    }
+    c->loss_time = (int)c->nsteps[CPU_FWD_TRAIN];
+    c->grad_plain = cpu_buffer(c, dnnl_memory_desc_get_size(&plain));
+    int row_loss = c->row_loss = cpu_buffer(c, (size_t)cpu_batch(c) * sizeof(double));
+    /* The loss reads the output and writes its gradient; a seam in time of its own. */
+    c->bufs[c->out_plain].last = c->bufs[c->grad_plain].first = c->loss_time;
+    c->bufs[row_loss].first = c->bufs[row_loss].last = c->loss_time;
+    if (same) {
+        out->grad = c->grad_plain;
+    } else {
+        out->grad = cpu_buffer(c, dnnl_memory_desc_get_size(&out->md));
+        cpu_reorder_step(c, CPU_BWD, NULL, c->grad_plain, &plain, out->grad, &out->md);
+    }
+    for (size_t i = g->nlayers; i-- > 0 && !c->failed;)
+        if (c->layers[i].grad >= 0) /* an output nothing reads has no gradient */
+            cpu_ops[g->layers[i].op]->backward(c, i);
+    /* What the caller reads after a step stays until the end. */
+    c->bufs[c->out_plain].last = INT_MAX;
+    if (c->in_grad >= 0) c->bufs[c->in_grad].last = INT_MAX;
+    c->bufs[c->in_buf].first = 0;
+}
+
+static enum status bind(struct cpu *c)
+{
+    const struct graph *g = c->g;
+    /* Parameters first (trained, then buffers), each at a 64-byte boundary. */
+    size_t off = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t t = 0; t < g->ntensors; t++) {
+            if ((g->tensors[t].t.role == TENSOR_PARAM) != (pass == 0)) continue;
+            c->toff[t] = off;
+            off += (dnnl_memory_desc_get_size(&c->tmd[t]) + 63) / 64 * 64;
+        }
+        if (pass == 0) c->param_bytes = off;
+    }
+    struct plan_sizes *sz = &c->plan->sizes;
+    sz->params = off;
+    sz->grads = c->param_bytes;
+    sz->optimizer = c->param_bytes * (size_t)c->plan->opt.optimizer_slots;
+
+    size_t *size = calloc(c->nbufs + 1, sizeof *size), *offs = calloc(c->nbufs + 1, sizeof *offs);
+    int *first = calloc(c->nbufs + 1, sizeof *first), *last = calloc(c->nbufs + 1, sizeof *last);
+    if (!size || !offs || !first || !last) abort();
+    for (size_t i = 0; i < c->nbufs; i++) {
+        size[i] = c->bufs[i].size;
+        first[i] = c->bufs[i].first == INT_MAX ? 0 : c->bufs[i].first;
+        last[i] = c->bufs[i].last < first[i] ? first[i] : c->bufs[i].last;
+    }
+    sz->activations = plan_pack(c->nbufs, size, first, last, 64, offs);
+    for (size_t i = 0; i < c->nbufs; i++) c->bufs[i].offset = offs[i];
+    free(size), free(offs), free(first), free(last);
+
+    sz->workspace = 64;
+    for (int ph = 0; ph < CPU_PHASES; ph++)
+        for (size_t i = 0; i < c->nsteps[ph]; i++) {
+            size_t w = dnnl_memory_desc_get_size(&c->steps[ph][i].scratch_md);
+            if (w > sz->workspace) sz->workspace = w;
+        }
+
+    c->params = aligned_alloc(64, sz->params + 64);
+    c->grads = aligned_alloc(64, sz->grads + 64);
+    c->optim = aligned_alloc(64, sz->optimizer + 64);
+    c->act = aligned_alloc(64, (sz->activations + 63) / 64 * 64 + 64);
+    c->work = aligned_alloc(64, (sz->workspace + 63) / 64 * 64);
+    c->labels = calloc((size_t)cpu_batch(c) + 1, sizeof *c->labels);
+    if (!c->params || !c->grads || !c->optim || !c->act || !c->work || !c->labels) {
+        diag_error(c->d, (struct mark){0}, "out of memory allocating the plan's arenas "
+                   "(%.1f MiB of activations)", (double)sz->activations / (1 << 20));
+        return STATUS_RUNTIME;
+    }
+    memset(c->params, 0, sz->params);
+    memset(c->grads, 0, sz->grads);
+    memset(c->optim, 0, sz->optimizer);
+    memset(c->act, 0, sz->activations);
+
+    for (int ph = 0; ph < CPU_PHASES; ph++)
+        for (size_t i = 0; i < c->nsteps[ph]; i++) {
+            struct cpu_step *s = &c->steps[ph][i];
+            for (int a = 0; a < s->nargs; a++) {
+                struct cpu_arg *arg = &s->args[a];
+                arg->ptr = arg->where == CPU_ACT     ? c->act + c->bufs[arg->id].offset
+                           : arg->where == CPU_PARAM ? c->params + c->toff[arg->id]
+                                                     : c->grads + c->toff[arg->id];
+                if (!s->prim) continue;
+                if (!cpu_ok(c, dnnl_memory_create(&arg->mem, &arg->md, c->eng, arg->ptr),
+                            s->layer, "memory binding"))
+                    return STATUS_RUNTIME;
+                s->exec[a] = (dnnl_exec_arg_t){arg->dnnl_arg, arg->mem};
+            }
+            if (!s->prim) continue;
+            if (!cpu_ok(c, dnnl_memory_create(&s->scratch, &s->scratch_md, c->eng, c->work),
+                        s->layer, "scratchpad binding"))
+                return STATUS_RUNTIME;
+            s->exec[s->nargs] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->scratch};
+        }
+    return STATUS_OK;
+}
+
+static void cpu_destroy(struct plan *p)
+{
+    struct cpu *c = p->impl;
+    if (!c) return;
+    for (int ph = 0; ph < CPU_PHASES; ph++) {
+        for (size_t i = 0; i < c->nsteps[ph]; i++) {
+            struct cpu_step *s = &c->steps[ph][i];
+            for (int a = 0; a < s->nargs; a++)
+                if (s->args[a].mem) dnnl_memory_destroy(s->args[a].mem);
+            if (s->scratch) dnnl_memory_destroy(s->scratch);
+            if (s->prim) dnnl_primitive_destroy(s->prim);
+        }
+        free(c->steps[ph]);
+    }
+    for (size_t i = 0; c->layers && i < c->g->nlayers; i++)
+        if (c->layers[i].fwd_pd) dnnl_primitive_desc_destroy((dnnl_primitive_desc_t)c->layers[i].fwd_pd);
+    if (c->attr) dnnl_primitive_attr_destroy(c->attr);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->eng) dnnl_engine_destroy(c->eng);
+    free(c->layers), free(c->bufs), free(c->tmd), free(c->toff);
+    free(c->params), free(c->grads), free(c->optim), free(c->act), free(c->work), free(c->labels);
+    free(c);
+    p->impl = NULL;
+}
+
+static enum status cpu_create(struct plan *p, struct diag *d)
+{
+    struct cpu *c = calloc(1, sizeof *c);
+    if (!c) return STATUS_RUNTIME;
+    p->impl = c;
+    c->plan = p;
+    c->g = p->g;
+    c->d = d;
+    c->layers = calloc(c->g->nlayers + 1, sizeof *c->layers);
+    c->tmd = calloc(c->g->ntensors + 1, sizeof *c->tmd);
+    c->toff = calloc(c->g->ntensors + 1, sizeof *c->toff);
+    if (!c->layers || !c->tmd || !c->toff) abort();
+    enum status st = STATUS_RUNTIME;
+    if (cpu_ok(c, dnnl_engine_create(&c->eng, dnnl_cpu, 0), NULL, "engine creation") &&
+        cpu_ok(c, dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags), NULL,
+               "stream creation") &&
+        cpu_ok(c, dnnl_primitive_attr_create(&c->attr), NULL, "attributes") &&
+        cpu_ok(c, dnnl_primitive_attr_set_scratchpad_mode(c->attr, dnnl_scratchpad_mode_user),
+               NULL, "scratchpad mode")) {
+        /* Tensors no op lays out otherwise keep PyTorch's layout. */
+        for (size_t t = 0; t < c->g->ntensors; t++) {
+            const struct op_tensor *ot = &c->g->tensors[t].t;
+            dnnl_dims_t dims = {1};
+            int nd = ot->rank ? ot->rank : 1;
+            for (int i = 0; i < ot->rank; i++) dims[i] = ot->dim[i];
+            if (ot->dtype == TENSOR_I64) { /* a counter: 8 bytes, never seen by oneDNN */
+                nd = 1;
+                dims[0] = 2;
+            }
+            static const dnnl_format_tag_t tags[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd};
+            if (dnnl_memory_desc_init_by_tag(&c->tmd[t], nd, dims,
+                                             ot->dtype == TENSOR_I64 ? dnnl_s32 : dnnl_f32,
+                                             tags[nd]) != dnnl_success)
+                abort();
+        }
+        build(c);
+        st = c->failed ? STATUS_RUNTIME : bind(c);
+    }
+    if (st) cpu_destroy(p);
+    return st;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Running */
+
+static void run(struct cpu *c, enum cpu_phase ph)
+{
+    for (size_t i = 0; i < c->nsteps[ph]; i++) {
+        const struct cpu_step *s = &c->steps[ph][i];
+        if (s->prim)
+            dnnl_primitive_execute(s->prim, c->stream, s->nargs + 1, s->exec);
+        else
+            s->kernel(c, s);
+    }
+    dnnl_stream_wait(c->stream);
+}
+
+static void cpu_forward(struct plan *p, bool train)
+{
+    run(p->impl, train ? CPU_FWD_TRAIN : CPU_FWD_EVAL);
+}
+
+static double cpu_loss(struct plan *p, double smoothing)
+{
+    struct cpu *c = p->impl;
+    struct cpu_step s = {.n = shape_numel(&c->g->layers[c->g->output].out), .f = smoothing};
+    s.args[0].ptr = c->act + c->bufs[c->out_plain].offset;
+    s.args[1].ptr = c->act + c->bufs[c->grad_plain].offset;
+    s.args[2].ptr = c->act + c->bufs[c->row_loss].offset;
+    loss_kernel(c, &s);
+    return c->loss;
+}
+
+static void cpu_backward(struct plan *p, const float *dy)
+{
+    struct cpu *c = p->impl;
+    if (dy)
+        memcpy(c->act + c->bufs[c->grad_plain].offset, dy,
+               (size_t)cpu_batch(c) * (size_t)shape_numel(&c->g->layers[c->g->output].out) *
+                   sizeof(float));
+    run(c, CPU_BWD);
+}
+
+static void cpu_get_output(struct plan *p, float *y)
+{
+    struct cpu *c = p->impl;
+    memcpy(y, c->act + c->bufs[c->out_plain].offset,
+           (size_t)cpu_batch(c) * (size_t)shape_numel(&c->g->layers[c->g->output].out) *
+               sizeof(float));
+}
+
+/* Copies between a plain buffer and memory laid out as md (a reorder: plan edges only). */
+static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside, void *plain,
+                      bool in)
+{
+    dnnl_memory_desc_t pmd = plain_like(md);
+    if (dnnl_memory_desc_equal(&pmd, md)) {
+        size_t n = dnnl_memory_desc_get_size(md);
+        if (in)
+            memcpy(inside, plain, n);
+        else
+            memcpy(plain, inside, n);
+        return;
+    }
+    dnnl_memory_t a, b;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t r;
+    const dnnl_memory_desc_t *smd = in ? &pmd : md, *dmd = in ? md : &pmd;
+    if (dnnl_memory_create(&a, smd, c->eng, in ? plain : inside) ||
+        dnnl_memory_create(&b, dmd, c->eng, in ? inside : plain) ||
+        dnnl_reorder_primitive_desc_create(&pd, smd, c->eng, dmd, c->eng, NULL) ||
+        dnnl_primitive_create(&r, pd)) {
+        fprintf(stderr, "runner: oneDNN reorder at the plan's edge failed\n");
+        abort();
+    }
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+    dnnl_primitive_execute(r, c->stream, 2, args);
+    dnnl_stream_wait(c->stream);
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(a);
+    dnnl_memory_destroy(b);
+}
+
+static void cpu_get_input_grad(struct plan *p, float *dx)
+{
+    struct cpu *c = p->impl;
+    if (c->in_grad < 0) return;
+    edge_copy(c, &c->in_md, c->act + c->bufs[c->in_grad].offset, dx, false);
+}
+
+static void cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
+{
+    struct cpu *c = p->impl;
+    edge_copy(c, &c->in_md, c->act + c->bufs[c->in_buf].offset, (void *)x, true);
+    if (labels) memcpy(c->labels, labels, (size_t)cpu_batch(c) * sizeof *labels);
+}
+
+static void cpu_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src)
+{
+    struct cpu *c = p->impl;
+    size_t i = (size_t)(t - c->g->tensors);
+    if (t->t.dtype == TENSOR_I64) {
+        memcpy(c->params + c->toff[i], src, 8);
+        return;
+    }
+    edge_copy(c, &c->tmd[i], c->params + c->toff[i], (void *)src, true);
+}
+
+static void cpu_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad, void *dst)
+{
+    struct cpu *c = p->impl;
+    size_t i = (size_t)(t - c->g->tensors);
+    if (t->t.dtype == TENSOR_I64) {
+        memcpy(dst, c->params + c->toff[i], 8);
+        return;
+    }
+    edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], dst, false);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Optimizers, elementwise over the trained tensors (PyTorch's semantics; see plan.h) */
+
+static void cpu_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
+{
+    struct cpu *c = p->impl;
+    int64_t n = (int64_t)(c->param_bytes / sizeof(float));
+    float *w = (float *)c->params, *g = (float *)c->grads, *buf = (float *)c->optim;
+    const float lr = (float)o->lr, mom = (float)o->momentum, damp = (float)o->dampening,
+                wd = (float)o->weight_decay;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float d = g[i] + wd * w[i];
+        if (mom != 0) {
+            buf[i] = first ? d : mom * buf[i] + (1 - damp) * d;
+            d = o->nesterov ? d + mom * buf[i] : buf[i];
+        }
+        w[i] -= lr * d;
+    }
+}
+
+static void cpu_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
+{
+    struct cpu *c = p->impl;
+    int64_t n = (int64_t)(c->param_bytes / sizeof(float));
+    float *w = (float *)c->params, *g = (float *)c->grads;
+    float *m = (float *)c->optim, *v = m + n;
+    const float lr = (float)o->lr, b1 = (float)o->beta1, b2 = (float)o->beta2,
+                eps = (float)o->eps, wd = (float)o->weight_decay;
+    const float c1 = (float)(1 - pow(o->beta1, (double)t)), c2 = (float)(1 - pow(o->beta2, (double)t));
+    const float step = lr / c1, sc2 = sqrtf(c2);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float d = g[i];
+        if (o->decoupled)
+            w[i] *= 1 - lr * wd;
+        else
+            d += wd * w[i];
+        m[i] = b1 * m[i] + (1 - b1) * d;
+        v[i] = b2 * v[i] + (1 - b2) * d * d;
+        w[i] -= step * m[i] / (sqrtf(v[i]) / sc2 + eps);
+    }
+}
+
+const struct backend backend_cpu = {
+    .name = "cpu",
+    .supports = cpu_supports,
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .set_tensor = cpu_set_tensor,
+    .get_tensor = cpu_get_tensor,
+    .set_input = cpu_set_input,
+    .forward = cpu_forward,
+    .loss = cpu_loss,
+    .backward = cpu_backward,
+    .get_output = cpu_get_output,
+    .get_input_grad = cpu_get_input_grad,
+    .sgd_step = cpu_sgd_step,
+    .adam_step = cpu_adam_step,
+};

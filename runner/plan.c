@@ -1,0 +1,197 @@
+/*
+ * plan.c: what every backend's plan shares: the support check with its YAML positions, the
+ * dispatch to the backend, parameter initialization, and the lifetime packing of buffers.
+ * See plan.h. Covered by tests/test_plan.c.
+ */
+#include "plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+
+enum status plan_create(const struct graph *g, const struct backend *be,
+                        const struct plan_options *o, struct diag *d, struct plan **out)
+{
+    *out = NULL;
+    int before = d->errors;
+    for (size_t i = 0; i < g->nlayers; i++) {
+        char why[256] = "";
+        if (!be->supports(g, &g->layers[i], why, sizeof why)) {
+            diag_error(d, g->layers[i].mark, "layer '%s': the %s backend cannot run it: %s",
+                       g->layers[i].name, be->name, why);
+        }
+    }
+    if (d->errors != before) return STATUS_CONFIG;
+    struct plan *p = calloc(1, sizeof *p);
+    if (!p) return STATUS_RUNTIME;
+    *p = (struct plan){.be = be, .g = g, .opt = *o};
+    enum status st = be->create(p, d);
+    if (st) {
+        free(p);
+        return st;
+    }
+    *out = p;
+    return STATUS_OK;
+}
+
+void plan_free(struct plan *p)
+{
+    if (!p) return;
+    p->be->destroy(p);
+    free(p);
+}
+
+void plan_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src)
+{
+    p->be->set_tensor(p, t, src);
+}
+
+void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst)
+{
+    p->be->get_tensor(p, t, false, dst);
+}
+
+void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst)
+{
+    p->be->get_tensor(p, t, true, dst);
+}
+
+void plan_init_params(struct plan *p, uint64_t seed)
+{
+    const struct graph *g = p->g;
+    size_t cap = 0;
+    for (size_t i = 0; i < g->ntensors; i++) {
+        size_t n = (size_t)op_tensor_numel(&g->tensors[i].t);
+        if (n > cap) cap = n;
+    }
+    float *buf = malloc((cap + 1) * sizeof(float) * 2);
+    if (!buf) abort();
+    for (size_t i = 0; i < g->ntensors; i++) {
+        const struct op_tensor *t = &g->tensors[i].t;
+        int64_t n = op_tensor_numel(t);
+        uint64_t key = rng_bits(seed, i);
+        if (t->dtype == TENSOR_I64) {
+            memset(buf, 0, 8);
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                double v = 0;
+                switch (t->init) {
+                case TENSOR_INIT_ZERO: v = 0; break;
+                case TENSOR_INIT_ONE: v = 1; break;
+                case TENSOR_INIT_KAIMING_NORMAL:
+                    v = rng_normal(key, (uint64_t)j) * sqrt(2.0 / (double)t->fan_out);
+                    break;
+                case TENSOR_INIT_UNIFORM_FAN_IN: {
+                    double bound = 1.0 / sqrt((double)t->fan_in);
+                    v = (2 * rng_uniform(key, (uint64_t)j) - 1) * bound;
+                    break;
+                }
+                }
+                buf[j] = (float)v;
+            }
+        }
+        p->be->set_tensor(p, &g->tensors[i], buf);
+    }
+    free(buf);
+}
+
+void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
+{
+    p->be->set_input(p, x, labels);
+}
+
+void plan_forward(struct plan *p, bool train)
+{
+    p->be->forward(p, train);
+    if (train) p->steps++;
+}
+
+double plan_loss(struct plan *p, double smoothing)
+{
+    return p->be->loss(p, smoothing);
+}
+
+void plan_backward(struct plan *p, const float *dy)
+{
+    p->be->backward(p, dy);
+}
+
+void plan_get_output(struct plan *p, float *y)
+{
+    p->be->get_output(p, y);
+}
+
+void plan_get_input_grad(struct plan *p, float *dx)
+{
+    p->be->get_input_grad(p, dx);
+}
+
+void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
+{
+    p->be->sgd_step(p, o, first);
+}
+
+void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
+{
+    p->be->adam_step(p, o, t);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Packing buffers by lifetime */
+
+struct pack_item {
+    size_t size, offset;
+    int first, last;
+    size_t index;
+};
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const struct pack_item *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    const struct pack_item *const *x = a, *const *y = b;
+    return (*x)->offset < (*y)->offset ? -1 : (*x)->offset > (*y)->offset;
+}
+
+size_t plan_pack(size_t n, const size_t *size, const int *first, const int *last, size_t align,
+                 size_t *offset)
+{
+    struct pack_item *it = calloc(n + 1, sizeof *it);
+    const struct pack_item **placed = calloc(n + 1, sizeof *placed);
+    if (!it || !placed) abort();
+    for (size_t i = 0; i < n; i++)
+        it[i] = (struct pack_item){(size[i] + align - 1) / align * align, 0, first[i], last[i], i};
+    qsort(it, n, sizeof *it, by_size_desc);
+    size_t total = 0, nplaced = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* The placed buffers whose lifetimes meet this one, by offset: take the first gap. */
+        size_t k = 0;
+        const struct pack_item **live = malloc((nplaced + 1) * sizeof *live);
+        if (!live) abort();
+        for (size_t j = 0; j < nplaced; j++)
+            if (placed[j]->first <= it[i].last && it[i].first <= placed[j]->last)
+                live[k++] = placed[j];
+        qsort(live, k, sizeof *live, by_offset);
+        size_t at = 0;
+        for (size_t j = 0; j < k; j++) {
+            if (live[j]->offset >= at + it[i].size) break;
+            size_t end = live[j]->offset + live[j]->size;
+            if (end > at) at = end;
+        }
+        free(live);
+        it[i].offset = at;
+        placed[nplaced++] = &it[i];
+        if (at + it[i].size > total) total = at + it[i].size;
+    }
+    for (size_t i = 0; i < n; i++) offset[it[i].index] = it[i].offset;
+    free(it);
+    free(placed);
+    return total;
+}

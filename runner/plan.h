@@ -1,0 +1,124 @@
+/*
+ * plan.h: a graph compiled for one backend and batch size into an executable plan: arenas for
+ * parameters, gradients, optimizer state, activations and workspace, allocated once, and the
+ * kernels of a training step (forward, loss, backward, update) and of evaluation.
+ *
+ *     struct plan_options o = {.batch = 64, .optimizer_slots = 2, .seed = 1};
+ *     struct plan *p;
+ *     if (plan_create(graph, &backend_cpu, &o, &diag, &p)) return 2;
+ *     plan_init_params(p, seed);                          // or plan_set_tensor(...)
+ *     plan_set_input(p, images, labels);                  // (N, C, H, W), (N)
+ *     plan_forward(p, true);
+ *     double loss = plan_loss(p, 0.1);                    // label smoothing 0.1
+ *     plan_backward(p);
+ *     plan_adam_step(p, &adam);
+ *     plan_free(p);
+ *
+ * Phases: the backend checks it supports every layer (an op it cannot run is an error at the
+ * layer's YAML position), builds its kernels, sizes every buffer, then each arena is
+ * allocated once; activation buffers share memory where their lifetimes (from the first write
+ * to the last read in a training step) do not overlap. Execution never allocates.
+ *
+ * Tensors cross the plan's edges in PyTorch's layouts (NCHW, weights (K, C, R, S), linear
+ * (OUT, IN)); inside, the backend keeps its own. Covered by tests/test_plan.c and
+ * tests/test_ops_cpu.c.
+ */
+#ifndef RUNNER_PLAN_H
+#define RUNNER_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "diag.h"
+#include "graph.h"
+
+struct plan_options {
+    int64_t batch;
+    int optimizer_slots; /* optimizer values per parameter: 0 (SGD), 1 (momentum), 2 (Adam) */
+    bool input_grad;     /* also compute the gradient of the input (tests) */
+    uint64_t seed;       /* dropout masks: a function of (seed, step, element) */
+};
+
+struct plan_sizes {
+    size_t params, grads, optimizer, activations, workspace; /* bytes */
+};
+
+struct plan_sgd {
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov;
+};
+
+struct plan_adam {
+    double lr, beta1, beta2, eps, weight_decay;
+    bool decoupled; /* AdamW */
+};
+
+struct plan;
+
+/* A backend: what it can run and how it builds a plan (backend_cpu.c, backend_cuda.cu). */
+struct backend {
+    const char *name;
+    /* Whether the backend runs this layer of g; why says what it lacks. */
+    bool (*supports)(const struct graph *g, const struct graph_layer *l, char *why, size_t size);
+    MUST_CHECK enum status (*create)(struct plan *p, struct diag *d);
+    void (*destroy)(struct plan *p);
+    void (*set_tensor)(struct plan *p, const struct graph_tensor *t, const void *src);
+    void (*get_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, void *dst);
+    void (*set_input)(struct plan *p, const float *x, const int32_t *labels);
+    void (*forward)(struct plan *p, bool train);
+    double (*loss)(struct plan *p, double smoothing);
+    void (*backward)(struct plan *p, const float *dy);
+    void (*get_output)(struct plan *p, float *y);
+    void (*get_input_grad)(struct plan *p, float *dx);
+    void (*sgd_step)(struct plan *p, const struct plan_sgd *o, bool first);
+    void (*adam_step)(struct plan *p, const struct plan_adam *o, int64_t t);
+};
+
+extern const struct backend backend_cpu;
+
+struct plan {
+    const struct backend *be;
+    const struct graph *g;
+    struct plan_options opt;
+    struct plan_sizes sizes;
+    int64_t steps; /* training forwards run (dropout masks differ per step) */
+    void *impl;    /* the backend's */
+};
+
+/* Compiles g for backend be; errors (an unsupported layer, a library failure) go to d. */
+MUST_CHECK enum status plan_create(const struct graph *g, const struct backend *be,
+                                   const struct plan_options *o, struct diag *d,
+                                   struct plan **out);
+void plan_free(struct plan *p);
+
+/* Parameters and buffers by graph tensor, in PyTorch's layout (f32, or i64 counters). */
+void plan_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src);
+void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst);
+void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst);
+/* Every tensor initialized as torchvision's ResNets do (graph tensor init), from seed. */
+void plan_init_params(struct plan *p, uint64_t seed);
+
+/* x (N, C, H, W) f32; labels (N) or NULL. */
+void plan_set_input(struct plan *p, const float *x, const int32_t *labels);
+/* train: batch statistics (updating the running ones) and dropout; else running statistics. */
+void plan_forward(struct plan *p, bool train);
+/* Mean softmax cross-entropy of the output against the labels; seeds the backward pass. */
+double plan_loss(struct plan *p, double smoothing);
+/* Backward from the loss (dy NULL) or from a given output gradient dy (N, F). */
+void plan_backward(struct plan *p, const float *dy);
+void plan_get_output(struct plan *p, float *y);     /* (N, F) */
+void plan_get_input_grad(struct plan *p, float *dx); /* (N, C, H, W); needs input_grad */
+void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
+void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t); /* t: 1, 2, ... */
+
+/*
+ * Offsets for buffers that share one arena by lifetime: buffer i of size[i] bytes is live
+ * over steps [first[i], last[i]]; buffers live at a common step never overlap. Offsets are
+ * multiples of align. Returns the arena's size. (Greedy: largest first, lowest free offset.)
+ */
+size_t plan_pack(size_t n, const size_t *size, const int *first, const int *last,
+                 size_t align, size_t *offset);
+
+#endif
