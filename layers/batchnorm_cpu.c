@@ -101,6 +101,7 @@ static void batchnorm_backward(struct cpu *c, size_t li)
     cpu_act(c, s, DNNL_ARG_VARIANCE, cl->aux[1], &stat);
     cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &src);
     cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
+    cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false); /* asked for, though unused */
     cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &src);
     cpu_tensor_arg(c, s, DNNL_ARG_DIFF_SCALE, l->tensor0, true);
     cpu_tensor_arg(c, s, DNNL_ARG_DIFF_SHIFT, l->tensor0 + 1, true);

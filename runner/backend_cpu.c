@@ -408,7 +408,9 @@ static void build(struct cpu *c)
     /* What the caller reads after a step stays until the end. */
     c->bufs[c->out_plain].last = INT_MAX;
     if (c->in_grad >= 0) c->bufs[c->in_grad].last = INT_MAX;
+    /* The input stays as set (a forward may follow a backward without a new batch). */
     c->bufs[c->in_buf].first = 0;
+    c->bufs[c->in_buf].last = INT_MAX;
 }
 
 static enum status bind(struct cpu *c)
@@ -561,9 +563,25 @@ static void run(struct cpu *c, enum cpu_phase ph)
 {
     for (size_t i = 0; i < c->nsteps[ph]; i++) {
         const struct cpu_step *s = &c->steps[ph][i];
-        if (s->prim)
-            dnnl_primitive_execute(s->prim, c->stream, s->nargs + 1, s->exec);
-        else
+        if (s->prim) {
+            dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, s->nargs + 1, s->exec);
+            if (st != dnnl_success) {
+                /* The arguments were checked when the plan was built: a bug, not bad input. */
+                fprintf(stderr, "runner: oneDNN failed (status %d) running %s%s%s\n", (int)st,
+                        s->layer ? "layer '" : "a plan step", s->layer ? s->layer->name : "",
+                        s->layer ? "'" : "");
+                const_dnnl_primitive_desc_t pd;
+                dnnl_primitive_get_primitive_desc(s->prim, &pd);
+                for (int a = 0; a < s->nargs; a++) {
+                    const dnnl_memory_desc_t *want =
+                        dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, s->args[a].dnnl_arg);
+                    if (!want || !dnnl_memory_desc_equal(want, &s->args[a].md))
+                        fprintf(stderr, "  argument %d: %s\n", s->args[a].dnnl_arg,
+                                want ? "its layout differs" : "not an argument of it");
+                }
+                abort();
+            }
+        } else
             s->kernel(c, s);
     }
     dnnl_stream_wait(c->stream);
