@@ -450,6 +450,7 @@ static enum status bind(struct cpu *c)
             if (w > sz->workspace) sz->workspace = w;
         }
 
+    if (c->plan->opt.sizes_only) return STATUS_OK;
     c->params = aligned_alloc(64, sz->params + 64);
     c->grads = aligned_alloc(64, sz->grads + 64);
     c->optim = aligned_alloc(64, sz->optimizer + 64);

@@ -11,6 +11,7 @@
 #include "device.h"
 #include "graph.h"
 #include "model.h"
+#include "plan.h"
 #include "schema.h"
 #include "spec.h"
 #include "summary.h"
@@ -81,7 +82,21 @@ static int cmd_plan(const char *file, const char *const *ov, size_t n)
     char msg[256];
     if (s->device.kind == SPEC_DEVICE_AUTO && device_resolve(&s->device, &dev, msg, sizeof msg) == 0)
         cuda = dev.kind == SPEC_DEVICE_CUDA;
-    summary_print(stdout, s, g, cuda);
+    /* The CPU plan's real arenas (sized, not allocated); a GPU plan is estimated here. */
+    struct plan *pl = NULL;
+    if (!cuda) {
+        struct plan_options o = {.batch = s->train.batch_size,
+                                 .optimizer_slots = model_optimizer_slots(s),
+                                 .seed = (uint64_t)s->seed, .sizes_only = true};
+        struct diag d = {.out = stderr};
+        if (plan_create(g, &backend_cpu, &o, &d, &pl)) {
+            graph_free(g);
+            spec_free(s);
+            return 2;
+        }
+    }
+    summary_print(stdout, s, g, cuda, pl ? &pl->sizes : NULL);
+    plan_free(pl);
     graph_free(g);
     spec_free(s);
     return 0;

@@ -25,6 +25,18 @@ struct shape model_image_shape(const struct spec *s, const struct spec_list *tra
     return sh;
 }
 
+int model_optimizer_slots(const struct spec *s)
+{
+    const struct spec_optimizer *o = &s->optimizer;
+    int n = 0;
+    switch (o->type) {
+    case SPEC_OPTIMIZER_SGD: n = o->momentum > 0; break;
+    case SPEC_OPTIMIZER_ADAM:
+    case SPEC_OPTIMIZER_ADAMW: n = 2 + o->amsgrad; break;
+    }
+    return n + (o->ema_decay > 0);
+}
+
 /* The mark of model.reinit[i] as written, else of model.reinit. */
 static struct mark reinit_mark(const struct spec *s, size_t i)
 {

@@ -23,6 +23,9 @@ int model_classes(const struct spec *s);
 /* The image shape (C, H, W) that a list of transforms gives the network. */
 struct shape model_image_shape(const struct spec *s, const struct spec_list *transforms);
 
+/* Optimizer values kept per parameter: momentum 1, Adam 2 (+1 amsgrad), +1 with an EMA. */
+int model_optimizer_slots(const struct spec *s);
+
 MUST_CHECK enum status model_build(const struct spec *s, struct diag *d, struct graph **out);
 
 #endif

@@ -39,6 +39,7 @@ struct plan_options {
     int optimizer_slots; /* optimizer values per parameter: 0 (SGD), 1 (momentum), 2 (Adam) */
     bool input_grad;     /* also compute the gradient of the input (tests) */
     uint64_t seed;       /* dropout masks: a function of (seed, step, element) */
+    bool sizes_only;     /* build and size everything, allocate no arena (runner plan) */
 };
 
 struct plan_sizes {

@@ -23,13 +23,7 @@ struct summary_memory summary_memory(const struct spec *s, const struct graph *g
 {
     struct summary_memory m = {.batch = s->train.batch_size, .precision = precision_name(s, cuda)};
     size_t act = strcmp(m.precision, "fp32") == 0 ? 4 : 2;
-    const struct spec_optimizer *o = &s->optimizer;
-    switch (o->type) {
-    case SPEC_OPTIMIZER_SGD: m.state_per_param = o->momentum > 0; break;
-    case SPEC_OPTIMIZER_ADAM:
-    case SPEC_OPTIMIZER_ADAMW: m.state_per_param = 2 + o->amsgrad; break;
-    }
-    if (o->ema_decay > 0) m.state_per_param++;
+    m.state_per_param = model_optimizer_slots(s);
     size_t np = (size_t)g->nparams;
     m.params = 4 * (np + (size_t)g->nbuffers) + (act == 2 ? 2 * np : 0);
     m.grads = 4 * np;
@@ -63,7 +57,8 @@ static const char *mib(char *buf, size_t size, size_t bytes)
     return buf;
 }
 
-void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda)
+void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda,
+                   const struct plan_sizes *real)
 {
     int w = 5;
     for (size_t i = 0; i < g->nlayers; i++) {
@@ -115,8 +110,26 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
 
     struct summary_memory m = summary_memory(s, g, cuda);
     static const char *const opt[] = {"sgd", "adam", "adamw"};
-    fprintf(out, "\nmemory of one training step (batch %lld, %s, %s on the %s):\n", m.batch,
-            m.precision, opt[s->optimizer.type], cuda ? "GPU" : "CPU");
+    if (real) {
+        size_t total = real->params + real->grads + real->optimizer + real->activations +
+                       real->workspace;
+        fprintf(out, "\nmemory of one training step, as planned (batch %lld, fp32, %s, cpu "
+                "backend):\n", m.batch, opt[s->optimizer.type]);
+        fprintf(out, "  parameters       %12s  (with buffers, in the backend's layouts)\n",
+                mib(a, sizeof a, real->params));
+        fprintf(out, "  gradients        %12s\n", mib(a, sizeof a, real->grads));
+        fprintf(out, "  optimizer state  %12s  (%d value%s per parameter)\n",
+                mib(a, sizeof a, real->optimizer), m.state_per_param,
+                m.state_per_param == 1 ? "" : "s");
+        fprintf(out, "  activations      %12s  (buffers shared by lifetime; every layer's outputs "
+                "would take %s)\n", mib(a, sizeof a, real->activations),
+                mib(b, sizeof b, m.activations));
+        fprintf(out, "  workspace        %12s\n", mib(a, sizeof a, real->workspace));
+        fprintf(out, "  total            %12s\n", mib(a, sizeof a, total));
+        return;
+    }
+    fprintf(out, "\nmemory of one training step, estimated (batch %lld, %s, %s on the %s):\n",
+            m.batch, m.precision, opt[s->optimizer.type], cuda ? "GPU" : "CPU");
     fprintf(out, "  parameters       %12s  (fp32, with buffers%s)\n", mib(a, sizeof a, m.params),
             strcmp(m.precision, "fp32") ? ", plus a 16-bit copy for compute" : "");
     fprintf(out, "  gradients        %12s  (fp32)\n", mib(a, sizeof a, m.grads));

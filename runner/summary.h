@@ -4,7 +4,7 @@
  * experiment's batch size.
  *
  *     struct summary_memory m = summary_memory(spec, graph, false);   // on the CPU
- *     summary_print(stdout, spec, graph, false);
+ *     summary_print(stdout, spec, graph, false, &plan->sizes);
  *
  * The memory is an estimate from the graph: parameters and buffers in fp32 (plus a 16-bit
  * copy of the parameters with bf16/fp16 compute), fp32 gradients, the optimizer's state, and
@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "graph.h"
+#include "plan.h"
 #include "spec.h"
 
 struct summary_memory {
@@ -32,6 +33,9 @@ struct summary_memory {
 };
 
 struct summary_memory summary_memory(const struct spec *s, const struct graph *g, bool cuda);
-void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda);
+/* real: the arenas of the plan built for the experiment (NULL: the estimate only, as for a
+ * backend this build cannot plan for). */
+void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda,
+                   const struct plan_sizes *real);
 
 #endif

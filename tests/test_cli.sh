@@ -71,7 +71,8 @@ expect 0 "plan resnet50" -- plan experiments/resnet50_adam.yaml
 has "$out" "parameters      23,520,842 in 161 tensors"
 has "$out" "MACs per image  1,297,829,888 (1.298 G)"
 has "$out" "layer1.0.downsample.1  batchnorm"
-has "$out" "memory of one training step (batch 256, fp32, adam on the CPU):"
+has "$out" "memory of one training step, as planned (batch 256, fp32, adam, cpu backend):"
+has "$out" "(buffers shared by lifetime; every layer's outputs would take 11.1 GiB)"
 expect 0 "plan resnet50, ImageNet stem" -- plan experiments/resnet50_adam.yaml model=models/resnet50_imagenet_stem.yaml
 has "$out" "parameters      23,528,522 in 161 tensors"
 has "$out" "maxpool                maxpool          3x3/2 pad 1       64x8x8"
@@ -82,11 +83,14 @@ expect 0 "plan resnet18" -- plan experiments/resnet50_adam.yaml model=models/res
 has "$out" "parameters      11,173,962 in 62 tensors"
 expect 0 "plan resnet101" -- plan experiments/resnet50_adam.yaml model=models/resnet101.yaml train.batch_size=32
 has "$out" "parameters      42,512,970 in 314 tensors"
-has "$out" "(batch 32, fp32, adam on the CPU)"
+has "$out" "(batch 32, fp32, adam, cpu backend)"
 expect 0 "check quick" -- check experiments/quick.yaml
 has "$out" "experiments/quick.yaml: ok (quick)"
 expect 2 "plan of a broken graph" -- plan tests/bad_yaml/78_graph_kernel_too_large.yaml
 has "$err" "_g_kernel.yaml:7:9: error: layer 'layer1.3.conv': kernel 3x3 is larger than its padded input 2x2"
+expect 2 "plan of a layer the CPU cannot run" -- plan experiments/resnet50_adam.yaml 'model={graph: {graph: [{name: p, op: avgpool, kernel: 3, stride: 2, ceil_mode: true}, global_avg_pool, {name: fc, op: linear, out: 10}]}}'
+has "$err" "<command line>:1:"
+has "$err" "error: layer 'p': the cpu backend cannot run it: ceil_mode with count_include_pad"
 expect 2 "check of a broken graph" -- check tests/bad_yaml/71_graph_unknown_op.yaml
 has "$err" "hint: did you mean 'conv'?"
 expect 0 "schema lists ops" -- schema

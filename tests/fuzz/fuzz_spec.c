@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         spec_write_yaml(s, sink);
         (void)spec_mark(s, "optimizer.lr");
         struct graph *g = NULL;
-        if (model_build(s, &d, &g) == STATUS_OK) summary_print(sink, s, g, false);
+        if (model_build(s, &d, &g) == STATUS_OK) summary_print(sink, s, g, false, NULL);
         graph_free(g);
         spec_free(s);
     }
