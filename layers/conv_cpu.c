@@ -44,18 +44,7 @@ static void conv_forward(struct cpu *c, size_t li)
         return;
     dnnl_primitive_desc_t pd = cpu_pd(c, &cd, NULL, l, "convolution");
     if (!pd) return;
-    cpu_keep_pd(c, li, pd);
-    dst = cpu_query(pd, dnnl_query_dst_md, 0);
-    cpu_output(c, li, &dst);
-    cpu_tensor_md(c, l->tensor0, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
-    if (p->bias) cpu_tensor_md(c, l->tensor0 + 1, &b);
-    for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
-        struct cpu_step *s = cpu_prim(c, (enum cpu_phase)ph, pd, l);
-        cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
-        cpu_tensor_arg(c, s, DNNL_ARG_WEIGHTS, l->tensor0, false);
-        if (p->bias) cpu_tensor_arg(c, s, DNNL_ARG_BIAS, l->tensor0 + 1, false);
-        cpu_act(c, s, DNNL_ARG_DST, cpu_layer(c, l)->out, &dst);
-    }
+    cpu_weighted_forward(c, li, pd, p->bias);
 }
 
 static void conv_backward(struct cpu *c, size_t li)

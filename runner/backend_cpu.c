@@ -131,6 +131,23 @@ struct cpu_step *cpu_kernel(struct cpu *c, enum cpu_phase ph, cpu_kernel_fn fn,
     return s;
 }
 
+void cpu_weighted_forward(struct cpu *c, size_t li, dnnl_primitive_desc_t pd, bool bias)
+{
+    const struct graph_layer *l = &c->g->layers[li];
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), dst = cpu_query(pd, dnnl_query_dst_md, 0);
+    cpu_keep_pd(c, li, pd);
+    cpu_output(c, li, &dst);
+    cpu_tensor_md(c, l->tensor0, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+    if (bias) cpu_tensor_md(c, l->tensor0 + 1, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
+    for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
+        struct cpu_step *s = cpu_prim(c, (enum cpu_phase)ph, pd, l);
+        cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
+        cpu_tensor_arg(c, s, DNNL_ARG_WEIGHTS, l->tensor0, false);
+        if (bias) cpu_tensor_arg(c, s, DNNL_ARG_BIAS, l->tensor0 + 1, false);
+        cpu_act(c, s, DNNL_ARG_DST, c->layers[li].out, &dst);
+    }
+}
+
 static void add_arg(struct cpu_step *s, int dnnl_arg, enum cpu_where w, int id,
                     const dnnl_memory_desc_t *md)
 {

@@ -74,6 +74,11 @@ dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primiti
 /* Keeps pd as layer li's forward descriptor (the hint of its backward primitives). */
 void cpu_keep_pd(struct cpu *c, size_t li, dnnl_primitive_desc_t pd);
 
+/* The forward of an op with weights (tensor0) and maybe a bias (tensor0 + 1), conv and
+ * linear: keeps pd, takes its output and weight layouts, appends the training and evaluation
+ * steps. */
+void cpu_weighted_forward(struct cpu *c, size_t li, dnnl_primitive_desc_t pd, bool bias);
+
 /* Appends a oneDNN primitive step created from pd to phase; pd is destroyed unless kept. */
 struct cpu_step *cpu_prim(struct cpu *c, enum cpu_phase ph, dnnl_primitive_desc_t pd,
                           const struct graph_layer *l);
