@@ -11,12 +11,12 @@
 /* running = (1 - m) running + m batch; the variance unbiased; num_batches_tracked += 1. */
 static void running_kernel(struct cpu *c, const struct cpu_step *s)
 {
-    (void)c;
     const float *mean = s->args[0].ptr, *var = s->args[1].ptr;
     float *rm = s->args[2].ptr, *rv = s->args[3].ptr;
     int64_t *count = s->args[4].ptr;
     int64_t channels = s->n;
-    double m = s->f, n = (double)s->args[5].id;
+    const struct shape *in = graph_input_shape(cpu_graph(c), s->layer, 0);
+    double m = s->f, n = (double)(cpu_batch(c) * shape_numel(in) / channels); /* per channel */
     for (int64_t i = 0; i < channels; i++) {
         rm[i] = (float)((1 - m) * rm[i] + m * mean[i]);
         rv[i] = (float)((1 - m) * rv[i] + m * var[i] * (n > 1 ? n / (n - 1) : 1));
@@ -60,8 +60,6 @@ static void batchnorm_forward(struct cpu *c, size_t li)
     cpu_tensor_arg(c, s, 4, l->tensor0 + 4, false);
     s->n = channels;
     s->f = p->momentum;
-    s->args[5].id = (int)(src.dims[0] * (src.ndims > 2 ? src.dims[2] : 1) *
-                          (src.ndims > 3 ? src.dims[3] : 1)); /* values per channel */
 
     dnnl_batch_normalization_desc_t id;
     if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&id, dnnl_forward_inference, &src,

@@ -4,17 +4,12 @@
  */
 #include "cpu.h"
 
-/* The plain layout with src's dims (bytes equal to (N, F) row-major). */
-static dnnl_memory_desc_t plain(const dnnl_memory_desc_t *src)
-{
-    static const dnnl_format_tag_t tags[] = {0, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd};
-    return cpu_md(src->ndims, src->dims, tags[src->ndims]);
-}
+/* The plain layout of a feature map has the bytes of its (N, C*H*W) flattening. */
 
 static void flatten_forward(struct cpu *c, size_t li)
 {
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
-    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), flat = plain(&src);
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), flat = cpu_plain_md(&src);
     int64_t dd[2] = {cpu_batch(c), l->out.d[0]};
     dnnl_memory_desc_t out = cpu_md(2, dd, dnnl_nc);
     cpu_output(c, li, &out);
@@ -28,7 +23,7 @@ static void flatten_backward(struct cpu *c, size_t li)
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     int dx = cpu_grad_begin(c, l, 0);
     if (dx < 0) return;
-    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), flat = plain(&src);
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), flat = cpu_plain_md(&src);
     cpu_reorder_step(c, CPU_BWD, l, cpu_grad_out(c, l), &flat, dx, &src);
     cpu_grad_finish(c, l, 0, dx);
 }

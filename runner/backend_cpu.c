@@ -289,14 +289,19 @@ int cpu_dims(struct cpu *c, const struct shape *s, int64_t *dims)
     return s->rank + 1;
 }
 
-/* A plain (row-major) layout with md's dims. */
-static dnnl_memory_desc_t plain_like(const dnnl_memory_desc_t *md)
+/* The plain (row-major) tag for ndims dimensions. */
+static dnnl_format_tag_t plain_tag(int ndims)
 {
     static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
                                              dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+    return tags[ndims];
+}
+
+dnnl_memory_desc_t cpu_plain_md(const dnnl_memory_desc_t *md)
+{
     dnnl_memory_desc_t p;
-    if (dnnl_memory_desc_init_by_tag(&p, md->ndims, md->dims, md->data_type, tags[md->ndims]) !=
-        dnnl_success)
+    if (dnnl_memory_desc_init_by_tag(&p, md->ndims, md->dims, md->data_type,
+                                     plain_tag(md->ndims)) != dnnl_success)
         abort();
     return p;
 }
@@ -332,13 +337,10 @@ static bool cpu_supports(const struct graph *g, const struct graph_layer *l, cha
 /* --------------------------------------------------------------------------------------- */
 /* Loss: softmax cross-entropy with label smoothing, on the plain (N, K) output */
 
-static void loss_kernel(struct cpu *c, const struct cpu_step *s)
+/* logits, dlogits (N, K); row_loss (N) scratch; returns the mean loss. */
+static double loss_kernel(const float *logits, const int32_t *labels, int64_t n, int64_t k,
+                          double smoothing, float *dlogits, double *row_loss)
 {
-    const float *logits = s->args[0].ptr;
-    float *dlogits = s->args[1].ptr;
-    int64_t n = cpu_batch(c), k = s->n;
-    double smoothing = s->f;
-    double *row_loss = (double *)s->args[2].ptr;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits + i * k;
@@ -348,7 +350,7 @@ static void loss_kernel(struct cpu *c, const struct cpu_step *s)
         double sum = 0;
         for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - mx);
         double lse = mx + log(sum), loss = 0;
-        int32_t y = c->labels[i];
+        int32_t y = labels[i];
         for (int64_t j = 0; j < k; j++) {
             double q = smoothing / (double)k + (j == y ? 1 - smoothing : 0);
             double logp = (double)z[j] - lse;
@@ -357,9 +359,9 @@ static void loss_kernel(struct cpu *c, const struct cpu_step *s)
         }
         row_loss[i] = loss;
     }
-    double total = 0;
+    double total = 0; /* in order: the same sum whatever the threads */
     for (int64_t i = 0; i < n; i++) total += row_loss[i];
-    c->loss = total / (double)n;
+    return total / (double)n;
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -400,7 +402,7 @@ static void build(struct cpu *c)
 
     /* The output at the edge: the plain (N, F) view the loss and the caller read. */
     struct cpu_layer *out = &c->layers[g->output];
-    dnnl_memory_desc_t plain = plain_like(&out->md);
+    dnnl_memory_desc_t plain = cpu_plain_md(&out->md);
     bool same = dnnl_memory_desc_equal(&plain, &out->md);
     c->out_plain = same ? out->out : cpu_buffer(c, dnnl_memory_desc_get_size(&plain));
     if (!same) {
@@ -561,10 +563,9 @@ static enum status cpu_create(struct plan *p, struct diag *d)
                 nd = 1;
                 dims[0] = 2;
             }
-            static const dnnl_format_tag_t tags[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd};
             if (dnnl_memory_desc_init_by_tag(&c->tmd[t], nd, dims,
                                              ot->dtype == TENSOR_I64 ? dnnl_s32 : dnnl_f32,
-                                             tags[nd]) != dnnl_success)
+                                             plain_tag(nd)) != dnnl_success)
                 abort();
         }
         build(c);
@@ -605,6 +606,18 @@ static void run(struct cpu *c, enum cpu_phase ph)
     dnnl_stream_wait(c->stream);
 }
 
+static void *buf_ptr(struct cpu *c, int buf)
+{
+    return c->act + c->bufs[buf].offset;
+}
+
+/* Bytes of the plain (N, F) output. */
+static size_t out_bytes(struct cpu *c)
+{
+    return (size_t)cpu_batch(c) * (size_t)shape_numel(&c->g->layers[c->g->output].out) *
+           sizeof(float);
+}
+
 static void cpu_forward(struct plan *p, bool train)
 {
     run(p->impl, train ? CPU_FWD_TRAIN : CPU_FWD_EVAL);
@@ -613,37 +626,29 @@ static void cpu_forward(struct plan *p, bool train)
 static double cpu_loss(struct plan *p, double smoothing)
 {
     struct cpu *c = p->impl;
-    struct cpu_step s = {.n = shape_numel(&c->g->layers[c->g->output].out), .f = smoothing};
-    s.args[0].ptr = c->act + c->bufs[c->out_plain].offset;
-    s.args[1].ptr = c->act + c->bufs[c->grad_plain].offset;
-    s.args[2].ptr = c->act + c->bufs[c->row_loss].offset;
-    loss_kernel(c, &s);
-    return c->loss;
+    return loss_kernel(buf_ptr(c, c->out_plain), c->labels, cpu_batch(c),
+                       shape_numel(&c->g->layers[c->g->output].out), smoothing,
+                       buf_ptr(c, c->grad_plain), buf_ptr(c, c->row_loss));
 }
 
 static void cpu_backward(struct plan *p, const float *dy)
 {
     struct cpu *c = p->impl;
-    if (dy)
-        memcpy(c->act + c->bufs[c->grad_plain].offset, dy,
-               (size_t)cpu_batch(c) * (size_t)shape_numel(&c->g->layers[c->g->output].out) *
-                   sizeof(float));
+    if (dy) memcpy(buf_ptr(c, c->grad_plain), dy, out_bytes(c));
     run(c, CPU_BWD);
 }
 
 static void cpu_get_output(struct plan *p, float *y)
 {
     struct cpu *c = p->impl;
-    memcpy(y, c->act + c->bufs[c->out_plain].offset,
-           (size_t)cpu_batch(c) * (size_t)shape_numel(&c->g->layers[c->g->output].out) *
-               sizeof(float));
+    memcpy(y, buf_ptr(c, c->out_plain), out_bytes(c));
 }
 
 /* Copies between a plain buffer and memory laid out as md (a reorder: plan edges only). */
 static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside, void *plain,
                       bool in)
 {
-    dnnl_memory_desc_t pmd = plain_like(md);
+    dnnl_memory_desc_t pmd = cpu_plain_md(md);
     if (dnnl_memory_desc_equal(&pmd, md)) {
         size_t n = dnnl_memory_desc_get_size(md);
         if (in)
@@ -676,13 +681,13 @@ static void cpu_get_input_grad(struct plan *p, float *dx)
 {
     struct cpu *c = p->impl;
     if (c->in_grad < 0) return;
-    edge_copy(c, &c->in_md, c->act + c->bufs[c->in_grad].offset, dx, false);
+    edge_copy(c, &c->in_md, buf_ptr(c, c->in_grad), dx, false);
 }
 
 static void cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
     struct cpu *c = p->impl;
-    edge_copy(c, &c->in_md, c->act + c->bufs[c->in_buf].offset, (void *)x, true);
+    edge_copy(c, &c->in_md, buf_ptr(c, c->in_buf), (void *)x, true);
     if (labels) memcpy(c->labels, labels, (size_t)cpu_batch(c) * sizeof *labels);
 }
 

@@ -130,6 +130,8 @@ bool cpu_ok(struct cpu *c, dnnl_status_t st, const struct graph_layer *l, const 
 
 /* Memory descriptors. */
 dnnl_memory_desc_t cpu_md(int ndims, const int64_t *dims, dnnl_format_tag_t tag);
+/* A plain (row-major) layout with md's dims: PyTorch's, at the plan's edges. */
+dnnl_memory_desc_t cpu_plain_md(const dnnl_memory_desc_t *md);
 /* The layout oneDNN chose for argument `what` (dnnl_query_src_md, ...) of pd. */
 dnnl_memory_desc_t cpu_query(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index);
 /* The layer's output dims (N, C, H, W), or (N, F) for vectors. */

@@ -66,7 +66,7 @@ void plan_init_params(struct plan *p, uint64_t seed)
         size_t n = (size_t)op_tensor_numel(&g->tensors[i].t);
         if (n > cap) cap = n;
     }
-    float *buf = malloc((cap + 1) * sizeof(float) * 2);
+    float *buf = malloc((cap + 2) * sizeof(float)); /* at least 8 bytes: the i64 counters */
     if (!buf) abort();
     for (size_t i = 0; i < g->ntensors; i++) {
         const struct op_tensor *t = &g->tensors[i].t;
@@ -169,12 +169,12 @@ size_t plan_pack(size_t n, const size_t *size, const int *first, const int *last
     for (size_t i = 0; i < n; i++)
         it[i] = (struct pack_item){(size[i] + align - 1) / align * align, 0, first[i], last[i], i};
     qsort(it, n, sizeof *it, by_size_desc);
+    const struct pack_item **live = calloc(n + 1, sizeof *live);
+    if (!live) abort();
     size_t total = 0, nplaced = 0;
     for (size_t i = 0; i < n; i++) {
         /* The placed buffers whose lifetimes meet this one, by offset: take the first gap. */
         size_t k = 0;
-        const struct pack_item **live = malloc((nplaced + 1) * sizeof *live);
-        if (!live) abort();
         for (size_t j = 0; j < nplaced; j++)
             if (placed[j]->first <= it[i].last && it[i].first <= placed[j]->last)
                 live[k++] = placed[j];
@@ -185,7 +185,6 @@ size_t plan_pack(size_t n, const size_t *size, const int *first, const int *last
             size_t end = live[j]->offset + live[j]->size;
             if (end > at) at = end;
         }
-        free(live);
         it[i].offset = at;
         placed[nplaced++] = &it[i];
         if (at + it[i].size > total) total = at + it[i].size;
@@ -193,5 +192,6 @@ size_t plan_pack(size_t n, const size_t *size, const int *first, const int *last
     for (size_t i = 0; i < n; i++) offset[it[i].index] = it[i].offset;
     free(it);
     free(placed);
+    free(live);
     return total;
 }
