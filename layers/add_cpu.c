@@ -1,6 +1,6 @@
 /*
  * layers/add_cpu.c: add on the CPU with oneDNN's binary primitive; its backward hands the
- * output's gradient to both inputs. Covered by tests/test_ops_cpu.c.
+ * output's gradient to both inputs (the same buffer where that is safe, else a copy). Covered by tests/test_ops_cpu.c.
  */
 #include "cpu.h"
 
@@ -26,7 +26,13 @@ static void add_backward(struct cpu *c, size_t li)
 {
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     struct cpu_layer *cl = cpu_layer(c, l);
+    int aliased[2], n = 0;
     for (int i = 0; i < 2; i++) {
+        /* Both inputs' gradients are the output's: share its buffer where that is safe. */
+        if (cpu_grad_alias(c, l, i, cpu_grad_out(c, l), aliased, n)) {
+            aliased[n++] = l->in[i];
+            continue;
+        }
         int dx = cpu_grad_begin(c, l, i);
         if (dx < 0) continue;
         const dnnl_memory_desc_t *md = cpu_in_md(c, l, i);

@@ -5,6 +5,8 @@
  */
 #include "cpu.h"
 
+#include <stdlib.h>
+
 /* oneDNN's geometry: strides, dilation (minus one), padding on each side. */
 static void geometry(const struct conv_params *p, dnnl_dims_t st, dnnl_dims_t dil, dnnl_dims_t pl,
                      dnnl_dims_t pr)
@@ -16,6 +18,20 @@ static void geometry(const struct conv_params *p, dnnl_dims_t st, dnnl_dims_t di
     }
 }
 
+/*
+ * The algorithm for a convolution: Winograd F(4x4, 3x3) where it pays (3x3, stride 1, no
+ * dilation or groups, an output of at least 8x8), direct otherwise or where oneDNN has no
+ * Winograd kernel for this machine (the caller falls back).
+ */
+static dnnl_alg_kind_t algorithm(const struct conv_params *p, const struct shape *out)
+{
+    bool wino = p->kernel[0] == 3 && p->kernel[1] == 3 && p->stride[0] == 1 &&
+                p->stride[1] == 1 && p->dilation[0] == 1 && p->dilation[1] == 1 &&
+                p->groups == 1 && out->rank == 3 && out->d[1] >= 8 && out->d[2] >= 8 &&
+                getenv("RUNNER_CONV_DIRECT") == NULL;
+    return wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
 /* (K, C/g, R, S), or (g, K/g, C/g, R, S) for groups. */
 static dnnl_memory_desc_t weights_any(const struct conv_params *p, int64_t c)
 {
@@ -23,28 +39,55 @@ static dnnl_memory_desc_t weights_any(const struct conv_params *p, int64_t c)
     return p->groups == 1 ? cpu_md(4, d + 1, dnnl_format_tag_any) : cpu_md(5, d, dnnl_format_tag_any);
 }
 
+enum direction { FORWARD, BACKWARD_WEIGHTS, BACKWARD_DATA };
+
+/* The primitive descriptor of one direction of l's convolution: with algorithm() when oneDNN
+ * has it, else direct; NULL (the failure recorded) when neither is available. */
+static dnnl_primitive_desc_t conv_pd(struct cpu *c, const struct graph_layer *l,
+                                     enum direction dir, const dnnl_memory_desc_t *src,
+                                     const dnnl_memory_desc_t *w, const dnnl_memory_desc_t *dst,
+                                     const_dnnl_primitive_desc_t hint)
+{
+    static const char *const what[] = {"convolution", "convolution backward weights",
+                                       "convolution backward data"};
+    const struct conv_params *p = &l->p.conv;
+    int64_t k = p->out;
+    dnnl_memory_desc_t b = cpu_md(1, &k, dnnl_a);
+    dnnl_dims_t st, dil, pl, pr;
+    geometry(p, st, dil, pl, pr);
+    dnnl_alg_kind_t alg = algorithm(p, &l->out);
+    for (;;) {
+        dnnl_convolution_desc_t cd;
+        dnnl_status_t ok =
+            dir == FORWARD
+                ? dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, src,
+                                                             w, p->bias ? &b : NULL, dst, st,
+                                                             dil, pl, pr)
+            : dir == BACKWARD_WEIGHTS
+                ? dnnl_dilated_convolution_backward_weights_desc_init(
+                      &cd, alg, src, w, p->bias ? &b : NULL, dst, st, dil, pl, pr)
+                : dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, src, w, dst, st,
+                                                                   dil, pl, pr);
+        if (alg == dnnl_convolution_direct) {
+            if (!cpu_ok(c, ok, l, what[dir])) return NULL;
+            return cpu_pd(c, &cd, hint, l, what[dir]);
+        }
+        dnnl_primitive_desc_t pd = ok == dnnl_success ? cpu_pd_try(c, &cd, hint) : NULL;
+        if (pd) return pd;
+        alg = dnnl_convolution_direct;
+    }
+}
+
 static void conv_forward(struct cpu *c, size_t li)
 {
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     const struct conv_params *p = &l->p.conv;
-    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
     int64_t dd[4];
-    dnnl_dims_t st, dil, pl, pr;
     cpu_dims(c, &l->out, dd);
-    geometry(p, st, dil, pl, pr);
     dnnl_memory_desc_t dst = cpu_md(4, dd, dnnl_format_tag_any);
-    dnnl_memory_desc_t w = weights_any(p, src.dims[1]);
-    int64_t k = p->out;
-    dnnl_memory_desc_t b = cpu_md(1, &k, dnnl_a);
-    dnnl_convolution_desc_t cd;
-    if (!cpu_ok(c, dnnl_dilated_convolution_forward_desc_init(
-                       &cd, dnnl_forward_training, dnnl_convolution_direct, &src, &w,
-                       p->bias ? &b : NULL, &dst, st, dil, pl, pr),
-                l, "convolution"))
-        return;
-    dnnl_primitive_desc_t pd = cpu_pd(c, &cd, NULL, l, "convolution");
-    if (!pd) return;
-    cpu_weighted_forward(c, li, pd, p->bias);
+    dnnl_memory_desc_t w = weights_any(p, cpu_in_md(c, l, 0)->dims[1]);
+    dnnl_primitive_desc_t pd = conv_pd(c, l, FORWARD, cpu_in_md(c, l, 0), &w, &dst, NULL);
+    if (pd) cpu_weighted_forward(c, li, pd, p->bias);
 }
 
 static void conv_backward(struct cpu *c, size_t li)
@@ -54,20 +97,10 @@ static void conv_backward(struct cpu *c, size_t li)
     struct cpu_layer *cl = cpu_layer(c, l);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), dst = cl->md;
     dnnl_memory_desc_t w = *dnnl_primitive_desc_query_md(cl->fwd_pd, dnnl_query_weights_md, 0);
-    int64_t k = p->out;
-    dnnl_memory_desc_t b = cpu_md(1, &k, dnnl_a);
-    dnnl_dims_t st, dil, pl, pr;
-    geometry(p, st, dil, pl, pr);
     int dy = cpu_grad_out(c, l);
 
-    dnnl_convolution_desc_t wd;
-    if (!cpu_ok(c, dnnl_dilated_convolution_backward_weights_desc_init(
-                       &wd, dnnl_convolution_direct, &src, &w, p->bias ? &b : NULL, &dst, st,
-                       dil, pl, pr),
-                l, "convolution backward weights"))
-        return;
     struct cpu_step *s =
-        cpu_prim(c, CPU_BWD, cpu_pd(c, &wd, cl->fwd_pd, l, "convolution backward weights"), l);
+        cpu_prim(c, CPU_BWD, conv_pd(c, l, BACKWARD_WEIGHTS, &src, &w, &dst, cl->fwd_pd), l);
     cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
     cpu_act(c, s, DNNL_ARG_DIFF_DST, dy, &dst);
     cpu_tensor_arg(c, s, DNNL_ARG_DIFF_WEIGHTS, l->tensor0, true);
@@ -78,12 +111,7 @@ static void conv_backward(struct cpu *c, size_t li)
     /* Backward data wants its own weight layout (blocks transposed); a reorder of the
      * weights into it costs far less than running the forward layout's reference kernel. */
     dnnl_memory_desc_t wany = weights_any(p, src.dims[1]);
-    dnnl_convolution_desc_t dd;
-    if (!cpu_ok(c, dnnl_dilated_convolution_backward_data_desc_init(
-                       &dd, dnnl_convolution_direct, &src, &wany, &dst, st, dil, pl, pr),
-                l, "convolution backward data"))
-        return;
-    dnnl_primitive_desc_t pd = cpu_pd(c, &dd, cl->fwd_pd, l, "convolution backward data");
+    dnnl_primitive_desc_t pd = conv_pd(c, l, BACKWARD_DATA, &src, &wany, &dst, cl->fwd_pd);
     if (!pd) return;
     dnnl_memory_desc_t wb = cpu_query(pd, dnnl_query_weights_md, 0);
     int wbuf = -1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "op.h"
 
@@ -17,6 +18,7 @@ struct cpu_buffer {
     size_t size;
     int first, last;
     size_t offset;
+    bool shared; /* the gradient of two layers (cpu_grad_alias) */
 };
 
 struct cpu {
@@ -78,7 +80,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
 int cpu_buffer(struct cpu *c, size_t bytes)
 {
     c->bufs = grow(c->bufs, &c->capbufs, c->nbufs + 1, sizeof *c->bufs);
-    c->bufs[c->nbufs] = (struct cpu_buffer){bytes, INT_MAX, -1, 0};
+    c->bufs[c->nbufs] = (struct cpu_buffer){bytes, INT_MAX, -1, 0, false};
     return (int)c->nbufs++;
 }
 
@@ -88,9 +90,12 @@ static struct cpu_step *new_step(struct cpu *c, enum cpu_phase ph, const struct 
     struct cpu_step *s = &c->steps[ph][c->nsteps[ph]];
     memset(s, 0, sizeof *s);
     s->layer = l;
-    s->time = ph == CPU_FWD_TRAIN ? (int)c->nsteps[ph]
-              : ph == CPU_BWD     ? c->loss_time + 1 + (int)c->nsteps[ph]
-                                  : -1;
+    if (c->plan->opt.eval_only) /* lifetimes follow the evaluation program */
+        s->time = ph == CPU_FWD_EVAL ? (int)c->nsteps[ph] : -1;
+    else
+        s->time = ph == CPU_FWD_TRAIN ? (int)c->nsteps[ph]
+                  : ph == CPU_BWD     ? c->loss_time + 1 + (int)c->nsteps[ph]
+                                      : -1;
     c->nsteps[ph]++;
     return s;
 }
@@ -116,6 +121,12 @@ dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primiti
     if (!cpu_ok(c, dnnl_primitive_desc_create(&pd, desc, c->attr, c->eng, hint), l, what))
         return NULL;
     return pd;
+}
+
+dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    return dnnl_primitive_desc_create(&pd, desc, c->attr, c->eng, hint) == dnnl_success ? pd : NULL;
 }
 
 void cpu_keep_pd(struct cpu *c, size_t li, dnnl_primitive_desc_t pd)
@@ -234,6 +245,32 @@ int cpu_grad_begin(struct cpu *c, const struct graph_layer *l, int i)
     return cpu_buffer(c, dnnl_memory_desc_get_size(&p->md));
 }
 
+/* The last layer other than except reading layer p's output; -1 if none. */
+static int last_consumer(const struct graph *g, int p, size_t except)
+{
+    int last = -1;
+    for (size_t k = (size_t)p + 1; k < g->nlayers; k++)
+        for (int j = 0; j < g->layers[k].nin; j++)
+            if (g->layers[k].in[j] == p && k != except) last = (int)k;
+    return last;
+}
+
+bool cpu_grad_alias(struct cpu *c, const struct graph_layer *l, int i, int buf,
+                    const int *others, int n)
+{
+    int p = l->in[i];
+    size_t li = (size_t)(l - c->g->layers);
+    if (p == GRAPH_INPUT || c->layers[p].grad >= 0 || c->bufs[buf].shared ||
+        !dnnl_memory_desc_equal(&c->layers[p].md, &c->layers[li].md))
+        return false;
+    for (int k = 0; k < n; k++)
+        if (last_consumer(c->g, p, li) > others[k] || last_consumer(c->g, others[k], li) > p)
+            return false;
+    c->layers[p].grad = buf;
+    if (n) c->bufs[buf].shared = true;
+    return true;
+}
+
 void cpu_grad_finish(struct cpu *c, const struct graph_layer *l, int i, int buf)
 {
     int src = l->in[i];
@@ -245,6 +282,7 @@ void cpu_grad_finish(struct cpu *c, const struct graph_layer *l, int i, int buf)
     if (cpu_ok(c, dnnl_binary_desc_init(&bd, dnnl_binary_add, md, md, md), l, "gradient sum"))
         pd = cpu_pd(c, &bd, NULL, l, "gradient sum");
     struct cpu_step *s = cpu_prim(c, CPU_BWD, pd, l);
+    s->what = "gradient sum";
     cpu_act(c, s, DNNL_ARG_SRC_0, target, md);
     cpu_act(c, s, DNNL_ARG_SRC_1, buf, md);
     cpu_act(c, s, DNNL_ARG_DST, target, md);
@@ -260,6 +298,7 @@ void cpu_copy_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l
                    int dst, const dnnl_memory_desc_t *md)
 {
     struct cpu_step *s = cpu_kernel(c, ph, copy_kernel, l);
+    s->what = "copy";
     s->n = (int64_t)dnnl_memory_desc_get_size(md);
     cpu_act(c, s, 0, src, md);
     cpu_act(c, s, 1, dst, md);
@@ -375,6 +414,7 @@ struct cpu_step *cpu_reorder(struct cpu *c, enum cpu_phase ph, const struct grap
            "reorder");
     struct cpu_step *s = cpu_prim(c, ph, pd, NULL);
     s->layer = l;
+    s->what = "reorder";
     return s;
 }
 
@@ -384,6 +424,19 @@ void cpu_reorder_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer
     struct cpu_step *s = cpu_reorder(c, ph, l, smd, dmd);
     cpu_act(c, s, DNNL_ARG_FROM, src, smd);
     cpu_act(c, s, DNNL_ARG_TO, dst, dmd);
+}
+
+/* Destroys the steps of program ph (an evaluation-only plan has no training program). */
+static void free_program(struct cpu *c, enum cpu_phase ph)
+{
+    for (size_t i = 0; i < c->nsteps[ph]; i++) {
+        struct cpu_step *s = &c->steps[ph][i];
+        for (int a = 0; a < s->nargs; a++)
+            if (s->args[a].mem) dnnl_memory_destroy(s->args[a].mem);
+        if (s->scratch) dnnl_memory_destroy(s->scratch);
+        if (s->prim) dnnl_primitive_destroy(s->prim);
+    }
+    c->nsteps[ph] = 0;
 }
 
 static void build(struct cpu *c)
@@ -408,6 +461,13 @@ static void build(struct cpu *c)
     if (!same) {
         cpu_reorder_step(c, CPU_FWD_TRAIN, NULL, out->out, &out->md, c->out_plain, &plain);
         cpu_reorder_step(c, CPU_FWD_EVAL, NULL, out->out, &out->md, c->out_plain, &plain);
+    }
+    if (c->plan->opt.eval_only) {
+        free_program(c, CPU_FWD_TRAIN);
+        c->bufs[c->out_plain].last = INT_MAX;
+        c->bufs[c->in_buf].first = 0;
+        c->bufs[c->in_buf].last = INT_MAX;
+        return;
     }
     c->loss_time = (int)c->nsteps[CPU_FWD_TRAIN];
     c->grad_plain = cpu_buffer(c, dnnl_memory_desc_get_size(&plain));
@@ -447,8 +507,9 @@ static enum status bind(struct cpu *c)
     }
     struct plan_sizes *sz = &c->plan->sizes;
     sz->params = off;
-    sz->grads = c->param_bytes;
-    sz->optimizer = c->param_bytes * (size_t)c->plan->opt.optimizer_slots;
+    bool train = !c->plan->opt.eval_only;
+    sz->grads = train ? c->param_bytes : 0;
+    sz->optimizer = train ? c->param_bytes * (size_t)c->plan->opt.optimizer_slots : 0;
 
     size_t *size = calloc(c->nbufs + 1, sizeof *size), *offs = calloc(c->nbufs + 1, sizeof *offs);
     int *first = calloc(c->nbufs + 1, sizeof *first), *last = calloc(c->nbufs + 1, sizeof *last);
@@ -514,13 +575,7 @@ static void cpu_destroy(struct plan *p)
     struct cpu *c = p->impl;
     if (!c) return;
     for (int ph = 0; ph < CPU_PHASES; ph++) {
-        for (size_t i = 0; i < c->nsteps[ph]; i++) {
-            struct cpu_step *s = &c->steps[ph][i];
-            for (int a = 0; a < s->nargs; a++)
-                if (s->args[a].mem) dnnl_memory_destroy(s->args[a].mem);
-            if (s->scratch) dnnl_memory_destroy(s->scratch);
-            if (s->prim) dnnl_primitive_destroy(s->prim);
-        }
+        free_program(c, (enum cpu_phase)ph);
         free(c->steps[ph]);
     }
     for (size_t i = 0; c->layers && i < c->g->nlayers; i++)
@@ -578,10 +633,19 @@ static enum status cpu_create(struct plan *p, struct diag *d)
 /* --------------------------------------------------------------------------------------- */
 /* Running */
 
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static void run(struct cpu *c, enum cpu_phase ph)
 {
+    bool profile = c->plan->opt.profile;
     for (size_t i = 0; i < c->nsteps[ph]; i++) {
-        const struct cpu_step *s = &c->steps[ph][i];
+        struct cpu_step *s = &c->steps[ph][i];
+        double t0 = profile ? now() : 0;
         if (s->prim) {
             dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, s->nargs + 1, s->exec);
             if (st != dnnl_success) {
@@ -602,8 +666,35 @@ static void run(struct cpu *c, enum cpu_phase ph)
             }
         } else
             s->kernel(c, s);
+        if (profile) {
+            dnnl_stream_wait(c->stream);
+            s->seconds += now() - t0;
+            s->calls++;
+        }
     }
     dnnl_stream_wait(c->stream);
+}
+
+static void cpu_timings(struct plan *p, plan_timing_fn fn, void *ctx)
+{
+    struct cpu *c = p->impl;
+    static const enum plan_pass pass[CPU_PHASES] = {
+        [CPU_FWD_TRAIN] = PLAN_FORWARD, [CPU_FWD_EVAL] = PLAN_EVAL, [CPU_BWD] = PLAN_BACKWARD};
+    for (int ph = 0; ph < CPU_PHASES; ph++)
+        for (size_t i = 0; i < c->nsteps[ph]; i++) {
+            struct cpu_step *s = &c->steps[ph][i];
+            if (!fn) {
+                s->seconds = 0, s->calls = 0;
+                continue;
+            }
+            if (!s->calls) continue;
+            const char *what = s->what ? s->what
+                               : s->layer ? op_table[s->layer->op]->name
+                                          : "output";
+            struct plan_timing t = {.layer = s->layer, .what = what, .pass = pass[ph],
+                                    .seconds = s->seconds, .calls = s->calls};
+            fn(ctx, &t);
+        }
 }
 
 static void *buf_ptr(struct cpu *c, int buf)
@@ -772,4 +863,5 @@ const struct backend backend_cpu = {
     .get_input_grad = cpu_get_input_grad,
     .sgd_step = cpu_sgd_step,
     .adam_step = cpu_adam_step,
+    .timings = cpu_timings,
 };

@@ -6,8 +6,10 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "device.h"
 #include "graph.h"
 #include "model.h"
@@ -20,12 +22,30 @@
 #define RUNNER_VERSION "0.1.0"
 #endif
 
+#define MAX_OPTIONS 8
+
+/* An option of a command: "--name VALUE" (or "--name=VALUE"), or a flag "--name". */
+struct option {
+    const char *name;
+    bool value;
+};
+
+/* What a command is given. */
+struct args {
+    const char *file;
+    const char *const *ov; /* key=value overrides */
+    size_t n;
+    const char *opt[MAX_OPTIONS]; /* per option of the command: its value ("" for a flag
+                                     given), or NULL when absent */
+};
+
 struct command {
     const char *name;
     const char *args;
     const char *summary;
     const char *help; /* what `runner NAME --help` adds below the usage line */
-    int (*run)(const char *file, const char *const *overrides, size_t n);
+    int (*run)(const struct args *a);
+    const struct option *options; /* NULL-terminated, or NULL */
 };
 
 /* --------------------------------------------------------------------------------------- */
@@ -60,8 +80,11 @@ static int load_model(const char *file, const char *const *ov, size_t n, struct 
     return 0;
 }
 
-static int cmd_check(const char *file, const char *const *ov, size_t n)
+static int cmd_check(const struct args *a)
 {
+    const char *file = a->file;
+    const char *const *ov = a->ov;
+    size_t n = a->n;
     struct spec *s;
     int rc = load_model(file, ov, n, &s, NULL);
     if (rc) return rc;
@@ -70,8 +93,11 @@ static int cmd_check(const char *file, const char *const *ov, size_t n)
     return 0;
 }
 
-static int cmd_plan(const char *file, const char *const *ov, size_t n)
+static int cmd_plan(const struct args *a)
 {
+    const char *file = a->file;
+    const char *const *ov = a->ov;
+    size_t n = a->n;
     struct spec *s;
     struct graph *g;
     int rc = load_model(file, ov, n, &s, &g);
@@ -102,8 +128,11 @@ static int cmd_plan(const char *file, const char *const *ov, size_t n)
     return 0;
 }
 
-static int cmd_config(const char *file, const char *const *ov, size_t n)
+static int cmd_config(const struct args *a)
 {
+    const char *file = a->file;
+    const char *const *ov = a->ov;
+    size_t n = a->n;
     struct spec *s;
     int rc = load(file, ov, n, &s);
     if (rc) return rc;
@@ -112,8 +141,11 @@ static int cmd_config(const char *file, const char *const *ov, size_t n)
     return 0;
 }
 
-static int cmd_train(const char *file, const char *const *ov, size_t n)
+static int cmd_train(const struct args *a)
 {
+    const char *file = a->file;
+    const char *const *ov = a->ov;
+    size_t n = a->n;
     struct spec *s;
     int rc = load_model(file, ov, n, &s, NULL);
     if (rc) return rc;
@@ -136,30 +168,90 @@ static int cmd_train(const char *file, const char *const *ov, size_t n)
     return 0;
 }
 
-static int cmd_schema(const char *file, const char *const *ov, size_t n)
+static int cmd_schema(const struct args *a)
 {
-    (void)file, (void)ov, (void)n;
+    (void)a;
     schema_write_markdown(stdout);
     graph_write_markdown(stdout);
     return 0;
 }
 
+static const struct option bench_options[] = {
+    {"--mode", true}, {"--steps", true}, {"--warmup", true}, {"--profile", false}, {NULL, false}};
+
+/* A count option's value: a whole number in [lo, hi]. */
+static bool count_option(const char *name, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "runner bench: error: %s must be a whole number from %d to %d, got '%s'\n",
+                name, lo, hi, v);
+        return false;
+    }
+    *out = (int)x;
+    return true;
+}
+
+static int cmd_bench(const struct args *a)
+{
+    struct bench_options o = {.steps = 5, .warmup = 2, .profile = a->opt[3] != NULL};
+    if (a->opt[0]) {
+        if (strcmp(a->opt[0], "train") && strcmp(a->opt[0], "infer")) {
+            fprintf(stderr, "runner bench: error: --mode must be train or infer, got '%s'\n",
+                    a->opt[0]);
+            return 2;
+        }
+        o.infer = strcmp(a->opt[0], "infer") == 0;
+    }
+    if ((a->opt[1] && !count_option("--steps", a->opt[1], 1, 100000, &o.steps)) ||
+        (a->opt[2] && !count_option("--warmup", a->opt[2], 0, 100000, &o.warmup)))
+        return 2;
+    struct spec *s;
+    struct graph *g;
+    int rc = load_model(a->file, a->ov, a->n, &s, &g);
+    if (rc) return rc;
+    struct spec_device dev;
+    char msg[256];
+    if (device_resolve(&s->device, &dev, msg, sizeof msg) || dev.kind != SPEC_DEVICE_CPU) {
+        struct diag d = {.out = stderr};
+        diag_error(&d, spec_mark(s, "device"), "runner bench runs on the CPU in this version%s%s",
+                   *msg ? ": " : "", msg);
+        diag_hint(&d, "add device=cpu");
+        rc = 2;
+    } else {
+        rc = (int)bench_run(s, g, &o, stdout);
+    }
+    graph_free(g);
+    spec_free(s);
+    return rc;
+}
+
 static const struct command commands[] = {
     {"train", "FILE [key=value ...]", "run an experiment (the default command)",
-     "Loads FILE with its extends chain and overrides, checks it, and runs it.\n", cmd_train},
+     "Loads FILE with its extends chain and overrides, checks it, and runs it.\n", cmd_train, NULL},
     {"check", "FILE [key=value ...]", "validate an experiment: exit 0 if valid, 2 if not",
      "Checks the experiment and its graph (ops, settings, shapes, names) and prints\n"
-     "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check},
+     "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check, NULL},
     {"config", "FILE [key=value ...]", "print the resolved configuration as YAML",
-     "Every key with its value after extends, overrides and defaults.\n", cmd_config},
+     "Every key with its value after extends, overrides and defaults.\n", cmd_config, NULL},
     {"plan", "FILE [key=value ...]", "print the network: layers, shapes, counts, memory",
      "Expands the experiment's graph and prints every layer (name, op, settings, output\n"
      "shape, parameters, multiply-adds), the totals, and the memory one training step\n"
      "needs at train.batch_size. Another model: runner plan FILE model=models/resnet18.yaml\n",
-     cmd_plan},
+     cmd_plan, NULL},
     {"schema", "", "print the reference of every YAML key and op (Markdown)",
      "Every key of an experiment file (type, default, allowed values, meaning), the\n"
-     "structure of graph files, and every op with its settings.\n", cmd_schema},
+     "structure of graph files, and every op with its settings.\n", cmd_schema, NULL},
+    {"bench", "FILE [key=value ...] [--mode train|infer] [--steps N] [--warmup N] [--profile]",
+     "time training steps or inference on synthetic input",
+     "Builds the experiment's network at train.batch_size (eval.batch_size for --mode\n"
+     "infer) and times whole training steps (forward, loss, backward, optimizer update:\n"
+     "the trainer's step) or inference batches on synthetic input. Prints each step,\n"
+     "the peak memory and, last, the median images/s. --steps N timed steps (5),\n"
+     "--warmup N untimed steps first (2), --profile the time per op kind and per layer.\n"
+     "  runner bench experiments/resnet50_adam.yaml train.batch_size=128 --profile\n",
+     cmd_bench, bench_options},
 };
 
 static const struct command *find_command(const char *name)
@@ -180,8 +272,12 @@ static void usage(FILE *out)
             "\n"
             "commands:\n");
     for (size_t i = 0; i < ARRAY_LEN(commands); i++)
-        fprintf(out, "  %-8s %-22s %s\n", commands[i].name, commands[i].args,
-                commands[i].summary);
+        if (strlen(commands[i].args) > 22) /* the summary on a line of its own */
+            fprintf(out, "  %-8s %s\n  %-8s %-22s %s\n", commands[i].name, commands[i].args, "",
+                    "", commands[i].summary);
+        else
+            fprintf(out, "  %-8s %-22s %s\n", commands[i].name, commands[i].args,
+                    commands[i].summary);
     fprintf(out,
             "\n"
             "Overrides set keys as if written in FILE, and are checked the same way:\n"
@@ -222,6 +318,7 @@ int cli_main(int argc, char **argv)
     const char *file = NULL;
     const char *ov[256];
     size_t n = 0;
+    struct args args = {.ov = ov};
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -229,9 +326,33 @@ int cli_main(int argc, char **argv)
             return 0;
         }
         if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "runner %s: error: unknown option '%s'\n", c->name, a);
-            fprintf(stderr, "hint: runner %s --help lists what it takes\n", c->name);
-            return 2;
+            size_t len = strcspn(a, "=");
+            int k = 0;
+            while (c->options && c->options[k].name &&
+                   !(strlen(c->options[k].name) == len && strncmp(c->options[k].name, a, len) == 0))
+                k++;
+            if (!c->options || !c->options[k].name) {
+                fprintf(stderr, "runner %s: error: unknown option '%s'\n", c->name, a);
+                fprintf(stderr, "hint: runner %s --help lists what it takes\n", c->name);
+                return 2;
+            }
+            if (!c->options[k].value) {
+                if (a[len]) {
+                    fprintf(stderr, "runner %s: error: %s takes no value\n", c->name,
+                            c->options[k].name);
+                    return 2;
+                }
+                args.opt[k] = "";
+            } else if (a[len]) {
+                args.opt[k] = a + len + 1;
+            } else if (i + 1 < argc) {
+                args.opt[k] = argv[++i];
+            } else {
+                fprintf(stderr, "runner %s: error: %s needs a value\n", c->name,
+                        c->options[k].name);
+                return 2;
+            }
+            continue;
         }
         bool wants_file = strstr(c->args, "FILE") != NULL;
         if (wants_file && !file) {
@@ -253,5 +374,7 @@ int cli_main(int argc, char **argv)
         fprintf(stderr, "usage: runner %s %s\n", c->name, c->args);
         return 2;
     }
-    return c->run(file, ov, n);
+    args.file = file;
+    args.n = n;
+    return c->run(&args);
 }

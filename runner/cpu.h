@@ -49,6 +49,7 @@ struct cpu_step {
     dnnl_primitive_t prim; /* NULL: kernel */
     cpu_kernel_fn kernel;
     const struct graph_layer *layer;
+    const char *what; /* for profiles: NULL (the layer's op), "reorder", "gradient sum", ... */
     int time; /* position in the training program; -1 in the evaluation program */
     int nargs;
     struct cpu_arg args[CPU_MAX_ARGS];
@@ -57,6 +58,8 @@ struct cpu_step {
     dnnl_memory_t scratch;
     int64_t n;   /* kernel scalars */
     double f;
+    double seconds; /* profile: time spent in this step so far, over `calls` runs */
+    int64_t calls;
 };
 
 struct cpu_layer {
@@ -71,6 +74,8 @@ struct cpu_layer {
  * with the failure recorded. hint: the forward's, for backward primitives. */
 dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint,
                              const struct graph_layer *l, const char *what);
+/* The same, or NULL with nothing recorded (for a fallback: a kernel this machine lacks). */
+dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint);
 /* Keeps pd as layer li's forward descriptor (the hint of its backward primitives). */
 void cpu_keep_pd(struct cpu *c, size_t li, dnnl_primitive_desc_t pd);
 
@@ -113,6 +118,15 @@ int cpu_grad_begin(struct cpu *c, const struct graph_layer *l, int i);
 void cpu_grad_finish(struct cpu *c, const struct graph_layer *l, int i, int buf);
 /* The gradient buffer of l's output (written by its consumers or the loss). */
 int cpu_grad_out(struct cpu *c, const struct graph_layer *l);
+/*
+ * Makes buffer buf (l's output gradient, same layout) the gradient of input i of l without a
+ * copy, where that is safe: no consumer has written that gradient yet, buf is not shared
+ * already, and others (the producers in others[0 .. n)) whose gradient buf also is are not
+ * affected: gradients of a producer's other consumers are added into buf in place, so they
+ * must all come after (in the backward pass) the reads of the others. Returns whether it did.
+ */
+bool cpu_grad_alias(struct cpu *c, const struct graph_layer *l, int i, int buf,
+                    const int *others, int n);
 
 /* Appends a step copying buffer src into dst, both laid out as md. */
 void cpu_copy_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l, int src,

@@ -8,8 +8,23 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rng.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Adds the time since t0 to pass ps. */
+static void account(struct plan *p, enum plan_pass ps, double t0)
+{
+    p->pass_seconds[ps] += now() - t0;
+    p->pass_calls[ps]++;
+}
 
 enum status plan_create(const struct graph *g, const struct backend *be,
                         const struct plan_options *o, struct diag *d, struct plan **out)
@@ -55,6 +70,7 @@ void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst)
 
 void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst)
 {
+    if (p->opt.eval_only) abort();
     p->be->get_tensor(p, t, true, dst);
 }
 
@@ -104,18 +120,28 @@ void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
 
 void plan_forward(struct plan *p, bool train)
 {
+    if (train && p->opt.eval_only) abort(); /* a caller's bug: see plan_options */
+    double t0 = now();
     p->be->forward(p, train);
     if (train) p->steps++;
+    account(p, train ? PLAN_FORWARD : PLAN_EVAL, t0);
 }
 
 double plan_loss(struct plan *p, double smoothing)
 {
-    return p->be->loss(p, smoothing);
+    if (p->opt.eval_only) abort();
+    double t0 = now();
+    double loss = p->be->loss(p, smoothing);
+    account(p, PLAN_LOSS, t0);
+    return loss;
 }
 
 void plan_backward(struct plan *p, const float *dy)
 {
+    if (p->opt.eval_only) abort();
+    double t0 = now();
     p->be->backward(p, dy);
+    account(p, PLAN_BACKWARD, t0);
 }
 
 void plan_get_output(struct plan *p, float *y)
@@ -130,12 +156,36 @@ void plan_get_input_grad(struct plan *p, float *dx)
 
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 {
+    if (p->opt.eval_only) abort();
+    double t0 = now();
     p->be->sgd_step(p, o, first);
+    account(p, PLAN_UPDATE, t0);
 }
 
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
 {
+    if (p->opt.eval_only) abort();
+    double t0 = now();
     p->be->adam_step(p, o, t);
+    account(p, PLAN_UPDATE, t0);
+}
+
+void plan_timings_reset(struct plan *p)
+{
+    memset(p->pass_seconds, 0, sizeof p->pass_seconds);
+    memset(p->pass_calls, 0, sizeof p->pass_calls);
+    if (p->opt.profile) p->be->timings(p, NULL, NULL);
+}
+
+void plan_timings(struct plan *p, plan_timing_fn fn, void *ctx)
+{
+    if (p->opt.profile) p->be->timings(p, fn, ctx);
+    static const char *const what[] = {[PLAN_LOSS] = "loss", [PLAN_UPDATE] = "optimizer"};
+    for (int ps = PLAN_LOSS; ps <= PLAN_UPDATE; ps += PLAN_UPDATE - PLAN_LOSS) {
+        struct plan_timing t = {.what = what[ps], .pass = (enum plan_pass)ps,
+                                .seconds = p->pass_seconds[ps], .calls = p->pass_calls[ps]};
+        if (t.calls) fn(ctx, &t);
+    }
 }
 
 /* --------------------------------------------------------------------------------------- */

@@ -40,6 +40,8 @@ struct plan_options {
     bool input_grad;     /* also compute the gradient of the input (tests) */
     uint64_t seed;       /* dropout masks: a function of (seed, step, element) */
     bool sizes_only;     /* build and size everything, allocate no arena (runner plan) */
+    bool profile;        /* time every kernel (plan_timings) */
+    bool eval_only;      /* only the evaluation forward: no gradients, no optimizer state */
 };
 
 struct plan_sizes {
@@ -55,6 +57,19 @@ struct plan_adam {
     double lr, beta1, beta2, eps, weight_decay;
     bool decoupled; /* AdamW */
 };
+
+/* Where a plan spends its time (profile on): one kernel of the plan, accumulated. */
+enum plan_pass { PLAN_FORWARD, PLAN_LOSS, PLAN_BACKWARD, PLAN_UPDATE, PLAN_EVAL, PLAN_PASSES };
+
+struct plan_timing {
+    const struct graph_layer *layer; /* NULL: the plan's own (loss, optimizer, edges) */
+    const char *what;                /* the kernel: the op's name, "reorder", "gradient sum" */
+    enum plan_pass pass;
+    double seconds; /* in total over calls */
+    int64_t calls;
+};
+
+typedef void (*plan_timing_fn)(void *ctx, const struct plan_timing *t);
 
 struct plan;
 
@@ -75,6 +90,8 @@ struct backend {
     void (*get_input_grad)(struct plan *p, float *dx);
     void (*sgd_step)(struct plan *p, const struct plan_sgd *o, bool first);
     void (*adam_step)(struct plan *p, const struct plan_adam *o, int64_t t);
+    /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
+    void (*timings)(struct plan *p, plan_timing_fn fn, void *ctx);
 };
 
 extern const struct backend backend_cpu;
@@ -85,6 +102,8 @@ struct plan {
     struct plan_options opt;
     struct plan_sizes sizes;
     int64_t steps; /* training forwards run (dropout masks differ per step) */
+    double pass_seconds[PLAN_PASSES]; /* wall time in each pass so far */
+    int64_t pass_calls[PLAN_PASSES];
     void *impl;    /* the backend's */
 };
 
@@ -113,6 +132,12 @@ void plan_get_output(struct plan *p, float *y);     /* (N, F) */
 void plan_get_input_grad(struct plan *p, float *dx); /* (N, C, H, W); needs input_grad */
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t); /* t: 1, 2, ... */
+
+/* Calls fn for every kernel the backend timed (plan_options.profile), then for the loss and
+ * the optimizer update; each with its total time and number of calls. */
+void plan_timings(struct plan *p, plan_timing_fn fn, void *ctx);
+/* Starts the timings (and pass_seconds) afresh, e.g. after warm-up steps. */
+void plan_timings_reset(struct plan *p);
 
 /*
  * Offsets for buffers that share one arena by lifetime: buffer i of size[i] bytes is live

@@ -97,6 +97,30 @@ expect 0 "schema lists ops" -- schema
 has "$out" "### Ops"
 has "$out" '`conv` — 2-D convolution'
 
+# runner bench: training steps and inference on synthetic input; the median comes last.
+expect 0 "bench help" -- bench --help
+has "$out" "usage: runner bench FILE [key=value ...] [--mode train|infer] [--steps N] [--warmup N] [--profile]"
+expect 0 "bench train" -- bench experiments/quick.yaml train.batch_size=4 --steps 2 --warmup=1 --profile
+has "$out" "bench quick: training steps, batch 4, input 3x32x32, cpu"
+has "$out" "step 2/2: "
+has "$out" "profile: ms per step, by op kind"
+has "$out" "layer1.0.conv1                       conv"
+tail -n 1 "$out" | grep -q "^median images/s: [0-9.]*$" || { echo "FAIL: bench: no median last"; fails=$((fails + 1)); }
+expect 0 "bench infer" -- bench experiments/quick.yaml eval.batch_size=3 --mode infer --steps 1 --warmup 0
+has "$out" "bench quick: inference, batch 3"
+has "$out" "gradients 0.0 MiB, optimizer 0.0 MiB"
+tail -n 1 "$out" | grep -q "^median images/s: [0-9.]*$" || { echo "FAIL: bench infer: no median last"; fails=$((fails + 1)); }
+expect 2 "bench bad mode" -- bench experiments/quick.yaml --mode fast
+has "$err" "--mode must be train or infer, got 'fast'"
+expect 2 "bench bad steps" -- bench experiments/quick.yaml --steps 0
+has "$err" "--steps must be a whole number from 1 to 100000, got '0'"
+expect 2 "bench option without value" -- bench experiments/quick.yaml --warmup
+has "$err" "--warmup needs a value"
+expect 2 "bench flag with a value" -- bench experiments/quick.yaml --profile=yes
+has "$err" "--profile takes no value"
+expect 2 "option of another command" -- check experiments/quick.yaml --steps 3
+has "$err" "unknown option '--steps'"
+
 # device: cuda where there is no GPU is a configuration error (exit 2).
 "$runner" --version >"$out" 2>&1
 if grep -qE "GPUs: none|CUDA: not built in" "$out"; then
