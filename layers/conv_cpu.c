@@ -5,8 +5,6 @@
  */
 #include "cpu.h"
 
-#include <stdlib.h>
-
 /* oneDNN's geometry: strides, dilation (minus one), padding on each side. */
 static void geometry(const struct conv_params *p, dnnl_dims_t st, dnnl_dims_t dil, dnnl_dims_t pl,
                      dnnl_dims_t pr)
@@ -20,15 +18,16 @@ static void geometry(const struct conv_params *p, dnnl_dims_t st, dnnl_dims_t di
 
 /*
  * The algorithm for a convolution: Winograd F(4x4, 3x3) where it pays (3x3, stride 1, no
- * dilation or groups, an output of at least 8x8), direct otherwise or where oneDNN has no
- * Winograd kernel for this machine (the caller falls back).
+ * dilation or groups, an output of at least 8x8) unless the plan asks for direct only;
+ * direct otherwise, and where oneDNN has no Winograd kernel for this machine (the caller
+ * falls back).
  */
-static dnnl_alg_kind_t algorithm(const struct conv_params *p, const struct shape *out)
+static dnnl_alg_kind_t algorithm(struct cpu *c, const struct conv_params *p,
+                                 const struct shape *out)
 {
-    bool wino = p->kernel[0] == 3 && p->kernel[1] == 3 && p->stride[0] == 1 &&
+    bool wino = !cpu_options(c)->conv_direct && p->kernel[0] == 3 && p->kernel[1] == 3 && p->stride[0] == 1 &&
                 p->stride[1] == 1 && p->dilation[0] == 1 && p->dilation[1] == 1 &&
-                p->groups == 1 && out->rank == 3 && out->d[1] >= 8 && out->d[2] >= 8 &&
-                getenv("RUNNER_CONV_DIRECT") == NULL;
+                p->groups == 1 && out->rank == 3 && out->d[1] >= 8 && out->d[2] >= 8;
     return wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
 }
 
@@ -55,7 +54,7 @@ static dnnl_primitive_desc_t conv_pd(struct cpu *c, const struct graph_layer *l,
     dnnl_memory_desc_t b = cpu_md(1, &k, dnnl_a);
     dnnl_dims_t st, dil, pl, pr;
     geometry(p, st, dil, pl, pr);
-    dnnl_alg_kind_t alg = algorithm(p, &l->out);
+    dnnl_alg_kind_t alg = algorithm(c, p, &l->out);
     for (;;) {
         dnnl_convolution_desc_t cd;
         dnnl_status_t ok =

@@ -221,6 +221,11 @@ uint64_t cpu_seed(struct cpu *c)
     return c->plan->opt.seed ^ ((uint64_t)c->plan->steps * 0x9E3779B97F4A7C15ull);
 }
 
+const struct plan_options *cpu_options(struct cpu *c)
+{
+    return &c->plan->opt;
+}
+
 int cpu_grad_out(struct cpu *c, const struct graph_layer *l)
 {
     return cpu_layer(c, l)->grad;
@@ -782,15 +787,16 @@ static void cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
     if (labels) memcpy(c->labels, labels, (size_t)cpu_batch(c) * sizeof *labels);
 }
 
-static void cpu_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src)
+static void cpu_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
+                           const void *src)
 {
     struct cpu *c = p->impl;
     size_t i = (size_t)(t - c->g->tensors);
     if (t->t.dtype == TENSOR_I64) {
-        memcpy(c->params + c->toff[i], src, 8);
+        if (!grad) memcpy(c->params + c->toff[i], src, 8);
         return;
     }
-    edge_copy(c, &c->tmd[i], c->params + c->toff[i], (void *)src, true);
+    edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], (void *)src, true);
 }
 
 static void cpu_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad, void *dst)

@@ -137,6 +137,7 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     int64_t batch = o->infer ? s->eval.batch_size : s->train.batch_size;
     struct plan_options po = {.batch = batch, .seed = (uint64_t)s->seed, .profile = o->profile,
                               .eval_only = o->infer,
+                              .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT,
                               .optimizer_slots = o->infer ? 0 : model_optimizer_slots(s)};
     struct diag d = {.out = stderr};
     struct plan *p;

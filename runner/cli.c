@@ -113,7 +113,8 @@ static int cmd_plan(const struct args *a)
     if (!cuda) {
         struct plan_options o = {.batch = s->train.batch_size,
                                  .optimizer_slots = model_optimizer_slots(s),
-                                 .seed = (uint64_t)s->seed, .sizes_only = true};
+                                 .seed = (uint64_t)s->seed, .sizes_only = true,
+                                 .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
         struct diag d = {.out = stderr};
         if (plan_create(g, &backend_cpu, &o, &d, &pl)) {
             graph_free(g);

@@ -108,6 +108,7 @@ struct cpu_layer *cpu_layer(struct cpu *c, const struct graph_layer *l);
 const struct graph *cpu_graph(struct cpu *c);
 int64_t cpu_batch(struct cpu *c);
 uint64_t cpu_seed(struct cpu *c);
+const struct plan_options *cpu_options(struct cpu *c);
 
 /*
  * The buffer a backward step writes the gradient of input i of l into, or -1 when no

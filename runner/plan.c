@@ -60,12 +60,18 @@ void plan_free(struct plan *p)
 
 void plan_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src)
 {
-    p->be->set_tensor(p, t, src);
+    p->be->set_tensor(p, t, false, src);
 }
 
 void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst)
 {
     p->be->get_tensor(p, t, false, dst);
+}
+
+void plan_set_grad(struct plan *p, const struct graph_tensor *t, const float *src)
+{
+    if (p->opt.eval_only || t->t.role != TENSOR_PARAM) abort();
+    p->be->set_tensor(p, t, true, src);
 }
 
 void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst)
@@ -108,7 +114,7 @@ void plan_init_params(struct plan *p, uint64_t seed)
                 buf[j] = (float)v;
             }
         }
-        p->be->set_tensor(p, &g->tensors[i], buf);
+        p->be->set_tensor(p, &g->tensors[i], false, buf);
     }
     free(buf);
 }

@@ -42,6 +42,7 @@ struct plan_options {
     bool sizes_only;     /* build and size everything, allocate no arena (runner plan) */
     bool profile;        /* time every kernel (plan_timings) */
     bool eval_only;      /* only the evaluation forward: no gradients, no optimizer state */
+    bool conv_direct;    /* direct convolution only (no Winograd): train.conv_algorithm */
 };
 
 struct plan_sizes {
@@ -80,7 +81,7 @@ struct backend {
     bool (*supports)(const struct graph *g, const struct graph_layer *l, char *why, size_t size);
     MUST_CHECK enum status (*create)(struct plan *p, struct diag *d);
     void (*destroy)(struct plan *p);
-    void (*set_tensor)(struct plan *p, const struct graph_tensor *t, const void *src);
+    void (*set_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, const void *src);
     void (*get_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, void *dst);
     void (*set_input)(struct plan *p, const float *x, const int32_t *labels);
     void (*forward)(struct plan *p, bool train);
@@ -117,6 +118,8 @@ void plan_free(struct plan *p);
 void plan_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src);
 void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst);
 void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst);
+/* Sets a parameter's gradient (an optimizer step from given gradients; tests). */
+void plan_set_grad(struct plan *p, const struct graph_tensor *t, const float *src);
 /* Every tensor initialized as torchvision's ResNets do (graph tensor init), from seed. */
 void plan_init_params(struct plan *p, uint64_t seed);
 

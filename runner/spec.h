@@ -58,6 +58,7 @@ enum spec_transform_kind {
 enum spec_fill { SPEC_FILL_ZERO, SPEC_FILL_REFLECT };
 enum spec_interp { SPEC_INTERP_BILINEAR, SPEC_INTERP_NEAREST };
 enum spec_hooks_fail { SPEC_HOOKS_FAIL_CONTINUE, SPEC_HOOKS_FAIL_STOP };
+enum spec_conv_algorithm { SPEC_CONV_AUTO, SPEC_CONV_DIRECT };
 
 /* --------------------------------------------------------------------------------------- */
 /* Value types the schema fills. */
@@ -150,6 +151,7 @@ struct spec_train {
     long long epochs, batch_size, threads;
     double label_smoothing;
     bool deterministic;
+    enum spec_conv_algorithm conv_algorithm;
 };
 
 struct spec_eval {

@@ -1,0 +1,28 @@
+/*
+ * weights.h: a plan's parameters and buffers to and from safetensors files, by torchvision's
+ * names, so weights move between the runner and PyTorch in both directions.
+ *
+ *     struct st_file *f;
+ *     if (st_open("model.safetensors", &d, &f) || weights_load(plan, f, &d)) ...
+ *     weights_save(plan, "out.safetensors", ST_F32, &d);
+ *
+ * Loading is strict, as PyTorch's load_state_dict(strict=True): every tensor of the graph must
+ * be in the file with its shape (F32, or F16/BF16 converted; num_batches_tracked I64), and the
+ * file may hold nothing else. All mismatches are reported, each naming the file and tensor.
+ * Saving writes every tensor in graph order, parameters as `as` (F32, BF16 or F16) and the
+ * batchnorm counters as I64, with metadata {"format": "pt"}. Covered by tests/test_parity.c.
+ */
+#ifndef RUNNER_WEIGHTS_H
+#define RUNNER_WEIGHTS_H
+
+#include "common.h"
+#include "diag.h"
+#include "plan.h"
+#include "safetensors.h"
+
+MUST_CHECK enum status weights_load(struct plan *p, const struct st_file *f, const char *path,
+                                    struct diag *d);
+MUST_CHECK enum status weights_save(struct plan *p, const char *path, enum st_dtype as,
+                                    struct diag *d);
+
+#endif
