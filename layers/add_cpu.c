@@ -1,6 +1,7 @@
 /*
- * layers/add_cpu.c: add on the CPU with oneDNN's binary primitive; its backward hands the
- * output's gradient to both inputs (the same buffer where that is safe, else a copy). Covered by tests/test_ops_cpu.c.
+ * layers/add_cpu.c: add on the CPU with oneDNN's binary primitive (with the relu that alone
+ * reads it as a post-op); its backward hands the output's gradient to both inputs (the same
+ * buffer where that is safe, else a copy). Covered by tests/test_ops_cpu.c.
  */
 #include "cpu.h"
 
@@ -11,7 +12,11 @@ static void add_forward(struct cpu *c, size_t li)
     cpu_output(c, li, &a);
     dnnl_binary_desc_t bd;
     if (!cpu_ok(c, dnnl_binary_desc_init(&bd, dnnl_binary_add, &a, &b, &a), l, "add")) return;
-    dnnl_primitive_desc_t pd = cpu_pd(c, &bd, NULL, l, "add");
+    /* A relu that alone reads the sum is applied here; its backward (from the output) stays. */
+    int k = cpu_sole_consumer(c, li);
+    bool relu = k >= 0 && cpu_graph(c)->layers[k].op == OP_KIND_RELU;
+    if (relu) cpu_layer(c, &cpu_graph(c)->layers[k])->fused = CPU_FUSED_FORWARD;
+    dnnl_primitive_desc_t pd = relu ? cpu_pd_relu(c, &bd, l, "add") : cpu_pd(c, &bd, NULL, l, "add");
     if (!pd) return;
     cpu_keep_pd(c, li, pd);
     for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {

@@ -2,7 +2,10 @@
  * layers/batchnorm_cpu.c: batchnorm on the CPU with oneDNN: training forward (batch
  * statistics, saved for backward; the running ones updated in C as PyTorch does, with the
  * unbiased variance), inference forward (running statistics), backward (data, gamma, beta).
- * Covered by tests/test_ops_cpu.c.
+ * A relu that alone reads the output is done by the same primitives (oneDNN's
+ * fuse_norm_relu, its mask kept in a workspace for the backward pass); the relu layer then
+ * only hands on the buffers. Covered by tests/test_ops_cpu.c, tests/test_plan.c and the
+ * parity test.
  */
 #include "cpu.h"
 
@@ -24,11 +27,20 @@ static void running_kernel(struct cpu *c, const struct cpu_step *s)
     (*count)++;
 }
 
+/* Whether layer li's relu is done by its batchnorm: its sole consumer is a relu. */
+static bool fuses_relu(struct cpu *c, size_t li)
+{
+    int k = cpu_sole_consumer(c, li);
+    return k >= 0 && cpu_graph(c)->layers[k].op == OP_KIND_RELU;
+}
+
 static void batchnorm_forward(struct cpu *c, size_t li)
 {
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     const struct batchnorm_params *p = &l->p.batchnorm;
     struct cpu_layer *cl = cpu_layer(c, l);
+    bool relu = fuses_relu(c, li);
+    unsigned flags = FLAGS | (relu ? dnnl_fuse_norm_relu : 0);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
     int64_t channels = src.dims[1];
     dnnl_memory_desc_t stat = cpu_md(1, &channels, dnnl_a);
@@ -38,13 +50,19 @@ static void batchnorm_forward(struct cpu *c, size_t li)
 
     dnnl_batch_normalization_desc_t bd;
     if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, &src,
-                                                              (float)p->eps, FLAGS),
+                                                              (float)p->eps, flags),
                 l, "batch normalization"))
         return;
     dnnl_primitive_desc_t pd = cpu_pd(c, &bd, NULL, l, "batch normalization");
     if (!pd) return;
     cpu_keep_pd(c, li, pd);
+    dnnl_memory_desc_t ws = cpu_query(pd, dnnl_query_workspace_md, 0);
+    if (relu) {
+        cpu_layer(c, &cpu_graph(c)->layers[cpu_sole_consumer(c, li)])->fused = CPU_FUSED;
+        cl->aux[2] = cpu_buffer(c, dnnl_memory_desc_get_size(&ws)); /* the relu's mask */
+    }
     struct cpu_step *s = cpu_prim(c, CPU_FWD_TRAIN, pd, l);
+    if (relu) cpu_act(c, s, DNNL_ARG_WORKSPACE, cl->aux[2], &ws);
     cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
     cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
     cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false);
@@ -64,7 +82,7 @@ static void batchnorm_forward(struct cpu *c, size_t li)
     dnnl_batch_normalization_desc_t id;
     if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&id, dnnl_forward_inference, &src,
                                                               (float)p->eps,
-                                                              FLAGS | dnnl_use_global_stats),
+                                                              flags | dnnl_use_global_stats),
                 l, "batch normalization (inference)"))
         return;
     s = cpu_prim(c, CPU_FWD_EVAL, cpu_pd(c, &id, NULL, l, "batch normalization (inference)"), l);
@@ -84,9 +102,11 @@ static void batchnorm_backward(struct cpu *c, size_t li)
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
     int64_t channels = src.dims[1];
     dnnl_memory_desc_t stat = cpu_md(1, &channels, dnnl_a);
+    bool relu = fuses_relu(c, li);
     dnnl_batch_normalization_desc_t bd;
-    if (!cpu_ok(c, dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &src, &src,
-                                                               (float)p->eps, FLAGS),
+    if (!cpu_ok(c, dnnl_batch_normalization_backward_desc_init(
+                       &bd, dnnl_backward, &src, &src, (float)p->eps,
+                       FLAGS | (relu ? dnnl_fuse_norm_relu : 0)),
                 l, "batch normalization backward"))
         return;
     struct cpu_step *s =
@@ -98,6 +118,10 @@ static void batchnorm_backward(struct cpu *c, size_t li)
     cpu_act(c, s, DNNL_ARG_MEAN, cl->aux[0], &stat);
     cpu_act(c, s, DNNL_ARG_VARIANCE, cl->aux[1], &stat);
     cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &src);
+    if (relu) {
+        dnnl_memory_desc_t ws = cpu_query(cl->fwd_pd, dnnl_query_workspace_md, 0);
+        cpu_act(c, s, DNNL_ARG_WORKSPACE, cl->aux[2], &ws);
+    }
     cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
     cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false); /* asked for, though unused */
     cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &src);

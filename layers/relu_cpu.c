@@ -1,6 +1,8 @@
 /*
  * layers/relu_cpu.c: relu on the CPU with oneDNN's eltwise primitive; backward from the
- * output (so the input need not be kept). Covered by tests/test_ops_cpu.c.
+ * output (so the input need not be kept). After a batchnorm or an add it alone reads, that
+ * layer does its forward (layers/batchnorm_cpu.c, layers/add_cpu.c; batchnorm its backward
+ * too). Covered by tests/test_ops_cpu.c.
  */
 #include "cpu.h"
 
@@ -8,6 +10,11 @@ static void relu_forward(struct cpu *c, size_t li)
 {
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
+    if (cpu_layer(c, l)->fused) { /* done by the layer before it: its output is ours */
+        cpu_layer(c, l)->md = src;
+        cpu_layer(c, l)->out = cpu_in_buf(c, l, 0);
+        return;
+    }
     cpu_output(c, li, &src);
     dnnl_eltwise_desc_t ed;
     if (!cpu_ok(c, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training,
@@ -28,6 +35,14 @@ static void relu_backward(struct cpu *c, size_t li)
 {
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     struct cpu_layer *cl = cpu_layer(c, l);
+    if (cl->fused == CPU_FUSED) { /* batchnorm's backward takes our gradient, applies the mask */
+        if (!cpu_grad_alias(c, l, 0, cpu_grad_out(c, l), NULL, 0)) {
+            int dx = cpu_grad_begin(c, l, 0); /* a shared buffer: its own copy */
+            cpu_copy_step(c, CPU_BWD, l, cpu_grad_out(c, l), dx, &cl->md);
+            cpu_grad_finish(c, l, 0, dx);
+        }
+        return;
+    }
     int dx = cpu_grad_begin(c, l, 0);
     if (dx < 0) return;
     dnnl_eltwise_desc_t ed;

@@ -47,7 +47,8 @@ struct cpu {
     /* The output at the plan's edge: (N, F) in a plain layout, and its gradient. */
     int out_plain, grad_plain, row_loss;
     int32_t *labels;
-    dnnl_primitive_attr_t attr; /* user-managed scratchpad */
+    dnnl_primitive_attr_t attr;      /* user-managed scratchpad */
+    dnnl_primitive_attr_t relu_attr; /* the same, with a relu post-op */
     double loss;
 };
 
@@ -119,6 +120,25 @@ dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primiti
 {
     dnnl_primitive_desc_t pd = NULL;
     if (!cpu_ok(c, dnnl_primitive_desc_create(&pd, desc, c->attr, c->eng, hint), l, what))
+        return NULL;
+    return pd;
+}
+
+dnnl_primitive_desc_t cpu_pd_relu(struct cpu *c, const void *desc, const struct graph_layer *l,
+                                  const char *what)
+{
+    if (!c->relu_attr) {
+        dnnl_post_ops_t po;
+        if (!cpu_ok(c, dnnl_primitive_attr_clone(&c->relu_attr, c->attr), l, what) ||
+            !cpu_ok(c, dnnl_post_ops_create(&po), l, what))
+            return NULL;
+        bool ok = cpu_ok(c, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0, 0), l, what) &&
+                  cpu_ok(c, dnnl_primitive_attr_set_post_ops(c->relu_attr, po), l, what);
+        dnnl_post_ops_destroy(po);
+        if (!ok) return NULL;
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (!cpu_ok(c, dnnl_primitive_desc_create(&pd, desc, c->relu_attr, c->eng, NULL), l, what))
         return NULL;
     return pd;
 }
@@ -248,6 +268,20 @@ int cpu_grad_begin(struct cpu *c, const struct graph_layer *l, int i)
         return p->grad;
     }
     return cpu_buffer(c, dnnl_memory_desc_get_size(&p->md));
+}
+
+int cpu_sole_consumer(struct cpu *c, size_t li)
+{
+    const struct graph *g = c->g;
+    int found = -1;
+    if ((int)li == g->output) return -1;
+    for (size_t k = li + 1; k < g->nlayers; k++)
+        for (int j = 0; j < g->layers[k].nin; j++)
+            if (g->layers[k].in[j] == (int)li) {
+                if (found >= 0) return -1;
+                found = (int)k;
+            }
+    return found;
 }
 
 /* The last layer other than except reading layer p's output; -1 if none. */
@@ -586,6 +620,7 @@ static void cpu_destroy(struct plan *p)
     for (size_t i = 0; c->layers && i < c->g->nlayers; i++)
         if (c->layers[i].fwd_pd) dnnl_primitive_desc_destroy((dnnl_primitive_desc_t)c->layers[i].fwd_pd);
     if (c->attr) dnnl_primitive_attr_destroy(c->attr);
+    if (c->relu_attr) dnnl_primitive_attr_destroy(c->relu_attr);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->eng) dnnl_engine_destroy(c->eng);
     free(c->layers), free(c->bufs), free(c->tmd), free(c->toff);
@@ -820,12 +855,13 @@ static void cpu_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
     float *w = (float *)c->params, *g = (float *)c->grads, *buf = (float *)c->optim;
     const float lr = (float)o->lr, mom = (float)o->momentum, damp = (float)o->dampening,
                 wd = (float)o->weight_decay;
-#pragma omp parallel for schedule(static)
+    const bool nesterov = o->nesterov;
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float d = g[i] + wd * w[i];
         if (mom != 0) {
             buf[i] = first ? d : mom * buf[i] + (1 - damp) * d;
-            d = o->nesterov ? d + mom * buf[i] : buf[i];
+            d = nesterov ? d + mom * buf[i] : buf[i];
         }
         w[i] -= lr * d;
     }
@@ -841,10 +877,11 @@ static void cpu_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
                 eps = (float)o->eps, wd = (float)o->weight_decay;
     const float c1 = (float)(1 - pow(o->beta1, (double)t)), c2 = (float)(1 - pow(o->beta2, (double)t));
     const float step = lr / c1, sc2 = sqrtf(c2);
-#pragma omp parallel for schedule(static)
+    const bool decoupled = o->decoupled;
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float d = g[i];
-        if (o->decoupled)
+        if (decoupled)
             w[i] *= 1 - lr * wd;
         else
             d += wd * w[i];

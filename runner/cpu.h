@@ -68,12 +68,17 @@ struct cpu_layer {
     int grad;              /* buffer of its output's gradient; -1 until a consumer writes it */
     int aux[4];            /* op-specific buffers (batch statistics, pooling workspace, mask) */
     const_dnnl_primitive_desc_t fwd_pd; /* hint for backward primitives */
+    enum { CPU_UNFUSED, CPU_FUSED, CPU_FUSED_FORWARD } fused; /* a relu done by its producer:
+                              batchnorm (both passes), add (the forward only) */
 };
 
 /* A primitive descriptor for op descriptor desc (with the user-managed scratchpad), or NULL
  * with the failure recorded. hint: the forward's, for backward primitives. */
 dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint,
                              const struct graph_layer *l, const char *what);
+/* The same with a relu applied to the output (a oneDNN post-op). */
+dnnl_primitive_desc_t cpu_pd_relu(struct cpu *c, const void *desc, const struct graph_layer *l,
+                                  const char *what);
 /* The same, or NULL with nothing recorded (for a fallback: a kernel this machine lacks). */
 dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint);
 /* Keeps pd as layer li's forward descriptor (the hint of its backward primitives). */
@@ -117,6 +122,9 @@ const struct plan_options *cpu_options(struct cpu *c);
  */
 int cpu_grad_begin(struct cpu *c, const struct graph_layer *l, int i);
 void cpu_grad_finish(struct cpu *c, const struct graph_layer *l, int i, int buf);
+/* The only layer that reads layer li's output, or -1 (none, several, or the graph's output). */
+int cpu_sole_consumer(struct cpu *c, size_t li);
+
 /* The gradient buffer of l's output (written by its consumers or the loss). */
 int cpu_grad_out(struct cpu *c, const struct graph_layer *l);
 /*

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch side of tests/bench/cpu_vs_torch.sh: times the same CIFAR ResNet (torchvision's,
 with the 3x3/1 stem and no max-pool) as `runner bench`, fp32, channels_last, on synthetic
-input. Prints one line per measured step and, last, "median images/s: X".
+input: a training step is zero_grad, forward, cross-entropy, backward and the optimizer's step
+(Adam, as experiments/resnet50_adam.yaml); inference is a forward under no_grad in eval mode.
+Prints one line per measured step, the peak resident memory and, last, "median images/s: X".
 
     /usr/bin/python3 tests/bench/torch_bench.py --model resnet50 --batch 128 --mode train
 """
@@ -31,13 +33,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     m = cifar_resnet(a.model, 10).to(memory_format=torch.channels_last)
     x = torch.randn(a.batch, 3, a.size, a.size).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (a.batch,))
-    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    if a.optimizer == "adam":
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    else:
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     if a.mode == "train":
         m.train()
