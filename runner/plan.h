@@ -132,7 +132,8 @@ double plan_loss(struct plan *p, double smoothing);
 /* Backward from the loss (dy NULL) or from a given output gradient dy (N, F). */
 void plan_backward(struct plan *p, const float *dy);
 void plan_get_output(struct plan *p, float *y);     /* (N, F) */
-void plan_get_input_grad(struct plan *p, float *dx); /* (N, C, H, W); needs input_grad */
+/* (N, C, H, W); needs input_grad; valid after plan_backward until the next forward. */
+void plan_get_input_grad(struct plan *p, float *dx);
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t); /* t: 1, 2, ... */
 

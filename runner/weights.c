@@ -33,14 +33,16 @@ enum status weights_load(struct plan *p, const struct st_file *f, const char *pa
     }
     float *buf = malloc(largest(g) * sizeof(float) + 8);
     if (!buf) abort();
-    for (size_t t = 0; t < g->ntensors; t++) {
-        const struct graph_tensor *gt = &g->tensors[t];
-        enum status st =
-            gt->t.dtype == TENSOR_I64
-                ? st_read_i64(f, gt->name, gt->t.rank, gt->t.dim, (int64_t *)(void *)buf, d)
-                : st_read_f32(f, gt->name, gt->t.rank, gt->t.dim, buf, d);
-        if (st == STATUS_OK && d->errors == before) plan_set_tensor(p, gt, buf);
-    }
+    /* Every tensor checked first, then set: a file that does not fit leaves the plan as it was. */
+    for (int set = 0; set < 2 && (!set || d->errors == before); set++)
+        for (size_t t = 0; t < g->ntensors; t++) {
+            const struct graph_tensor *gt = &g->tensors[t];
+            enum status st =
+                gt->t.dtype == TENSOR_I64
+                    ? st_read_i64(f, gt->name, gt->t.rank, gt->t.dim, (int64_t *)(void *)buf, d)
+                    : st_read_f32(f, gt->name, gt->t.rank, gt->t.dim, buf, d);
+            if (set && st == STATUS_OK) plan_set_tensor(p, gt, buf);
+        }
     free(buf);
     return d->errors == before ? STATUS_OK : STATUS_CONFIG;
 }

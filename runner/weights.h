@@ -10,7 +10,8 @@
  * be in the file with its shape (F32, or F16/BF16 converted; num_batches_tracked I64), and the
  * file may hold nothing else. All mismatches are reported, each naming the file and tensor.
  * Saving writes every tensor in graph order, parameters as `as` (F32, BF16 or F16) and the
- * batchnorm counters as I64, with metadata {"format": "pt"}. Covered by tests/test_parity.c.
+ * batchnorm counters as I64, with metadata {"format": "pt"}. A load that fails leaves the plan
+ * unchanged. Covered by tests/test_weights.c and tests/test_parity.c.
  */
 #ifndef RUNNER_WEIGHTS_H
 #define RUNNER_WEIGHTS_H
