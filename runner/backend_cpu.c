@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "op.h"
 
@@ -673,19 +672,12 @@ static enum status cpu_create(struct plan *p, struct diag *d)
 /* --------------------------------------------------------------------------------------- */
 /* Running */
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void run(struct cpu *c, enum cpu_phase ph)
 {
     bool profile = c->plan->opt.profile;
     for (size_t i = 0; i < c->nsteps[ph]; i++) {
         struct cpu_step *s = &c->steps[ph][i];
-        double t0 = profile ? now() : 0;
+        double t0 = profile ? plan_clock() : 0;
         if (s->prim) {
             dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, s->nargs + 1, s->exec);
             if (st != dnnl_success) {
@@ -708,7 +700,7 @@ static void run(struct cpu *c, enum cpu_phase ph)
             s->kernel(c, s);
         if (profile) {
             dnnl_stream_wait(c->stream);
-            s->seconds += now() - t0;
+            s->seconds += plan_clock() - t0;
             s->calls++;
         }
     }

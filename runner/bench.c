@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include <omp.h>
 
@@ -16,13 +15,6 @@
 #include "plan.h"
 #include "rng.h"
 #include "step.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int by_value(const void *a, const void *b)
 {
@@ -172,12 +164,12 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     step_optimizer_init(&opt, &s->optimizer);
     for (int i = 0; i < o->warmup + o->steps; i++) {
         if (i == o->warmup) plan_timings_reset(p);
-        double t0 = now(), loss = 0;
+        double t0 = plan_clock(), loss = 0;
         if (o->infer)
             plan_forward(p, false);
         else
             loss = train_step(p, &opt, s->optimizer.lr, s->train.label_smoothing);
-        double dt = now() - t0;
+        double dt = plan_clock() - t0;
         if (i < o->warmup) {
             fprintf(out, "warmup %d/%d: %.1f ms\n", i + 1, o->warmup, dt * 1000);
             continue;

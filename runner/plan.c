@@ -12,7 +12,7 @@
 
 #include "rng.h"
 
-static double now(void)
+double plan_clock(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -22,7 +22,7 @@ static double now(void)
 /* Adds the time since t0 to pass ps. */
 static void account(struct plan *p, enum plan_pass ps, double t0)
 {
-    p->pass_seconds[ps] += now() - t0;
+    p->pass_seconds[ps] += plan_clock() - t0;
     p->pass_calls[ps]++;
 }
 
@@ -127,7 +127,7 @@ void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
 void plan_forward(struct plan *p, bool train)
 {
     if (train && p->opt.eval_only) abort(); /* a caller's bug: see plan_options */
-    double t0 = now();
+    double t0 = plan_clock();
     p->be->forward(p, train);
     if (train) p->steps++;
     account(p, train ? PLAN_FORWARD : PLAN_EVAL, t0);
@@ -136,7 +136,7 @@ void plan_forward(struct plan *p, bool train)
 double plan_loss(struct plan *p, double smoothing)
 {
     if (p->opt.eval_only) abort();
-    double t0 = now();
+    double t0 = plan_clock();
     double loss = p->be->loss(p, smoothing);
     account(p, PLAN_LOSS, t0);
     return loss;
@@ -145,7 +145,7 @@ double plan_loss(struct plan *p, double smoothing)
 void plan_backward(struct plan *p, const float *dy)
 {
     if (p->opt.eval_only) abort();
-    double t0 = now();
+    double t0 = plan_clock();
     p->be->backward(p, dy);
     account(p, PLAN_BACKWARD, t0);
 }
@@ -163,7 +163,7 @@ void plan_get_input_grad(struct plan *p, float *dx)
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 {
     if (p->opt.eval_only) abort();
-    double t0 = now();
+    double t0 = plan_clock();
     p->be->sgd_step(p, o, first);
     account(p, PLAN_UPDATE, t0);
 }
@@ -171,7 +171,7 @@ void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
 {
     if (p->opt.eval_only) abort();
-    double t0 = now();
+    double t0 = plan_clock();
     p->be->adam_step(p, o, t);
     account(p, PLAN_UPDATE, t0);
 }

@@ -137,6 +137,9 @@ void plan_get_input_grad(struct plan *p, float *dx);
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t); /* t: 1, 2, ... */
 
+/* Seconds on a monotonic clock, for timings. */
+double plan_clock(void);
+
 /* Calls fn for every kernel the backend timed (plan_options.profile), then for the loss and
  * the optimizer update; each with its total time and number of calls. */
 void plan_timings(struct plan *p, plan_timing_fn fn, void *ctx);

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "safetensors.h"
+#include "test_util.h"
 
 #define CANARY 0x5EEDF00Du
 
@@ -27,26 +28,19 @@ static char dir[256];
 
 static const char *at(const char *name)
 {
-    static char path[4][4096];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", dir, name);
-    return path[k];
+    return tmpdir_path(dir, name);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/runner_test_safetensors_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return tmpdir_make(dir, sizeof dir, "test_safetensors");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(dir);
 }
 
 /* --------------------------------------------------------------------------------------- */

@@ -23,6 +23,31 @@ static inline const char *write_file(const char *dir, const char *name, const ch
     return path;
 }
 
+/* A fresh directory /tmp/runner_NAME_XXXXXX for a test's files, written into dir; 0 or -1. */
+static inline int tmpdir_make(char *dir, size_t size, const char *name)
+{
+    snprintf(dir, size, "/tmp/runner_%s_XXXXXX", name);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* dir/name, in one of four buffers used in turn (so a few can be held at once). */
+static inline const char *tmpdir_path(const char *dir, const char *name)
+{
+    static char path[4][4096];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(path[k], sizeof path[k], "%s/%s", dir, name);
+    return path[k];
+}
+
+/* Removes dir and everything in it; 0 or -1. */
+static inline int tmpdir_remove(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 /* The whole file, NUL-terminated (caller frees), or NULL. */
 static inline char *slurp(const char *path)
 {

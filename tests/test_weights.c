@@ -22,6 +22,7 @@
 #include "graph.h"
 #include "plan.h"
 #include "safetensors.h"
+#include "test_util.h"
 #include "weights.h"
 #include "yaml_load.h"
 
@@ -31,26 +32,19 @@ static char dir[256];
 
 static const char *at(const char *name)
 {
-    static char path[4][4096];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", dir, name);
-    return path[k];
+    return tmpdir_path(dir, name);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/runner_test_weights_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return tmpdir_make(dir, sizeof dir, "test_weights");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(dir);
 }
 
 /* --------------------------------------------------------------------------------------- */
