@@ -46,6 +46,8 @@ struct cpu {
     /* The output at the plan's edge: (N, F) in a plain layout, and its gradient. */
     int out_plain, grad_plain, row_loss;
     int32_t *labels;
+    float *targets; /* (N, K) soft targets (mixup, cutmix), used when soft is set */
+    bool soft;
     dnnl_primitive_attr_t attr;      /* user-managed scratchpad */
     dnnl_primitive_attr_t relu_attr; /* the same, with a relu post-op */
     double loss;
@@ -228,6 +230,12 @@ struct cpu_layer *cpu_layer(struct cpu *c, const struct graph_layer *l)
 const struct graph *cpu_graph(struct cpu *c)
 {
     return c->g;
+}
+
+/* Classes: the width of the output. */
+static int64_t cpu_classes(struct cpu *c)
+{
+    return shape_numel(&c->g->layers[c->g->output].out);
 }
 
 int64_t cpu_batch(struct cpu *c)
@@ -414,9 +422,12 @@ static bool cpu_supports(const struct graph *g, const struct graph_layer *l, cha
 /* --------------------------------------------------------------------------------------- */
 /* Loss: softmax cross-entropy with label smoothing, on the plain (N, K) output */
 
-/* logits, dlogits (N, K); row_loss (N) scratch; returns the mean loss. */
-static double loss_kernel(const float *logits, const int32_t *labels, int64_t n, int64_t k,
-                          double smoothing, float *dlogits, double *row_loss)
+/* logits, dlogits (N, K); the target of row i is labels[i] one-hot or, when targets is not
+ * NULL, its row i (a distribution); either is smoothed as (1 - e) q + e / K, as PyTorch's
+ * cross_entropy does. row_loss (N) scratch; returns the mean loss. */
+static double loss_kernel(const float *logits, const int32_t *labels, const float *targets,
+                          int64_t n, int64_t k, double smoothing, float *dlogits,
+                          double *row_loss)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
@@ -429,7 +440,8 @@ static double loss_kernel(const float *logits, const int32_t *labels, int64_t n,
         double lse = mx + log(sum), loss = 0;
         int32_t y = labels[i];
         for (int64_t j = 0; j < k; j++) {
-            double q = smoothing / (double)k + (j == y ? 1 - smoothing : 0);
+            double t = targets ? targets[i * k + j] : j == y;
+            double q = smoothing / (double)k + (1 - smoothing) * t;
             double logp = (double)z[j] - lse;
             loss -= q * logp;
             dz[j] = (float)((exp(logp) - q) / (double)n);
@@ -575,7 +587,9 @@ static enum status bind(struct cpu *c)
     c->act = aligned_alloc(64, (sz->activations + 63) / 64 * 64 + 64);
     c->work = aligned_alloc(64, (sz->workspace + 63) / 64 * 64);
     c->labels = calloc((size_t)cpu_batch(c) + 1, sizeof *c->labels);
-    if (!c->params || !c->grads || !c->optim || !c->act || !c->work || !c->labels) {
+    c->targets = calloc((size_t)cpu_batch(c) * (size_t)cpu_classes(c) + 1, sizeof *c->targets);
+    if (!c->params || !c->grads || !c->optim || !c->act || !c->work || !c->labels ||
+        !c->targets) {
         diag_error(c->d, (struct mark){0}, "out of memory allocating the plan's arenas "
                    "(%.1f MiB of activations)", (double)sz->activations / (1 << 20));
         return STATUS_RUNTIME;
@@ -624,6 +638,7 @@ static void cpu_destroy(struct plan *p)
     if (c->eng) dnnl_engine_destroy(c->eng);
     free(c->layers), free(c->bufs), free(c->tmd), free(c->toff);
     free(c->params), free(c->grads), free(c->optim), free(c->act), free(c->work), free(c->labels);
+    free(c->targets);
     free(c);
     p->impl = NULL;
 }
@@ -749,7 +764,8 @@ static void cpu_forward(struct plan *p, bool train)
 static double cpu_loss(struct plan *p, double smoothing)
 {
     struct cpu *c = p->impl;
-    return loss_kernel(buf_ptr(c, c->out_plain), c->labels, cpu_batch(c),
+    return loss_kernel(buf_ptr(c, c->out_plain), c->labels, c->soft ? c->targets : NULL,
+                       cpu_batch(c),
                        shape_numel(&c->g->layers[c->g->output].out), smoothing,
                        buf_ptr(c, c->grad_plain), buf_ptr(c, c->row_loss));
 }
@@ -812,6 +828,14 @@ static void cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
     struct cpu *c = p->impl;
     edge_copy(c, &c->in_md, buf_ptr(c, c->in_buf), (void *)x, true);
     if (labels) memcpy(c->labels, labels, (size_t)cpu_batch(c) * sizeof *labels);
+    c->soft = false;
+}
+
+static void cpu_set_targets(struct plan *p, const float *q)
+{
+    struct cpu *c = p->impl;
+    if (q) memcpy(c->targets, q, (size_t)cpu_batch(c) * (size_t)cpu_classes(c) * sizeof *q);
+    c->soft = q != NULL;
 }
 
 static void cpu_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
@@ -893,6 +917,7 @@ const struct backend backend_cpu = {
     .set_input = cpu_set_input,
     .forward = cpu_forward,
     .loss = cpu_loss,
+    .set_targets = cpu_set_targets,
     .backward = cpu_backward,
     .get_output = cpu_get_output,
     .get_input_grad = cpu_get_input_grad,

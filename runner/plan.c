@@ -124,6 +124,11 @@ void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
     p->be->set_input(p, x, labels);
 }
 
+void plan_set_targets(struct plan *p, const float *q)
+{
+    p->be->set_targets(p, q);
+}
+
 void plan_forward(struct plan *p, bool train)
 {
     if (train && p->opt.eval_only) abort(); /* a caller's bug: see plan_options */

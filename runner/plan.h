@@ -84,6 +84,7 @@ struct backend {
     void (*set_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, const void *src);
     void (*get_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, void *dst);
     void (*set_input)(struct plan *p, const float *x, const int32_t *labels);
+    void (*set_targets)(struct plan *p, const float *q);
     void (*forward)(struct plan *p, bool train);
     double (*loss)(struct plan *p, double smoothing);
     void (*backward)(struct plan *p, const float *dy);
@@ -125,6 +126,9 @@ void plan_init_params(struct plan *p, uint64_t seed);
 
 /* x (N, C, H, W) f32; labels (N) or NULL. */
 void plan_set_input(struct plan *p, const float *x, const int32_t *labels);
+/* Soft targets q (N, F), each row a distribution (mixup, cutmix), for the loss until the next
+ * plan_set_input; NULL: the labels again. */
+void plan_set_targets(struct plan *p, const float *q);
 /* train: batch statistics (updating the running ones) and dropout; else running statistics. */
 void plan_forward(struct plan *p, bool train);
 /* Mean softmax cross-entropy of the output against the labels; seeds the backward pass. */

@@ -509,15 +509,19 @@ static void test_dropout(void **state)
 /* --------------------------------------------------------------------------------------- */
 /* Loss and optimizers */
 
+/* Labels (smoothed or not) and soft targets (mixup, cutmix; smoothed on top as PyTorch does:
+ * (1 - s) q + s / K); a later plan_set_input returns to the labels. */
 static void test_loss(void **state)
 {
     (void)state;
     const int N = 5, K = 10;
-    const double smoothing[] = {0.0, 0.1};
-    for (int s = 0; s < 2; s++) {
+    const double smoothing[] = {0.0, 0.1, 0.0, 0.1};
+    for (int s = 0; s < 4; s++) {
+        bool soft = s >= 2;
         char yaml[128], set[64];
         snprintf(yaml, sizeof yaml, "input: [%d, 1, 1]\ngraph:\n  - flatten\n", K);
-        snprintf(set, sizeof set, "N5 K10 smoothing %g", smoothing[s]);
+        snprintf(set, sizeof set, "N5 K10 %s smoothing %g", soft ? "soft targets" : "labels",
+                 smoothing[s]);
         struct net t;
         net_open(&t, yaml, N);
         double *zd;
@@ -526,9 +530,19 @@ static void test_loss(void **state)
         int32_t labels[N];
         int lab[N];
         for (int i = 0; i < N; i++) labels[i] = lab[i] = (i * 7) % K;
+        /* Soft targets: 0.7 on the label, 0.3 on another class, smoothed for the reference. */
+        float q[N * K];
+        double qd[N * K];
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < K; j++) {
+                q[i * K + j] = (j == lab[i] ? 0.7f : 0) + (j == (lab[i] + 3) % K ? 0.3f : 0);
+                qd[i * K + j] = (1 - smoothing[s]) * q[i * K + j] + smoothing[s] / K;
+            }
         double *dz = zeros(t.in_n);
-        double want = ref_softmax_xent(N, K, zd, lab, smoothing[s], dz);
+        double want = soft ? ref_softmax_xent_soft(N, K, zd, qd, dz)
+                           : ref_softmax_xent(N, K, zd, lab, smoothing[s], dz);
         plan_set_input(t.p, z, labels);
+        if (soft) plan_set_targets(t.p, q);
         plan_forward(t.p, true);
         double got = plan_loss(t.p, smoothing[s]);
         if (fabs(got - want) > 1e-5 * fmax(1, fabs(want)))
@@ -537,6 +551,15 @@ static void test_loss(void **state)
         float *g = malloc(t.in_n * sizeof *g);
         plan_get_input_grad(t.p, g);
         check("softmax cross-entropy", set, "gradient of the logits", g, dz, t.in_n);
+        if (soft) { /* the next input's labels replace the targets */
+            plan_set_input(t.p, z, labels);
+            plan_forward(t.p, true);
+            double hard = ref_softmax_xent(N, K, zd, lab, smoothing[s], NULL);
+            got = plan_loss(t.p, smoothing[s]);
+            if (fabs(got - hard) > 1e-5 * fmax(1, fabs(hard)))
+                fail_msg("after plan_set_input the loss %.9g should use the labels (%.9g)", got,
+                         hard);
+        }
         free(g), free(zd), free(z), free(dz);
         net_close(&t);
     }
