@@ -1,0 +1,497 @@
+/*
+ * data.c: CIFAR-10's binary files read into memory and checked, the archive downloaded and
+ * unpacked when allowed (curl and tar, run without a shell), MD5 (RFC 1321), and the fixed
+ * train/validation split. See data.h; covered by tests/test_data.c.
+ */
+#include "data.h"
+
+#include <errno.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rng.h"
+
+#define DATA_DEFAULT_ROOT "data/cifar10"
+#define BATCHES_DIR "cifar-10-batches-bin"
+#define ARCHIVE_NAME "cifar-10-binary.tar.gz"
+#define FILE_BYTES ((long long)CIFAR_FILE_RECORDS * CIFAR_RECORD_BYTES) /* 30730000 */
+#define CHUNK_RECORDS 256 /* records read per fread: 786 KB */
+
+extern char **environ;
+
+/* ---------------------------------------------------------------------------------------- */
+/* MD5 (RFC 1321), incremental */
+
+struct md5 {
+    uint32_t h[4];
+    uint64_t len; /* bytes so far */
+    unsigned char buf[64];
+};
+
+static const uint32_t md5_k[64] = {
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
+    0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
+    0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
+    0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
+    0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
+    0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
+    0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
+    0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
+    0xeb86d391};
+static const unsigned char md5_r[16] = {7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21};
+
+static void md5_init(struct md5 *m)
+{
+    *m = (struct md5){{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476}, 0, {0}};
+}
+
+static void md5_block(uint32_t h[4], const unsigned char *p)
+{
+    uint32_t w[16];
+    for (int i = 0; i < 16; i++) /* little-endian words, whatever the host's byte order */
+        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+               (uint32_t)p[4 * i + 3] << 24;
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
+    for (int i = 0; i < 64; i++) {
+        uint32_t f;
+        int g;
+        if (i < 16) f = (b & c) | (~b & d), g = i;
+        else if (i < 32) f = (d & b) | (~d & c), g = (5 * i + 1) & 15;
+        else if (i < 48) f = b ^ c ^ d, g = (3 * i + 5) & 15;
+        else f = c ^ (b | ~d), g = (7 * i) & 15;
+        uint32_t t = a + f + md5_k[i] + w[g];
+        int s = md5_r[(i >> 4) * 4 + (i & 3)];
+        a = d, d = c, c = b;
+        b += t << s | t >> (32 - s);
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d;
+}
+
+static void md5_update(struct md5 *m, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    size_t have = (size_t)(m->len & 63);
+    m->len += n;
+    if (have) { /* fill the partial block first */
+        size_t take = 64 - have < n ? 64 - have : n;
+        memcpy(m->buf + have, p, take);
+        p += take, n -= take, have += take;
+        if (have < 64) return;
+        md5_block(m->h, m->buf);
+    }
+    for (; n >= 64; p += 64, n -= 64) md5_block(m->h, p);
+    memcpy(m->buf, p, n);
+}
+
+static void md5_final(struct md5 *m, char out[33])
+{
+    uint64_t bits = m->len * 8;
+    unsigned char pad[72] = {0x80};
+    size_t padn = 64 - (size_t)((m->len + 8) & 63); /* 1..64 bytes: 0x80 then zeros */
+    for (int i = 0; i < 8; i++) pad[padn + (size_t)i] = (unsigned char)(bits >> 8 * i);
+    md5_update(m, pad, padn + 8);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", (unsigned)(m->h[i / 4] >> 8 * (i % 4)) & 0xff);
+}
+
+void md5_hex(const void *data, size_t n, char out[33])
+{
+    struct md5 m;
+    md5_init(&m);
+    md5_update(&m, data, n);
+    md5_final(&m, out);
+}
+
+/* The MD5 of a file, read in chunks (the archive is 170 MB); false when it cannot be read. */
+static bool md5_file(const char *path, char out[33])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    unsigned char *buf = malloc(1 << 16);
+    if (!buf) abort();
+    struct md5 m;
+    md5_init(&m);
+    size_t got;
+    while ((got = fread(buf, 1, 1 << 16, f)) > 0) md5_update(&m, buf, got);
+    bool ok = !ferror(f);
+    fclose(f);
+    free(buf);
+    md5_final(&m, out);
+    return ok;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Where the data is */
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+void data_root(const struct spec_data *data, char *out, size_t size)
+{
+    const char *env = env_nonempty("RUNNER_DATA");
+    snprintf(out, size, "%s", env ? env : data && data->root ? data->root : DATA_DEFAULT_ROOT);
+}
+
+const char *data_root_source(const struct spec_data *data)
+{
+    if (env_nonempty("RUNNER_DATA")) return "RUNNER_DATA";
+    return data && data->root ? "data.root" : "the default";
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The hints under "CIFAR-10 not found": where the root came from, and the ways out.
+ * cifar10_load sees only the path, so its origin is inferred the way data_root chose it. */
+static void hint_not_found(struct diag *d, const char *root, bool download)
+{
+    const char *env = env_nonempty("RUNNER_DATA");
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "the current directory");
+    diag_hint(d, "looked for %s/" BATCHES_DIR "/ (current directory %s)", root, cwd);
+    if (env && strcmp(env, root) == 0)
+        diag_hint(d, "the root came from RUNNER_DATA=%s", env);
+    else if (strcmp(root, DATA_DEFAULT_ROOT) == 0)
+        diag_hint(d, "the root is the default, " DATA_DEFAULT_ROOT
+                     ", as RUNNER_DATA is not set and the experiment sets no data.root");
+    else
+        diag_hint(d, "the root came from data.root%s", env ? "" : " (RUNNER_DATA is not set)");
+    diag_hint(d, "set RUNNER_DATA=DIR, DIR being the folder that holds " BATCHES_DIR
+                 "/, or set data.root in the experiment");
+    if (download)
+        diag_hint(d, "or fetch the archive on a machine with internet access: "
+                     "scripts/get_cifar10.sh, then copy the folder here");
+    else
+        diag_hint(d, "or allow the download (data.download: true) on a machine with internet "
+                     "access, or run scripts/get_cifar10.sh");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Download */
+
+/* mkdir -p path. */
+static bool make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return false;
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) && errno != EEXIST) return false;
+            *p = '/';
+        }
+    return (mkdir(buf, 0777) == 0 || errno == EEXIST) && is_dir(buf);
+}
+
+/* Runs argv (searched on PATH, no shell) and waits: its exit status, -1 when it was not
+ * installed, -2 when it died by a signal or could not be started. */
+static int run_tool(char *const argv[])
+{
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+    if (err) return err == ENOENT ? -1 : -2;
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -2;
+    if (!WIFEXITED(status)) return -2;
+    return WEXITSTATUS(status) == 127 ? -1 : WEXITSTATUS(status); /* 127: exec failed */
+}
+
+/* "curl is not installed", or how it failed doing `what` to `object`. */
+static void tool_error(struct diag *d, const char *tool, int rc, const char *what,
+                       const char *object)
+{
+    if (rc == -1)
+        diag_error(d, (struct mark){0}, "%s is not installed (or not on PATH): it is needed to "
+                   "%s %s", tool, what, object);
+    else
+        diag_error(d, (struct mark){0}, "%s could not %s %s (%s %d)", tool, what, object,
+                   rc == -2 ? "killed, or not started: status" : "exit status", rc);
+}
+
+enum status data_download(const char *root, const char *url, const char *md5, struct diag *d)
+{
+    char archive[4200], part[4210], dir[4200];
+    snprintf(archive, sizeof archive, "%s/" ARCHIVE_NAME, root);
+    snprintf(part, sizeof part, "%s.part", archive);
+    if (!make_dirs(root)) {
+        diag_error(d, (struct mark){0}, "%s: cannot create the data folder: %s", root,
+                   strerror(errno));
+        return STATUS_RUNTIME;
+    }
+    if (d->out) fprintf(d->out, "runner: downloading %s into %s\n", url, root);
+    char *curl[] = {"curl", isatty(2) ? "-fL" : "-fLsS", "--retry", "2", "--connect-timeout",
+                    "20", "-o", part, (char *)url, NULL};
+    int rc = run_tool(curl);
+    if (rc) {
+        tool_error(d, "curl", rc, "download", url);
+        if (rc > 0)
+            diag_hint(d, "the machine may be offline; curl's exit statuses are in 'man curl' "
+                         "(6: host not found, 7: cannot connect, 22: HTTP error)");
+        remove(part);
+        return STATUS_RUNTIME;
+    }
+    char got[33];
+    if (!md5_file(part, got)) {
+        diag_error(d, (struct mark){0}, "%s: cannot read the download: %s", part, strerror(errno));
+        remove(part);
+        return STATUS_RUNTIME;
+    }
+    if (strcasecmp(got, md5) != 0) { /* a checksum pasted in capitals is the same */
+        diag_error(d, (struct mark){0}, "%s: MD5 %s, expected %s: the download is damaged or "
+                   "not the CIFAR-10 binary archive (deleted)", url, got, md5);
+        remove(part);
+        return STATUS_RUNTIME;
+    }
+    if (rename(part, archive)) {
+        diag_error(d, (struct mark){0}, "%s: cannot rename to %s: %s", part, archive,
+                   strerror(errno));
+        remove(part);
+        return STATUS_RUNTIME;
+    }
+    char *tar[] = {"tar", "-xzf", archive, "-C", (char *)root, NULL};
+    if ((rc = run_tool(tar))) { /* the archive stays: the download need not be repeated */
+        tool_error(d, "tar", rc, "unpack", archive);
+        diag_hint(d, "the checked archive is kept at %s", archive);
+        return STATUS_RUNTIME;
+    }
+    remove(archive);
+    snprintf(dir, sizeof dir, "%s/" BATCHES_DIR, root);
+    if (!is_dir(dir)) {
+        diag_error(d, (struct mark){0}, "%s: the archive from %s did not contain " BATCHES_DIR "/",
+                   root, url);
+        return STATUS_RUNTIME;
+    }
+    return STATUS_OK;
+}
+
+/* The URL and MD5 to fetch: the official archive, or a mirror named by the environment. */
+static enum status download_default(const char *root, struct diag *d)
+{
+    const char *url = env_nonempty("RUNNER_CIFAR10_URL");
+    const char *md5 = url ? env_nonempty("RUNNER_CIFAR10_MD5") : NULL;
+    return data_download(root, url ? url : CIFAR10_URL, md5 ? md5 : CIFAR10_MD5, d);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Loading */
+
+/* Checks the size of dir/name and reads its records into set at record `first`: labels
+ * apart from pixels. Errors name the file and the record; false on any. */
+static bool read_batch(const char *dir, const char *name, struct dataset *set, int64_t first,
+                       unsigned char *chunk, struct diag *d)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st)) {
+        diag_error(d, (struct mark){0}, "%s: cannot open: %s", path, strerror(errno));
+        if (f) fclose(f);
+        return false;
+    }
+    long long size = (long long)st.st_size;
+    if (size != FILE_BYTES) {
+        long long whole = size / CIFAR_RECORD_BYTES, rest = size % CIFAR_RECORD_BYTES;
+        char why[128];
+        if (rest)
+            snprintf(why, sizeof why, "truncated in record %lld, which has %lld of its %d bytes",
+                     whole, rest, CIFAR_RECORD_BYTES);
+        else
+            snprintf(why, sizeof why, "it holds %lld records", whole);
+        diag_error(d, (struct mark){0}, "%s: %lld bytes, expected %lld (%d records of %d "
+                   "bytes): %s", path, size, FILE_BYTES, CIFAR_FILE_RECORDS, CIFAR_RECORD_BYTES,
+                   why);
+        fclose(f);
+        return false;
+    }
+    long long bad = 0, bad_at = 0;
+    unsigned bad_value = 0;
+    for (int64_t r = 0; r < CIFAR_FILE_RECORDS; r += CHUNK_RECORDS) {
+        int64_t n = CIFAR_FILE_RECORDS - r < CHUNK_RECORDS ? CIFAR_FILE_RECORDS - r : CHUNK_RECORDS;
+        if (fread(chunk, CIFAR_RECORD_BYTES, (size_t)n, f) != (size_t)n) {
+            diag_error(d, (struct mark){0}, "%s: read error near record %lld", path, (long long)r);
+            fclose(f);
+            return false;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const unsigned char *rec = chunk + i * CIFAR_RECORD_BYTES;
+            int64_t at = first + r + i;
+            if (rec[0] >= CIFAR_CLASSES && !bad++) bad_at = r + i, bad_value = rec[0];
+            set->labels[at] = rec[0];
+            memcpy(set->pixels + at * CIFAR_IMAGE_BYTES, rec + 1, CIFAR_IMAGE_BYTES);
+        }
+    }
+    fclose(f);
+    if (bad) { /* the first bad record, and how many more: a damaged file could have thousands */
+        char more[64] = "";
+        if (bad > 1) snprintf(more, sizeof more, " (and %lld more with a bad label)", bad - 1);
+        diag_error(d, (struct mark){0}, "%s: record %lld (byte offset %lld) has label %u, "
+                   "expected 0-9%s", path, bad_at, bad_at * CIFAR_RECORD_BYTES, bad_value, more);
+    }
+    return bad == 0;
+}
+
+/* One allocation per set: the pixels, then the labels (cifar10_free frees the pixels). The
+ * training set is 150 MB, so running out of memory is an error to report, not an abort. */
+static bool set_alloc(struct dataset *set, int64_t n, struct diag *d)
+{
+    set->pixels = malloc((size_t)n * CIFAR_RECORD_BYTES);
+    if (!set->pixels) {
+        diag_error(d, (struct mark){0}, "out of memory loading CIFAR-10 (%lld MB)",
+                   (long long)n * CIFAR_RECORD_BYTES >> 20);
+        return false;
+    }
+    set->n = n;
+    set->labels = set->pixels + n * CIFAR_IMAGE_BYTES;
+    return true;
+}
+
+static const char *const standard_names[CIFAR_CLASSES] = {
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+
+/* The class names from dir/batches.meta.txt: ten non-empty lines (blank ones skipped); the
+ * standard names when the file is missing. */
+static bool read_names(const char *dir, char names[CIFAR_CLASSES][32], struct diag *d)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/batches.meta.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (!f && errno == ENOENT) {
+        for (int i = 0; i < CIFAR_CLASSES; i++) snprintf(names[i], 32, "%s", standard_names[i]);
+        return true;
+    }
+    if (!f) {
+        diag_error(d, (struct mark){0}, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int count = 0, lineno = 0, before = d->errors;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        size_t len = strcspn(line, "\r\n");
+        while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t')) len--;
+        line[len] = '\0';
+        if (!len) continue;
+        if (len > 31)
+            diag_error(d, (struct mark){0}, "%s:%d: class name '%.32s...' is %zu characters long, "
+                       "at most 31", path, lineno, line, len);
+        else if (count >= CIFAR_CLASSES)
+            diag_error(d, (struct mark){0}, "%s:%d: class name '%s' after the %d expected", path,
+                       lineno, line, CIFAR_CLASSES);
+        else
+            snprintf(names[count], 32, "%s", line);
+        count++;
+    }
+    free(line);
+    fclose(f);
+    if (count < CIFAR_CLASSES)
+        diag_error(d, (struct mark){0}, "%s:%d: the file ends after %d class names, expected %d "
+                   "(one a line)", path, lineno, count, CIFAR_CLASSES);
+    return d->errors == before;
+}
+
+enum status cifar10_load(const char *root, bool download, struct diag *d, struct cifar10 *out)
+{
+    memset(out, 0, sizeof *out);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/" BATCHES_DIR, root);
+    if (!is_dir(dir) && (!download || download_default(root, d) != STATUS_OK || !is_dir(dir))) {
+        diag_error(d, (struct mark){0}, "CIFAR-10 not found: %s/ does not exist", dir);
+        hint_not_found(d, root, download);
+        return STATUS_RUNTIME;
+    }
+    snprintf(out->root, sizeof out->root, "%s", root);
+    unsigned char *chunk = malloc((size_t)CHUNK_RECORDS * CIFAR_RECORD_BYTES);
+    if (!chunk) abort();
+    if (!set_alloc(&out->train, 5 * CIFAR_FILE_RECORDS, d) ||
+        !set_alloc(&out->test, CIFAR_FILE_RECORDS, d)) {
+        free(chunk);
+        cifar10_free(out);
+        return STATUS_RUNTIME;
+    }
+    /* Every file is checked even after one fails, so all the bad ones are reported at once. */
+    bool ok = true;
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "data_batch_%d.bin", i + 1);
+        ok &= read_batch(dir, name, &out->train, (int64_t)i * CIFAR_FILE_RECORDS, chunk, d);
+    }
+    ok &= read_batch(dir, "test_batch.bin", &out->test, 0, chunk, d);
+    ok &= read_names(dir, out->class_names, d);
+    free(chunk);
+    if (!ok) {
+        cifar10_free(out);
+        return STATUS_RUNTIME;
+    }
+    return STATUS_OK;
+}
+
+void cifar10_free(struct cifar10 *c)
+{
+    free(c->train.pixels); /* the labels share the allocation */
+    free(c->test.pixels);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Split */
+
+#define SPLIT_KEY 0xC1FA510u /* fixed: the split does not depend on the experiment's seed */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t *copy_sorted(const int64_t *src, int64_t n)
+{
+    int64_t *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) abort();
+    if (n > 0) memcpy(p, src, (size_t)n * sizeof *p);
+    qsort(p, (size_t)n, sizeof *p, cmp_i64);
+    return p;
+}
+
+void data_split(int64_t n, int64_t subset, int64_t val, struct data_split *out)
+{
+    if (n < 0) n = 0;
+    int64_t *perm = malloc((size_t)(n > 0 ? n : 1) * sizeof *perm);
+    if (!perm) abort();
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        int64_t j = (int64_t)(rng_bits(SPLIT_KEY, (uint64_t)i) % (uint64_t)(i + 1));
+        int64_t t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    int64_t used = subset <= 0 || subset > n ? n : subset;
+    if (val < 0) val = 0;
+    if (val > used) val = used;
+    out->nval = val;
+    out->ntrain = used - val;
+    out->val = copy_sorted(perm, val);
+    out->train = copy_sorted(perm + val, used - val);
+    free(perm);
+}
+
+void data_split_free(struct data_split *s)
+{
+    free(s->train);
+    free(s->val);
+    memset(s, 0, sizeof *s);
+}

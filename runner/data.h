@@ -1,0 +1,101 @@
+/*
+ * data.h: CIFAR-10 in its official binary layout (cifar-10-batches-bin/: data_batch_1..5.bin,
+ * test_batch.bin, batches.meta.txt), read whole into memory, checked, and split.
+ *
+ *     char root[4096];
+ *     data_root(&spec->data, root, sizeof root);   // RUNNER_DATA > data.root > data/cifar10
+ *     struct cifar10 c;
+ *     if (cifar10_load(root, spec->data.download, &d, &c)) return 1;
+ *     struct data_split sp;
+ *     data_split(c.train.n, spec->data.subset, spec->data.val_split, &sp);
+ *     ... c.train.pixels + sp.train[i] * CIFAR_IMAGE_BYTES ...
+ *     data_split_free(&sp);
+ *     cifar10_free(&c);
+ *
+ * A record is one label byte (0-9) and 3072 pixel bytes: the 32x32 red plane, then green,
+ * then blue, rows top to bottom. Every file is checked before use: its size must be a whole
+ * number of records (10000 of them), every label in 0-9; an error names the file and the
+ * record (0-based) that is wrong. When the folder is missing and downloading is allowed, the
+ * official archive is fetched with curl, its MD5 checked and unpacked with tar; otherwise the
+ * error says where the runner looked and how to fix it. Covered by tests/test_data.c.
+ */
+#ifndef RUNNER_DATA_H
+#define RUNNER_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "diag.h"
+#include "spec.h"
+
+#define CIFAR_CLASSES 10
+#define CIFAR_SIDE 32
+#define CIFAR_IMAGE_BYTES (3 * CIFAR_SIDE * CIFAR_SIDE) /* 3072 */
+#define CIFAR_RECORD_BYTES (1 + CIFAR_IMAGE_BYTES)       /* 3073 */
+#define CIFAR_FILE_RECORDS 10000
+
+/* The official archive and its MD5 (https://www.cs.toronto.edu/~kriz/cifar.html). The
+ * environment variable RUNNER_CIFAR10_URL names a mirror instead; a mirror that repacked the
+ * archive (same layout, other bytes) also sets RUNNER_CIFAR10_MD5 to its checksum, which is
+ * read only when RUNNER_CIFAR10_URL is set. */
+#define CIFAR10_URL "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+#define CIFAR10_MD5 "c32a1d4ab5d03f1284b67883e8d87530"
+
+/* Images with their labels, in file order. */
+struct dataset {
+    int64_t n;
+    uint8_t *pixels; /* n x CIFAR_IMAGE_BYTES, planar R, G, B as in the files */
+    uint8_t *labels; /* n, each 0..9; in the same allocation as pixels (cifar10_free) */
+};
+
+struct cifar10 {
+    char root[4096];                       /* the directory holding cifar-10-batches-bin/ */
+    char class_names[CIFAR_CLASSES][32];   /* from batches.meta.txt ("airplane", ...) */
+    struct dataset train;                  /* data_batch_1..5.bin: 50000 images */
+    struct dataset test;                   /* test_batch.bin: 10000 images */
+};
+
+/* The data root: $RUNNER_DATA when set and not empty, else data->root (already resolved
+ * relative to the experiment file), else "data/cifar10" (relative to the current directory). */
+void data_root(const struct spec_data *data, char *out, size_t size);
+/* How data_root chose: "RUNNER_DATA", "data.root" or "the default" (for messages). */
+const char *data_root_source(const struct spec_data *data);
+
+/*
+ * Loads root/cifar-10-batches-bin/. When that folder is missing: with download, fetches the
+ * archive (CIFAR10_URL or $RUNNER_CIFAR10_URL) into root, checks its MD5 and unpacks it there;
+ * without, or when the download fails, reports where it looked and what to do (set
+ * RUNNER_DATA, data.root, or allow the download). Every error goes to d with the path (and the
+ * record) at fault; on failure *out holds nothing to free. Returns STATUS_RUNTIME on failure.
+ */
+MUST_CHECK enum status cifar10_load(const char *root, bool download, struct diag *d,
+                                    struct cifar10 *out);
+void cifar10_free(struct cifar10 *c);
+
+/* Downloads url with curl to root/cifar-10-binary.tar.gz.part (root is created when missing),
+ * checks its MD5 against md5 (32 hex digits, either case; a mismatch deletes it), renames it to
+ * root/cifar-10-binary.tar.gz, unpacks it into root with tar, removes the archive and checks
+ * that root/cifar-10-batches-bin/ is there. curl and tar run without a shell; file:// URLs
+ * work (tests). */
+MUST_CHECK enum status data_download(const char *root, const char *url, const char *md5,
+                                     struct diag *d);
+
+/* The MD5 of n bytes as 32 lowercase hex digits and a NUL. */
+void md5_hex(const void *data, size_t n, char out[33]);
+
+/*
+ * Which training images train and which validate: a fixed pseudo-random order of 0..n-1 (the
+ * same for every seed, so runs that differ only in seed validate on the same images); the
+ * first `subset` of that order are used (0: all n), the first `val` of those validate and the
+ * rest train. Both lists are sorted ascending.
+ */
+struct data_split {
+    int64_t *train, *val;
+    int64_t ntrain, nval;
+};
+void data_split(int64_t n, int64_t subset, int64_t val, struct data_split *out);
+void data_split_free(struct data_split *s);
+
+#endif

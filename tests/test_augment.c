@@ -1,0 +1,722 @@
+/*
+ * test_augment.c: the image transforms (augment.c) on tiny images whose every output pixel
+ * is written down by hand: bytes to floats, normalize, random_crop with zero and reflection
+ * padding (every offset occurs, no other), hflip, cutout (clipped at the border too),
+ * bilinear and nearest resize (PyTorch's formulas, integer and fractional scales), list
+ * order, a chain through both scratch buffers, the configuration errors, determinism, mixup
+ * and cutmix (pairing and ratio recovered from the targets), the Beta draws' moments and the
+ * batch flip.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "augment.h"
+#include "test_util.h"
+
+/* --------------------------------------------------------------------------------------- */
+/* Helpers */
+
+static struct spec_transform crop(long long size, long long padding, enum spec_fill fill)
+{
+    return (struct spec_transform){.kind = SPEC_TRANSFORM_RANDOM_CROP, .size = size,
+                                   .padding = padding, .fill = fill};
+}
+
+static struct spec_transform flip(double p)
+{
+    return (struct spec_transform){.kind = SPEC_TRANSFORM_HFLIP, .p = p};
+}
+
+static struct spec_transform cut(long long size, double p)
+{
+    return (struct spec_transform){.kind = SPEC_TRANSFORM_CUTOUT, .size = size, .p = p};
+}
+
+static struct spec_transform norm(double m0, double m1, double m2, double s0, double s1,
+                                  double s2)
+{
+    return (struct spec_transform){.kind = SPEC_TRANSFORM_NORMALIZE, .mean = {m0, m1, m2},
+                                   .std = {s0, s1, s2}};
+}
+
+static struct spec_transform resize(long long size, enum spec_interp interp)
+{
+    return (struct spec_transform){.kind = SPEC_TRANSFORM_RESIZE, .size = size,
+                                   .interpolation = interp};
+}
+
+static struct spec_transform mix(enum spec_transform_kind kind, double alpha, double p)
+{
+    return (struct spec_transform){.kind = kind, .alpha = alpha, .p = p};
+}
+
+/* The list t[0..n) for c x h x w images; it must load. */
+static struct augment init_ok(const struct spec_transform *t, size_t n, int c, int h, int w)
+{
+    struct spec_list list = {(void *)t, n};
+    struct augment a;
+    struct diag d = {.out = stderr};
+    if (augment_init(&a, &list, c, h, w, &d) != STATUS_OK) fail_msg("augment_init failed");
+    return a;
+}
+
+/* One image through a, with scratch and dst of exactly the sizes promised (so the sanitizer
+ * sees any overrun); dst holds a.out_numel floats. */
+static void run(const struct augment *a, const uint8_t *src, uint64_t key, float *dst)
+{
+    float *scratch = malloc(a->scratch_floats * sizeof *scratch);
+    float *out = malloc((size_t)a->out_numel * sizeof *out);
+    assert_non_null(scratch);
+    augment_image(a, src, key, out, scratch);
+    memcpy(dst, out, (size_t)a->out_numel * sizeof *out);
+    free(scratch), free(out);
+}
+
+static uint64_t key_of(int64_t index)
+{
+    return augment_key(42, 3, index);
+}
+
+/* 1..16 on a 4 x 4 image. */
+static const uint8_t img16[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+/* --------------------------------------------------------------------------------------- */
+/* Bytes, normalize */
+
+static void test_to_floats(void **state)
+{
+    (void)state;
+    const uint8_t src[12] = {0, 1, 51, 255, 102, 204, 17, 34, 68, 85, 170, 128};
+    struct augment a = init_ok(NULL, 0, 3, 2, 2);
+    assert_int_equal(a.out_h, 2), assert_int_equal(a.out_w, 2);
+    assert_int_equal(a.out_numel, 12);
+    float out[12];
+    run(&a, src, 1, out);
+    for (int i = 0; i < 12; i++) assert_true(out[i] == (float)src[i] / 255.0f);
+    assert_true(out[0] == 0.0f && out[3] == 1.0f);
+}
+
+static void test_normalize(void **state)
+{
+    (void)state;
+    /* Channel by channel: bytes 0, 51, 102, 255 are 0, 0.2, 0.4, 1. */
+    const uint8_t src[12] = {0, 51, 102, 255, 0, 51, 102, 255, 0, 51, 102, 255};
+    struct spec_transform t[] = {norm(0.5, 0.2, 0, 0.5, 0.25, 2)};
+    struct augment a = init_ok(t, 1, 3, 2, 2);
+    const float want[12] = {-1.0f, -0.6f, -0.2f, 1.0f,  /* (x - 0.5) / 0.5 */
+                            -0.8f, 0.0f,  0.8f,  3.2f,  /* (x - 0.2) / 0.25 */
+                            0.0f,  0.1f,  0.2f,  0.5f}; /* x / 2 */
+    float out[12];
+    run(&a, src, 1, out);
+    for (int i = 0; i < 12; i++) assert_float_equal(out[i], want[i], 1e-6);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* random_crop */
+
+/*
+ * Runs a crop of s x s over many keys on a (c, h, w) image whose padded form (c, ph, pw) in
+ * bytes is given by hand: each output must equal exactly one window of the padded image, the
+ * same in every channel, and every window must occur.
+ */
+static void crop_windows(const struct spec_transform *t, const uint8_t *src, int c, int h,
+                         int w, const uint8_t *padded, int ph, int pw)
+{
+    int s = (int)t->size, ny = ph - s + 1, nx = pw - s + 1;
+    struct augment a = init_ok(t, 1, c, h, w);
+    assert_int_equal(a.out_h, s), assert_int_equal(a.out_w, s);
+    int seen[16][16] = {{0}};
+    float *out = malloc((size_t)a.out_numel * sizeof *out);
+    for (int k = 0; k < 400; k++) {
+        run(&a, src, key_of(k), out);
+        int matches = 0;
+        for (int oy = 0; oy < ny; oy++)
+            for (int ox = 0; ox < nx; ox++) {
+                bool same = true;
+                for (int ch = 0; ch < c; ch++)
+                    for (int y = 0; y < s; y++)
+                        for (int x = 0; x < s; x++)
+                            same &= out[(ch * s + y) * s + x] ==
+                                    (float)padded[(ch * ph + oy + y) * pw + ox + x] / 255.0f;
+                if (same) matches++, seen[oy][ox]++;
+            }
+        if (matches != 1) fail_msg("key %d: the crop matches %d windows", k, matches);
+    }
+    for (int oy = 0; oy < ny; oy++)
+        for (int ox = 0; ox < nx; ox++)
+            if (!seen[oy][ox]) fail_msg("offset (%d, %d) never drawn", oy, ox);
+    free(out);
+}
+
+static void test_crop_zero(void **state)
+{
+    (void)state;
+    /* Two channels (the second is the first + 100), padding 1, crop 4: offsets 0..2. */
+    uint8_t src[32];
+    for (int i = 0; i < 16; i++) src[i] = img16[i], src[16 + i] = (uint8_t)(img16[i] + 100);
+    const uint8_t padded[2 * 36] = {
+        0, 0,   0,   0,   0,   0, /* */
+        0, 1,   2,   3,   4,   0, /* */
+        0, 5,   6,   7,   8,   0, /* */
+        0, 9,   10,  11,  12,  0, /* */
+        0, 13,  14,  15,  16,  0, /* */
+        0, 0,   0,   0,   0,   0, /* channel 1 */
+        0, 0,   0,   0,   0,   0, /* */
+        0, 101, 102, 103, 104, 0, /* */
+        0, 105, 106, 107, 108, 0, /* */
+        0, 109, 110, 111, 112, 0, /* */
+        0, 113, 114, 115, 116, 0, /* */
+        0, 0,   0,   0,   0,   0,
+    };
+    struct spec_transform t = crop(4, 1, SPEC_FILL_ZERO);
+    crop_windows(&t, src, 2, 4, 4, padded, 6, 6);
+    t = crop(6, 1, SPEC_FILL_ZERO); /* the whole padded image: one offset */
+    crop_windows(&t, src, 2, 4, 4, padded, 6, 6);
+}
+
+static void test_crop_reflect(void **state)
+{
+    (void)state;
+    /* Mirrors without repeating the edge: row -1 is row 1, row 4 is row 2 (torchvision's
+     * padding_mode="reflect", checked against torch.nn.functional.pad). */
+    const uint8_t padded[36] = {
+        6,  5,  6,  7,  8,  7,  /* */
+        2,  1,  2,  3,  4,  3,  /* */
+        6,  5,  6,  7,  8,  7,  /* */
+        10, 9,  10, 11, 12, 11, /* */
+        14, 13, 14, 15, 16, 15, /* */
+        10, 9,  10, 11, 12, 11,
+    };
+    struct spec_transform t = crop(4, 1, SPEC_FILL_REFLECT);
+    crop_windows(&t, img16, 1, 4, 4, padded, 6, 6);
+
+    /* Not square: 2 x 3 padded by 1 to 4 x 5, crop 3: offsets 0..1 down, 0..2 across. */
+    const uint8_t src[6] = {1, 2, 3, 4, 5, 6};
+    const uint8_t padded23[20] = {
+        5, 4, 5, 6, 5, /* */
+        2, 1, 2, 3, 2, /* */
+        5, 4, 5, 6, 5, /* */
+        2, 1, 2, 3, 2,
+    };
+    t = crop(3, 1, SPEC_FILL_REFLECT);
+    crop_windows(&t, src, 1, 2, 3, padded23, 4, 5);
+    /* The same with zeros. */
+    const uint8_t zero23[20] = {0, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 4, 5, 6, 0, 0, 0, 0, 0, 0};
+    t = crop(3, 1, SPEC_FILL_ZERO);
+    crop_windows(&t, src, 1, 2, 3, zero23, 4, 5);
+}
+
+/* A transform's draws depend on its place in the list, not on what comes before it. */
+static void test_crop_draws_independent(void **state)
+{
+    (void)state;
+    struct spec_transform t1[] = {flip(0), crop(4, 2, SPEC_FILL_ZERO)};
+    struct spec_transform t2[] = {norm(0, 0, 0, 1, 1, 1), crop(4, 2, SPEC_FILL_ZERO)};
+    struct augment a1 = init_ok(t1, 2, 1, 4, 4), a2 = init_ok(t2, 2, 1, 4, 4);
+    float o1[16], o2[16];
+    for (int k = 0; k < 50; k++) {
+        run(&a1, img16, key_of(k), o1);
+        run(&a2, img16, key_of(k), o2);
+        assert_memory_equal(o1, o2, sizeof o1);
+    }
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* hflip, cutout */
+
+static void test_hflip(void **state)
+{
+    (void)state;
+    const uint8_t src[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}; /* 2 x 2 x 3 */
+    const uint8_t mirrored[12] = {3, 2, 1, 6, 5, 4, 9, 8, 7, 12, 11, 10};
+    struct spec_transform t = flip(1);
+    struct augment a = init_ok(&t, 1, 2, 2, 3);
+    float out[12];
+    for (int k = 0; k < 20; k++) {
+        t.p = 1;
+        run(&a, src, key_of(k), out);
+        for (int i = 0; i < 12; i++) assert_true(out[i] == (float)mirrored[i] / 255.0f);
+        t.p = 0;
+        run(&a, src, key_of(k), out);
+        for (int i = 0; i < 12; i++) assert_true(out[i] == (float)src[i] / 255.0f);
+    }
+    t.p = 0.5;
+    int flipped = 0;
+    for (int k = 0; k < 1000; k++) {
+        run(&a, src, key_of(k), out);
+        flipped += out[0] == (float)mirrored[0] / 255.0f;
+    }
+    assert_in_range(flipped, 430, 570);
+}
+
+static void test_cutout(void **state)
+{
+    (void)state;
+    uint8_t src[32];
+    for (int i = 0; i < 16; i++) src[i] = img16[i], src[16 + i] = (uint8_t)(img16[i] + 100);
+    struct spec_transform t = cut(2, 1);
+    struct augment a = init_ok(&t, 1, 2, 4, 4);
+    /* The square is rows [cy - 1, cy + 1) and the same across, cy and cx in 0..3: rows -1
+     * and 0 (one row left after clipping) up to rows 2 and 3. seen[y0 + 1][x0 + 1]. */
+    int seen[4][4] = {{0}};
+    float out[32];
+    for (int k = 0; k < 400; k++) {
+        run(&a, src, key_of(k), out);
+        int y0 = 4, y1 = -1, x0 = 4, x1 = -1, zeros = 0;
+        for (int y = 0; y < 4; y++)
+            for (int x = 0; x < 4; x++)
+                if (out[y * 4 + x] == 0) {
+                    zeros++;
+                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+                    x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
+                }
+        int hh = y1 - y0 + 1, ww = x1 - x0 + 1;
+        assert_int_equal(zeros, hh * ww); /* a rectangle */
+        assert_true(hh == 2 || (hh == 1 && y0 == 0));
+        assert_true(ww == 2 || (ww == 1 && x0 == 0));
+        for (int ch = 0; ch < 2; ch++)
+            for (int y = 0; y < 4; y++)
+                for (int x = 0; x < 4; x++) {
+                    bool in = y >= y0 && y <= y1 && x >= x0 && x <= x1;
+                    float v = out[(ch * 4 + y) * 4 + x];
+                    assert_true(v == (in ? 0.0f : (float)src[(ch * 4 + y) * 4 + x] / 255.0f));
+                }
+        seen[hh == 1 ? 0 : y0 + 1][ww == 1 ? 0 : x0 + 1]++;
+    }
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++)
+            if (!seen[y][x]) fail_msg("the square at (%d, %d) never drawn", y - 1, x - 1);
+    /* p = 0: untouched. */
+    t.p = 0;
+    run(&a, src, key_of(0), out);
+    for (int i = 0; i < 32; i++) assert_true(out[i] == (float)src[i] / 255.0f);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* resize */
+
+/* Resizes a 1 x n x n byte image to m x m and compares with want (in byte units). */
+static void resize_check(enum spec_interp interp, const uint8_t *src, int n, int m,
+                         const float *want)
+{
+    struct spec_transform t = resize(m, interp);
+    struct augment a = init_ok(&t, 1, 1, n, n);
+    assert_int_equal(a.out_h, m), assert_int_equal(a.out_numel, m * m);
+    float out[25];
+    run(&a, src, 1, out);
+    for (int i = 0; i < m * m; i++)
+        if (fabsf(out[i] * 255.0f - want[i]) > 1e-3f)
+            fail_msg("%d -> %d: pixel %d is %g, expected %g", n, m, i, out[i] * 255.0, want[i]);
+}
+
+static const uint8_t img2[4] = {0, 40, 80, 120};
+static const uint8_t img3[9] = {0, 10, 50, 20, 0, 100, 60, 30, 90};
+
+static void test_resize_bilinear(void **state)
+{
+    (void)state;
+    /* 2 -> 4: src = (d + 0.5) / 2 - 0.5 = -0.25 (0), 0.25, 0.75, 1.25 (the last row or
+     * column, clamped): weights 0, 1/4, 3/4, 1 along a linear image: 80 fy + 40 fx. */
+    const float up[16] = {0, 10, 30, 40, 20, 30, 50, 60, 60, 70, 90, 100, 80, 90, 110, 120};
+    resize_check(SPEC_INTERP_BILINEAR, img2, 2, 4, up);
+    /* 4 -> 2: src = 2 (d + 0.5) - 0.5 = 0.5, 2.5: the mean of each 2 x 2 block. */
+    const float down[4] = {3.5f, 5.5f, 11.5f, 13.5f};
+    resize_check(SPEC_INTERP_BILINEAR, img16, 4, 2, down);
+    /* 3 -> 5: src = 0.6 (d + 0.5) - 0.5 = -0.2 (0), 0.4, 1, 1.6, 2.2 (2). Along rows:
+     * [0 10 50] -> 0 4 10 34 50, [20 0 100] -> 20 12 0 60 100, [60 30 90] -> 60 48 30 66 90;
+     * then between them with the same weights. */
+    const float frac[25] = {0,  4,    10, 34,   50, /* */
+                            8,  7.2f, 6,  44.4f, 70, /* 0.6 row 0 + 0.4 row 1 */
+                            20, 12,   0,  60,   100, /* */
+                            44, 33.6f, 18, 63.6f, 94, /* 0.4 row 1 + 0.6 row 2 */
+                            60, 48,   30, 66,   90};
+    resize_check(SPEC_INTERP_BILINEAR, img3, 3, 5, frac);
+}
+
+static void test_resize_nearest(void **state)
+{
+    (void)state;
+    /* src = floor(d in / out): 2 -> 4: 0 0 1 1; 4 -> 2: 0 2; 3 -> 5: 0 0 1 1 2. */
+    const float up[16] = {0, 0, 40, 40, 0, 0, 40, 40, 80, 80, 120, 120, 80, 80, 120, 120};
+    resize_check(SPEC_INTERP_NEAREST, img2, 2, 4, up);
+    const float down[4] = {1, 3, 9, 11};
+    resize_check(SPEC_INTERP_NEAREST, img16, 4, 2, down);
+    const float frac[25] = {0,  0,  10, 10, 50,  0,  0,  10, 10, 50,  20, 20, 0,
+                            0,  100, 20, 20, 0,  0,  100, 60, 60, 30, 30, 90};
+    resize_check(SPEC_INTERP_NEAREST, img3, 3, 5, frac);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Lists */
+
+/* Crop then normalize: the padding is normalized too ((0 - 0.5) / 0.5 = -1); normalize then
+ * crop: the padding stays 0. A crop of the whole padded image has one offset. */
+static void test_order(void **state)
+{
+    (void)state;
+    struct spec_transform cn[] = {crop(6, 1, SPEC_FILL_ZERO), norm(0.5, 0, 0, 0.5, 1, 1)};
+    struct spec_transform nc[] = {norm(0.5, 0, 0, 0.5, 1, 1), crop(6, 1, SPEC_FILL_ZERO)};
+    struct augment a = init_ok(cn, 2, 1, 4, 4), b = init_ok(nc, 2, 1, 4, 4);
+    float oa[36], ob[36];
+    run(&a, img16, key_of(0), oa);
+    run(&b, img16, key_of(0), ob);
+    for (int y = 0; y < 6; y++)
+        for (int x = 0; x < 6; x++) {
+            bool pad = y == 0 || y == 5 || x == 0 || x == 5;
+            float inner = pad ? 0 : ((float)img16[(y - 1) * 4 + x - 1] / 255.0f - 0.5f) / 0.5f;
+            assert_float_equal(oa[y * 6 + x], pad ? -1.0f : inner, 1e-6);
+            assert_float_equal(ob[y * 6 + x], pad ? 0.0f : inner, 1e-6);
+        }
+}
+
+/* Through both scratch halves and into dst: nearest 4 -> 8 repeats each pixel twice, 8 -> 4
+ * takes every other one, so with two flips and a full crop between, the image comes back. */
+static void test_chain(void **state)
+{
+    (void)state;
+    uint8_t src[48];
+    for (int i = 0; i < 48; i++) src[i] = (uint8_t)(5 * i + 1);
+    struct spec_transform t[] = {resize(8, SPEC_INTERP_NEAREST), flip(1),
+                                 crop(8, 0, SPEC_FILL_ZERO), flip(1),
+                                 resize(4, SPEC_INTERP_NEAREST)};
+    struct augment a = init_ok(t, 5, 3, 4, 4);
+    assert_int_equal(a.out_h, 4), assert_int_equal(a.out_numel, 48);
+    assert_true(a.scratch_floats >= 2 * 3 * 64);
+    float out[48];
+    run(&a, src, key_of(9), out);
+    for (int i = 0; i < 48; i++) assert_true(out[i] == (float)src[i] / 255.0f);
+    /* The output shape follows the last crop or resize. */
+    struct spec_transform u[] = {crop(32, 4, SPEC_FILL_REFLECT), resize(224, SPEC_INTERP_BILINEAR), flip(0.5)};
+    a = init_ok(u, 3, 3, 32, 32);
+    assert_int_equal(a.out_h, 224), assert_int_equal(a.out_w, 224);
+    assert_int_equal(a.out_numel, 3 * 224 * 224);
+}
+
+static const char aug_yaml[] = "augment:\n"
+                               "  train:\n"
+                               "    - random_crop: {size: 40, padding: 2}\n"
+                               "    - random_crop: {size: 8, padding: 8, fill: reflect}\n"
+                               "    - mixup\n"
+                               "    - hflip\n";
+
+/* augment_init's errors on the list t[0..n); returns the messages (caller frees). */
+static char *init_errors(const struct spec_transform *t, size_t n, int h, int w, int errors)
+{
+    char *msgs = NULL;
+    size_t len;
+    FILE *mem = open_memstream(&msgs, &len);
+    struct diag d = {.out = mem};
+    struct augment a;
+    struct spec_list list = {(void *)t, n};
+    enum status st = augment_init(&a, &list, 3, h, w, &d);
+    fclose(mem);
+    assert_int_equal(st, STATUS_CONFIG);
+    if (d.errors != errors) fail_msg("%d errors, expected %d:\n%s", d.errors, errors, msgs);
+    return msgs;
+}
+
+static void has(const char *msgs, const char *what)
+{
+    if (!strstr(msgs, what)) fail_msg("expected \"%s\" in:\n%s", what, msgs);
+}
+
+static void test_init_errors(void **state)
+{
+    (void)state;
+    static const struct source src = {"aug.yaml", ".", aug_yaml, sizeof aug_yaml - 1};
+    struct spec_transform big = crop(40, 2, SPEC_FILL_ZERO);
+    struct spec_transform refl = crop(8, 8, SPEC_FILL_REFLECT);
+    struct spec_transform mx = mix(SPEC_TRANSFORM_MIXUP, 1, 1), fl = flip(0.5);
+    big.mark = (struct mark){&src, 3, 7};
+    refl.mark = (struct mark){&src, 4, 7};
+    mx.mark = (struct mark){&src, 5, 7};
+    fl.mark = (struct mark){&src, 6, 7};
+
+    /* 40 > 32 + 2 * 2. */
+    char *m = init_errors(&big, 1, 32, 32, 1);
+    has(m, "aug.yaml:3:7: error: random_crop of 40 x 40 does not fit the 32 x 32 image");
+    has(m, "hint:");
+    free(m);
+    /* Reflection padding 8 of an 8 x 8 image (7 would do); the side is the current one. */
+    m = init_errors(&refl, 1, 8, 8, 1);
+    has(m, "aug.yaml:4:7: error: reflection padding of 8");
+    free(m);
+    struct spec_transform shrink[] = {crop(8, 0, SPEC_FILL_ZERO), refl};
+    free(init_errors(shrink, 2, 32, 32, 1));
+    struct spec_transform seven = crop(8, 7, SPEC_FILL_REFLECT);
+    (void)init_ok(&seven, 1, 3, 8, 8);
+    /* A per-image transform after mixup. */
+    struct spec_transform late[] = {mx, fl};
+    m = init_errors(late, 2, 32, 32, 1);
+    has(m, "aug.yaml:6:7: error: hflip is listed after mixup");
+    has(m, "hint: mixup works on whole batches; list it after every per-image transform");
+    free(m);
+    /* All at once; the crop after mixup has two faults (it also exceeds 8 + 2 * 2). */
+    struct spec_transform all[] = {shrink[0], refl, mx, fl, big};
+    m = init_errors(all, 5, 32, 32, 4);
+    has(m, "aug.yaml:4:7"), has(m, "aug.yaml:6:7");
+    has(m, "aug.yaml:3:7: error: random_crop is listed after mixup");
+    has(m, "aug.yaml:3:7: error: random_crop of 40 x 40 does not fit the 8 x 8 image");
+    free(m);
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    uint8_t src[48];
+    for (int i = 0; i < 48; i++) src[i] = (uint8_t)(3 * i + 7);
+    struct spec_transform t[] = {crop(4, 2, SPEC_FILL_ZERO), flip(0.5), cut(2, 0.5)};
+    struct augment a = init_ok(t, 3, 3, 4, 4);
+    float one[48], two[48], prev[48];
+    run(&a, src, augment_key(1, 0, 5), one);
+    run(&a, src, augment_key(1, 0, 5), two);
+    assert_memory_equal(one, two, sizeof one);
+    /* Other images, epochs or seeds: other choices (most of the time). */
+    int differ = 0;
+    memcpy(prev, one, sizeof one);
+    for (int i = 0; i < 20; i++) {
+        run(&a, src, augment_key(1, 0, i), two);
+        differ += memcmp(prev, two, sizeof two) != 0;
+        memcpy(prev, two, sizeof two);
+    }
+    assert_true(differ >= 15);
+    assert_true(augment_key(1, 0, 5) != augment_key(1, 1, 5));
+    assert_true(augment_key(1, 0, 5) != augment_key(2, 0, 5));
+    assert_true(augment_key(1, 0, 5) != augment_key(1, 0, -6));
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Batches */
+
+#define N 8
+
+/* Reads lam and the pairing back from targets of labels 0..n-1 (one class per image):
+ * perm[i] is the other class of row i, or i when the row is one-hot. Every row sums to 1.
+ * Returns lam, or -1 when every row is one-hot. */
+static float read_targets(const float *targets, int n, int64_t *perm)
+{
+    float lam = -1;
+    for (int i = 0; i < n; i++) {
+        const float *row = targets + i * n;
+        float sum = 0;
+        perm[i] = i;
+        for (int k = 0; k < n; k++) {
+            sum += row[k];
+            if (k != i && row[k] != 0) perm[i] = k;
+        }
+        assert_float_equal(sum, 1, 1e-6);
+        if (perm[i] == i) {
+            assert_true(row[i] == 1.0f);
+            continue;
+        }
+        if (lam < 0) lam = row[i];
+        assert_true(row[i] == lam);
+        assert_float_equal(row[perm[i]], 1 - lam, 1e-6);
+    }
+    bool used[N] = {false};
+    for (int i = 0; i < n; i++) {
+        assert_false(used[perm[i]]); /* a permutation */
+        used[perm[i]] = true;
+    }
+    return lam;
+}
+
+static void test_batch_none(void **state)
+{
+    (void)state;
+    struct spec_transform t = flip(0.5);
+    struct augment a = init_ok(&t, 1, 1, 2, 2);
+    assert_false(a.mixup || a.cutmix);
+    const int32_t labels[3] = {2, 0, 1};
+    float x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, targets[9];
+    assert_false(augment_batch(&a, x, labels, 3, 3, 5, targets));
+    const float want[9] = {0, 0, 1, 1, 0, 0, 0, 1, 0};
+    assert_memory_equal(targets, want, sizeof want);
+    for (int i = 0; i < 12; i++) assert_true(x[i] == (float)(i + 1));
+}
+
+static void test_mixup(void **state)
+{
+    (void)state;
+    struct spec_transform t = mix(SPEC_TRANSFORM_MIXUP, 1, 1);
+    struct augment a = init_ok(&t, 1, 1, 2, 3);
+    assert_true(a.mixup && !a.cutmix);
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) labels[i] = i;
+    float x[N * 6], targets[N * N], lams[30];
+    int nlam = 0, moved = 0;
+    for (int b = 0; b < 30; b++) {
+        for (int i = 0; i < N * 6; i++) x[i] = (float)(i / 6); /* image i: all i */
+        assert_true(augment_batch(&a, x, labels, N, N, augment_key(1, 0, -1 - b), targets));
+        int64_t perm[N];
+        float lam = read_targets(targets, N, perm);
+        for (int i = 0; i < N; i++) {
+            moved += perm[i] != i;
+            float want = perm[i] == i ? (float)i : lam * i + (1 - lam) * perm[i];
+            for (int k = 0; k < 6; k++) assert_float_equal(x[i * 6 + k], want, 1e-5);
+        }
+        if (lam >= 0) lams[nlam++] = lam;
+    }
+    assert_true(moved > 100 && nlam > 25);
+    int distinct = 0;
+    for (int i = 1; i < nlam; i++) distinct += lams[i] != lams[i - 1];
+    assert_true(distinct > 20);
+}
+
+static void test_cutmix(void **state)
+{
+    (void)state;
+    enum { C = 2, H = 8, W = 8, P = H * W };
+    struct spec_transform t = mix(SPEC_TRANSFORM_CUTMIX, 1, 1);
+    struct augment a = init_ok(&t, 1, C, H, W);
+    assert_true(a.cutmix && !a.mixup);
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) labels[i] = i;
+    static float x[N * C * P];
+    float targets[N * N];
+    int boxes = 0;
+    for (int b = 0; b < 40; b++) {
+        for (int i = 0; i < N * C * P; i++) x[i] = (float)(i / (C * P));
+        assert_true(augment_batch(&a, x, labels, N, N, augment_key(2, 0, -1 - b), targets));
+        int64_t perm[N];
+        float lam = read_targets(targets, N, perm);
+        int box[4] = {-1, -1, -1, -1}; /* y0 y1 x0 x1 of the pasted pixels, the same for all */
+        for (int i = 0; i < N; i++) {
+            int y0 = H, y1 = -1, x0 = W, x1 = -1, count = 0;
+            for (int ch = 0; ch < C; ch++)
+                for (int p = 0; p < P; p++) {
+                    float v = x[(i * C + ch) * P + p];
+                    if (v == (float)i && perm[i] != i) continue;
+                    assert_true(v == (float)perm[i]);
+                    if (perm[i] == i || ch) continue;
+                    count++;
+                    int y = p / W, xx = p % W;
+                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+                    x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+                }
+            if (perm[i] == i) continue;
+            /* Every pasted pixel in both channels (the loop above checked values). */
+            for (int p = 0; p < P; p++)
+                assert_true((x[(i * C) * P + p] == (float)perm[i]) ==
+                            (x[(i * C + 1) * P + p] == (float)perm[i]));
+            assert_int_equal(count, (int)lroundf((1 - lam) * P));
+            if (count == 0) continue;
+            assert_int_equal(count, (y1 - y0 + 1) * (x1 - x0 + 1)); /* a rectangle */
+            /* Unclipped, a side is twice the reference code's cut_w // 2: even. */
+            if (y0 > 0 && y1 < H - 1) assert_int_equal((y1 - y0 + 1) % 2, 0);
+            if (x0 > 0 && x1 < W - 1) assert_int_equal((x1 - x0 + 1) % 2, 0);
+            if (box[0] < 0) box[0] = y0, box[1] = y1, box[2] = x0, box[3] = x1, boxes++;
+            assert_true(box[0] == y0 && box[1] == y1 && box[2] == x0 && box[3] == x1);
+        }
+    }
+    assert_true(boxes > 20);
+}
+
+/* Both listed: each batch one or the other; p decides whether at all. */
+static void test_mix_choice(void **state)
+{
+    (void)state;
+    struct spec_transform t[] = {mix(SPEC_TRANSFORM_MIXUP, 1, 1),
+                                 mix(SPEC_TRANSFORM_CUTMIX, 1, 1)};
+    struct augment a = init_ok(t, 2, 1, 4, 4);
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) labels[i] = i;
+    float x[N * 16], targets[N * N];
+    int blends = 0, pastes = 0;
+    for (int b = 0; b < 200; b++) {
+        for (int i = 0; i < N * 16; i++) x[i] = (float)(i / 16);
+        assert_true(augment_batch(&a, x, labels, N, N, augment_key(3, 0, -1 - b), targets));
+        bool frac = false, two = false;
+        for (int i = 0; i < N * 16; i++) {
+            frac |= x[i] != floorf(x[i]);
+            two |= x[i] != x[i / 16 * 16];
+        }
+        assert_false(frac && two);
+        blends += frac, pastes += two;
+    }
+    assert_in_range(blends, 60, 140);
+    assert_in_range(pastes, 60, 140);
+
+    /* p = 0: never, one-hot; p = 0.5: about half the batches. */
+    t[0].p = t[1].p = 0;
+    for (int b = 0; b < 50; b++) {
+        for (int i = 0; i < N * 16; i++) x[i] = (float)(i / 16);
+        assert_false(augment_batch(&a, x, labels, N, N, augment_key(3, 0, -1 - b), targets));
+        for (int i = 0; i < N * N; i++) assert_true(targets[i] == (i / N == i % N ? 1.0f : 0));
+        for (int i = 0; i < N * 16; i++) assert_true(x[i] == (float)(i / 16));
+    }
+    t[0].p = t[1].p = 0.5;
+    int mixed = 0;
+    for (int b = 0; b < 400; b++)
+        mixed += augment_batch(&a, x, labels, N, N, augment_key(4, 0, -1 - b), targets);
+    assert_in_range(mixed, 160, 240);
+}
+
+static void test_beta(void **state)
+{
+    (void)state;
+    const double alphas[] = {0.2, 1, 2};
+    for (size_t k = 0; k < ARRAY_LEN(alphas); k++) {
+        double alpha = alphas[k], sum = 0, sq = 0;
+        enum { DRAWS = 20000 };
+        for (uint64_t i = 0; i < DRAWS; i++) {
+            double v = augment_beta(alpha, 99, i);
+            assert_true(v >= 0 && v <= 1);
+            sum += v, sq += v * v;
+        }
+        double mean = sum / DRAWS, var = sq / DRAWS - mean * mean;
+        double want = 1 / (4 * (2 * alpha + 1)); /* 1/12 for alpha 1 */
+        if (fabs(mean - 0.5) > 0.01 || fabs(var - want) > 0.05 * want)
+            fail_msg("Beta(%g, %g): mean %g, variance %g (expected 0.5, %g)", alpha, alpha,
+                     mean, var, want);
+    }
+    assert_true(augment_beta(0.4, 5, 6) == augment_beta(0.4, 5, 6));
+    assert_true(augment_beta(0.4, 5, 6) != augment_beta(0.4, 5, 7));
+}
+
+static void test_hflip_batch(void **state)
+{
+    (void)state;
+    /* Two images of 2 channels x 2 rows x 3. */
+    float x[24];
+    for (int i = 0; i < 24; i++) x[i] = (float)i;
+    augment_hflip_batch(x, 2, 2, 2, 3);
+    const float want[24] = {2,  1,  0,  5,  4,  3,  8,  7,  6,  11, 10, 9,
+                            14, 13, 12, 17, 16, 15, 20, 19, 18, 23, 22, 21};
+    assert_memory_equal(x, want, sizeof want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_to_floats),
+        cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_crop_zero),
+        cmocka_unit_test(test_crop_reflect),
+        cmocka_unit_test(test_crop_draws_independent),
+        cmocka_unit_test(test_hflip),
+        cmocka_unit_test(test_cutout),
+        cmocka_unit_test(test_resize_bilinear),
+        cmocka_unit_test(test_resize_nearest),
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_init_errors),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_batch_none),
+        cmocka_unit_test(test_mixup),
+        cmocka_unit_test(test_cutmix),
+        cmocka_unit_test(test_mix_choice),
+        cmocka_unit_test(test_beta),
+        cmocka_unit_test(test_hflip_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
