@@ -70,13 +70,14 @@ static int by_time_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-static void print_profile(FILE *out, struct plan *p, const struct graph *g, int steps, bool infer)
+void bench_print_profile(FILE *out, struct plan *p, const struct graph *g, int64_t steps,
+                         bool infer)
 {
     struct profile pr = {.g = g, .layers = calloc(g->nlayers + 1, sizeof *pr.layers)};
     if (!pr.layers) abort();
     plan_timings(p, collect, &pr);
     qsort(pr.kinds, pr.nkinds, sizeof *pr.kinds, by_time_desc);
-    double ms = 1000.0 / steps;
+    double ms = 1000.0 / (double)steps;
     const int a = infer ? PLAN_EVAL : PLAN_FORWARD, b = infer ? PLAN_EVAL : PLAN_BACKWARD;
     fprintf(out, "\nprofile: ms per %s, by op kind (kernels timed one by one)\n",
             infer ? "batch" : "step");
@@ -184,7 +185,7 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     fprintf(out, "peak memory: %.0f MiB resident\n", (double)ru.ru_maxrss / 1024);
-    if (o->profile) print_profile(out, p, g, o->steps, o->infer);
+    if (o->profile) bench_print_profile(out, p, g, o->steps, o->infer);
     qsort(t, (size_t)o->steps, sizeof *t, by_value);
     double med = o->steps % 2 ? t[o->steps / 2] : (t[o->steps / 2 - 1] + t[o->steps / 2]) / 2;
     fprintf(out, "median images/s: %.2f\n", (double)batch / med);

@@ -9,10 +9,12 @@
 #define RUNNER_BENCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common.h"
 #include "graph.h"
+#include "plan.h"
 #include "spec.h"
 
 struct bench_options {
@@ -24,5 +26,10 @@ struct bench_options {
 
 MUST_CHECK enum status bench_run(const struct spec *s, const struct graph *g,
                                  const struct bench_options *o, FILE *out);
+
+/* The kernel times of p (plan_options.profile) per op kind and per layer, as ms per step
+ * (per batch with infer) over `steps` of them. */
+void bench_print_profile(FILE *out, struct plan *p, const struct graph *g, int64_t steps,
+                         bool infer);
 
 #endif

@@ -47,8 +47,6 @@ has "$out" "oneDNN"
 expect 0 "check the main job" -- check experiments/resnet50_adam.yaml
 has "$out" "experiments/resnet50_adam.yaml: ok (resnet50_adam)"
 expect 0 "check with overrides" -- check experiments/resnet50_adam.yaml optimizer.lr=3e-4 train.epochs=5
-expect 0 "the main job" -- experiments/resnet50_adam.yaml
-has "$out" "experiment resnet50_adam"
 expect 0 "config with overrides" -- config experiments/resnet50_adam.yaml optimizer.lr=3e-4 train.epochs=5
 has "$out" "lr: 0.0003"
 has "$out" "epochs: 5"
@@ -120,6 +118,23 @@ expect 2 "bench flag with a value" -- bench experiments/quick.yaml --profile=yes
 has "$err" "--profile takes no value"
 expect 2 "option of another command" -- check experiments/quick.yaml --steps 3
 has "$err" "unknown option '--steps'"
+
+# runner FILE (train): data that is not there is a runtime failure (exit 1) that says where
+# the runner looked and how to fix it; nothing is left behind.
+tmp=$(mktemp -d)
+expect 0 "train help" -- train --help
+has "$out" "usage: runner train FILE [key=value ...] [--out DIR] [--profile]"
+export RUNNER_DATA="$tmp/none"
+expect 1 "train without data" -- experiments/quick.yaml data.download=false --out "$tmp/run"
+unset RUNNER_DATA
+has "$err" "CIFAR-10 not found: $tmp/none/cifar-10-batches-bin/ does not exist"
+has "$err" "RUNNER_DATA"
+[ ! -e "$tmp/run" ] || { echo "FAIL: a run that found no data left $tmp/run"; fails=$((fails + 1)); }
+expect 2 "train: --out needs a value" -- experiments/quick.yaml --out
+has "$err" "--out needs a value"
+expect 2 "train: unknown option" -- train experiments/quick.yaml --stesp 3
+has "$err" "unknown option '--stesp'"
+rm -rf "$tmp"
 
 # device: cuda where there is no GPU is a configuration error (exit 2).
 "$runner" --version >"$out" 2>&1

@@ -1,0 +1,71 @@
+/*
+ * loader.h: batches of augmented images, made by worker threads ahead of the compute.
+ *
+ *     struct loader *l;
+ *     struct loader_config cfg = {.set = &cifar.train, .index = split.train, .n = split.ntrain,
+ *                                 .aug = &aug, .batch = 256, .shuffle = true, .drop_last = true,
+ *                                 .seed = seed, .workers = 2, .classes = 10};
+ *     loader_create(&cfg, &l);
+ *     loader_start(l, epoch);
+ *     for (const struct batch *b; (b = loader_next(l)); ) use(b->x, b->labels, b->n);
+ *     loader_free(l);
+ *
+ * Each epoch has its own order (a shuffle keyed by seed and epoch, or the index order), and
+ * each image its own random choices (augment_key(seed, epoch, image)): a batch's contents do
+ * not depend on which worker made it or when. Workers fill a ring of 2 x workers batches, so
+ * the consumer finds the next one ready unless the workers are slower than the compute; the
+ * time it waits is counted (loader_stats). The batch returned by loader_next stays valid until
+ * the next call. A partial last batch (drop_last false) is padded with zeros; b->n says how
+ * many images are real. Covered by tests/test_train.c.
+ */
+#ifndef RUNNER_LOADER_H
+#define RUNNER_LOADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "augment.h"
+#include "common.h"
+#include "data.h"
+
+struct loader_config {
+    const struct dataset *set;
+    const int64_t *index; /* the images of set to use, n of them */
+    int64_t n;
+    const struct augment *aug;
+    int64_t batch;
+    bool shuffle, drop_last;
+    uint64_t seed;
+    int workers; /* >= 1 */
+    int classes;
+};
+
+struct batch {
+    int64_t number;        /* within the epoch */
+    int64_t n;             /* real images (the rest is zero padding) */
+    float *x;              /* (batch, C, H, W) */
+    int32_t *labels;       /* (batch) */
+    float *targets;        /* (batch, classes), soft when mixed */
+    bool mixed;            /* mixup or cutmix changed this batch */
+    int64_t *image;        /* (batch) the dataset index of each image */
+};
+
+struct loader_stats {
+    double wait_seconds; /* the consumer waiting for a batch */
+    double work_seconds; /* the workers making batches, summed over workers */
+    int64_t batches;
+};
+
+struct loader;
+
+MUST_CHECK enum status loader_create(const struct loader_config *cfg, struct loader **out);
+/* Batches per epoch. */
+int64_t loader_batches(const struct loader *l);
+/* Starts an epoch (after the previous one was read to its end, or before the first). */
+void loader_start(struct loader *l, int64_t epoch);
+/* The next batch of the epoch, or NULL after the last. */
+const struct batch *loader_next(struct loader *l);
+void loader_stats(const struct loader *l, struct loader_stats *s);
+void loader_free(struct loader *l);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * run_files.c: the run directory and the files written into it; see run_files.h.
+ */
+#include "run_files.h"
+
+#include <errno.h>
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "paths.h"
+
+/* dir/name (and suffix) into out; false, reported, when it does not fit. */
+static bool join(char *out, size_t size, const char *dir, const char *name, const char *suffix,
+                 struct diag *d)
+{
+    if (snprintf(out, size, "%s/%s%s", dir, name, suffix) < (int)size) return true;
+    diag_error(d, (struct mark){0}, "%s/%s: path too long", dir, name);
+    return false;
+}
+
+static enum status io_error(struct diag *d, const char *path, const char *what)
+{
+    diag_error(d, (struct mark){0}, "%s: %s: %s", path, what, strerror(errno));
+    return STATUS_RUNTIME;
+}
+
+/* mkdir -p; the error names the folder that could not be made. */
+static enum status make_dirs(const char *path, struct diag *d)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST) return io_error(d, buf, "cannot create");
+        *s = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) return io_error(d, buf, "cannot create");
+    return STATUS_OK;
+}
+
+enum status run_dir_create(const char *out, const char *name, char *dir, size_t size,
+                           struct diag *d)
+{
+    if (out) {
+        if (snprintf(dir, size, "%s", out) >= (int)size) {
+            diag_error(d, (struct mark){0}, "%s: path too long", out);
+            return STATUS_RUNTIME;
+        }
+        if (make_dirs(dir, d)) return STATUS_RUNTIME;
+        char probe[4200];
+        if (!join(probe, sizeof probe, dir, "metrics.jsonl", "", d)) return STATUS_RUNTIME;
+        if (access(probe, F_OK) == 0) {
+            diag_error(d, (struct mark){0}, "%s already holds a run (metrics.jsonl)", dir);
+            diag_hint(d, "choose another --out, or remove that folder");
+            return STATUS_RUNTIME;
+        }
+        return STATUS_OK;
+    }
+    char parent[4096], stamp[32];
+    if (!join(parent, sizeof parent, "results", name, "", d)) return STATUS_RUNTIME;
+    if (make_dirs(parent, d)) return STATUS_RUNTIME;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    for (int n = 1; n < 1000; n++) {
+        char suffix[16] = "";
+        if (n > 1) snprintf(suffix, sizeof suffix, "-%d", n);
+        if (!join(dir, size, parent, stamp, suffix, d)) return STATUS_RUNTIME;
+        if (mkdir(dir, 0777) == 0) return STATUS_OK;
+        if (errno != EEXIST) return io_error(d, dir, "cannot create");
+    }
+    diag_error(d, (struct mark){0}, "%s: too many runs started in the same second", parent);
+    return STATUS_RUNTIME;
+}
+
+FILE *file_begin(const char *dir, const char *name, struct diag *d)
+{
+    char tmp[4200];
+    if (!join(tmp, sizeof tmp, dir, name, ".tmp", d)) return NULL;
+    FILE *f = fopen(tmp, "w");
+    if (!f) io_error(d, tmp, "cannot write");
+    return f;
+}
+
+enum status file_end(FILE *f, const char *dir, const char *name, struct diag *d)
+{
+    char tmp[4200], path[4200];
+    if (!join(tmp, sizeof tmp, dir, name, ".tmp", d) || !join(path, sizeof path, dir, name, "", d)) {
+        fclose(f);
+        return STATUS_RUNTIME;
+    }
+    bool bad = ferror(f) != 0;
+    if (fclose(f) || bad) {
+        unlink(tmp);
+        return io_error(d, tmp, "write failed");
+    }
+    if (rename(tmp, path)) return io_error(d, path, "cannot rename into place");
+    return STATUS_OK;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* PNG (libpng) */
+
+enum status png_write_planar(const char *path, const uint8_t *planar, int w, int h,
+                             const char *const *key, const char *const *value, int ntext,
+                             struct diag *d)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return io_error(d, path, "cannot write");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *row = malloc((size_t)w * 3);
+    if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        free(row);
+        fclose(f);
+        diag_error(d, (struct mark){0}, "%s: writing the PNG failed", path);
+        return STATUS_RUNTIME;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_text text[8];
+    for (int i = 0; i < ntext && i < 8; i++)
+        text[i] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE, .key = (char *)key[i],
+                             .text = (char *)value[i], .text_length = strlen(value[i])};
+    if (ntext) png_set_text(png, info, text, ntext < 8 ? ntext : 8);
+    png_write_info(png, info);
+    size_t plane = (size_t)w * (size_t)h;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) row[x * 3 + c] = planar[c * plane + (size_t)y * w + x];
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    if (fclose(f)) return io_error(d, path, "write failed");
+    return STATUS_OK;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Evaluation tables */
+
+enum status write_confusion(const char *dir, const struct eval_result *r,
+                            const char (*names)[32], struct diag *d)
+{
+    FILE *f = file_begin(dir, "confusion_matrix.csv", d);
+    if (!f) return STATUS_RUNTIME;
+    int k = r->classes;
+    fprintf(f, "true\\predicted");
+    for (int j = 0; j < k; j++) fprintf(f, ",%s", names[j]);
+    fprintf(f, "\n");
+    for (int i = 0; i < k; i++) {
+        fprintf(f, "%s", names[i]);
+        for (int j = 0; j < k; j++) fprintf(f, ",%lld", (long long)r->confusion[i * k + j]);
+        fprintf(f, "\n");
+    }
+    return file_end(f, dir, "confusion_matrix.csv", d);
+}
+
+enum status write_per_class(const char *dir, const struct eval_result *r,
+                            const char (*names)[32], double *macro_f1, struct diag *d)
+{
+    struct class_metrics m[256];
+    if (r->classes > 256) abort();
+    *macro_f1 = eval_per_class(r, m);
+    FILE *f = file_begin(dir, "per_class.csv", d);
+    if (!f) return STATUS_RUNTIME;
+    fprintf(f, "class,precision,recall,f1,support\n");
+    for (int c = 0; c < r->classes; c++)
+        fprintf(f, "%s,%.6f,%.6f,%.6f,%lld\n", names[c], m[c].precision, m[c].recall, m[c].f1,
+                (long long)m[c].support);
+    return file_end(f, dir, "per_class.csv", d);
+}
+
+static const struct eval_result *sort_r;
+
+/* Most confident first; the test order breaks ties. */
+static int by_confidence(const void *a, const void *b)
+{
+    int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    float x = sort_r->conf[i], y = sort_r->conf[j];
+    if (x != y) return x > y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+enum status write_samples(const char *dir, const struct eval_result *r, const uint8_t *pixels,
+                          int side, const char (*names)[32], int64_t count, struct diag *d)
+{
+    char sub[4200];
+    if (!join(sub, sizeof sub, dir, "samples", "", d) || make_dirs(sub, d)) return STATUS_RUNTIME;
+    int64_t *right = malloc((size_t)(r->n + 1) * sizeof *right);
+    int64_t *wrong = malloc((size_t)(r->n + 1) * sizeof *wrong);
+    if (!right || !wrong) abort();
+    int64_t nr = 0, nw = 0;
+    for (int64_t i = 0; i < r->n; i++)
+        if (r->pred[i] == r->label[i])
+            right[nr++] = i;
+        else
+            wrong[nw++] = i;
+    sort_r = r;
+    qsort(wrong, (size_t)nw, sizeof *wrong, by_confidence);
+    FILE *f = file_begin(sub, "index.csv", d);
+    enum status st = f ? STATUS_OK : STATUS_RUNTIME;
+    if (f) fprintf(f, "file,index,true,predicted,confidence\n");
+    size_t image_bytes = (size_t)3 * (size_t)side * (size_t)side;
+    for (int pass = 0; pass < 2 && !st; pass++) {
+        const int64_t *list = pass ? wrong : right;
+        int64_t n = pass ? nw : nr;
+        for (int64_t s = 0; s < n && s < count && !st; s++) {
+            int64_t i = list[s];
+            const char *t = names[r->label[i]], *p = names[r->pred[i]];
+            char file[128], path[4400], conf[32], index[32];
+            if (pass)
+                snprintf(file, sizeof file, "wrong_%03lld_%s_as_%s.png", (long long)s, t, p);
+            else
+                snprintf(file, sizeof file, "correct_%03lld_%s.png", (long long)s, t);
+            if (!join(path, sizeof path, sub, file, "", d)) {
+                st = STATUS_RUNTIME;
+                break;
+            }
+            snprintf(conf, sizeof conf, "%.4f", r->conf[i]);
+            snprintf(index, sizeof index, "%lld", (long long)r->image[i]);
+            const char *key[] = {"Title", "Comment"};
+            char comment[160];
+            snprintf(comment, sizeof comment, "test image %s: true %s, predicted %s (%s)", index,
+                     t, p, conf);
+            const char *value[] = {file, comment};
+            st = png_write_planar(path, pixels + (size_t)r->image[i] * image_bytes, side, side,
+                                  key, value, 2, d);
+            if (!st) fprintf(f, "%s,%s,%s,%s,%s\n", file, index, t, p, conf);
+        }
+    }
+    if (f && st) fclose(f);
+    else if (f) st = file_end(f, sub, "index.csv", d);
+    free(right), free(wrong);
+    return st;
+}

@@ -1,0 +1,60 @@
+/*
+ * run_files.h: the files of a run directory (DESIGN.md, "Results of a run"): its creation,
+ * files written whole (to NAME.tmp, then renamed, so a reader never sees half a file), the
+ * evaluation tables and the sample images.
+ *
+ *     char dir[4096];
+ *     if (run_dir_create(NULL, "quick", dir, sizeof dir, &d)) return 1;  // results/quick/<stamp>
+ *     FILE *f = file_begin(dir, "per_class.csv", &d);
+ *     ...
+ *     if (file_end(f, dir, "per_class.csv", &d)) return 1;
+ *
+ * Covered by tests/test_train.c.
+ */
+#ifndef RUNNER_RUN_FILES_H
+#define RUNNER_RUN_FILES_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "diag.h"
+#include "evaluate.h"
+
+/*
+ * Creates the run directory: out when given (it may exist, but must hold no run: no
+ * metrics.jsonl), else results/<name>/<YYYYmmdd-HHMMSS>[-N] under the current directory, N
+ * from 2 up when that stamp is taken. The path goes to dir.
+ */
+MUST_CHECK enum status run_dir_create(const char *out, const char *name, char *dir, size_t size,
+                                      struct diag *d);
+
+/* Opens dir/name.tmp for writing; NULL (reported) on failure. */
+FILE *file_begin(const char *dir, const char *name, struct diag *d);
+/* Closes f, checking every write, and renames it to dir/name. */
+MUST_CHECK enum status file_end(FILE *f, const char *dir, const char *name, struct diag *d);
+
+/* Writes an RGB image of w x h from planar bytes (R plane, G plane, B plane) as PNG, with
+ * tEXt chunks key[i] = value[i]. */
+MUST_CHECK enum status png_write_planar(const char *path, const uint8_t *planar, int w, int h,
+                                        const char *const *key, const char *const *value,
+                                        int ntext, struct diag *d);
+
+/* confusion_matrix.csv: a header "true\predicted,<classes...>", one row per true class. */
+MUST_CHECK enum status write_confusion(const char *dir, const struct eval_result *r,
+                                       const char (*names)[32], struct diag *d);
+/* per_class.csv: class,precision,recall,f1,support; returns the macro F1 in *macro_f1. */
+MUST_CHECK enum status write_per_class(const char *dir, const struct eval_result *r,
+                                       const char (*names)[32], double *macro_f1,
+                                       struct diag *d);
+/*
+ * samples/: the first `count` correctly classified test images (in test order) and the
+ * `count` most confidently misclassified ones, as PNG (pixels: count x CIFAR_IMAGE_BYTES
+ * bytes per dataset image, planar 32x32), and samples/index.csv: file, index, true,
+ * predicted, confidence.
+ */
+MUST_CHECK enum status write_samples(const char *dir, const struct eval_result *r,
+                                     const uint8_t *pixels, int side, const char (*names)[32],
+                                     int64_t count, struct diag *d);
+
+#endif

@@ -1,0 +1,489 @@
+/*
+ * train.c: the run loop and its files; see train.h.
+ */
+#include "train.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "augment.h"
+#include "bench.h"
+#include "commit.h"
+#include "data.h"
+#include "evaluate.h"
+#include "loader.h"
+#include "model.h"
+#include "plan.h"
+#include "run_files.h"
+#include "schedule.h"
+#include "step.h"
+#include "weights.h"
+
+/* --------------------------------------------------------------------------------------- */
+/* Output: everything said goes to stdout and run.log; the progress bar to a terminal only. */
+
+struct out {
+    FILE *log;  /* run.log, or NULL before the run directory exists */
+    bool tty;   /* stdout is a terminal: progress bar */
+    bool bar;   /* a progress bar is on the current line */
+};
+
+static void say(struct out *o, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void say(struct out *o, const char *fmt, ...)
+{
+    if (o->bar) {
+        fputs("\r\033[K", stdout);
+        o->bar = false;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    if (o->log) {
+        va_start(ap, fmt);
+        vfprintf(o->log, fmt, ap);
+        va_end(ap);
+        fflush(o->log);
+    }
+}
+
+static const char *clock_text(double seconds, char *buf, size_t size)
+{
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600)
+        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else
+        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
+    return buf;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* One run's state */
+
+struct run {
+    const struct spec *s;
+    const struct graph *g;
+    const struct train_options *opt;
+    struct diag d;
+    struct out out;
+    char dir[4096];
+    bool dir_open; /* dir was created for this run */
+
+    struct cifar10 data;
+    struct data_split split;
+    struct augment aug_train, aug_eval;
+    struct plan *train, *eval;
+    struct loader *train_loader, *val_loader, *test_loader;
+    struct step_optimizer optimizer;
+    struct schedule schedule;
+    int classes, workers;
+    int64_t steps_per_epoch;
+    float *logits; /* (train batch, classes) */
+    void *copy;    /* a tensor on its way from the training plan to the evaluation plan */
+    FILE *jsonl, *csv;
+    double started;
+};
+
+/* The evaluation plan takes the training plan's current weights and statistics. */
+static void sync_eval(struct run *r)
+{
+    for (size_t i = 0; i < r->g->ntensors; i++) {
+        const struct graph_tensor *t = &r->g->tensors[i];
+        plan_get_tensor(r->train, t, r->copy);
+        plan_set_tensor(r->eval, t, r->copy);
+    }
+}
+
+static int default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 16 ? 8 : n >= 8 ? 4 : 2;
+}
+
+static enum status make_loader(struct run *r, const struct dataset *set, const int64_t *index,
+                               int64_t n, bool train, struct loader **out)
+{
+    const struct spec *s = r->s;
+    struct loader_config c = {.set = set, .index = index, .n = n,
+                              .aug = train ? &r->aug_train : &r->aug_eval,
+                              .batch = train ? s->train.batch_size : s->eval.batch_size,
+                              .shuffle = train, .drop_last = train, .seed = (uint64_t)s->seed,
+                              .workers = r->workers, .classes = r->classes};
+    if (loader_create(&c, out)) {
+        diag_error(&r->d, (struct mark){0}, "out of memory for the data loader");
+        return STATUS_RUNTIME;
+    }
+    return STATUS_OK;
+}
+
+/* Data, transforms, plans and loaders: everything that can fail before the run directory. */
+static enum status prepare(struct run *r)
+{
+    const struct spec *s = r->s;
+    r->classes = model_classes(s);
+    r->workers = s->data.workers > 0 ? (int)s->data.workers : default_workers();
+    if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
+        augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))
+        return STATUS_CONFIG;
+
+    char root[4096];
+    data_root(&s->data, root, sizeof root);
+    if (cifar10_load(root, s->data.download, &r->d, &r->data)) return STATUS_RUNTIME;
+    data_split(r->data.train.n, s->data.subset, s->data.val_split, &r->split);
+    if (r->split.ntrain < s->train.batch_size) {
+        diag_error(&r->d, spec_mark(s, "train.batch_size"),
+                   "%lld training images make no full batch of %lld", (long long)r->split.ntrain,
+                   s->train.batch_size);
+        diag_hint(&r->d, "lower train.batch_size, or raise data.subset");
+        return STATUS_CONFIG;
+    }
+
+    struct plan_options po = {.batch = s->train.batch_size,
+                              .optimizer_slots = model_optimizer_slots(s),
+                              .seed = (uint64_t)s->seed, .profile = r->opt->profile,
+                              .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
+    if (plan_create(r->g, &backend_cpu, &po, &r->d, &r->train)) return STATUS_RUNTIME;
+    po.batch = s->eval.batch_size;
+    po.eval_only = true;
+    po.profile = false;
+    if (plan_create(r->g, &backend_cpu, &po, &r->d, &r->eval)) return STATUS_RUNTIME;
+    plan_init_params(r->train, (uint64_t)s->seed);
+
+    size_t largest = 8;
+    for (size_t i = 0; i < r->g->ntensors; i++) {
+        const struct op_tensor *t = &r->g->tensors[i].t;
+        size_t b = 8;
+        for (int k = 0; k < t->rank; k++) b *= (size_t)t->dim[k];
+        largest = b > largest ? b : largest;
+    }
+    r->copy = malloc(largest);
+    r->logits = malloc((size_t)(s->train.batch_size * r->classes) * sizeof *r->logits);
+    if (!r->copy || !r->logits) return STATUS_RUNTIME;
+
+    r->steps_per_epoch = r->split.ntrain / s->train.batch_size;
+    if (make_loader(r, &r->data.train, r->split.train, r->split.ntrain, true, &r->train_loader) ||
+        (r->split.nval &&
+         make_loader(r, &r->data.train, r->split.val, r->split.nval, false, &r->val_loader)) ||
+        (s->eval.test &&
+         make_loader(r, &r->data.test, NULL, r->data.test.n, false, &r->test_loader)))
+        return STATUS_RUNTIME;
+    step_optimizer_init(&r->optimizer, &s->optimizer);
+    schedule_init(&r->schedule, &s->schedule, s->optimizer.lr, s->train.epochs,
+                  r->steps_per_epoch);
+    return STATUS_OK;
+}
+
+/* The run directory with config.yaml, run.log and the metric files' headers. */
+static enum status open_dir(struct run *r)
+{
+    if (run_dir_create(r->opt->out, r->s->name, r->dir, sizeof r->dir, &r->d))
+        return STATUS_RUNTIME;
+    r->dir_open = true;
+    FILE *f = file_begin(r->dir, "config.yaml", &r->d);
+    if (!f) return STATUS_RUNTIME;
+    spec_write_yaml(r->s, f);
+    if (file_end(f, r->dir, "config.yaml", &r->d)) return STATUS_RUNTIME;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.log", r->dir);
+    r->out.log = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
+    r->jsonl = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
+    r->csv = fopen(path, "w");
+    if (!r->out.log || !r->jsonl || !r->csv) {
+        diag_error(&r->d, (struct mark){0}, "%s: cannot write the run's files", r->dir);
+        return STATUS_RUNTIME;
+    }
+    fprintf(r->csv, "epoch,step,train_loss,train_acc,val_loss,val_acc,lr,seconds,img_per_s\n");
+    fflush(r->csv);
+    return STATUS_OK;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Epochs */
+
+struct epoch_stats {
+    int64_t epoch, step, images, correct;
+    double loss_sum, lr, seconds, train_seconds;
+    bool has_val;
+    double val_loss, val_acc;
+};
+
+static void progress(struct run *r, const struct epoch_stats *e, int64_t b, double elapsed)
+{
+    const struct spec *s = r->s;
+    int64_t nb = r->steps_per_epoch, done = e->epoch * nb + b + 1, total = s->train.epochs * nb;
+    double ips = (double)e->images / e->train_seconds;
+    char eta[32];
+    clock_text(elapsed / (double)done * (double)(total - done), eta, sizeof eta);
+    double loss = e->loss_sum / (double)e->images, acc = (double)e->correct / (double)e->images;
+    if (r->out.tty) {
+        int width = 24, fill = (int)((b + 1) * width / nb);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+        bar[width] = 0;
+        printf("\r\033[Kepoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.4f %.0f img/s ETA %s",
+               (long long)e->epoch + 1, s->train.epochs, bar, (long long)b + 1, (long long)nb,
+               loss, acc, ips, eta);
+        fflush(stdout);
+        r->out.bar = true;
+        return;
+    }
+    int64_t every = nb >= 4 ? nb / 4 : 1;
+    if ((b + 1) % every == 0 && b + 1 < nb)
+        say(&r->out, "  epoch %lld/%lld step %lld/%lld: loss %.4f acc %.4f, %.0f img/s, eta %s\n",
+            (long long)e->epoch + 1, s->train.epochs, (long long)b + 1, (long long)nb, loss, acc,
+            ips, eta);
+}
+
+static int argmax(const float *z, int k)
+{
+    int best = 0;
+    for (int j = 1; j < k; j++) best = z[j] > z[best] ? j : best;
+    return best;
+}
+
+/* One pass over the training batches; STATUS_RUNTIME when the loss stops being finite. */
+static enum status train_epoch(struct run *r, struct epoch_stats *e)
+{
+    const struct spec *s = r->s;
+    double t0 = plan_clock();
+    loader_start(r->train_loader, e->epoch);
+    int64_t b = 0;
+    for (const struct batch *bt; (bt = loader_next(r->train_loader)); b++) {
+        plan_set_input(r->train, bt->x, bt->labels);
+        if (bt->mixed) plan_set_targets(r->train, bt->targets);
+        e->lr = schedule_lr(&r->schedule, e->step);
+        double loss = train_step(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
+        e->step++;
+        if (!isfinite(loss)) {
+            say(&r->out, "error: epoch %lld, step %lld (batch %lld): the loss is %f; stopping\n",
+                (long long)e->epoch + 1, (long long)e->step, (long long)b + 1, loss);
+            say(&r->out, "hint: lower optimizer.lr, or add a warm-up (schedule.warmup_epochs)\n");
+            return STATUS_RUNTIME;
+        }
+        plan_get_output(r->train, r->logits);
+        for (int64_t i = 0; i < bt->n; i++)
+            e->correct += argmax(r->logits + i * r->classes, r->classes) == bt->labels[i];
+        e->images += bt->n;
+        e->loss_sum += loss * (double)bt->n;
+        e->train_seconds = plan_clock() - t0;
+        progress(r, e, b, plan_clock() - r->started);
+    }
+    return STATUS_OK;
+}
+
+static void write_metrics(struct run *r, const struct epoch_stats *e)
+{
+    double loss = e->loss_sum / (double)e->images, acc = (double)e->correct / (double)e->images;
+    double ips = (double)e->images / e->train_seconds;
+    char vl[40] = "null", va[40] = "null", cvl[40] = "", cva[40] = "";
+    if (e->has_val) {
+        snprintf(vl, sizeof vl, "%.9g", e->val_loss), snprintf(va, sizeof va, "%.9g", e->val_acc);
+        memcpy(cvl, vl, sizeof vl), memcpy(cva, va, sizeof va);
+    }
+    fprintf(r->jsonl,
+            "{\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"train_acc\": %.9g, "
+            "\"val_loss\": %s, \"val_acc\": %s, \"lr\": %.9g, \"seconds\": %.3f, "
+            "\"img_per_s\": %.2f}\n",
+            (long long)e->epoch + 1, (long long)e->step, loss, acc, vl, va, e->lr, e->seconds,
+            ips);
+    fprintf(r->csv, "%lld,%lld,%.9g,%.9g,%s,%s,%.9g,%.3f,%.2f\n", (long long)e->epoch + 1,
+            (long long)e->step, loss, acc, cvl, cva, e->lr, e->seconds, ips);
+    fflush(r->jsonl);
+    fflush(r->csv);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The end: test set, tables, samples, model, summary */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+struct totals {
+    int64_t epochs, steps, best_epoch;
+    double best_val_acc, last_val_acc, train_seconds, train_images;
+    bool has_val;
+};
+
+static enum status finish(struct run *r, const struct totals *t)
+{
+    const struct spec *s = r->s;
+    struct eval_result res = {0};
+    double macro_f1 = 0;
+    bool tested = s->eval.test;
+    if (tested) {
+        sync_eval(r);
+        if (evaluate(r->eval, r->test_loader, s->eval.flip_tta, &res)) return STATUS_RUNTIME;
+        say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
+            (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
+        if (write_confusion(r->dir, &res, r->data.class_names, &r->d) ||
+            write_per_class(r->dir, &res, r->data.class_names, &macro_f1, &r->d) ||
+            write_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, r->data.class_names,
+                          s->eval.samples, &r->d)) {
+            eval_result_free(&res);
+            return STATUS_RUNTIME;
+        }
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", r->dir);
+    if (weights_save(r->train, path, ST_F32, &r->d)) {
+        eval_result_free(&res);
+        return STATUS_RUNTIME;
+    }
+    double seconds = plan_clock() - r->started;
+    FILE *f = file_begin(r->dir, "summary.json", &r->d);
+    if (!f) {
+        eval_result_free(&res);
+        return STATUS_RUNTIME;
+    }
+    fprintf(f, "{\n  \"name\": ");
+    json_string(f, s->name);
+    if (tested)
+        fprintf(f, ",\n  \"test_acc\": %.9g,\n  \"test_loss\": %.9g,\n  \"macro_f1\": %.9g",
+                res.acc, res.loss, macro_f1);
+    else
+        fprintf(f, ",\n  \"test_acc\": null,\n  \"test_loss\": null,\n  \"macro_f1\": null");
+    fprintf(f, ",\n  \"flip_tta\": %s", s->eval.flip_tta && tested ? "true" : "false");
+    if (t->has_val)
+        fprintf(f, ",\n  \"best_val_acc\": %.9g,\n  \"best_epoch\": %lld,\n  \"final_val_acc\": %.9g",
+                t->best_val_acc, (long long)t->best_epoch, t->last_val_acc);
+    else
+        fprintf(f, ",\n  \"best_val_acc\": null,\n  \"best_epoch\": null,\n  \"final_val_acc\": null");
+    fprintf(f, ",\n  \"epochs\": %lld,\n  \"steps\": %lld,\n  \"seconds\": %.3f,\n"
+               "  \"train_img_per_s\": %.2f,\n  \"device\": \"cpu\",\n  \"threads\": %d,\n"
+               "  \"seed\": %lld,\n  \"parameters\": %lld,\n  \"commit\": ",
+            (long long)t->epochs, (long long)t->steps, seconds,
+            t->train_seconds > 0 ? t->train_images / t->train_seconds : 0, omp_get_max_threads(),
+            s->seed, (long long)r->g->nparams);
+    json_string(f, RUNNER_COMMIT);
+    fprintf(f, "\n}\n");
+    eval_result_free(&res);
+    if (file_end(f, r->dir, "summary.json", &r->d)) return STATUS_RUNTIME;
+    char clk[32];
+    say(&r->out, "done in %s: %s\n", clock_text(seconds, clk, sizeof clk), r->dir);
+    return STATUS_OK;
+}
+
+static void print_profile(struct run *r, int64_t steps)
+{
+    struct plan *p = r->train;
+    struct loader_stats ls;
+    loader_stats(r->train_loader, &ls);
+    double total = plan_clock() - r->started;
+    double pass = p->pass_seconds[PLAN_FORWARD] + p->pass_seconds[PLAN_LOSS] +
+                  p->pass_seconds[PLAN_BACKWARD] + p->pass_seconds[PLAN_UPDATE];
+    say(&r->out, "\nprofile: seconds over the run (%lld training steps)\n", (long long)steps);
+    say(&r->out, "  %-34s %9.2f\n", "training forward", p->pass_seconds[PLAN_FORWARD]);
+    say(&r->out, "  %-34s %9.2f\n", "loss", p->pass_seconds[PLAN_LOSS]);
+    say(&r->out, "  %-34s %9.2f\n", "training backward", p->pass_seconds[PLAN_BACKWARD]);
+    say(&r->out, "  %-34s %9.2f\n", "optimizer", p->pass_seconds[PLAN_UPDATE]);
+    say(&r->out, "  %-34s %9.2f\n", "evaluation forward", r->eval->pass_seconds[PLAN_EVAL]);
+    say(&r->out, "  %-34s %9.2f (%.2f%% of the steps' time)\n",
+        "waiting for training batches", ls.wait_seconds, 100 * ls.wait_seconds / pass);
+    say(&r->out, "  %-34s %9.2f (%d workers, %.1f ms per batch)\n",
+        "data workers making batches", ls.work_seconds, r->workers,
+        ls.batches ? 1000 * ls.work_seconds / (double)ls.batches : 0.0);
+    say(&r->out, "  %-34s %9.2f\n", "whole run", total);
+    bench_print_profile(stdout, p, r->g, steps, false);
+    if (r->out.log) bench_print_profile(r->out.log, p, r->g, steps, false);
+}
+
+/* --------------------------------------------------------------------------------------- */
+
+static enum status run(struct run *r)
+{
+    const struct spec *s = r->s;
+    enum status st = prepare(r);
+    if (st) return st;
+    if ((st = open_dir(r))) return st;
+    char clk[32];
+    say(&r->out, "run %s: %s\n", s->name, r->dir);
+    say(&r->out,
+        "data %s: %lld training, %lld validation, %lld test images; %lld steps of %lld per "
+        "epoch\n",
+        r->data.root, (long long)r->split.ntrain, (long long)r->split.nval,
+        s->eval.test ? (long long)r->data.test.n : 0LL, (long long)r->steps_per_epoch,
+        s->train.batch_size);
+    say(&r->out, "network: %lld parameters; cpu, %d threads, %d data workers\n",
+        (long long)r->g->nparams, omp_get_max_threads(), r->workers);
+
+    struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};
+    struct epoch_stats e = {0};
+    for (int64_t epoch = 0; epoch < s->train.epochs; epoch++) {
+        double t0 = plan_clock();
+        e = (struct epoch_stats){.epoch = epoch, .step = e.step};
+        if ((st = train_epoch(r, &e))) return st;
+        t.train_seconds += e.train_seconds;
+        t.train_images += (double)e.images;
+        if (r->val_loader) {
+            sync_eval(r);
+            struct eval_result v;
+            if (evaluate(r->eval, r->val_loader, false, &v)) return STATUS_RUNTIME;
+            e.has_val = true, e.val_loss = v.loss, e.val_acc = v.acc;
+            eval_result_free(&v);
+            if (e.val_acc > t.best_val_acc) t.best_val_acc = e.val_acc, t.best_epoch = epoch + 1;
+            t.last_val_acc = e.val_acc;
+        }
+        e.seconds = plan_clock() - t0;
+        write_metrics(r, &e);
+        double images = (double)e.images;
+        if (e.has_val)
+            say(&r->out,
+                "epoch %lld/%lld: train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.3g | "
+                "%.1f s, %.0f img/s\n",
+                (long long)epoch + 1, s->train.epochs, e.loss_sum / images,
+                (double)e.correct / images, e.val_loss, e.val_acc, e.lr, e.seconds,
+                images / e.train_seconds);
+        else
+            say(&r->out, "epoch %lld/%lld: train loss %.4f acc %.4f | lr %.3g | %.1f s, %.0f img/s\n",
+                (long long)epoch + 1, s->train.epochs, e.loss_sum / images,
+                (double)e.correct / images, e.lr, e.seconds, images / e.train_seconds);
+        t.epochs = epoch + 1;
+    }
+    t.steps = e.step;
+    say(&r->out, "trained %lld epochs in %s\n", (long long)t.epochs,
+        clock_text(plan_clock() - r->started, clk, sizeof clk));
+    if (r->opt->profile) print_profile(r, t.steps);
+    return finish(r, &t);
+}
+
+enum status train_run(const struct spec *s, const struct graph *g, const struct train_options *o)
+{
+    if (s->train.threads > 0) omp_set_num_threads((int)s->train.threads);
+    struct run *r = calloc(1, sizeof *r);
+    if (!r) return STATUS_RUNTIME;
+    *r = (struct run){.s = s, .g = g, .opt = o, .d = {.out = stderr},
+                      .out = {.tty = isatty(STDOUT_FILENO) != 0}, .started = plan_clock()};
+    enum status st = run(r);
+    if (st && r->out.bar) say(&r->out, "\n");
+    if (st && r->dir_open) say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
+    loader_free(r->train_loader), loader_free(r->val_loader), loader_free(r->test_loader);
+    plan_free(r->train), plan_free(r->eval);
+    free(r->copy), free(r->logits);
+    if (r->jsonl) fclose(r->jsonl);
+    if (r->csv) fclose(r->csv);
+    if (r->out.log) fclose(r->out.log);
+    data_split_free(&r->split);
+    cifar10_free(&r->data);
+    free(r);
+    return st;
+}

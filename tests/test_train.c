@@ -1,0 +1,434 @@
+/*
+ * test_train.c: whole runs of a tiny network on synthetic CIFAR-10 files (the class is in the
+ * colour of the image, so a few epochs learn it): every file of the run directory with its
+ * fixed keys and consistent contents, the same metrics and the same model bytes when a run
+ * is repeated, mixup and flip test-time augmentation, the default run directory, a refused
+ * --out that already holds a run, and data loaders that give the same batches whatever the
+ * number of workers.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "data.h"
+#include "graph.h"
+#include "loader.h"
+#include "model.h"
+#include "rng.h"
+#include "safetensors.h"
+#include "spec.h"
+#include "test_util.h"
+#include "train.h"
+
+static char dir[256];
+
+static const char *at(const char *name)
+{
+    return tmpdir_path(dir, name);
+}
+
+/* dir/name in a buffer of the caller's. */
+static const char *keep(char *buf, size_t size, const char *name)
+{
+    snprintf(buf, size, "%s/%s", dir, name);
+    return buf;
+}
+
+/* One file of 10000 records: label i % 10 (shifted by `shift`), the red plane's level set by
+ * the label, noise everywhere. */
+static void write_batch(const char *path, uint64_t key, int shift)
+{
+    size_t n = CIFAR_FILE_RECORDS * (size_t)CIFAR_RECORD_BYTES;
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    for (size_t i = 0; i < CIFAR_FILE_RECORDS; i++) {
+        uint8_t *r = buf + i * CIFAR_RECORD_BYTES, label = (uint8_t)((i + (size_t)shift) % 10);
+        r[0] = label;
+        for (size_t p = 0; p < CIFAR_IMAGE_BYTES; p++) {
+            int noise = (int)(rng_bits(key, i * CIFAR_IMAGE_BYTES + p) % 40);
+            r[1 + p] = (uint8_t)(p < 1024 ? label * 20 + noise : 60 + noise * 2);
+        }
+    }
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+    free(buf);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (tmpdir_make(dir, sizeof dir, "train")) return -1;
+    mkdir(at("data"), 0777);
+    mkdir(at("data/cifar-10-batches-bin"), 0777);
+    char name[128];
+    for (int b = 1; b <= 5; b++) {
+        snprintf(name, sizeof name, "data/cifar-10-batches-bin/data_batch_%d.bin", b);
+        write_batch(at(name), (uint64_t)b, b);
+    }
+    write_batch(at("data/cifar-10-batches-bin/test_batch.bin"), 99, 0);
+    write_file(dir, "data/cifar-10-batches-bin/batches.meta.txt",
+               "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+    write_file(dir, "tiny.yaml",
+               "name: tiny\n"
+               "seed: 3\n"
+               "device: cpu\n"
+               "model:\n"
+               "  graph:\n"
+               "    input: [3, 32, 32]\n"
+               "    graph:\n"
+               "      - {name: conv1, op: conv, out: 8, kernel: 3, stride: 2, pad: 1}\n"
+               "      - {name: bn1, op: batchnorm}\n"
+               "      - relu\n"
+               "      - global_avg_pool\n"
+               "      - {name: fc, op: linear, out: 10}\n"
+               "data: {root: data, subset: 2000, val_split: 500, download: false, workers: 2}\n"
+               "augment:\n"
+               "  train:\n"
+               "    - random_crop: {size: 32, padding: 2, fill: reflect}\n"
+               "    - hflip: 0.5\n"
+               "    - normalize: {mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}\n"
+               "  eval:\n"
+               "    - normalize: {mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}\n"
+               "optimizer: {type: sgd, lr: 0.2, momentum: 0.9, nesterov: true}\n"
+               "schedule: {type: cosine, warmup_epochs: 0.5}\n"
+               "train: {epochs: 3, batch_size: 50, threads: 2, label_smoothing: 0.1}\n"
+               "eval: {batch_size: 96, samples: 3}\n");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return tmpdir_remove(dir);
+}
+
+/* Runs tiny.yaml with overrides into out (NULL: the default directory); the status. */
+static enum status run(const char *out, const char *const *ov, size_t n)
+{
+    struct diag d = {.out = stderr};
+    struct spec *s;
+    struct graph *g;
+    assert_int_equal(spec_load(at("tiny.yaml"), ov, n, &d, &s), STATUS_OK);
+    assert_int_equal(model_build(s, &d, &g), STATUS_OK);
+    unsetenv("RUNNER_DATA");
+    struct train_options o = {.out = out};
+    enum status st = train_run(s, g, &o);
+    graph_free(g);
+    spec_free(s);
+    return st;
+}
+
+static char *read_run_file(const char *run, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", run, name);
+    char *text = slurp(path);
+    if (!text) fail_msg("the run wrote no %s", path);
+    return text;
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (; *text; text++) n += *text == '\n';
+    return n;
+}
+
+/* The number after "key": in a JSON text; fails when the key is missing. */
+static double json_number(const char *text, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(text, pat);
+    if (!p) fail_msg("no \"%s\" in %s", key, text);
+    return strtod(p + strlen(pat), NULL);
+}
+
+static void test_run_layout(void **state)
+{
+    (void)state;
+    char b1[512];
+    const char *run1 = keep(b1, sizeof b1, "run1");
+    assert_int_equal(run(run1, NULL, 0), STATUS_OK);
+
+    char *config = read_run_file(run1, "config.yaml");
+    assert_non_null(strstr(config, "name: tiny"));
+    assert_non_null(strstr(config, "val_split: 500"));
+    free(config);
+
+    /* metrics.jsonl: one line per epoch, the fixed keys in order. */
+    char *jsonl = read_run_file(run1, "metrics.jsonl");
+    assert_int_equal(count_lines(jsonl), 3);
+    static const char *const keys[] = {"epoch", "step", "train_loss", "train_acc", "val_loss",
+                                       "val_acc", "lr", "seconds", "img_per_s"};
+    const char *line = jsonl;
+    for (int e = 1; e <= 3; e++) {
+        const char *p = line;
+        for (size_t k = 0; k < ARRAY_LEN(keys); k++) {
+            char pat[32];
+            snprintf(pat, sizeof pat, "\"%s\": ", keys[k]);
+            const char *q = strstr(p, pat);
+            if (!q || q > strchr(line, '\n')) fail_msg("epoch %d: key %s missing or out of order", e, keys[k]);
+            p = q;
+        }
+        assert_int_equal((int)json_number(line, "epoch"), e);
+        assert_int_equal((int)json_number(line, "step"), e * 30); /* 1500 images / 50 */
+        double acc = json_number(line, "val_acc");
+        assert_true(acc >= 0 && acc <= 1);
+        line = strchr(line, '\n') + 1;
+    }
+    /* By the last epoch the colour is learned, and the cosine is near its end. */
+    const char *last = strrchr(jsonl, '{');
+    if (json_number(last, "val_acc") < 0.6) fail_msg("validation accuracy %g", json_number(last, "val_acc"));
+    assert_true(json_number(last, "lr") < 0.02);
+    free(jsonl);
+
+    char *csv = read_run_file(run1, "metrics.csv");
+    assert_true(strncmp(csv, "epoch,step,train_loss,train_acc,val_loss,val_acc,lr,seconds,"
+                             "img_per_s\n1,30,", 68) == 0);
+    assert_int_equal(count_lines(csv), 4);
+    free(csv);
+
+    char *summary = read_run_file(run1, "summary.json");
+    double test_acc = json_number(summary, "test_acc");
+    if (test_acc < 0.6) fail_msg("test accuracy %g", test_acc);
+    assert_true(json_number(summary, "best_val_acc") >= json_number(summary, "final_val_acc"));
+    assert_int_equal((int)json_number(summary, "epochs"), 3);
+    assert_int_equal((int)json_number(summary, "steps"), 90);
+    assert_true(json_number(summary, "seconds") > 0);
+    assert_non_null(strstr(summary, "\"test_loss\": "));
+    assert_non_null(strstr(summary, "\"device\": \"cpu\""));
+    assert_non_null(strstr(summary, "\"commit\": \""));
+    free(summary);
+
+    /* The confusion matrix holds every test image once, 1000 per class. */
+    char *cm = read_run_file(run1, "confusion_matrix.csv");
+    assert_int_equal(count_lines(cm), 11);
+    assert_true(strncmp(cm, "true\\predicted,airplane,automobile,", 35) == 0);
+    const char *row = strchr(cm, '\n') + 1;
+    long diagonal = 0;
+    for (int c = 0; c < 10; c++) {
+        const char *p = strchr(row, ',');
+        long sum = 0;
+        for (int j = 0; j < 10; j++) {
+            long v = strtol(p + 1, (char **)&p, 10);
+            sum += v;
+            if (j == c) diagonal += v;
+        }
+        assert_int_equal(sum, 1000);
+        row = strchr(row, '\n') + 1;
+    }
+    assert_true(fabs((double)diagonal / 10000 - test_acc) < 1e-9);
+    free(cm);
+
+    char *pc = read_run_file(run1, "per_class.csv");
+    assert_int_equal(count_lines(pc), 11);
+    assert_true(strncmp(pc, "class,precision,recall,f1,support\nairplane,", 43) == 0);
+    assert_non_null(strstr(pc, ",1000\ntruck,"));
+    free(pc);
+
+    /* samples: 3 correct and 3 wrong PNGs (the net is not perfect yet), listed in index.csv */
+    char *index = read_run_file(run1, "samples/index.csv");
+    assert_true(strncmp(index, "file,index,true,predicted,confidence\ncorrect_000_", 49) == 0);
+    int rows = count_lines(index) - 1;
+    assert_true(rows >= 3 && rows <= 6);
+    for (const char *p = strchr(index, '\n') + 1; *p; p = strchr(p, '\n') + 1) {
+        char file[128], path[1024];
+        assert_int_equal(sscanf(p, "%127[^,]", file), 1);
+        snprintf(path, sizeof path, "%s/samples/%s", run1, file);
+        FILE *f = fopen(path, "rb");
+        if (!f) fail_msg("%s is listed but missing", path);
+        unsigned char sig[8];
+        assert_int_equal(fread(sig, 1, 8, f), 8);
+        assert_memory_equal(sig, "\x89PNG\r\n\x1a\n", 8);
+        fclose(f);
+    }
+    free(index);
+
+    /* The model loads, with every tensor of the network. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.safetensors", run1);
+    struct diag d = {.out = stderr};
+    struct st_file *f;
+    assert_int_equal(st_open(path, &d, &f), STATUS_OK);
+    assert_int_equal(st_count(f), 8); /* conv, batchnorm (4 and the counter), fc (2) */
+    st_close(f);
+
+    char *log = read_run_file(run1, "run.log");
+    assert_non_null(strstr(log, "epoch 3/3: train loss "));
+    assert_non_null(strstr(log, "test: loss "));
+    free(log);
+}
+
+/* Strips "seconds" and "img_per_s" (wall-clock figures) from metrics.jsonl. */
+static void strip_times(char *text)
+{
+    for (char *p = text; (p = strstr(p, "\"seconds\": "));) {
+        char *end = strchr(p, '}');
+        memmove(p, end, strlen(end) + 1);
+        p++;
+    }
+}
+
+static void test_repeatable(void **state)
+{
+    (void)state;
+    char b1[512], b2[512], b3[512];
+    const char *run1 = keep(b1, sizeof b1, "run1"), *run2 = keep(b2, sizeof b2, "run2");
+    const char *run3 = keep(b3, sizeof b3, "run3");
+    struct stat st;
+    if (stat(run1, &st)) assert_int_equal(run(run1, NULL, 0), STATUS_OK);
+    assert_int_equal(run(run2, NULL, 0), STATUS_OK);
+    char *a = read_run_file(run1, "metrics.jsonl"), *b = read_run_file(run2, "metrics.jsonl");
+    strip_times(a), strip_times(b);
+    assert_string_equal(a, b);
+    free(a), free(b);
+    a = read_run_file(run1, "confusion_matrix.csv"), b = read_run_file(run2, "confusion_matrix.csv");
+    assert_string_equal(a, b);
+    free(a), free(b);
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/model.safetensors", run1);
+    snprintf(pb, sizeof pb, "%s/model.safetensors", run2);
+    size_t na, nb;
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    assert_non_null(fa), assert_non_null(fb);
+    fseek(fa, 0, SEEK_END), fseek(fb, 0, SEEK_END);
+    na = (size_t)ftell(fa), nb = (size_t)ftell(fb);
+    assert_int_equal(na, nb);
+    rewind(fa), rewind(fb);
+    char *x = malloc(na), *y = malloc(nb);
+    assert_int_equal(fread(x, 1, na, fa), na);
+    assert_int_equal(fread(y, 1, nb, fb), nb);
+    assert_memory_equal(x, y, na);
+    free(x), free(y);
+    fclose(fa), fclose(fb);
+
+    /* Another seed: other numbers. */
+    const char *ov[] = {"seed=4"};
+    assert_int_equal(run(run3, ov, 1), STATUS_OK);
+    a = read_run_file(run1, "metrics.jsonl"), b = read_run_file(run3, "metrics.jsonl");
+    strip_times(a), strip_times(b);
+    assert_string_not_equal(a, b);
+    free(a), free(b);
+}
+
+static void test_mixup_and_tta(void **state)
+{
+    (void)state;
+    const char *ov[] = {"augment.train=[{random_crop: {size: 32, padding: 2}}, "
+                        "{normalize: {mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]}}, "
+                        "{mixup: 0.4}, {cutmix: 1.0}]",
+                        "eval.flip_tta=true", "data.val_split=0", "train.epochs=2"};
+    char b1[512];
+    const char *out = keep(b1, sizeof b1, "mix");
+    assert_int_equal(run(out, ov, ARRAY_LEN(ov)), STATUS_OK);
+    char *summary = read_run_file(out, "summary.json");
+    assert_non_null(strstr(summary, "\"flip_tta\": true"));
+    assert_non_null(strstr(summary, "\"best_val_acc\": null"));
+    double acc = json_number(summary, "test_acc");
+    if (acc < 0.3) fail_msg("with mixup and cutmix the test accuracy is %g", acc);
+    free(summary);
+    char *jsonl = read_run_file(out, "metrics.jsonl");
+    assert_non_null(strstr(jsonl, "\"val_loss\": null, \"val_acc\": null"));
+    assert_int_equal((int)json_number(jsonl, "step"), 40); /* 2000 images / 50 */
+    free(jsonl);
+}
+
+static void test_run_directories(void **state)
+{
+    (void)state;
+    /* --out that already holds a run is refused, and nothing in it changes. */
+    char b1[512];
+    const char *run1 = keep(b1, sizeof b1, "run1");
+    struct stat st;
+    if (stat(run1, &st)) assert_int_equal(run(run1, NULL, 0), STATUS_OK);
+    char *before = read_run_file(run1, "metrics.jsonl");
+    assert_int_equal(run(run1, NULL, 0), STATUS_RUNTIME);
+    char *after = read_run_file(run1, "metrics.jsonl");
+    assert_string_equal(before, after);
+    free(before), free(after);
+
+    /* No --out: results/<name>/<stamp> under the current directory. */
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    const char *ov[] = {"train.epochs=1", "eval.test=false"};
+    enum status s = run(NULL, ov, 2);
+    int listed = system("ls results/tiny/*/metrics.jsonl > /dev/null 2>&1");
+    int no_test = system("ls results/tiny/*/confusion_matrix.csv > /dev/null 2>&1");
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(s, STATUS_OK);
+    assert_int_equal(listed, 0);
+    assert_true(no_test != 0); /* eval.test false: no test tables */
+}
+
+/* The same batches (pixels, labels, order) whatever the number of workers. */
+static void test_loader_workers(void **state)
+{
+    (void)state;
+    struct diag d = {.out = stderr};
+    struct spec *s;
+    assert_int_equal(spec_load(at("tiny.yaml"), NULL, 0, &d, &s), STATUS_OK);
+    struct cifar10 c;
+    assert_int_equal(cifar10_load(at("data"), false, &d, &c), STATUS_OK);
+    struct augment a;
+    assert_int_equal(augment_init(&a, &s->augment.train, 3, 32, 32, &d), STATUS_OK);
+    struct data_split sp;
+    data_split(c.train.n, 700, 100, &sp);
+    struct loader *l[2];
+    const int workers[2] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        struct loader_config cfg = {.set = &c.train, .index = sp.train, .n = sp.ntrain, .aug = &a,
+                                    .batch = 64, .shuffle = true, .drop_last = false,
+                                    .seed = 7, .workers = workers[k], .classes = 10};
+        assert_int_equal(loader_create(&cfg, &l[k]), STATUS_OK);
+        assert_int_equal(loader_batches(l[k]), 10); /* 600 images: 9 full, 1 of 24 */
+    }
+    for (int epoch = 0; epoch < 2; epoch++) {
+        loader_start(l[0], epoch), loader_start(l[1], epoch);
+        int batches = 0;
+        for (;;) {
+            const struct batch *x = loader_next(l[0]), *y = loader_next(l[1]);
+            if (!x || !y) {
+                assert_true(!x && !y);
+                break;
+            }
+            assert_int_equal(x->n, y->n);
+            assert_int_equal(x->n, batches < 9 ? 64 : 24);
+            assert_memory_equal(x->image, y->image, (size_t)x->n * sizeof *x->image);
+            assert_memory_equal(x->labels, y->labels, (size_t)x->n * sizeof *x->labels);
+            assert_memory_equal(x->x, y->x, (size_t)(64 * a.out_numel) * sizeof *x->x);
+            for (int64_t i = 0; i < x->n; i++) /* every image is a training image */
+                assert_true(x->labels[i] == c.train.labels[x->image[i]]);
+            batches++;
+        }
+        assert_int_equal(batches, 10);
+    }
+    loader_free(l[0]), loader_free(l[1]);
+    data_split_free(&sp);
+    cifar10_free(&c);
+    spec_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_layout),
+        cmocka_unit_test(test_repeatable),
+        cmocka_unit_test(test_mixup_and_tta),
+        cmocka_unit_test(test_run_directories),
+        cmocka_unit_test(test_loader_workers),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
