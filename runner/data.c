@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "rng.h"
 
 #define DATA_DEFAULT_ROOT "data/cifar10"
@@ -182,20 +183,6 @@ static void hint_not_found(struct diag *d, const char *root, bool download)
 /* ---------------------------------------------------------------------------------------- */
 /* Download */
 
-/* mkdir -p path. */
-static bool make_dirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return false;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) && errno != EEXIST) return false;
-            *p = '/';
-        }
-    return (mkdir(buf, 0777) == 0 || errno == EEXIST) && is_dir(buf);
-}
-
 /* Runs argv (searched on PATH, no shell) and waits: its exit status, -1 when it was not
  * installed, -2 when it died by a signal or could not be started. */
 static int run_tool(char *const argv[])
@@ -227,7 +214,7 @@ enum status data_download(const char *root, const char *url, const char *md5, st
     char archive[4200], part[4210], dir[4200];
     snprintf(archive, sizeof archive, "%s/" ARCHIVE_NAME, root);
     snprintf(part, sizeof part, "%s.part", archive);
-    if (!make_dirs(root)) {
+    if (!path_mkdirs(root)) {
         diag_error(d, (struct mark){0}, "%s: cannot create the data folder: %s", root,
                    strerror(errno));
         return STATUS_RUNTIME;

@@ -1,7 +1,10 @@
 /* paths.c: see paths.h. */
 #include "paths.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 char *path_normalize(struct arena *a, const char *path)
 {
@@ -63,4 +66,27 @@ char *path_stem(struct arena *a, const char *path)
     const char *dot = strrchr(base, '.');
     size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
     return arena_strndup(a, base, n);
+}
+
+bool path_mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) && errno != EEXIST) return false;
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST) return false;
+    struct stat st;
+    if (stat(buf, &st)) return false;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return false;
+    }
+    return true;
 }

@@ -1,5 +1,6 @@
 /*
- * paths.h: lexical path helpers (no file system access). Results live in the arena.
+ * paths.h: lexical path helpers (no file system access; results live in the arena), and
+ * path_mkdirs.
  *
  *     path_join(a, "experiments/sweeps", "../models/r50.yaml") -> "experiments/models/r50.yaml"
  *     path_dirname(a, "experiments/x.yaml") -> "experiments";  path_dirname(a, "x.yaml") -> "."
@@ -11,11 +12,17 @@
 #ifndef RUNNER_PATHS_H
 #define RUNNER_PATHS_H
 
+#include <stdbool.h>
+
 #include "arena.h"
 
 char *path_normalize(struct arena *a, const char *path);
 char *path_join(struct arena *a, const char *dir, const char *rel);
 char *path_dirname(struct arena *a, const char *path);
 char *path_stem(struct arena *a, const char *path);
+
+/* mkdir -p: creates path and its missing parents; false (errno set) when it cannot, or when
+ * path exists and is not a directory. */
+bool path_mkdirs(const char *path);
 
 #endif

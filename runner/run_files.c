@@ -28,19 +28,10 @@ static enum status io_error(struct diag *d, const char *path, const char *what)
     return STATUS_RUNTIME;
 }
 
-/* mkdir -p; the error names the folder that could not be made. */
+/* mkdir -p, reported. */
 static enum status make_dirs(const char *path, struct diag *d)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *s = buf + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return io_error(d, buf, "cannot create");
-        *s = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) return io_error(d, buf, "cannot create");
-    return STATUS_OK;
+    return path_mkdirs(path) ? STATUS_OK : io_error(d, path, "cannot create");
 }
 
 enum status run_dir_create(const char *out, const char *name, char *dir, size_t size,
