@@ -117,7 +117,7 @@ static const struct schema_variant transform_variants[] = {
     {"cutout", cutout_keys, ARRAY_LEN(cutout_keys), "size",
      "erase a random square to zero after normalization (`cutout: 8`)"},
     {"normalize", normalize_keys, ARRAY_LEN(normalize_keys), NULL,
-     "scale to [0, 1], subtract mean, divide by std"},
+     "subtract mean, divide by std (images enter the list as values in [0, 1])"},
     {"resize", resize_keys, ARRAY_LEN(resize_keys), "size", "resize to a square (`resize: 224`)"},
     {"mixup", mix_keys, ARRAY_LEN(mix_keys), "alpha",
      "blend pairs of images and their labels (training only)"},
