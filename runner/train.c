@@ -263,9 +263,15 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e)
         double loss = train_step(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
         e->step++;
         if (!isfinite(loss)) {
-            say(&r->out, "error: epoch %lld, step %lld (batch %lld): the loss is %f; stopping\n",
-                (long long)e->epoch + 1, (long long)e->step, (long long)b + 1, loss);
-            say(&r->out, "hint: lower optimizer.lr, or add a warm-up (schedule.warmup_epochs)\n");
+            if (r->out.bar) say(&r->out, "\n");
+            const char *what = isnan(loss) ? "not a number" : "infinite";
+            diag_error(&r->d, (struct mark){0},
+                       "epoch %lld, step %lld (batch %lld of the epoch): the loss is %s; stopping",
+                       (long long)e->epoch + 1, (long long)e->step, (long long)b + 1, what);
+            diag_hint(&r->d, "lower optimizer.lr, or add a warm-up (schedule.warmup_epochs)");
+            if (r->out.log)
+                fprintf(r->out.log, "error: epoch %lld, step %lld: the loss is %s; stopping\n",
+                        (long long)e->epoch + 1, (long long)e->step, what);
             return STATUS_RUNTIME;
         }
         plan_get_output(r->train, r->logits);

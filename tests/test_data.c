@@ -207,6 +207,14 @@ static bool exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* Whether root/name exists. */
+static bool exists_in(const char *root, const char *name)
+{
+    char p[2048];
+    snprintf(p, sizeof p, "%s/%s", root, name);
+    return exists(p);
+}
+
 static enum status download(const char *root, const char *url, const char *md5, char **msgs)
 {
     size_t len;
@@ -409,15 +417,10 @@ static void test_download(void **state)
     snprintf(root, sizeof root, "%s/made/by/download", at("dl"));
     if (download(root, url, md5, &msgs)) fail_msg("%s", msgs);
     free(msgs);
-    char p[2048];
-    snprintf(p, sizeof p, "%s/cifar-10-batches-bin/data_batch_5.bin", root);
-    assert_true(exists(p));
-    snprintf(p, sizeof p, "%s/cifar-10-batches-bin/batches.meta.txt", root);
-    assert_true(exists(p));
-    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz", root);
-    assert_false(exists(p));
-    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz.part", root);
-    assert_false(exists(p));
+    assert_true(exists_in(root, "cifar-10-batches-bin/data_batch_5.bin"));
+    assert_true(exists_in(root, "cifar-10-batches-bin/batches.meta.txt"));
+    assert_false(exists_in(root, "cifar-10-binary.tar.gz"));
+    assert_false(exists_in(root, "cifar-10-binary.tar.gz.part"));
 }
 
 static void test_download_bad_md5(void **state)
@@ -428,19 +431,16 @@ static void test_download_bad_md5(void **state)
     char md5[33], *msgs;
     const char *url = make_archive("md5pack", "md5src", md5);
     const char *wrong = "0123456789abcdef0123456789abcdef";
-    char root[512], p[2048];
+    char root[512];
     snprintf(root, sizeof root, "%s", at("dlmd5"));
     assert_int_equal(download(root, url, wrong, &msgs), STATUS_RUNTIME);
     expect_in(msgs, md5);
     expect_in(msgs, wrong);
     expect_in(msgs, url);
     free(msgs);
-    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz", root);
-    assert_false(exists(p));
-    snprintf(p, sizeof p, "%s/cifar-10-binary.tar.gz.part", root);
-    assert_false(exists(p));
-    snprintf(p, sizeof p, "%s/cifar-10-batches-bin", root);
-    assert_false(exists(p));
+    assert_false(exists_in(root, "cifar-10-binary.tar.gz"));
+    assert_false(exists_in(root, "cifar-10-binary.tar.gz.part"));
+    assert_false(exists_in(root, "cifar-10-batches-bin"));
 }
 
 static void test_download_no_file(void **state)

@@ -373,6 +373,24 @@ static void test_run_directories(void **state)
     assert_true(no_test != 0); /* eval.test false: no test tables */
 }
 
+/* A loss that stops being finite ends the run with STATUS_RUNTIME, naming the epoch and step
+ * in run.log; the files written so far stay. */
+static void test_divergence(void **state)
+{
+    (void)state;
+    char b1[512];
+    const char *out = keep(b1, sizeof b1, "diverged");
+    const char *ov[] = {"optimizer.lr=1e30", "schedule.warmup_epochs=0"};
+    assert_int_equal(run(out, ov, 2), STATUS_RUNTIME);
+    char *log = read_run_file(out, "run.log");
+    assert_non_null(strstr(log, "error: epoch 1, step "));
+    assert_non_null(strstr(log, "the loss is "));
+    free(log);
+    char *jsonl = read_run_file(out, "metrics.csv"); /* the header, written at the start */
+    assert_true(strncmp(jsonl, "epoch,step,", 11) == 0);
+    free(jsonl);
+}
+
 /* The same batches (pixels, labels, order) whatever the number of workers. */
 static void test_loader_workers(void **state)
 {
@@ -428,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_mixup_and_tta),
         cmocka_unit_test(test_run_directories),
+        cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_loader_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
