@@ -861,6 +861,23 @@ static void cpu_get_tensor(struct plan *p, const struct graph_tensor *t, bool gr
     edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], dst, false);
 }
 
+/* Optimizer slots follow the parameter arena's layout, one arena-sized block per slot. */
+static void cpu_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
+{
+    struct cpu *c = p->impl;
+    size_t i = (size_t)(t - c->g->tensors);
+    edge_copy(c, &c->tmd[i], c->optim + (size_t)slot * c->param_bytes + c->toff[i], dst, false);
+}
+
+static void cpu_set_state(struct plan *p, const struct graph_tensor *t, int slot,
+                          const float *src)
+{
+    struct cpu *c = p->impl;
+    size_t i = (size_t)(t - c->g->tensors);
+    edge_copy(c, &c->tmd[i], c->optim + (size_t)slot * c->param_bytes + c->toff[i], (void *)src,
+              true);
+}
+
 /* --------------------------------------------------------------------------------------- */
 /* Optimizers, elementwise over the trained tensors (PyTorch's semantics; see plan.h) */
 
@@ -921,6 +938,8 @@ const struct backend backend_cpu = {
     .backward = cpu_backward,
     .get_output = cpu_get_output,
     .get_input_grad = cpu_get_input_grad,
+    .get_state = cpu_get_state,
+    .set_state = cpu_set_state,
     .sgd_step = cpu_sgd_step,
     .adam_step = cpu_adam_step,
     .timings = cpu_timings,

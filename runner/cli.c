@@ -143,8 +143,46 @@ static int cmd_config(const struct args *a)
     return 0;
 }
 
-static const struct option train_options[] = {{"--out", true}, {"--profile", false},
-                                              {NULL, false}};
+/* A count option's value: a whole number in [lo, hi]. */
+static bool count_option(const char *name, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "runner: error: %s must be a whole number from %d to %d, got '%s'\n",
+                name, lo, hi, v);
+        return false;
+    }
+    *out = (int)x;
+    return true;
+}
+
+static const struct option train_options[] = {
+    {"--out", true}, {"--profile", false}, {"--resume", true}, {"--stop-after-epoch", true},
+    {NULL, false}};
+
+/* "runner FILE key=value ..." with what a shell would need quoted, for the resume hint. */
+static char *command_line(const struct args *a)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) abort();
+    fprintf(f, "runner");
+    for (size_t i = 0; i <= a->n; i++) {
+        const char *w = i == 0 ? a->file : a->ov[i - 1];
+        if (strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=+:@") ==
+            strlen(w)) {
+            fprintf(f, " %s", w);
+            continue;
+        }
+        fputs(" '", f);
+        for (; *w; w++) *w == '\'' ? fputs("'\\''", f) : fputc(*w, f);
+        fputc('\'', f);
+    }
+    fclose(f);
+    return text;
+}
 
 static int cmd_train(const struct args *a)
 {
@@ -164,9 +202,19 @@ static int cmd_train(const struct args *a)
                    "this build of runner trains on the CPU only; the CUDA backend is not built");
         diag_hint(&d, "add device=cpu");
         rc = 2;
+    } else if (a->opt[0] && a->opt[2]) {
+        fprintf(stderr, "runner train: error: --out and --resume exclude each other (a resumed "
+                        "run goes on in its own directory)\n");
+        rc = 2;
     } else {
-        struct train_options o = {.out = a->opt[0], .profile = a->opt[1] != NULL};
-        rc = (int)train_run(s, g, &o);
+        struct train_options o = {.out = a->opt[0], .profile = a->opt[1] != NULL,
+                                  .resume = a->opt[2], .command = command_line(a)};
+        int stop = 0;
+        if (a->opt[3] && !count_option("--stop-after-epoch", a->opt[3], 1, 1000000, &stop))
+            rc = 2;
+        else
+            o.stop_after_epoch = stop, rc = (int)train_run(s, g, &o);
+        free((char *)o.command);
     }
     graph_free(g);
     spec_free(s);
@@ -183,20 +231,6 @@ static int cmd_schema(const struct args *a)
 
 static const struct option bench_options[] = {
     {"--mode", true}, {"--steps", true}, {"--warmup", true}, {"--profile", false}, {NULL, false}};
-
-/* A count option's value: a whole number in [lo, hi]. */
-static bool count_option(const char *name, const char *v, int lo, int hi, int *out)
-{
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "runner bench: error: %s must be a whole number from %d to %d, got '%s'\n",
-                name, lo, hi, v);
-        return false;
-    }
-    *out = (int)x;
-    return true;
-}
 
 static int cmd_bench(const struct args *a)
 {
@@ -233,11 +267,15 @@ static int cmd_bench(const struct args *a)
 }
 
 static const struct command commands[] = {
-    {"train", "FILE [key=value ...] [--out DIR] [--profile]",
+    {"train", "FILE [key=value ...] [--out DIR] [--resume DIR] [--stop-after-epoch N] [--profile]",
      "run an experiment (the default command)",
      "Loads FILE with its extends chain and overrides, checks it, and runs it: trains,\n"
      "validates every epoch, tests at the end, and writes every result into the run\n"
      "directory, results/NAME/YYYYmmdd-HHMMSS/ (--out DIR: that folder instead).\n"
+     "--resume DIR continues the run in DIR from its latest checkpoint (the same\n"
+     "experiment and overrides); --stop-after-epoch N saves a checkpoint after epoch N\n"
+     "and stops. SIGINT or SIGTERM: the step under way ends, a checkpoint is saved, and\n"
+     "the run exits 130 or 143 with the resume command.\n"
      "--profile adds where the time went (passes, data loading, op kinds).\n"
      "  runner experiments/quick.yaml train.epochs=2 --out /tmp/quick\n",
      cmd_train, train_options},
@@ -275,7 +313,7 @@ static const struct command *find_command(const char *name)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: runner FILE [key=value ...] [--out DIR] [--profile]\n"
+            "usage: runner FILE [key=value ...] [--out DIR] [--resume DIR] [--profile]\n"
             "       runner COMMAND [ARGS] [--help]\n"
             "\n"
             "runner trains image classifiers declared in YAML: the network, the data and its\n"

@@ -24,6 +24,8 @@ enum status {
     STATUS_OK = 0,
     STATUS_RUNTIME = 1, /* the run failed: I/O, out of memory, a library error */
     STATUS_CONFIG = 2,  /* bad configuration, plan or device */
+    STATUS_SIGINT = 130,  /* stopped by SIGINT after saving a checkpoint */
+    STATUS_SIGTERM = 143, /* stopped by SIGTERM after saving a checkpoint */
 };
 
 #endif

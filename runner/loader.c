@@ -143,6 +143,11 @@ int64_t loader_batches(const struct loader *l)
 
 void loader_start(struct loader *l, int64_t epoch)
 {
+    loader_start_at(l, epoch, 0);
+}
+
+void loader_start_at(struct loader *l, int64_t epoch, int64_t first)
+{
     pthread_mutex_lock(&l->mu);
     l->active = false;
     while (l->busy) pthread_cond_wait(&l->cv, &l->mu);
@@ -158,7 +163,7 @@ void loader_start(struct loader *l, int64_t epoch)
     }
     for (int s = 0; s < l->depth; s++) l->ready[s] = -1;
     l->epoch = epoch;
-    l->claimed = l->released = 0;
+    l->claimed = l->released = first;
     l->holding = false;
     l->active = true;
     pthread_cond_broadcast(&l->cv);

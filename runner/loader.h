@@ -63,6 +63,8 @@ MUST_CHECK enum status loader_create(const struct loader_config *cfg, struct loa
 int64_t loader_batches(const struct loader *l);
 /* Starts an epoch (after the previous one was read to its end, or before the first). */
 void loader_start(struct loader *l, int64_t epoch);
+/* The same, from batch `first` of the epoch (a resumed run). */
+void loader_start_at(struct loader *l, int64_t epoch, int64_t first);
 /* The next batch of the epoch, or NULL after the last. */
 const struct batch *loader_next(struct loader *l);
 void loader_stats(const struct loader *l, struct loader_stats *s);

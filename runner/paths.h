@@ -1,6 +1,6 @@
 /*
  * paths.h: lexical path helpers (no file system access; results live in the arena), and
- * path_mkdirs.
+ * path_mkdirs and path_read_text.
  *
  *     path_join(a, "experiments/sweeps", "../models/r50.yaml") -> "experiments/models/r50.yaml"
  *     path_dirname(a, "experiments/x.yaml") -> "experiments";  path_dirname(a, "x.yaml") -> "."
@@ -24,5 +24,8 @@ char *path_stem(struct arena *a, const char *path);
 /* mkdir -p: creates path and its missing parents; false (errno set) when it cannot, or when
  * path exists and is not a directory. */
 bool path_mkdirs(const char *path);
+
+/* The whole file as a NUL-terminated string (the caller frees it), or NULL (errno set). */
+char *path_read_text(const char *path);
 
 #endif

@@ -124,6 +124,18 @@ void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
     p->be->set_input(p, x, labels);
 }
 
+void plan_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
+{
+    if (t->t.role != TENSOR_PARAM || slot < 0 || slot >= p->opt.optimizer_slots) abort();
+    p->be->get_state(p, t, slot, dst);
+}
+
+void plan_set_state(struct plan *p, const struct graph_tensor *t, int slot, const float *src)
+{
+    if (t->t.role != TENSOR_PARAM || slot < 0 || slot >= p->opt.optimizer_slots) abort();
+    p->be->set_state(p, t, slot, src);
+}
+
 void plan_set_targets(struct plan *p, const float *q)
 {
     p->be->set_targets(p, q);

@@ -90,6 +90,9 @@ struct backend {
     void (*backward)(struct plan *p, const float *dy);
     void (*get_output)(struct plan *p, float *y);
     void (*get_input_grad)(struct plan *p, float *dx);
+    /* Optimizer value `slot` of a trained tensor, in PyTorch's layout (checkpoints). */
+    void (*get_state)(struct plan *p, const struct graph_tensor *t, int slot, float *dst);
+    void (*set_state)(struct plan *p, const struct graph_tensor *t, int slot, const float *src);
     void (*sgd_step)(struct plan *p, const struct plan_sgd *o, bool first);
     void (*adam_step)(struct plan *p, const struct plan_adam *o, int64_t t);
     /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
@@ -121,6 +124,10 @@ void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst);
 void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst);
 /* Sets a parameter's gradient (an optimizer step from given gradients; tests). */
 void plan_set_grad(struct plan *p, const struct graph_tensor *t, const float *src);
+/* Optimizer value `slot` (< optimizer_slots) of a trained tensor (role TENSOR_PARAM), in the
+ * tensor's PyTorch layout: momentum (SGD), first and second moments (Adam). */
+void plan_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst);
+void plan_set_state(struct plan *p, const struct graph_tensor *t, int slot, const float *src);
 /* Every tensor initialized as torchvision's ResNets do (graph tensor init), from seed. */
 void plan_init_params(struct plan *p, uint64_t seed);
 

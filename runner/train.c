@@ -3,7 +3,9 @@
  */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +15,13 @@
 
 #include "augment.h"
 #include "bench.h"
+#include "checkpoint.h"
 #include "commit.h"
 #include "data.h"
 #include "evaluate.h"
 #include "loader.h"
 #include "model.h"
+#include "paths.h"
 #include "plan.h"
 #include "run_files.h"
 #include "schedule.h"
@@ -88,7 +92,21 @@ struct run {
     void *copy;    /* a tensor on its way from the training plan to the evaluation plan */
     FILE *jsonl, *csv;
     double started;
+    struct checkpoint_state from; /* where training starts: zero, or the resumed checkpoint */
+    char resumed_from[4400];      /* the checkpoint's path */
 };
+
+/* --------------------------------------------------------------------------------------- */
+/* SIGINT and SIGTERM: the step under way finishes, a checkpoint is saved, the run stops. A
+ * second signal of the same kind takes its default action. */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+    signal(sig, SIG_DFL);
+}
 
 /* The evaluation plan takes the training plan's current weights and statistics. */
 static void sync_eval(struct run *r)
@@ -179,9 +197,84 @@ static enum status prepare(struct run *r)
     return STATUS_OK;
 }
 
+/* The resolved configuration as text. */
+static char *config_text(const struct spec *s)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) abort();
+    spec_write_yaml(s, f);
+    fclose(f);
+    return text;
+}
+
+static FILE *open_in(struct run *r, const char *name, const char *mode)
+{
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/%s", r->dir, name) >= (int)sizeof path) return NULL;
+    return fopen(path, mode);
+}
+
+/* Whether the experiment, resolved, is the one the run directory was started with. */
+static enum status same_config(struct run *r)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.yaml", r->dir);
+    char *was = path_read_text(path), *now = config_text(r->s);
+    enum status st = STATUS_OK;
+    if (!was) {
+        diag_error(&r->d, (struct mark){0}, "%s: no run to resume (%s: %s)", r->dir, path,
+                   strerror(errno));
+        st = STATUS_CONFIG;
+    } else if (strcmp(was, now)) {
+        const char *a = was, *b = now;
+        int line = 1;
+        while (*a && *a == *b) line += *a++ == '\n', b++;
+        diag_error(&r->d, (struct mark){0},
+                   "the experiment, with its overrides, differs from the run's %s (line %d)",
+                   path, line);
+        diag_hint(&r->d, "resume with the same experiment file and overrides as the run");
+        st = STATUS_CONFIG;
+    }
+    free(was), free(now);
+    return st;
+}
+
+/* A resumed run's directory: run.log continues, and the metric files keep the rows of the
+ * epochs its checkpoint has seen (rows written after that checkpoint are dropped). */
+static enum status reopen_dir(struct run *r)
+{
+    char path[4200];
+    r->dir_open = true;
+    r->out.log = open_in(r, "run.log", "a");
+    /* Keep the first `from.epoch` rows of both metric files. */
+    char *rows[2] = {NULL, NULL};
+    const char *names[2] = {"metrics.jsonl", "metrics.csv"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", r->dir, names[k]);
+        rows[k] = path_read_text(path);
+        if (!rows[k]) rows[k] = calloc(1, 1);
+        char *p = rows[k];
+        for (int64_t n = -(int64_t)k; n < r->from.epoch && (p = strchr(p, '\n')); n++) p++;
+        if (p) *p = 0;
+    }
+    r->jsonl = open_in(r, "metrics.jsonl", "w");
+    r->csv = open_in(r, "metrics.csv", "w");
+    if (r->jsonl) fputs(rows[0], r->jsonl), fflush(r->jsonl);
+    if (r->csv) fputs(rows[1], r->csv), fflush(r->csv);
+    free(rows[0]), free(rows[1]);
+    if (!r->out.log || !r->jsonl || !r->csv) {
+        diag_error(&r->d, (struct mark){0}, "%s: cannot write the run's files", r->dir);
+        return STATUS_RUNTIME;
+    }
+    return STATUS_OK;
+}
+
 /* The run directory with config.yaml, run.log and the metric files' headers. */
 static enum status open_dir(struct run *r)
 {
+    if (r->opt->resume) return reopen_dir(r);
     if (run_dir_create(r->opt->out, r->s->name, r->dir, sizeof r->dir, &r->d))
         return STATUS_RUNTIME;
     r->dir_open = true;
@@ -189,13 +282,9 @@ static enum status open_dir(struct run *r)
     if (!f) return STATUS_RUNTIME;
     spec_write_yaml(r->s, f);
     if (file_end(f, r->dir, "config.yaml", &r->d)) return STATUS_RUNTIME;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/run.log", r->dir);
-    r->out.log = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
-    r->jsonl = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/metrics.csv", r->dir);
-    r->csv = fopen(path, "w");
+    r->out.log = open_in(r, "run.log", "w");
+    r->jsonl = open_in(r, "metrics.jsonl", "w");
+    r->csv = open_in(r, "metrics.csv", "w");
     if (!r->out.log || !r->jsonl || !r->csv) {
         diag_error(&r->d, (struct mark){0}, "%s: cannot write the run's files", r->dir);
         return STATUS_RUNTIME;
@@ -210,6 +299,7 @@ static enum status open_dir(struct run *r)
 
 struct epoch_stats {
     int64_t epoch, step, images, correct;
+    int64_t timed_images; /* images trained by this process (a resumed epoch has others) */
     double loss_sum, lr, seconds, train_seconds;
     bool has_val;
     double val_loss, val_acc;
@@ -219,7 +309,7 @@ static void progress(struct run *r, const struct epoch_stats *e, int64_t b, doub
 {
     const struct spec *s = r->s;
     int64_t nb = r->steps_per_epoch, done = e->epoch * nb + b + 1, total = s->train.epochs * nb;
-    double ips = (double)e->images / e->train_seconds;
+    double ips = (double)e->timed_images / e->train_seconds;
     char eta[32];
     clock_text(elapsed / (double)done * (double)(total - done), eta, sizeof eta);
     double loss = e->loss_sum / (double)e->images, acc = (double)e->correct / (double)e->images;
@@ -249,13 +339,40 @@ static int argmax(const float *z, int k)
     return best;
 }
 
-/* One pass over the training batches; STATUS_RUNTIME when the loss stops being finite. */
-static enum status train_epoch(struct run *r, struct epoch_stats *e)
+/* Saves a checkpoint at e's position (batch batches into its epoch); prints where. */
+static enum status save(struct run *r, const struct epoch_stats *e, int64_t batch)
+{
+    struct checkpoint_state cs = {.epoch = e->epoch, .batch = batch, .step = e->step,
+                                  .loss_sum = e->loss_sum, .correct = e->correct,
+                                  .images = e->images};
+    if (batch == r->steps_per_epoch) /* the epoch is complete: the next one starts afresh */
+        cs = (struct checkpoint_state){.epoch = e->epoch + 1, .step = e->step};
+    char path[4400];
+    if (checkpoint_save(r->train, &r->optimizer, &cs, r->dir, r->s->checkpoint.keep, path,
+                        sizeof path, &r->d))
+        return STATUS_RUNTIME;
+    say(&r->out, "checkpoint: %s\n", path);
+    return STATUS_OK;
+}
+
+/* Tells how the run stopped and how to go on. */
+static void say_resume(struct run *r, const char *why)
+{
+    say(&r->out, "%s; resume with:\n  %s --resume %s\n", why,
+        r->opt->command ? r->opt->command : "runner FILE", r->dir);
+}
+
+/*
+ * The training batches of e->epoch from batch `first`. STATUS_RUNTIME when the loss stops
+ * being finite; STATUS_SIGINT or STATUS_SIGTERM, after saving a checkpoint, when a signal came.
+ */
+static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t first)
 {
     const struct spec *s = r->s;
     double t0 = plan_clock();
-    loader_start(r->train_loader, e->epoch);
-    int64_t b = 0;
+    loader_start_at(r->train_loader, e->epoch, first);
+    if (first > 0) e->lr = schedule_lr(&r->schedule, e->step - 1);
+    int64_t b = first;
     for (const struct batch *bt; (bt = loader_next(r->train_loader)); b++) {
         plan_set_input(r->train, bt->x, bt->labels);
         if (bt->mixed) plan_set_targets(r->train, bt->targets);
@@ -268,7 +385,8 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e)
             diag_error(&r->d, (struct mark){0},
                        "epoch %lld, step %lld (batch %lld of the epoch): the loss is %s; stopping",
                        (long long)e->epoch + 1, (long long)e->step, (long long)b + 1, what);
-            diag_hint(&r->d, "lower optimizer.lr, or add a warm-up (schedule.warmup_epochs)");
+            diag_hint(&r->d, "lower optimizer.lr, or add a warm-up (schedule.warmup_epochs); "
+                             "the last checkpoint, if any, is intact");
             if (r->out.log)
                 fprintf(r->out.log, "error: epoch %lld, step %lld: the loss is %s; stopping\n",
                         (long long)e->epoch + 1, (long long)e->step, what);
@@ -278,8 +396,20 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e)
         for (int64_t i = 0; i < bt->n; i++)
             e->correct += argmax(r->logits + i * r->classes, r->classes) == bt->labels[i];
         e->images += bt->n;
+        e->timed_images += bt->n;
         e->loss_sum += loss * (double)bt->n;
         e->train_seconds = plan_clock() - t0;
+        if (stop_signal) {
+            int sig = stop_signal;
+            if (r->out.bar) say(&r->out, "\n");
+            if (save(r, e, b + 1)) return STATUS_RUNTIME;
+            char why[160];
+            snprintf(why, sizeof why, "stopped by %s in epoch %lld at step %lld",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)e->epoch + 1,
+                     (long long)e->step);
+            say_resume(r, why);
+            return sig == SIGINT ? STATUS_SIGINT : STATUS_SIGTERM;
+        }
         progress(r, e, b, plan_clock() - r->started);
     }
     return STATUS_OK;
@@ -288,7 +418,7 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e)
 static void write_metrics(struct run *r, const struct epoch_stats *e)
 {
     double loss = e->loss_sum / (double)e->images, acc = (double)e->correct / (double)e->images;
-    double ips = (double)e->images / e->train_seconds;
+    double ips = e->train_seconds > 0 ? (double)e->timed_images / e->train_seconds : 0;
     char vl[40] = "null", va[40] = "null", cvl[40] = "", cva[40] = "";
     if (e->has_val) {
         snprintf(vl, sizeof vl, "%.9g", e->val_loss), snprintf(va, sizeof va, "%.9g", e->val_acc);
@@ -327,8 +457,31 @@ static void json_string(FILE *f, const char *s)
 struct totals {
     int64_t epochs, steps, best_epoch;
     double best_val_acc, last_val_acc, train_seconds, train_images;
+    double past_seconds; /* a resumed run's epochs before it */
     bool has_val;
 };
+
+/* A resumed run's totals over the epochs before it, from the metric rows kept. */
+static void past_epochs(struct run *r, struct totals *t)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->dir);
+    char *text = path_read_text(path);
+    for (char *line = text; line && *line;) {
+        char *end = strchr(line, '\n'), *v;
+        if (end) *end = 0;
+        long long epoch = (v = strstr(line, "\"epoch\": ")) ? strtoll(v + 9, NULL, 10) : 0;
+        if ((v = strstr(line, "\"val_acc\": ")) && v[11] != 'n') {
+            double acc = strtod(v + 11, NULL);
+            if (acc > t->best_val_acc) t->best_val_acc = acc, t->best_epoch = epoch;
+            t->last_val_acc = acc;
+        }
+        if ((v = strstr(line, "\"seconds\": "))) t->past_seconds += strtod(v + 11, NULL);
+        t->epochs = epoch;
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+}
 
 static enum status finish(struct run *r, const struct totals *t)
 {
@@ -355,7 +508,7 @@ static enum status finish(struct run *r, const struct totals *t)
         eval_result_free(&res);
         return STATUS_RUNTIME;
     }
-    double seconds = plan_clock() - r->started;
+    double seconds = plan_clock() - r->started + t->past_seconds;
     FILE *f = file_begin(r->dir, "summary.json", &r->d);
     if (!f) {
         eval_result_free(&res);
@@ -418,8 +571,16 @@ static void print_profile(struct run *r, int64_t steps)
 static enum status run(struct run *r)
 {
     const struct spec *s = r->s;
-    enum status st = prepare(r);
-    if (st) return st;
+    enum status st;
+    if (r->opt->resume) {
+        snprintf(r->dir, sizeof r->dir, "%s", r->opt->resume);
+        if ((st = same_config(r))) return st;
+    }
+    if ((st = prepare(r))) return st;
+    if (r->opt->resume &&
+        (st = checkpoint_resume(r->train, &r->optimizer, r->dir, &r->from, r->resumed_from,
+                                sizeof r->resumed_from, &r->d)))
+        return st;
     if ((st = open_dir(r))) return st;
     char clk[32];
     say(&r->out, "run %s: %s\n", s->name, r->dir);
@@ -433,13 +594,23 @@ static enum status run(struct run *r)
         (long long)r->g->nparams, omp_get_max_threads(), r->workers);
 
     struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};
-    struct epoch_stats e = {0};
-    for (int64_t epoch = 0; epoch < s->train.epochs; epoch++) {
+    if (r->opt->resume) {
+        say(&r->out, "resumed from %s: epoch %lld, batch %lld, step %lld\n", r->resumed_from,
+            (long long)r->from.epoch + 1, (long long)r->from.batch, (long long)r->from.step);
+        past_epochs(r, &t);
+    }
+    struct epoch_stats e = {.step = r->from.step};
+    for (int64_t epoch = r->from.epoch; epoch < s->train.epochs; epoch++) {
         double t0 = plan_clock();
+        int64_t first = 0;
         e = (struct epoch_stats){.epoch = epoch, .step = e.step};
-        if ((st = train_epoch(r, &e))) return st;
+        if (epoch == r->from.epoch && r->from.batch > 0) {
+            first = r->from.batch;
+            e.loss_sum = r->from.loss_sum, e.correct = r->from.correct, e.images = r->from.images;
+        }
+        if ((st = train_epoch(r, &e, first))) return st;
         t.train_seconds += e.train_seconds;
-        t.train_images += (double)e.images;
+        t.train_images += (double)e.timed_images;
         if (r->val_loader) {
             sync_eval(r);
             struct eval_result v;
@@ -451,21 +622,33 @@ static enum status run(struct run *r)
         }
         e.seconds = plan_clock() - t0;
         write_metrics(r, &e);
-        double images = (double)e.images;
+        double images = (double)e.images, ips = e.train_seconds > 0 ? (double)e.timed_images / e.train_seconds : 0;
         if (e.has_val)
             say(&r->out,
                 "epoch %lld/%lld: train loss %.4f acc %.4f | val loss %.4f acc %.4f | lr %.3g | "
                 "%.1f s, %.0f img/s\n",
                 (long long)epoch + 1, s->train.epochs, e.loss_sum / images,
-                (double)e.correct / images, e.val_loss, e.val_acc, e.lr, e.seconds,
-                images / e.train_seconds);
+                (double)e.correct / images, e.val_loss, e.val_acc, e.lr, e.seconds, ips);
         else
             say(&r->out, "epoch %lld/%lld: train loss %.4f acc %.4f | lr %.3g | %.1f s, %.0f img/s\n",
                 (long long)epoch + 1, s->train.epochs, e.loss_sum / images,
-                (double)e.correct / images, e.lr, e.seconds, images / e.train_seconds);
+                (double)e.correct / images, e.lr, e.seconds, ips);
         t.epochs = epoch + 1;
+        int64_t every = s->checkpoint.every_epochs;
+        bool stop = r->opt->stop_after_epoch == epoch + 1 && epoch + 1 < s->train.epochs;
+        if (((every > 0 && (epoch + 1) % every == 0) || stop) && save(r, &e, r->steps_per_epoch))
+            return STATUS_RUNTIME;
+        if (stop) {
+            char why[96];
+            snprintf(why, sizeof why, "stopped after epoch %lld (--stop-after-epoch)",
+                     (long long)epoch + 1);
+            say_resume(r, why);
+            return STATUS_OK;
+        }
     }
     t.steps = e.step;
+    if (r->from.epoch >= s->train.epochs)
+        say(&r->out, "the run had already trained its %lld epochs\n", s->train.epochs);
     say(&r->out, "trained %lld epochs in %s\n", (long long)t.epochs,
         clock_text(plan_clock() - r->started, clk, sizeof clk));
     if (r->opt->profile) print_profile(r, t.steps);
@@ -479,9 +662,18 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     if (!r) return STATUS_RUNTIME;
     *r = (struct run){.s = s, .g = g, .opt = o, .d = {.out = stderr},
                       .out = {.tty = isatty(STDOUT_FILENO) != 0}, .started = plan_clock()};
+    struct sigaction on = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&on.sa_mask);
+    on.sa_flags = SA_RESTART;
+    stop_signal = 0;
+    sigaction(SIGINT, &on, &old_int);
+    sigaction(SIGTERM, &on, &old_term);
     enum status st = run(r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (st && r->out.bar) say(&r->out, "\n");
-    if (st && r->dir_open) say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
+    if (st && st != STATUS_SIGINT && st != STATUS_SIGTERM && r->dir_open)
+        say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
     loader_free(r->train_loader), loader_free(r->val_loader), loader_free(r->test_loader);
     plan_free(r->train), plan_free(r->eval);
     free(r->copy), free(r->logits);

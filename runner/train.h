@@ -10,7 +10,11 @@
  * images, append a row to metrics.jsonl and metrics.csv; at the end evaluate on the test set
  * and write confusion_matrix.csv, per_class.csv, samples/, model.safetensors and summary.json.
  * Everything printed also goes to run.log. A terminal gets a progress bar; anything else
- * plain lines. Covered by tests/test_train.c and tests/test_quick.sh.
+ * plain lines. Checkpoints (checkpoint.h) are saved every checkpoint.every_epochs epochs and
+ * when SIGINT or SIGTERM arrives (the step under way finishes first; the status is then
+ * STATUS_SIGINT or STATUS_SIGTERM and the resume command is printed). With resume, the run
+ * continues in its directory from its latest good checkpoint, and ends exactly as a run that
+ * was never stopped: the same metrics and the same model.safetensors, byte for byte. Covered by tests/test_train.c and tests/test_quick.sh.
  */
 #ifndef RUNNER_TRAIN_H
 #define RUNNER_TRAIN_H
@@ -22,8 +26,11 @@
 #include "spec.h"
 
 struct train_options {
-    const char *out; /* the run directory; NULL: results/<name>/<stamp> */
-    bool profile;    /* time per pass, the data loader's waits, and per op kind */
+    const char *out;    /* the run directory; NULL: results/<name>/<stamp> */
+    const char *resume; /* a run directory to continue from its latest checkpoint */
+    int64_t stop_after_epoch; /* > 0: save a checkpoint after this epoch and stop */
+    bool profile;       /* time per pass, the data loader's waits, and per op kind */
+    const char *command; /* how the run was started, for the resume hint ("runner FILE ...") */
 };
 
 MUST_CHECK enum status train_run(const struct spec *s, const struct graph *g,

@@ -17,14 +17,35 @@ static size_t largest(const struct graph *g)
     return n;
 }
 
+/* Whether name is prefix or lies under it ("fc" covers "fc.weight", not "fc2.weight"). */
+bool weights_under(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(name, prefix, n) == 0 && (name[n] == 0 || name[n] == '.');
+}
+
+static bool skipped(const struct weights_filter *w, const char *name)
+{
+    for (size_t i = 0; w && i < w->nskip; i++)
+        if (weights_under(name, w->skip[i])) return true;
+    return false;
+}
+
 enum status weights_load(struct plan *p, const struct st_file *f, const char *path,
                          struct diag *d)
+{
+    return weights_load_filtered(p, f, path, NULL, d);
+}
+
+enum status weights_load_filtered(struct plan *p, const struct st_file *f, const char *path,
+                                  const struct weights_filter *w, struct diag *d)
 {
     const struct graph *g = p->g;
     int before = d->errors;
     /* Names in the file that the graph does not have. */
     for (size_t i = 0; i < st_count(f); i++) {
         const char *name = st_tensor_at(f, i)->name;
+        if (skipped(w, name) || (w && w->extra && weights_under(name, w->extra))) continue;
         bool known = false;
         for (size_t t = 0; t < g->ntensors && !known; t++)
             known = strcmp(g->tensors[t].name, name) == 0;
@@ -37,6 +58,7 @@ enum status weights_load(struct plan *p, const struct st_file *f, const char *pa
     for (int set = 0; set < 2 && (!set || d->errors == before); set++)
         for (size_t t = 0; t < g->ntensors; t++) {
             const struct graph_tensor *gt = &g->tensors[t];
+            if (skipped(w, gt->name)) continue;
             enum status st =
                 gt->t.dtype == TENSOR_I64
                     ? st_read_i64(f, gt->name, gt->t.rank, gt->t.dim, (int64_t *)(void *)buf, d)
@@ -47,41 +69,42 @@ enum status weights_load(struct plan *p, const struct st_file *f, const char *pa
     return d->errors == before ? STATUS_OK : STATUS_CONFIG;
 }
 
-enum status weights_save(struct plan *p, const char *path, enum st_dtype as, struct diag *d)
+void *weights_add(struct plan *p, struct st_writer *w, enum st_dtype as)
 {
     const struct graph *g = p->g;
     /* One copy of every tensor in PyTorch's layout: the writer reads them all at once. */
-    size_t floats = 0, counters = 0;
+    size_t bytes = 8; /* each tensor starts at a multiple of 8 bytes (the counters are I64) */
+    for (size_t t = 0; t < g->ntensors; t++)
+        bytes += (size_t)op_tensor_numel(&g->tensors[t].t) * 8 + 8;
+    char *all = malloc(bytes), *at = all;
+    if (!all) return NULL;
     for (size_t t = 0; t < g->ntensors; t++) {
-        if (g->tensors[t].t.dtype == TENSOR_I64)
-            counters++;
-        else
-            floats += (size_t)op_tensor_numel(&g->tensors[t].t);
+        const struct graph_tensor *gt = &g->tensors[t];
+        plan_get_tensor(p, gt, at);
+        if (gt->t.dtype == TENSOR_I64) {
+            st_add_i64(w, gt->name, gt->t.rank, gt->t.dim, (const int64_t *)(void *)at);
+            at += 8 * (size_t)op_tensor_numel(&gt->t);
+        } else {
+            st_add_f32(w, gt->name, as, gt->t.rank, gt->t.dim, (const float *)(void *)at);
+            at += sizeof(float) * (size_t)op_tensor_numel(&gt->t);
+        }
+        at = all + ((size_t)(at - all) + 7) / 8 * 8;
     }
-    float *all = malloc(floats * sizeof(float) + 1);
-    int64_t *count = malloc(counters * sizeof(int64_t) + 1);
-    if (!all || !count) {
-        free(all), free(count);
+    return all;
+}
+
+enum status weights_save(struct plan *p, const char *path, enum st_dtype as, struct diag *d)
+{
+    struct st_writer *w = st_writer_new();
+    st_add_metadata(w, "format", "pt");
+    void *data = weights_add(p, w, as);
+    if (!data) {
+        st_writer_free(w);
         diag_error(d, (struct mark){0}, "%s: out of memory saving the weights", path);
         return STATUS_RUNTIME;
     }
-    struct st_writer *w = st_writer_new();
-    st_add_metadata(w, "format", "pt");
-    float *at = all;
-    int64_t *c = count;
-    for (size_t t = 0; t < g->ntensors; t++) {
-        const struct graph_tensor *gt = &g->tensors[t];
-        if (gt->t.dtype == TENSOR_I64) {
-            plan_get_tensor(p, gt, c);
-            st_add_i64(w, gt->name, gt->t.rank, gt->t.dim, c++);
-        } else {
-            plan_get_tensor(p, gt, at);
-            st_add_f32(w, gt->name, as, gt->t.rank, gt->t.dim, at);
-            at += op_tensor_numel(&gt->t);
-        }
-    }
     enum status st = st_write(w, path, d);
     st_writer_free(w);
-    free(all), free(count);
+    free(data);
     return st;
 }

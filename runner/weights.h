@@ -26,4 +26,22 @@ MUST_CHECK enum status weights_load(struct plan *p, const struct st_file *f, con
 MUST_CHECK enum status weights_save(struct plan *p, const char *path, enum st_dtype as,
                                     struct diag *d);
 
+/* What a load passes over: tensors under the skip prefixes (neither required nor taken: the
+ * layers to re-initialize), and file tensors under `extra` (a checkpoint's optimizer state). */
+struct weights_filter {
+    const char *const *skip;
+    size_t nskip;
+    const char *extra;
+};
+MUST_CHECK enum status weights_load_filtered(struct plan *p, const struct st_file *f,
+                                             const char *path, const struct weights_filter *w,
+                                             struct diag *d);
+
+/* Adds every tensor of p to w (parameters as `as`); returns the copy w reads from at st_write,
+ * to free after it, or NULL when out of memory. */
+void *weights_add(struct plan *p, struct st_writer *w, enum st_dtype as);
+
+/* Whether a tensor name is prefix or lies under it: "fc" covers "fc.weight", not "fc2.bias". */
+bool weights_under(const char *name, const char *prefix);
+
 #endif

@@ -123,7 +123,7 @@ has "$err" "unknown option '--steps'"
 # the runner looked and how to fix it; nothing is left behind.
 tmp=$(mktemp -d)
 expect 0 "train help" -- train --help
-has "$out" "usage: runner train FILE [key=value ...] [--out DIR] [--profile]"
+has "$out" "usage: runner train FILE [key=value ...] [--out DIR] [--resume DIR] [--stop-after-epoch N] [--profile]"
 export RUNNER_DATA="$tmp/none"
 expect 1 "train without data" -- experiments/quick.yaml data.download=false --out "$tmp/run"
 unset RUNNER_DATA
@@ -132,6 +132,12 @@ has "$err" "RUNNER_DATA"
 [ ! -e "$tmp/run" ] || { echo "FAIL: a run that found no data left $tmp/run"; fails=$((fails + 1)); }
 expect 2 "train: --out needs a value" -- experiments/quick.yaml --out
 has "$err" "--out needs a value"
+expect 2 "train: --out with --resume" -- experiments/quick.yaml --out "$tmp/a" --resume "$tmp/b"
+has "$err" "--out and --resume exclude each other"
+expect 2 "train: bad --stop-after-epoch" -- experiments/quick.yaml --stop-after-epoch 0
+has "$err" "--stop-after-epoch must be a whole number from 1 to 1000000, got '0'"
+expect 2 "resume: not a run" -- experiments/quick.yaml --resume "$tmp"
+has "$err" "no run to resume"
 expect 2 "train: unknown option" -- train experiments/quick.yaml --stesp 3
 has "$err" "unknown option '--stesp'"
 rm -rf "$tmp"

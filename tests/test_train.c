@@ -7,6 +7,8 @@
  * number of workers.
  */
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +113,21 @@ static int teardown(void **state)
 {
     (void)state;
     return tmpdir_remove(dir);
+}
+
+/* Runs tiny.yaml with overrides and options o (out: NULL for the default directory). */
+static enum status run_with(const struct train_options *o, const char *const *ov, size_t n)
+{
+    struct diag d = {.out = stderr};
+    struct spec *s;
+    struct graph *g;
+    assert_int_equal(spec_load(at("tiny.yaml"), ov, n, &d, &s), STATUS_OK);
+    assert_int_equal(model_build(s, &d, &g), STATUS_OK);
+    unsetenv("RUNNER_DATA");
+    enum status st = train_run(s, g, o);
+    graph_free(g);
+    spec_free(s);
+    return st;
 }
 
 /* Runs tiny.yaml with overrides into out (NULL: the default directory); the status. */
@@ -281,6 +298,21 @@ static void strip_times(char *text)
     }
 }
 
+/* Whether two files hold the same bytes. */
+static bool same_bytes(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    if (!fa || !fb) fail_msg("cannot open %s or %s", a, b);
+    bool same = true;
+    for (int x, y; same;) {
+        x = fgetc(fa), y = fgetc(fb);
+        same = x == y;
+        if (x == EOF || y == EOF) break;
+    }
+    fclose(fa), fclose(fb);
+    return same;
+}
+
 static void test_repeatable(void **state)
 {
     (void)state;
@@ -300,19 +332,7 @@ static void test_repeatable(void **state)
     char pa[1024], pb[1024];
     snprintf(pa, sizeof pa, "%s/model.safetensors", run1);
     snprintf(pb, sizeof pb, "%s/model.safetensors", run2);
-    size_t na, nb;
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    assert_non_null(fa), assert_non_null(fb);
-    fseek(fa, 0, SEEK_END), fseek(fb, 0, SEEK_END);
-    na = (size_t)ftell(fa), nb = (size_t)ftell(fb);
-    assert_int_equal(na, nb);
-    rewind(fa), rewind(fb);
-    char *x = malloc(na), *y = malloc(nb);
-    assert_int_equal(fread(x, 1, na, fa), na);
-    assert_int_equal(fread(y, 1, nb, fb), nb);
-    assert_memory_equal(x, y, na);
-    free(x), free(y);
-    fclose(fa), fclose(fb);
+    assert_true(same_bytes(pa, pb));
 
     /* Another seed: other numbers. */
     const char *ov[] = {"seed=4"};
@@ -391,6 +411,105 @@ static void test_divergence(void **state)
     free(jsonl);
 }
 
+/* A run stopped and resumed ends exactly as the straight run: metrics, and model bytes. */
+static void expect_same_run(const char *straight, const char *resumed)
+{
+    char *a = read_run_file(straight, "metrics.jsonl"), *b = read_run_file(resumed, "metrics.jsonl");
+    strip_times(a), strip_times(b);
+    assert_string_equal(a, b);
+    free(a), free(b);
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/model.safetensors", straight);
+    snprintf(pb, sizeof pb, "%s/model.safetensors", resumed);
+    if (!same_bytes(pa, pb)) fail_msg("%s differs from %s", pb, pa);
+    char *sa = read_run_file(straight, "summary.json"), *sb = read_run_file(resumed, "summary.json");
+    assert_true(json_number(sa, "test_acc") == json_number(sb, "test_acc"));
+    assert_true(json_number(sa, "best_val_acc") == json_number(sb, "best_val_acc"));
+    assert_int_equal((int)json_number(sb, "steps"), 90);
+    free(sa), free(sb);
+}
+
+static int count_checkpoints(const char *run)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "test $(ls %s/checkpoints | wc -l) -eq", run);
+    for (int n = 0; n < 10; n++) {
+        char c[1300];
+        snprintf(c, sizeof c, "%s %d", cmd, n);
+        if (system(c) == 0) return n;
+    }
+    return -1;
+}
+
+static void test_stop_and_resume(void **state)
+{
+    (void)state;
+    char b1[512], b2[512];
+    const char *run1 = keep(b1, sizeof b1, "run1"), *out = keep(b2, sizeof b2, "stopped");
+    struct stat st;
+    if (stat(run1, &st)) assert_int_equal(run(run1, NULL, 0), STATUS_OK);
+    struct train_options o = {.out = out, .stop_after_epoch = 2};
+    assert_int_equal(run_with(&o, NULL, 0), STATUS_OK);
+    assert_false(stat(tmpdir_path(out, "model.safetensors"), &st) == 0); /* not finished */
+    assert_int_equal(count_checkpoints(out), 2); /* after epochs 1 and 2; keep: 2 */
+    char *jsonl = read_run_file(out, "metrics.jsonl");
+    assert_int_equal(count_lines(jsonl), 2);
+    free(jsonl);
+
+    /* The newest checkpoint damaged: the one before it is used, and the end is the same. */
+    assert_int_equal(truncate(tmpdir_path(out, "checkpoints/step_00000060.safetensors"), 100), 0);
+    o = (struct train_options){.resume = out};
+    assert_int_equal(run_with(&o, NULL, 0), STATUS_OK);
+    expect_same_run(run1, out);
+
+    /* Resuming with another configuration is refused. */
+    const char *ov[] = {"optimizer.lr=0.1"};
+    assert_int_equal(run_with(&o, ov, 1), STATUS_CONFIG);
+}
+
+struct killer {
+    const char *metrics;
+};
+
+/* Sends SIGTERM once the run has finished its first epoch. */
+static void *kill_after_epoch(void *arg)
+{
+    const struct killer *k = arg;
+    for (int i = 0; i < 20000; i++) {
+        char *text = slurp(k->metrics);
+        int lines = text ? count_lines(text) : 0;
+        free(text);
+        if (lines >= 1) {
+            kill(getpid(), SIGTERM);
+            return NULL;
+        }
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void test_sigterm_and_resume(void **state)
+{
+    (void)state;
+    char b1[512], b2[512];
+    const char *run1 = keep(b1, sizeof b1, "run1"), *out = keep(b2, sizeof b2, "terminated");
+    struct stat st;
+    if (stat(run1, &st)) assert_int_equal(run(run1, NULL, 0), STATUS_OK);
+    char metrics[600];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out);
+    struct killer k = {metrics};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, kill_after_epoch, &k), 0);
+    struct train_options o = {.out = out};
+    enum status s = run_with(&o, NULL, 0);
+    pthread_join(th, NULL);
+    assert_int_equal(s, STATUS_SIGTERM); /* mid-run: the step finished, a checkpoint saved */
+    assert_true(count_checkpoints(out) >= 1);
+    o = (struct train_options){.resume = out};
+    assert_int_equal(run_with(&o, NULL, 0), STATUS_OK);
+    expect_same_run(run1, out);
+}
+
 /* The same batches (pixels, labels, order) whatever the number of workers. */
 static void test_loader_workers(void **state)
 {
@@ -447,6 +566,8 @@ int main(void)
         cmocka_unit_test(test_mixup_and_tta),
         cmocka_unit_test(test_run_directories),
         cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_stop_and_resume),
+        cmocka_unit_test(test_sigterm_and_resume),
         cmocka_unit_test(test_loader_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
