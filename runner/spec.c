@@ -4,11 +4,14 @@
  */
 #include "spec.h"
 
+#include <errno.h>
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "paths.h"
+#include "schema.h"
 #include "validate.h"
 #include "yaml_load.h"
 
@@ -35,11 +38,34 @@ static const char *hooks_dir(void)
  * Merges the chain that starts with (src, root): the parent named by `extends:` first, then
  * this file on top. `chain` holds the files that extend this one.
  */
+/*
+ * Writes every section given by its shorthand in its long form, in place: `model: r18.yaml`
+ * becomes `model: {graph: r18.yaml}`, so that merging a file or an override such as
+ * model.pretrained=W over it adds to the section instead of replacing it.
+ */
+static void expand_shorthands(struct arena *a, struct node *root)
+{
+    const struct schema_section *top = &schema_experiment;
+    for (size_t i = 0; i < top->nkeys; i++) {
+        const struct schema_key *k = &top->keys[i];
+        struct node *key, *v = node_map_get(root, k->name, &key);
+        if (!v || k->type != SCHEMA_SECTION || !k->section->shorthand ||
+            v->kind != NODE_SCALAR || node_is_null(v))
+            continue;
+        /* The new key stands where the section's key was written: errors about a file the
+         * shorthand names still point at the key that names it. */
+        struct node *m = node_map(a, v->mark);
+        node_map_set(a, m, node_scalar(a, key->mark, k->section->shorthand, true), v);
+        node_map_set(a, root, key, m);
+    }
+}
+
 static enum status merge_chain(struct spec *s, struct diag *d, const struct source *src,
                                struct node *root, const struct chain *chain, int depth,
                                struct node **out)
 {
     struct node *key;
+    if (root->kind == NODE_MAP) expand_shorthands(&s->arena, root);
     struct node *ext = node_map_get(root, "extends", &key);
     if (!ext || node_is_null(ext)) {
         *out = root;
@@ -150,6 +176,7 @@ static enum status apply_override(struct spec *s, struct diag *d, const struct s
                      value);
         value = m;
     }
+    expand_shorthands(a, value);
     *tree = node_merge(a, *tree, value);
     return STATUS_OK;
 }
@@ -210,15 +237,16 @@ enum status spec_load(const char *path, const char *const *overrides, size_t n, 
     return finish(s, st, out);
 }
 
-enum status spec_load_text(const char *name, const char *text, size_t len,
-                           const char *const *overrides, size_t n, struct diag *d,
-                           struct spec **out)
+/* Text named `name` in messages, its relative paths anchored at dir (NULL: name's folder). */
+static enum status load_text(const char *name, const char *dir, const char *text, size_t len,
+                             const char *const *overrides, size_t n, struct diag *d,
+                             struct spec **out)
 {
     struct spec *s = calloc(1, sizeof *s);
     if (!s) return STATUS_RUNTIME;
     struct source *src = arena_alloc(&s->arena, sizeof *src);
     src->name = path_normalize(&s->arena, name);
-    src->dir = path_dirname(&s->arena, src->name);
+    src->dir = dir ? path_normalize(&s->arena, dir) : path_dirname(&s->arena, src->name);
     src->text = arena_strndup(&s->arena, text, len);
     src->len = len;
     struct node *root;
@@ -230,6 +258,33 @@ enum status spec_load_text(const char *name, const char *text, size_t len,
     }
     if (!st) st = load(s, src, root, overrides, n, d);
     return finish(s, st, out);
+}
+
+enum status spec_load_text(const char *name, const char *text, size_t len,
+                           const char *const *overrides, size_t n, struct diag *d,
+                           struct spec **out)
+{
+    return load_text(name, NULL, text, len, overrides, n, d, out);
+}
+
+enum status spec_load_run(const char *run_dir, const char *const *overrides, size_t n,
+                          struct diag *d, struct spec **out)
+{
+    *out = NULL;
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/config.yaml", run_dir) >= (int)sizeof path) {
+        diag_error(d, (struct mark){0}, "%s: path too long", run_dir);
+        return STATUS_CONFIG;
+    }
+    char *text = path_read_text(path);
+    if (!text) {
+        diag_error(d, (struct mark){0}, "%s: not a run directory (%s: %s)", run_dir, path,
+                   strerror(errno));
+        return STATUS_CONFIG;
+    }
+    enum status st = load_text(path, ".", text, strlen(text), overrides, n, d, out);
+    free(text);
+    return st;
 }
 
 void spec_free(struct spec *s)

@@ -203,6 +203,12 @@ MUST_CHECK enum status spec_load_text(const char *name, const char *text, size_t
                                       const char *const *overrides, size_t n, struct diag *d,
                                       struct spec **out);
 
+/* A run directory's config.yaml (the resolved configuration the run started with), with
+ * overrides. Its paths were written relative to the directory the run was started in, so
+ * they are read relative to the current directory. */
+MUST_CHECK enum status spec_load_run(const char *run_dir, const char *const *overrides,
+                                     size_t n, struct diag *d, struct spec **out);
+
 void spec_free(struct spec *s);
 
 /*

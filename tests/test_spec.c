@@ -295,6 +295,26 @@ static void test_overrides(void **state)
     spec_free(s);
 }
 
+/* A section given by its shorthand (model: FILE) is its long form ({graph: FILE}) when files
+ * and overrides merge: model.pretrained=W adds to it, a child's `model: FILE` keeps the
+ * base's other model keys. */
+static void test_shorthand_merges(void **state)
+{
+    (void)state;
+    const char *ov[] = {"model.pretrained=w.safetensors"};
+    struct spec *s = load_ok("short.yaml", MIN_EXP, ov, 1);
+    assert_string_equal(s->model.graph.path, at("models/tiny.yaml"));
+    assert_string_equal(s->model.pretrained, at("w.safetensors"));
+    spec_free(s);
+    write_file(dir, "short_base.yaml",
+               "model: {graph: models/tiny.yaml, pretrained: w.safetensors, reinit: [fc]}\n"
+               "optimizer: {type: adam, lr: 1.0e-3}\n");
+    s = load_ok("short_child.yaml", "extends: short_base.yaml\nmodel: models/tiny.yaml\n", NULL, 0);
+    assert_string_equal(s->model.pretrained, at("w.safetensors"));
+    assert_int_equal(s->model.reinit.n, 1);
+    spec_free(s);
+}
+
 static void test_override_checked_like_file(void **state)
 {
     (void)state;
@@ -384,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_defaults),      cmocka_unit_test(test_every_section),
         cmocka_unit_test(test_inline_graph),  cmocka_unit_test(test_extends),
         cmocka_unit_test(test_cycle),         cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_shorthand_merges),
         cmocka_unit_test(test_override_checked_like_file), cmocka_unit_test(test_many_errors),
         cmocka_unit_test(test_write_reads_back), cmocka_unit_test(test_load_text),
     };
