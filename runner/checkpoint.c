@@ -17,17 +17,13 @@
 
 #define FORMAT "runner-checkpoint"
 
-/* PyTorch's names for an optimizer's values; a slot past them is the weights' EMA. */
+/* PyTorch's names for an optimizer's values; the slot after them is the weights' EMA. */
 static const char *slot_name(const struct step_optimizer *o, int slot)
 {
-    static const char *const sgd[] = {"momentum_buffer"};
     static const char *const adam[] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-    if (o->type == SPEC_OPTIMIZER_SGD) {
-        if (o->sgd.momentum > 0 && slot == 0) return sgd[0];
-    } else if (slot < 3) {
-        return adam[slot];
-    }
-    return "ema";
+    if (slot == o->ema_slot) return "ema";
+    if (o->type == SPEC_OPTIMIZER_SGD) return "momentum_buffer";
+    return slot < 3 ? adam[slot] : "ema";
 }
 
 /* Step numbers of dir/checkpoints/step_<N>.safetensors, ascending; *n of them. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bench.h"
 #include "device.h"
@@ -18,6 +19,7 @@
 #include "spec.h"
 #include "summary.h"
 #include "train.h"
+#include "eval_cmd.h"
 
 #ifndef RUNNER_VERSION
 #define RUNNER_VERSION "0.1.0"
@@ -59,12 +61,19 @@ static int load(const char *file, const char *const *ov, size_t n, struct spec *
     return (int)st;
 }
 
+static int build_model(struct spec **s, struct graph **g);
+
 /* Loads the experiment and expands its graph; *g is NULL when the caller passes no g. */
 static int load_model(const char *file, const char *const *ov, size_t n, struct spec **s,
                       struct graph **g)
 {
     int rc = load(file, ov, n, s);
-    if (rc) return rc;
+    return rc ? rc : build_model(s, g);
+}
+
+/* Expands the loaded experiment's graph (frees *s on failure). */
+static int build_model(struct spec **s, struct graph **g)
+{
     struct diag d = {.out = stderr};
     struct graph *graph;
     enum status st = model_build(*s, &d, &graph);
@@ -266,6 +275,52 @@ static int cmd_bench(const struct args *a)
     return rc;
 }
 
+static const struct option eval_options[] = {{"--out", true}, {NULL, false}};
+
+static int cmd_eval(const struct args *a)
+{
+    struct stat sb;
+    bool run_dir = stat(a->file, &sb) == 0 && S_ISDIR(sb.st_mode);
+    struct spec *s = NULL;
+    struct graph *g;
+    struct diag d = {.out = stderr};
+    int rc = run_dir ? (int)spec_load_run(a->file, a->ov, a->n, &d, &s)
+                     : load(a->file, a->ov, a->n, &s);
+    if (rc || (rc = build_model(&s, &g))) return rc;
+    char weights[4200], out[4300];
+    if (run_dir)
+        snprintf(weights, sizeof weights, "%s/model.safetensors", a->file);
+    else if (s->model.pretrained)
+        snprintf(weights, sizeof weights, "%s", s->model.pretrained);
+    else
+        weights[0] = 0;
+    struct spec_device dev;
+    char msg[256];
+    if (!weights[0]) {
+        diag_error(&d, spec_mark(s, "model"), "runner eval needs weights: a run directory, or "
+                   "model.pretrained");
+        diag_hint(&d, "runner eval %s model.pretrained=W.safetensors", a->file);
+        rc = 2;
+    } else if (device_resolve(&s->device, &dev, msg, sizeof msg) || dev.kind != SPEC_DEVICE_CPU) {
+        diag_error(&d, spec_mark(s, "device"), "runner eval runs on the CPU in this version%s%s",
+                   *msg ? ": " : "", msg);
+        diag_hint(&d, "add device=cpu");
+        rc = 2;
+    } else {
+        if (a->opt[0]) {
+            snprintf(out, sizeof out, "%s", a->opt[0]);
+        } else {
+            const char *slash = strrchr(weights, '/');
+            int len = slash ? (int)(slash - weights) : 1;
+            snprintf(out, sizeof out, "%.*s/eval", len, slash ? weights : ".");
+        }
+        rc = (int)eval_run(s, g, weights, out);
+    }
+    graph_free(g);
+    spec_free(s);
+    return rc;
+}
+
 static const struct command commands[] = {
     {"train", "FILE [key=value ...] [--out DIR] [--resume DIR] [--stop-after-epoch N] [--profile]",
      "run an experiment (the default command)",
@@ -279,6 +334,15 @@ static const struct command commands[] = {
      "--profile adds where the time went (passes, data loading, op kinds).\n"
      "  runner experiments/quick.yaml train.epochs=2 --out /tmp/quick\n",
      cmd_train, train_options},
+    {"eval", "RUN_DIR | FILE [key=value ...] [--out DIR]",
+     "test trained weights: accuracy, confusion matrix, per-class metrics",
+     "Measures weights on the test set as at the end of a run: RUN_DIR's\n"
+     "model.safetensors with its config.yaml (run it from where the run was started), or\n"
+     "FILE's network with model.pretrained=W.safetensors. Writes summary.json,\n"
+     "confusion_matrix.csv, per_class.csv and samples/ into eval/ beside the weights,\n"
+     "or into --out DIR.\n"
+     "  runner eval results/quick/20261125-001512 eval.flip_tta=true\n",
+     cmd_eval, eval_options},
     {"check", "FILE [key=value ...]", "validate an experiment: exit 0 if valid, 2 if not",
      "Checks the experiment and its graph (ops, settings, shapes, names) and prints\n"
      "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check, NULL},

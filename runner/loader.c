@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plan.h"
 #include "rng.h"
@@ -84,6 +85,12 @@ static void *worker(void *arg)
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
+}
+
+int loader_default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 16 ? 8 : n >= 8 ? 4 : 2;
 }
 
 enum status loader_create(const struct loader_config *cfg, struct loader **out)

@@ -58,6 +58,9 @@ struct loader_stats {
 
 struct loader;
 
+/* Workers when data.workers is 0: 2 below 8 cores, 4 below 16, else 8. */
+int loader_default_workers(void);
+
 MUST_CHECK enum status loader_create(const struct loader_config *cfg, struct loader **out);
 /* Batches per epoch. */
 int64_t loader_batches(const struct loader *l);

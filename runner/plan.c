@@ -179,7 +179,7 @@ void plan_get_input_grad(struct plan *p, float *dx)
 
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 {
-    if (p->opt.eval_only) abort();
+    if (p->opt.eval_only || (o->momentum != 0 && p->opt.optimizer_slots < 1)) abort();
     double t0 = plan_clock();
     p->be->sgd_step(p, o, first);
     account(p, PLAN_UPDATE, t0);
@@ -187,10 +187,28 @@ void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
 {
-    if (p->opt.eval_only) abort();
+    if (p->opt.eval_only || p->opt.optimizer_slots < 2 + o->amsgrad) abort();
     double t0 = plan_clock();
     p->be->adam_step(p, o, t);
     account(p, PLAN_UPDATE, t0);
+}
+
+/* Clipping and the EMA are parts of an update: their time counts in its pass, not a call. */
+double plan_clip_grad_norm(struct plan *p, double max_norm)
+{
+    if (p->opt.eval_only || !(max_norm > 0)) abort();
+    double t0 = plan_clock();
+    double norm = p->be->clip_grad_norm(p, max_norm);
+    p->pass_seconds[PLAN_UPDATE] += plan_clock() - t0;
+    return norm;
+}
+
+void plan_ema_update(struct plan *p, int slot, double decay, bool first)
+{
+    if (p->opt.eval_only || slot < 0 || slot >= p->opt.optimizer_slots) abort();
+    double t0 = plan_clock();
+    p->be->ema_update(p, slot, decay, first);
+    p->pass_seconds[PLAN_UPDATE] += plan_clock() - t0;
 }
 
 void plan_timings_reset(struct plan *p)

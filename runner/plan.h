@@ -11,7 +11,7 @@
  *     plan_forward(p, true);
  *     double loss = plan_loss(p, 0.1);                    // label smoothing 0.1
  *     plan_backward(p);
- *     plan_adam_step(p, &adam);
+ *     plan_adam_step(p, &adam, 1);                       // t: the update's number
  *     plan_free(p);
  *
  * Phases: the backend checks it supports every layer (an op it cannot run is an error at the
@@ -36,7 +36,7 @@
 
 struct plan_options {
     int64_t batch;
-    int optimizer_slots; /* optimizer values per parameter: 0 (SGD), 1 (momentum), 2 (Adam) */
+    int optimizer_slots; /* optimizer values per parameter: see plan_sgd, plan_adam, EMA */
     bool input_grad;     /* also compute the gradient of the input (tests) */
     uint64_t seed;       /* dropout masks: a function of (seed, step, element) */
     bool sizes_only;     /* build and size everything, allocate no arena (runner plan) */
@@ -49,14 +49,19 @@ struct plan_sizes {
     size_t params, grads, optimizer, activations, workspace; /* bytes */
 };
 
+/* The optimizers' settings (torch.optim's). Optimizer slots: SGD's momentum buffer is slot 0;
+ * Adam's exp_avg, exp_avg_sq and, with amsgrad, max_exp_avg_sq are slots 0, 1, 2. */
 struct plan_sgd {
     double lr, momentum, dampening, weight_decay;
     bool nesterov;
+    bool no_decay_vectors; /* no weight decay on trained tensors of rank <= 1 (biases, BN) */
 };
 
 struct plan_adam {
     double lr, beta1, beta2, eps, weight_decay;
-    bool decoupled; /* AdamW */
+    bool decoupled;        /* AdamW */
+    bool amsgrad;          /* the maximum of past second moments (slot 2) */
+    bool no_decay_vectors; /* no weight decay on trained tensors of rank <= 1 (biases, BN) */
 };
 
 /* Where a plan spends its time (profile on): one kernel of the plan, accumulated. */
@@ -95,6 +100,8 @@ struct backend {
     void (*set_state)(struct plan *p, const struct graph_tensor *t, int slot, const float *src);
     void (*sgd_step)(struct plan *p, const struct plan_sgd *o, bool first);
     void (*adam_step)(struct plan *p, const struct plan_adam *o, int64_t t);
+    double (*clip_grad_norm)(struct plan *p, double max_norm);
+    void (*ema_update)(struct plan *p, int slot, double decay, bool first);
     /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
     void (*timings)(struct plan *p, plan_timing_fn fn, void *ctx);
 };
@@ -147,6 +154,13 @@ void plan_get_output(struct plan *p, float *y);     /* (N, F) */
 void plan_get_input_grad(struct plan *p, float *dx);
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t); /* t: 1, 2, ... */
+/* torch.nn.utils.clip_grad_norm_: the L2 norm of all the gradients together (summed in double
+ * in a fixed order: the same bits on every run); when above max_norm, every gradient is scaled
+ * by max_norm / (norm + 1e-6). Returns the norm before scaling. */
+double plan_clip_grad_norm(struct plan *p, double max_norm);
+/* The weights' exponential moving average in optimizer slot `slot`: ema = w on the first
+ * update, then ema = decay * ema + (1 - decay) * w (trained tensors only). */
+void plan_ema_update(struct plan *p, int slot, double decay, bool first);
 
 /* Seconds on a monotonic clock, for timings. */
 double plan_clock(void);

@@ -57,4 +57,7 @@ MUST_CHECK enum status write_samples(const char *dir, const struct eval_result *
                                      const uint8_t *pixels, int side, const char (*names)[32],
                                      int64_t count, struct diag *d);
 
+/* s as a JSON string, quoted and escaped. */
+void json_write_string(FILE *f, const char *s);
+
 #endif

@@ -23,6 +23,7 @@
 #include "model.h"
 #include "paths.h"
 #include "plan.h"
+#include "pretrained.h"
 #include "run_files.h"
 #include "schedule.h"
 #include "step.h"
@@ -94,6 +95,7 @@ struct run {
     double started;
     struct checkpoint_state from; /* where training starts: zero, or the resumed checkpoint */
     char resumed_from[4400];      /* the checkpoint's path */
+    struct pretrained_result pretrained;
 };
 
 /* --------------------------------------------------------------------------------------- */
@@ -108,20 +110,20 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL);
 }
 
-/* The evaluation plan takes the training plan's current weights and statistics. */
+/* The evaluation plan takes the training plan's current weights and statistics; with an EMA
+ * (optimizer.ema_decay), the averaged weights instead of the trained ones, and the model's own
+ * batchnorm statistics (they are not averaged). */
 static void sync_eval(struct run *r)
 {
+    int ema = r->optimizer.ema_slot;
     for (size_t i = 0; i < r->g->ntensors; i++) {
         const struct graph_tensor *t = &r->g->tensors[i];
-        plan_get_tensor(r->train, t, r->copy);
+        if (ema >= 0 && t->t.role == TENSOR_PARAM && r->optimizer.updates > 0)
+            plan_get_state(r->train, t, ema, r->copy);
+        else
+            plan_get_tensor(r->train, t, r->copy);
         plan_set_tensor(r->eval, t, r->copy);
     }
-}
-
-static int default_workers(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n >= 16 ? 8 : n >= 8 ? 4 : 2;
 }
 
 static enum status make_loader(struct run *r, const struct dataset *set, const int64_t *index,
@@ -145,7 +147,7 @@ static enum status prepare(struct run *r)
 {
     const struct spec *s = r->s;
     r->classes = model_classes(s);
-    r->workers = s->data.workers > 0 ? (int)s->data.workers : default_workers();
+    r->workers = s->data.workers > 0 ? (int)s->data.workers : loader_default_workers();
     if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
         augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))
         return STATUS_CONFIG;
@@ -172,6 +174,9 @@ static enum status prepare(struct run *r)
     po.profile = false;
     if (plan_create(r->g, &backend_cpu, &po, &r->d, &r->eval)) return STATUS_RUNTIME;
     plan_init_params(r->train, (uint64_t)s->seed);
+    /* model.pretrained over the fresh weights, reinit aside; said once run.log is open */
+    enum status st = pretrained_load(r->train, s, &r->pretrained, &r->d);
+    if (st) return st;
 
     size_t largest = 8;
     for (size_t i = 0; i < r->g->ntensors; i++) {
@@ -439,21 +444,6 @@ static void write_metrics(struct run *r, const struct epoch_stats *e)
 /* --------------------------------------------------------------------------------------- */
 /* The end: test set, tables, samples, model, summary */
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 struct totals {
     int64_t epochs, steps, best_epoch;
     double best_val_acc, last_val_acc, train_seconds, train_images;
@@ -515,7 +505,7 @@ static enum status finish(struct run *r, const struct totals *t)
         return STATUS_RUNTIME;
     }
     fprintf(f, "{\n  \"name\": ");
-    json_string(f, s->name);
+    json_write_string(f, s->name);
     if (tested)
         fprintf(f, ",\n  \"test_acc\": %.9g,\n  \"test_loss\": %.9g,\n  \"macro_f1\": %.9g",
                 res.acc, res.loss, macro_f1);
@@ -533,7 +523,7 @@ static enum status finish(struct run *r, const struct totals *t)
             (long long)t->epochs, (long long)t->steps, seconds,
             t->train_seconds > 0 ? t->train_images / t->train_seconds : 0, omp_get_max_threads(),
             s->seed, (long long)r->g->nparams);
-    json_string(f, RUNNER_COMMIT);
+    json_write_string(f, RUNNER_COMMIT);
     fprintf(f, "\n}\n");
     eval_result_free(&res);
     if (file_end(f, r->dir, "summary.json", &r->d)) return STATUS_RUNTIME;
@@ -592,6 +582,7 @@ static enum status run(struct run *r)
         s->train.batch_size);
     say(&r->out, "network: %lld parameters; cpu, %d threads, %d data workers\n",
         (long long)r->g->nparams, omp_get_max_threads(), r->workers);
+    if (r->pretrained.line[0]) say(&r->out, "%s\n", r->pretrained.line);
 
     struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};
     if (r->opt->resume) {

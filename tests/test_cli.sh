@@ -140,6 +140,14 @@ expect 2 "resume: not a run" -- experiments/quick.yaml --resume "$tmp"
 has "$err" "no run to resume"
 expect 2 "train: unknown option" -- train experiments/quick.yaml --stesp 3
 has "$err" "unknown option '--stesp'"
+# runner eval: weights are required; a folder without config.yaml is not a run.
+expect 2 "eval without weights" -- eval experiments/quick.yaml
+has "$err" "runner eval needs weights: a run directory, or model.pretrained"
+has "$err" "hint: runner eval experiments/quick.yaml model.pretrained=W.safetensors"
+expect 2 "eval: not a run directory" -- eval "$tmp"
+has "$err" "not a run directory"
+expect 0 "eval help" -- eval --help
+has "$out" "usage: runner eval RUN_DIR | FILE [key=value ...] [--out DIR]"
 rm -rf "$tmp"
 
 # device: cuda where there is no GPU is a configuration error (exit 2).

@@ -594,14 +594,17 @@ static void test_optimizers(void **state)
             for (int i = 0; i < IN * OUT; i++) gwd[i] = gw[i];
             for (int i = 0; i < OUT; i++) gbd[i] = gb[i];
             if (kind < 2) {
-                struct plan_sgd o = {0.1, 0.9, kind ? 0 : 0.1, kind ? 0.05 : 0.01, kind == 1};
+                struct plan_sgd o = {.lr = 0.1, .momentum = 0.9, .dampening = kind ? 0 : 0.1,
+                                     .weight_decay = kind ? 0.05 : 0.01, .nesterov = kind == 1};
                 plan_sgd_step(t.p, &o, step == 1);
                 ref_sgd_step(IN * OUT, o.lr, o.momentum, o.dampening, o.nesterov, o.weight_decay,
                              step == 1, w, gwd, mw);
                 ref_sgd_step(OUT, o.lr, o.momentum, o.dampening, o.nesterov, o.weight_decay,
                              step == 1, b, gbd, mb);
             } else {
-                struct plan_adam o = {0.01, 0.9, 0.99, 1e-8, kind == 2 ? 0.01 : 0.1, kind == 3};
+                struct plan_adam o = {.lr = 0.01, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8,
+                                      .weight_decay = kind == 2 ? 0.01 : 0.1,
+                                      .decoupled = kind == 3};
                 plan_adam_step(t.p, &o, step);
                 ref_adam_step(IN * OUT, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
                               o.decoupled, step, w, gwd, mw, vw);

@@ -251,7 +251,8 @@ static void test_sgd_update(void **state)
     struct fixture *t = *state;
     struct plan *p = loaded_plan(t, 1);
     set_torch_grads(t, p);
-    struct spec_optimizer so = {.type = SPEC_OPTIMIZER_SGD, .lr = setting(t, "sgd_lr"),
+    struct spec_optimizer so = {.type = SPEC_OPTIMIZER_SGD, .decay_bn_bias = true,
+                                .lr = setting(t, "sgd_lr"),
                                 .momentum = setting(t, "sgd_momentum"),
                                 .weight_decay = setting(t, "sgd_weight_decay"),
                                 .nesterov = setting(t, "sgd_nesterov") != 0};
@@ -274,7 +275,8 @@ static void test_adam_update(void **state)
     struct fixture *t = *state;
     struct plan *p = loaded_plan(t, 2);
     set_torch_grads(t, p);
-    struct spec_optimizer so = {.type = SPEC_OPTIMIZER_ADAM, .lr = setting(t, "adam_lr"),
+    struct spec_optimizer so = {.type = SPEC_OPTIMIZER_ADAM, .decay_bn_bias = true,
+                                .lr = setting(t, "adam_lr"),
                                 .betas = {setting(t, "adam_beta1"), setting(t, "adam_beta2")},
                                 .eps = setting(t, "adam_eps"),
                                 .weight_decay = setting(t, "adam_weight_decay")};

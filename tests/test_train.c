@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "data.h"
+#include "eval_cmd.h"
 #include "graph.h"
 #include "loader.h"
 #include "model.h"
@@ -510,6 +511,55 @@ static void test_sigterm_and_resume(void **state)
     expect_same_run(run1, out);
 }
 
+/* runner eval: a run's weights measured again give the run's test figures, from the run
+ * directory or from the experiment with model.pretrained; weights of another network fail. */
+static void test_eval(void **state)
+{
+    (void)state;
+    char b1[512], b2[512], b3[512], w[600];
+    const char *run1 = keep(b1, sizeof b1, "run1"), *out = keep(b2, sizeof b2, "evaluated");
+    struct stat st;
+    if (stat(run1, &st)) assert_int_equal(run(run1, NULL, 0), STATUS_OK);
+    snprintf(w, sizeof w, "%s/model.safetensors", run1);
+    struct diag d = {.out = stderr};
+    struct spec *s;
+    struct graph *g;
+    assert_int_equal(spec_load_run(run1, NULL, 0, &d, &s), STATUS_OK);
+    assert_int_equal(model_build(s, &d, &g), STATUS_OK);
+    assert_int_equal(eval_run(s, g, w, keep(b3, sizeof b3, "run1/eval")), STATUS_OK);
+    graph_free(g);
+    spec_free(s);
+    char *a = read_run_file(run1, "summary.json"), *b = read_run_file(b3, "summary.json");
+    assert_true(json_number(a, "test_acc") == json_number(b, "test_acc"));
+    assert_true(json_number(a, "test_loss") == json_number(b, "test_loss"));
+    free(a), free(b);
+    a = read_run_file(run1, "confusion_matrix.csv"), b = read_run_file(b3, "confusion_matrix.csv");
+    assert_string_equal(a, b);
+    free(a), free(b);
+
+    char ov[700];
+    snprintf(ov, sizeof ov, "model.pretrained=%s", w);
+    const char *ovs[] = {ov, "eval.flip_tta=true"};
+    assert_int_equal(spec_load(at("tiny.yaml"), ovs, 2, &d, &s), STATUS_OK);
+    assert_int_equal(model_build(s, &d, &g), STATUS_OK);
+    assert_int_equal(eval_run(s, g, w, out), STATUS_OK);
+    graph_free(g);
+    spec_free(s);
+    char *flip = read_run_file(out, "summary.json");
+    assert_non_null(strstr(flip, "\"flip_tta\": true"));
+    assert_true(json_number(flip, "test_acc") > 0.5);
+    free(flip);
+
+    const char *wide[] = {ov, "model.graph.graph=[{name: conv1, op: conv, out: 16, kernel: 3, "
+                              "stride: 2, pad: 1}, {name: bn1, op: batchnorm}, relu, "
+                              "global_avg_pool, {name: fc, op: linear, out: 10}]"};
+    assert_int_equal(spec_load(at("tiny.yaml"), wide, 2, &d, &s), STATUS_OK);
+    assert_int_equal(model_build(s, &d, &g), STATUS_OK);
+    assert_int_equal(eval_run(s, g, w, out), STATUS_CONFIG);
+    graph_free(g);
+    spec_free(s);
+}
+
 /* The same batches (pixels, labels, order) whatever the number of workers. */
 static void test_loader_workers(void **state)
 {
@@ -568,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_sigterm_and_resume),
+        cmocka_unit_test(test_eval),
         cmocka_unit_test(test_loader_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

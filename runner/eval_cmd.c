@@ -1,0 +1,114 @@
+/*
+ * eval_cmd.c: `runner eval`; see eval_cmd.h.
+ */
+#include "eval_cmd.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "augment.h"
+#include "commit.h"
+#include "data.h"
+#include "evaluate.h"
+#include "loader.h"
+#include "model.h"
+#include "paths.h"
+#include "plan.h"
+#include "run_files.h"
+#include "safetensors.h"
+#include "weights.h"
+
+static enum status write_summary(const char *out, const struct spec *s, const char *weights,
+                                 const struct eval_result *r, double macro_f1, double seconds,
+                                 struct diag *d)
+{
+    FILE *f = file_begin(out, "summary.json", d);
+    if (!f) return STATUS_RUNTIME;
+    fprintf(f, "{\n  \"name\": ");
+    json_write_string(f, s->name);
+    fprintf(f, ",\n  \"weights\": ");
+    json_write_string(f, weights);
+    fprintf(f,
+            ",\n  \"test_acc\": %.9g,\n  \"test_loss\": %.9g,\n  \"macro_f1\": %.9g,\n"
+            "  \"flip_tta\": %s,\n  \"images\": %lld,\n  \"seconds\": %.3f,\n"
+            "  \"device\": \"cpu\",\n  \"threads\": %d,\n  \"commit\": ",
+            r->acc, r->loss, macro_f1, s->eval.flip_tta ? "true" : "false", (long long)r->n,
+            seconds, omp_get_max_threads());
+    json_write_string(f, RUNNER_COMMIT);
+    fprintf(f, "\n}\n");
+    return file_end(f, out, "summary.json", d);
+}
+
+/* The evaluation plan with the weights loaded. */
+static enum status load_plan(const struct spec *s, const struct graph *g, const char *weights,
+                             struct diag *d, struct plan **p)
+{
+    struct plan_options po = {.batch = s->eval.batch_size, .eval_only = true,
+                              .seed = (uint64_t)s->seed,
+                              .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
+    if (plan_create(g, &backend_cpu, &po, d, p)) return STATUS_RUNTIME;
+    plan_init_params(*p, (uint64_t)s->seed);
+    struct st_file *f;
+    if (st_open(weights, d, &f)) return STATUS_CONFIG;
+    enum status st = weights_load(*p, f, weights, d);
+    st_close(f);
+    return st;
+}
+
+enum status eval_run(const struct spec *s, const struct graph *g, const char *weights,
+                     const char *out)
+{
+    if (s->train.threads > 0) omp_set_num_threads((int)s->train.threads);
+    double t0 = plan_clock();
+    struct diag d = {.out = stderr};
+    struct augment aug;
+    if (augment_init(&aug, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &d)) return STATUS_CONFIG;
+    struct plan *p = NULL;
+    enum status st = load_plan(s, g, weights, &d, &p);
+    if (st) {
+        plan_free(p);
+        return st;
+    }
+    char root[4096];
+    data_root(&s->data, root, sizeof root);
+    struct cifar10 c;
+    if (cifar10_load(root, s->data.download, &d, &c)) {
+        plan_free(p);
+        return STATUS_RUNTIME;
+    }
+    struct loader_config lc = {.set = &c.test, .n = c.test.n, .aug = &aug,
+                               .batch = s->eval.batch_size, .seed = (uint64_t)s->seed,
+                               .workers = s->data.workers > 0 ? (int)s->data.workers
+                                                              : loader_default_workers(),
+                               .classes = model_classes(s)};
+    struct loader *l = NULL;
+    struct eval_result r = {0};
+    double macro_f1 = 0;
+    if (loader_create(&lc, &l)) {
+        diag_error(&d, (struct mark){0}, "out of memory for the data loader");
+        st = STATUS_RUNTIME;
+    } else if (evaluate(p, l, s->eval.flip_tta, &r)) {
+        st = STATUS_RUNTIME;
+    } else if (!path_mkdirs(out)) {
+        diag_error(&d, (struct mark){0}, "%s: cannot create: %s", out, strerror(errno));
+        st = STATUS_RUNTIME;
+    } else if (write_confusion(out, &r, c.class_names, &d) ||
+               write_per_class(out, &r, c.class_names, &macro_f1, &d) ||
+               write_samples(out, &r, c.test.pixels, CIFAR_SIDE, c.class_names, s->eval.samples,
+                             &d) ||
+               write_summary(out, s, weights, &r, macro_f1, plan_clock() - t0, &d)) {
+        st = STATUS_RUNTIME;
+    } else {
+        printf("%s on %s: test loss %.4f, accuracy %.4f (%lld images%s); macro F1 %.4f\n",
+               weights, root, r.loss, r.acc, (long long)r.n,
+               s->eval.flip_tta ? ", flip test-time augmentation" : "", macro_f1);
+        printf("written to %s\n", out);
+    }
+    eval_result_free(&r);
+    loader_free(l);
+    cifar10_free(&c);
+    plan_free(p);
+    return st;
+}
