@@ -160,8 +160,8 @@ static const struct schema_key optimizer_keys[] = {
      .doc = "scale gradients down to this global L2 norm when above it; 0: off"},
     {.name = "ema_decay", .type = SCHEMA_FLOAT, .offset = O_OFF(ema_decay), .flags = SK_MIN | SK_MAX | SK_MAX_OPEN,
      .min = 0, .max = 1, .def = "0",
-     .doc = "keep an exponential moving average of the weights with this decay per step "
-            "and evaluate with it; 0: off"},
+     .doc = "keep an exponential moving average of the weights with this decay per step, "
+            "evaluate with it and save it as model.safetensors; 0: off"},
     {.name = "decay_bn_bias", .type = SCHEMA_BOOL, .offset = O_OFF(decay_bn_bias),
      .def = "true", .doc = "apply weight decay to batchnorm parameters and biases too"},
 };

@@ -492,9 +492,12 @@ static enum status finish(struct run *r, const struct totals *t)
             return STATUS_RUNTIME;
         }
     }
+    /* The model is what evaluation measured: the weights, or their EMA when optimizer.ema_decay
+     * is on (the raw weights stay in the checkpoints). */
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", r->dir);
-    if (weights_save(r->train, path, ST_F32, &r->d)) {
+    if (!tested) sync_eval(r);
+    if (weights_save(r->eval, path, ST_F32, &r->d)) {
         eval_result_free(&res);
         return STATUS_RUNTIME;
     }

@@ -550,6 +550,22 @@ static void test_eval(void **state)
     assert_true(json_number(flip, "test_acc") > 0.5);
     free(flip);
 
+    /* With an EMA of the weights, the model saved is the EMA evaluation measured. */
+    char b4[512], b5[512];
+    const char *ema = keep(b4, sizeof b4, "ema");
+    const char *ema_ov[] = {"optimizer.ema_decay=0.9", "train.epochs=1"};
+    assert_int_equal(run(ema, ema_ov, 2), STATUS_OK);
+    snprintf(w, sizeof w, "%s/model.safetensors", ema);
+    assert_int_equal(spec_load_run(ema, NULL, 0, &d, &s), STATUS_OK);
+    assert_int_equal(model_build(s, &d, &g), STATUS_OK);
+    assert_int_equal(eval_run(s, g, w, keep(b5, sizeof b5, "ema/eval")), STATUS_OK);
+    graph_free(g);
+    spec_free(s);
+    a = read_run_file(ema, "summary.json"), b = read_run_file(b5, "summary.json");
+    assert_true(json_number(a, "test_acc") == json_number(b, "test_acc"));
+    free(a), free(b);
+    snprintf(w, sizeof w, "%s/model.safetensors", run1);
+
     const char *wide[] = {ov, "model.graph.graph=[{name: conv1, op: conv, out: 16, kernel: 3, "
                               "stride: 2, pad: 1}, {name: bn1, op: batchnorm}, relu, "
                               "global_avg_pool, {name: fc, op: linear, out: 10}]"};
