@@ -16,13 +16,7 @@
 set -u
 test_optim_parity=$1
 src=$2
-py=${RUNNER_PYTHON:-/usr/bin/python3}
-if ! "$py" -c "import torch" 2>/dev/null; then
-    echo "parity_optim: $py cannot import torch (apt-get install python3-torch)"
-    if [ "${CI:-}" = "true" ]; then exit 1; fi
-    exit 77
-fi
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+need=torch
+. "$src/tests/parity/need_torch.sh"
 "$py" "$src/tests/parity/optim_steps.py" "$dir" || exit 1
 "$test_optim_parity" "$dir" || exit 1

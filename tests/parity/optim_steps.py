@@ -36,8 +36,7 @@ agree are tested: step, multistep and exponential run without a warm-up (the run
 their epochs from the start of the run, warm-up included, while SequentialLR would start the
 second scheduler afresh at the milestone); onecycle has its own warm-up.
 """
-import json
-import struct
+import os
 import sys
 import warnings
 
@@ -45,6 +44,9 @@ import torch
 import torch.nn as nn
 from torch.optim import lr_scheduler as sched
 from torch.optim.swa_utils import AveragedModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resnet50_step import save  # noqa: E402  the safetensors format by hand
 
 EPOCHS, STEPS_PER_EPOCH = 3, 4
 TOTAL = EPOCHS * STEPS_PER_EPOCH
@@ -99,24 +101,6 @@ SCHEDULES = {
                                        div_factor=5, final_div_factor=50,
                                        anneal_strategy="linear", cycle_momentum=False)),
 }
-
-
-def save(path, tensors, metadata):
-    """Writes tensors (name -> float32 tensor) and metadata in the safetensors format."""
-    header, blobs, offset = {"__metadata__": metadata}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
 
 
 def flow(d):
@@ -198,7 +182,7 @@ def main():
         for sname, (sched_text, make_sched) in SCHEDULES.items():
             tensors, meta = run_case(o, sched_text, make_sched, 1000 + i)
             name = f"{oname}__{sname}.safetensors"
-            save(f"{out}/{name}", tensors, meta)
+            save(f"{out}/{name}", {k: v.to(torch.float32) for k, v in tensors.items()}, meta)
             names.append(name)
     with open(f"{out}/index.txt", "w") as f:
         f.write("".join(n + "\n" for n in names))

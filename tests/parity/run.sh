@@ -4,14 +4,8 @@
 set -u
 test_parity=$1
 src=$2
-py=${RUNNER_PYTHON:-/usr/bin/python3}
-if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
-    echo "parity: $py cannot import torch and torchvision (apt-get install python3-torch python3-torchvision)"
-    if [ "${CI:-}" = "true" ]; then exit 1; fi
-    exit 77
-fi
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+need="torch, torchvision"
+. "$src/tests/parity/need_torch.sh"
 "$py" "$src/tests/parity/resnet50_step.py" "$dir" || exit 1
 "$test_parity" "$dir" "$src" direct || exit 1
 "$test_parity" "$dir" "$src" auto || exit 1
