@@ -334,6 +334,10 @@ static void test_repeatable(void **state)
     snprintf(pa, sizeof pa, "%s/model.safetensors", run1);
     snprintf(pb, sizeof pb, "%s/model.safetensors", run2);
     assert_true(same_bytes(pa, pb));
+    /* Checkpoints hold no time or path: the same state, the same bytes. */
+    snprintf(pa, sizeof pa, "%s/checkpoints/step_00000090.safetensors", run1);
+    snprintf(pb, sizeof pb, "%s/checkpoints/step_00000090.safetensors", run2);
+    assert_true(same_bytes(pa, pb));
 
     /* Another seed: other numbers. */
     const char *ov[] = {"seed=4"};
