@@ -112,6 +112,29 @@ int cpu_in_buf(struct cpu *c, const struct graph_layer *l, int i);
 struct cpu_layer *cpu_layer(struct cpu *c, const struct graph_layer *l);
 const struct graph *cpu_graph(struct cpu *c);
 int64_t cpu_batch(struct cpu *c);
+
+/* Floats [begin, end) of the trained tensors' arena: tensors of rank <= 1 (vector) or not. */
+struct cpu_range {
+    int64_t begin, end;
+    bool vector;
+};
+
+/* The trained tensors' arenas, for the optimizer kernels (optim_cpu.c): parameters and
+ * gradients (param_bytes each), optimizer slots (param_bytes each), and the ranges by kind. */
+struct cpu_trained {
+    float *params, *grads;
+    char *optim;
+    size_t param_bytes;
+    const struct cpu_range *ranges;
+    size_t nranges;
+};
+void cpu_trained(struct cpu *c, struct cpu_trained *t);
+
+/* The optimizer kernels (the backend's vtable entries; optim_cpu.c). */
+void cpu_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
+void cpu_adam_step(struct plan *p, const struct plan_adam *o, int64_t t);
+double cpu_clip_grad_norm(struct plan *p, double max_norm);
+void cpu_ema_update(struct plan *p, int slot, double decay, bool first);
 uint64_t cpu_seed(struct cpu *c);
 const struct plan_options *cpu_options(struct cpu *c);
 
