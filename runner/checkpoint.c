@@ -183,12 +183,7 @@ static enum status load_one(struct plan *p, struct step_optimizer *o, const char
     }
     /* The optimizer's values: all present with their shapes before anything is set. */
     const struct graph *g = p->g;
-    float *buf = NULL;
-    size_t largest = 1;
-    for (size_t t = 0; t < g->ntensors; t++)
-        if ((size_t)op_tensor_numel(&g->tensors[t].t) > largest)
-            largest = (size_t)op_tensor_numel(&g->tensors[t].t);
-    buf = malloc(largest * sizeof *buf);
+    float *buf = malloc(weights_largest(g) * sizeof *buf);
     if (!buf) abort();
     for (int set = 0; set < 2 && d->errors == before; set++)
         for (int k = 0; k < p->opt.optimizer_slots; k++)

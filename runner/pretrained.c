@@ -24,15 +24,6 @@ static bool reinitialized(const struct spec *s, const char *name)
     return false;
 }
 
-static const char *shape_text(int rank, const int64_t *dim, char *buf, size_t size)
-{
-    size_t k = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < rank && k < size; i++)
-        k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? ", " : "", (long long)dim[i]);
-    if (k < size) snprintf(buf + k, size - k, "]");
-    return buf;
-}
-
 /* "a, b, c": the reinit list as written, then `more` when given. */
 static const char *reinit_text(const struct spec *s, const char *more, char *buf, size_t size)
 {
@@ -62,7 +53,7 @@ static void check_network(const struct graph *g, const struct st_file *f, const 
         const struct graph_tensor *gt = &g->tensors[i];
         if (reinitialized(s, gt->name)) continue;
         char a[SHAPE_TEXT * 2], b[SHAPE_TEXT * 2];
-        shape_text(gt->t.rank, gt->t.dim, b, sizeof b);
+        st_shape_text(gt->t.rank, gt->t.dim, b, sizeof b);
         const struct st_tensor *t = st_find(f, gt->name);
         if (!t) {
             diag_error(d, (struct mark){0}, "%s: no tensor '%s' (shape %s in the network)", path,
@@ -82,7 +73,7 @@ static void check_network(const struct graph *g, const struct st_file *f, const 
         for (int k = 0; same && k < t->rank; k++) same = t->shape[k] == gt->t.dim[k];
         if (same) continue;
         diag_error(d, (struct mark){0}, "%s: tensor '%s': shape %s in the file, %s in the network",
-                   path, gt->name, shape_text(t->rank, t->shape, a, sizeof a), b);
+                   path, gt->name, st_shape_text(t->rank, t->shape, a, sizeof a), b);
         if (gt->layer != hinted) {
             const char *layer = g->layers[gt->layer].name;
             char list[1024];

@@ -380,7 +380,7 @@ static void st_error(struct diag *d, const char *file, const char *tensor, const
     else diag_error(d, (struct mark){0}, "%s: %s", file, msg);
 }
 
-static const char *shape_text(int rank, const int64_t *shape, char *buf, size_t size)
+const char *st_shape_text(int rank, const int64_t *shape, char *buf, size_t size)
 {
     size_t k = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < rank && k < size; i++)
@@ -466,7 +466,7 @@ static bool st_tensor_parse(const struct st_file *f, const struct json *v, struc
     if (ok && t->end - t->begin != need) {
         char s[ST_SHAPE_TEXT];
         st_error(d, F, N, "%s %s needs %llu bytes but data_offsets [%zu, %zu] hold %zu",
-                 st_dtype_names[t->dtype], shape_text(t->rank, t->shape, s, sizeof s),
+                 st_dtype_names[t->dtype], st_shape_text(t->rank, t->shape, s, sizeof s),
                  (unsigned long long)need, t->begin, t->end, t->end - t->begin);
         ok = false;
     }
@@ -698,8 +698,8 @@ static const struct st_tensor *st_expect(const struct st_file *f, const char *na
     if (!same) {
         char a[ST_SHAPE_TEXT], b[ST_SHAPE_TEXT];
         st_error(d, f->name, name, "shape %s, expected %s",
-                 shape_text(t->rank, t->shape, a, sizeof a),
-                 shape_text(rank < 0 || rank > ST_MAX_RANK ? 0 : rank, shape, b, sizeof b));
+                 st_shape_text(t->rank, t->shape, a, sizeof a),
+                 st_shape_text(rank < 0 || rank > ST_MAX_RANK ? 0 : rank, shape, b, sizeof b));
         return NULL;
     }
     return t;

@@ -46,6 +46,8 @@
 enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_I64, ST_DTYPE_COUNT };
 
 const char *st_dtype_name(enum st_dtype t); /* "F32", "F16", "BF16", "I64" */
+/* A shape as "[2048, 3, 3]" into buf (size bytes); returns buf. */
+const char *st_shape_text(int rank, const int64_t *shape, char *buf, size_t size);
 size_t st_dtype_size(enum st_dtype t);      /* bytes per element */
 
 struct st_tensor {

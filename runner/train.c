@@ -178,14 +178,7 @@ static enum status prepare(struct run *r)
     enum status st = pretrained_load(r->train, s, &r->pretrained, &r->d);
     if (st) return st;
 
-    size_t largest = 8;
-    for (size_t i = 0; i < r->g->ntensors; i++) {
-        const struct op_tensor *t = &r->g->tensors[i].t;
-        size_t b = 8;
-        for (int k = 0; k < t->rank; k++) b *= (size_t)t->dim[k];
-        largest = b > largest ? b : largest;
-    }
-    r->copy = malloc(largest);
+    r->copy = malloc(weights_largest(r->g) * 8); /* f32 tensors, or an i64 counter */
     r->logits = malloc((size_t)(s->train.batch_size * r->classes) * sizeof *r->logits);
     if (!r->copy || !r->logits) return STATUS_RUNTIME;
 

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The largest tensor of g, in elements (at least one: the counters). */
-static size_t largest(const struct graph *g)
+size_t weights_largest(const struct graph *g)
 {
     size_t n = 1;
     for (size_t i = 0; i < g->ntensors; i++) {
@@ -52,7 +51,7 @@ enum status weights_load_filtered(struct plan *p, const struct st_file *f, const
         if (!known)
             diag_error(d, (struct mark){0}, "%s: tensor '%s' is not in the network", path, name);
     }
-    float *buf = malloc(largest(g) * sizeof(float) + 8);
+    float *buf = malloc(weights_largest(g) * sizeof(float) + 8);
     if (!buf) abort();
     /* Every tensor checked first, then set: a file that does not fit leaves the plan as it was. */
     for (int set = 0; set < 2 && (!set || d->errors == before); set++)

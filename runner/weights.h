@@ -41,6 +41,9 @@ MUST_CHECK enum status weights_load_filtered(struct plan *p, const struct st_fil
  * to free after it, or NULL when out of memory. */
 void *weights_add(struct plan *p, struct st_writer *w, enum st_dtype as);
 
+/* Elements of g's largest tensor (at least 1): the size of a buffer any tensor fits in. */
+size_t weights_largest(const struct graph *g);
+
 /* Whether a tensor name is prefix or lies under it: "fc" covers "fc.weight", not "fc2.bias". */
 bool weights_under(const char *name, const char *prefix);
 
