@@ -211,6 +211,36 @@ void plan_ema_update(struct plan *p, int slot, double decay, bool first)
     p->pass_seconds[PLAN_UPDATE] += plan_clock() - t0;
 }
 
+void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
+{
+    if (p->opt.eval_only) abort();
+    *r = (struct plan_step_result){0};
+    if (p->be->train_step) {
+        double t0 = plan_clock();
+        p->be->train_step(p, st, r);
+        p->steps++;
+        account(p, PLAN_FORWARD, t0); /* the whole step: one replay */
+        return;
+    }
+    plan_forward(p, true);
+    r->loss = plan_loss(p, st->smoothing);
+    plan_backward(p, NULL);
+    r->grad_norm = plan_update(p, st);
+}
+
+double plan_update(struct plan *p, const struct plan_step *st)
+{
+    double norm = 0;
+    if (st->clip_grad_norm > 0) norm = plan_clip_grad_norm(p, st->clip_grad_norm);
+    if (st->sgd)
+        plan_sgd_step(p, &st->sgd_o, st->t == 1);
+    else
+        plan_adam_step(p, &st->adam_o, st->t);
+    /* AveragedModel copies the weights on its first update_parameters. */
+    if (st->ema_slot >= 0) plan_ema_update(p, st->ema_slot, st->ema_decay, st->t == 1);
+    return norm;
+}
+
 void plan_timings_reset(struct plan *p)
 {
     memset(p->pass_seconds, 0, sizeof p->pass_seconds);

@@ -43,6 +43,13 @@ struct plan_options {
     bool profile;        /* time every kernel (plan_timings) */
     bool eval_only;      /* only the evaluation forward: no gradients, no optimizer state */
     bool conv_direct;    /* direct convolution only (no Winograd): train.conv_algorithm */
+    /* The GPU backend's (the CPU computes in fp32 and ignores them): */
+    enum plan_precision { PLAN_FP32, PLAN_BF16, PLAN_FP16 } precision; /* compute type */
+    bool tf32;           /* fp32 convolutions and matrix products may use TF32 tensor cores */
+    bool deterministic;  /* deterministic algorithms only: the same bits on every run */
+    bool no_graph;       /* run every kernel from the host instead of replaying CUDA graphs */
+    int device;          /* cuda:N */
+    const char *algo_cache; /* file of searched convolution algorithms; NULL: none kept */
 };
 
 struct plan_sizes {
@@ -62,6 +69,26 @@ struct plan_adam {
     bool decoupled;        /* AdamW */
     bool amsgrad;          /* the maximum of past second moments (slot 2) */
     bool no_decay_vectors; /* no weight decay on trained tensors of rank <= 1 (biases, BN) */
+};
+
+/* One whole training step: forward (training mode), loss, backward, gradient clipping, the
+ * optimizer's update and the weights' EMA, as step.c runs it. A backend may run it in one go
+ * (the CUDA backend replays it as one CUDA graph). */
+struct plan_step {
+    double smoothing;      /* label smoothing */
+    bool sgd;              /* sgd, else adam */
+    struct plan_sgd sgd_o;
+    struct plan_adam adam_o;
+    int64_t t;             /* the update's number: 1, 2, ... */
+    double clip_grad_norm; /* 0: off */
+    int ema_slot;          /* -1: no EMA */
+    double ema_decay;
+};
+
+struct plan_step_result {
+    double loss;      /* mean over the batch */
+    double grad_norm; /* before clipping (clip_grad_norm > 0) */
+    bool skipped;     /* fp16: gradients overflowed, the update was skipped, the scale lowered */
 };
 
 /* Where a plan spends its time (profile on): one kernel of the plan, accumulated. */
@@ -104,9 +131,14 @@ struct backend {
     void (*ema_update)(struct plan *p, int slot, double decay, bool first);
     /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
     void (*timings)(struct plan *p, plan_timing_fn fn, void *ctx);
+    /* The whole step in one go; NULL: plan_train_step calls the entries above in turn. */
+    void (*train_step)(struct plan *p, const struct plan_step *st, struct plan_step_result *r);
 };
 
 extern const struct backend backend_cpu;
+#ifdef RUNNER_HAVE_CUDA
+extern const struct backend backend_cuda;
+#endif
 
 struct plan {
     const struct backend *be;
@@ -161,6 +193,12 @@ double plan_clip_grad_norm(struct plan *p, double max_norm);
 /* The weights' exponential moving average in optimizer slot `slot`: ema = w on the first
  * update, then ema = decay * ema + (1 - decay) * w (trained tensors only). */
 void plan_ema_update(struct plan *p, int slot, double decay, bool first);
+
+/* One training step on the input set: forward, loss, backward, clipping, update, EMA. */
+void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r);
+/* The update part of st from the gradients in p (clipping, optimizer, EMA); returns the
+ * gradients' norm before clipping (0 when clipping is off). */
+double plan_update(struct plan *p, const struct plan_step *st);
 
 /* Seconds on a monotonic clock, for timings. */
 double plan_clock(void);

@@ -20,26 +20,31 @@ void step_optimizer_init(struct step_optimizer *o, const struct spec_optimizer *
     if (s->ema_decay > 0) o->ema_slot = adam ? 2 + o->adam.amsgrad : s->momentum > 0;
 }
 
-void step_update(struct plan *p, struct step_optimizer *o, double lr)
+/* The plan's description of o's next update at learning rate lr. */
+static void next_step(struct step_optimizer *o, double lr, double smoothing, struct plan_step *st)
 {
     o->updates++;
-    if (o->clip_grad_norm > 0) o->grad_norm = plan_clip_grad_norm(p, o->clip_grad_norm);
-    if (o->type == SPEC_OPTIMIZER_SGD) {
-        o->sgd.lr = lr;
-        plan_sgd_step(p, &o->sgd, o->updates == 1);
-    } else {
-        o->adam.lr = lr;
-        plan_adam_step(p, &o->adam, o->updates);
-    }
-    /* AveragedModel copies the weights on its first update_parameters. */
-    if (o->ema_slot >= 0) plan_ema_update(p, o->ema_slot, o->ema_decay, o->updates == 1);
+    o->sgd.lr = o->adam.lr = lr;
+    *st = (struct plan_step){.smoothing = smoothing, .sgd = o->type == SPEC_OPTIMIZER_SGD,
+                             .sgd_o = o->sgd, .adam_o = o->adam, .t = o->updates,
+                             .clip_grad_norm = o->clip_grad_norm, .ema_slot = o->ema_slot,
+                             .ema_decay = o->ema_decay};
+}
+
+void step_update(struct plan *p, struct step_optimizer *o, double lr)
+{
+    struct plan_step st;
+    next_step(o, lr, 0, &st);
+    double norm = plan_update(p, &st);
+    if (st.clip_grad_norm > 0) o->grad_norm = norm;
 }
 
 double train_step(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
 {
-    plan_forward(p, true);
-    double loss = plan_loss(p, smoothing);
-    plan_backward(p, NULL);
-    step_update(p, o, lr);
-    return loss;
+    struct plan_step st;
+    struct plan_step_result r;
+    next_step(o, lr, smoothing, &st);
+    plan_train_step(p, &st, &r);
+    if (st.clip_grad_norm > 0) o->grad_norm = r.grad_norm;
+    return r.loss;
 }
