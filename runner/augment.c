@@ -6,13 +6,19 @@
  * A batch key's counters: 0 which of mixup and cutmix, 1 whether to mix, 2 and 3 the cutmix
  * centre, 4 the key of the pairing, 5 the Beta draw (which keys its gammas with counters
  * 10 and 11).
+ *
+ * The per-image draws (the key, crop offsets, coins, cutout squares, padding indices) are the
+ * inline functions of augment_gpu.h, which the GPU path calls too; augment_gpu_compile, the
+ * list as that path reads it, is at the end of this file.
  */
 #include "augment.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "augment_gpu.h"
 #include "rng.h"
 
 static const char *const kind_names[] = {
@@ -94,34 +100,25 @@ enum status augment_init(struct augment *a, const struct spec_list *list, int c,
 
 uint64_t augment_key(uint64_t seed, int64_t epoch, int64_t index)
 {
-    return rng_bits(rng_bits(seed, (uint64_t)epoch), (uint64_t)index);
+    return aug_gpu_key(seed, epoch, index);
 }
 
 /* --------------------------------------------------------------------------------------- */
 /* Per-image transforms */
 
-/* The source row (or column) of padded coordinate i, or -1 for a zero. P < n for reflection:
- * one mirror suffices (-1 -> 1, n -> n - 2). */
-static int pad_index(int i, int n, enum spec_fill fill)
-{
-    if (i >= 0 && i < n) return i;
-    if (fill == SPEC_FILL_ZERO) return -1;
-    return i < 0 ? -i : 2 * (n - 1) - i;
-}
-
 static void random_crop(const struct spec_transform *t, const float *in, int c, int h, int w,
                         uint64_t key, uint64_t ctr, float *out)
 {
-    int s = (int)t->size, p = (int)t->padding;
-    int oy = (int)(rng_bits(key, ctr) % (uint64_t)(h + 2 * p - s + 1)) - p;
-    int ox = (int)(rng_bits(key, ctr + 1) % (uint64_t)(w + 2 * p - s + 1)) - p;
+    int s = (int)t->size, p = (int)t->padding, reflect = t->fill == SPEC_FILL_REFLECT;
+    int oy = aug_gpu_crop_offset(key, ctr, h, p, s);
+    int ox = aug_gpu_crop_offset(key, ctr + 1, w, p, s);
     for (int ch = 0; ch < c; ch++) {
         const float *src = in + (size_t)ch * h * w;
         float *dst = out + (size_t)ch * s * s;
         for (int y = 0; y < s; y++) {
-            int sy = pad_index(oy + y, h, t->fill);
+            int sy = aug_gpu_pad_index(oy + y, h, reflect);
             for (int x = 0; x < s; x++) {
-                int sx = pad_index(ox + x, w, t->fill);
+                int sx = aug_gpu_pad_index(ox + x, w, reflect);
                 dst[y * s + x] = sy < 0 || sx < 0 ? 0.0f : src[(size_t)sy * w + sx];
             }
         }
@@ -143,15 +140,10 @@ static void mirror_rows(float *x, int64_t rows, int w)
 static void cutout(const struct spec_transform *t, float *x, int c, int h, int w, uint64_t key,
                    uint64_t ctr)
 {
-    int s = (int)t->size;
-    int y0 = (int)(rng_bits(key, ctr + 1) % (uint64_t)h) - s / 2;
-    int x0 = (int)(rng_bits(key, ctr + 2) % (uint64_t)w) - s / 2;
-    int y1 = y0 + s < h ? y0 + s : h, x1 = x0 + s < w ? x0 + s : w;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
+    struct aug_gpu_choice b = aug_gpu_cutout_box(key, ctr, h, w, (int)t->size);
     for (int ch = 0; ch < c; ch++)
-        for (int y = y0; y < y1; y++)
-            for (int xx = x0; xx < x1; xx++) x[((size_t)ch * h + y) * w + xx] = 0.0f;
+        for (int y = b.y0; y < b.y1; y++)
+            for (int xx = b.x0; xx < b.x1; xx++) x[((size_t)ch * h + y) * w + xx] = 0.0f;
 }
 
 static void normalize(const struct spec_transform *t, float *x, int c, int h, int w)
@@ -222,7 +214,7 @@ void augment_image(const struct augment *a, const uint8_t *src, uint64_t key, fl
     size_t reshapes = 0, half = a->scratch_floats / 2;
     for (size_t i = 0; i < a->n; i++) reshapes += changes_shape(a->t[i].kind);
     float *cur = reshapes ? scratch : dst;
-    for (size_t i = 0, n = (size_t)c * h * w; i < n; i++) cur[i] = (float)src[i] / 255.0f;
+    for (size_t i = 0, n = (size_t)c * h * w; i < n; i++) cur[i] = aug_gpu_byte(src[i]);
 
     for (size_t i = 0; i < a->n; i++) {
         const struct spec_transform *t = &a->t[i];
@@ -238,9 +230,9 @@ void augment_image(const struct augment *a, const uint8_t *src, uint64_t key, fl
             cur = next;
             h = w = (int)t->size;
         } else if (t->kind == SPEC_TRANSFORM_HFLIP) {
-            if (rng_uniform(key, ctr) < t->p) mirror_rows(cur, (int64_t)c * h, w);
+            if (aug_gpu_coin(key, ctr, t->p)) mirror_rows(cur, (int64_t)c * h, w);
         } else if (t->kind == SPEC_TRANSFORM_CUTOUT) {
-            if (rng_uniform(key, ctr) < t->p) cutout(t, cur, c, h, w, key, ctr);
+            if (aug_gpu_coin(key, ctr, t->p)) cutout(t, cur, c, h, w, key, ctr);
         } else if (t->kind == SPEC_TRANSFORM_NORMALIZE) {
             normalize(t, cur, c, h, w);
         }
@@ -387,5 +379,50 @@ bool augment_batch(const struct augment *a, float *x, const int32_t *labels, int
         perm[i] = -1 - s;
     }
     free(perm);
+    return true;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The list for the GPU (augment_gpu.h) */
+
+bool augment_gpu_compile(const struct augment *a, struct augment_gpu_plan *p, char *why,
+                         size_t size)
+{
+    *p = (struct augment_gpu_plan){.c = a->c, .in_h = a->in_h, .in_w = a->in_w,
+                                   .out_h = a->out_h, .out_w = a->out_w};
+    if (size) why[0] = '\0';
+    int h = a->in_h, w = a->in_w;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct spec_transform *t = &a->t[i];
+        if (t->kind == SPEC_TRANSFORM_RESIZE || is_batch(t->kind)) {
+            if (size)
+                snprintf(why, size, "%s runs on the CPU (the GPU does random_crop, hflip, "
+                                    "cutout and normalize)", kind_names[t->kind]);
+            return false;
+        }
+        if (p->n == AUG_GPU_MAX_STEPS) {
+            if (size)
+                snprintf(why, size, "the GPU runs at most %d transforms; the list has %zu",
+                         AUG_GPU_MAX_STEPS, a->n);
+            return false;
+        }
+        struct aug_gpu_step *s = &p->step[p->n++];
+        *s = (struct aug_gpu_step){.index = (int32_t)i, .h = h, .w = w,
+                                   .size = (int32_t)t->size, .p = t->p};
+        if (t->kind == SPEC_TRANSFORM_RANDOM_CROP) {
+            s->kind = AUG_GPU_KIND_CROP;
+            s->padding = (int32_t)t->padding;
+            s->reflect = t->fill == SPEC_FILL_REFLECT;
+            h = w = (int)t->size;
+        } else if (t->kind == SPEC_TRANSFORM_HFLIP) {
+            s->kind = AUG_GPU_KIND_HFLIP;
+        } else if (t->kind == SPEC_TRANSFORM_CUTOUT) {
+            s->kind = AUG_GPU_KIND_CUTOUT;
+        } else {
+            s->kind = AUG_GPU_KIND_NORMALIZE;
+            for (int ch = 0; ch < 3; ch++)
+                s->mean[ch] = (float)t->mean[ch], s->std[ch] = (float)t->std[ch];
+        }
+    }
     return true;
 }

@@ -10,6 +10,7 @@
 
 #include <omp.h>
 
+#include "device.h"
 #include "model.h"
 #include "op.h"
 #include "plan.h"
@@ -128,13 +129,18 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
 {
     if (s->train.threads > 0) omp_set_num_threads((int)s->train.threads);
     int64_t batch = o->infer ? s->eval.batch_size : s->train.batch_size;
-    struct plan_options po = {.batch = batch, .seed = (uint64_t)s->seed, .profile = o->profile,
-                              .eval_only = o->infer,
-                              .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT,
-                              .optimizer_slots = o->infer ? 0 : model_optimizer_slots(s)};
     struct diag d = {.out = stderr};
+    struct device_choice dev;
+    char msg[512];
+    if (device_choose(s, &dev, msg, sizeof msg)) {
+        diag_error(&d, spec_mark(s, "device"), "%s", msg);
+        return STATUS_CONFIG;
+    }
+    struct plan_options po = dev.o;
+    po.batch = batch, po.profile = o->profile, po.eval_only = o->infer;
+    po.optimizer_slots = o->infer ? 0 : model_optimizer_slots(s);
     struct plan *p;
-    enum status st = plan_create(g, &backend_cpu, &po, &d, &p);
+    enum status st = plan_create(g, dev.be, &po, &d, &p);
     if (st) return st;
     plan_init_params(p, (uint64_t)s->seed);
 
@@ -152,10 +158,15 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
 
     char b1[32], b2[32], b3[32], b4[32];
     const struct plan_sizes *z = &p->sizes;
-    fprintf(out, "bench %s: %s, batch %lld, input %lldx%lldx%lld, cpu, %d threads\n", s->name,
+    char where[400];
+    if (dev.be == &backend_cpu)
+        snprintf(where, sizeof where, "cpu, %d threads", omp_get_max_threads());
+    else
+        snprintf(where, sizeof where, "%s, %s%s", dev.name, dev.precision,
+                 po.no_graph ? "" : ", CUDA graphs");
+    fprintf(out, "bench %s: %s, batch %lld, input %lldx%lldx%lld, %s\n", s->name,
             o->infer ? "inference" : "training steps", (long long)batch,
-            (long long)g->input.d[0], (long long)g->input.d[1], (long long)g->input.d[2],
-            omp_get_max_threads());
+            (long long)g->input.d[0], (long long)g->input.d[1], (long long)g->input.d[2], where);
     fprintf(out, "plan: parameters %s, gradients %s, optimizer %s, activations %s, workspace %s\n",
             mib((double)z->params, b1, sizeof b1), mib((double)z->grads, b2, sizeof b2),
             mib((double)z->optimizer, b3, sizeof b3), mib((double)z->activations, b4, sizeof b4),

@@ -12,6 +12,7 @@
 
 #include "bench.h"
 #include "device.h"
+#include "gpu_plan.h"
 #include "graph.h"
 #include "model.h"
 #include "plan.h"
@@ -120,7 +121,13 @@ static int cmd_plan(const struct args *a)
         cuda = dev.kind == SPEC_DEVICE_CUDA;
     /* The CPU plan's real arenas (sized, not allocated); a GPU plan is estimated here. */
     struct plan *pl = NULL;
-    if (!cuda) {
+    struct plan_sizes gpu_sizes;
+    if (cuda) {
+        enum gpu_dtype t = s->precision == SPEC_PRECISION_FP32   ? GPU_F32
+                           : s->precision == SPEC_PRECISION_FP16 ? GPU_F16
+                                                                 : GPU_BF16;
+        gpu_plan_sizes(g, s->train.batch_size, t, model_optimizer_slots(s), &gpu_sizes);
+    } else {
         struct plan_options o = {.batch = s->train.batch_size,
                                  .optimizer_slots = model_optimizer_slots(s),
                                  .seed = (uint64_t)s->seed, .sizes_only = true,
@@ -132,7 +139,7 @@ static int cmd_plan(const struct args *a)
             return 2;
         }
     }
-    summary_print(stdout, s, g, cuda, pl ? &pl->sizes : NULL);
+    summary_print(stdout, s, g, cuda, pl ? &pl->sizes : &gpu_sizes);
     plan_free(pl);
     graph_free(g);
     spec_free(s);
@@ -206,11 +213,6 @@ static int cmd_train(const struct args *a)
         diag_error(&d, spec_mark(s, "device"), "%s", msg);
         diag_hint(&d, "use device: auto to fall back to the CPU");
         rc = 2;
-    } else if (dev.kind != SPEC_DEVICE_CPU) {
-        diag_error(&d, spec_mark(s, "device"),
-                   "this build of runner trains on the CPU only; the CUDA backend is not built");
-        diag_hint(&d, "add device=cpu");
-        rc = 2;
     } else if (a->opt[0] && a->opt[2]) {
         fprintf(stderr, "runner train: error: --out and --resume exclude each other (a resumed "
                         "run goes on in its own directory)\n");
@@ -261,11 +263,10 @@ static int cmd_bench(const struct args *a)
     if (rc) return rc;
     struct spec_device dev;
     char msg[256];
-    if (device_resolve(&s->device, &dev, msg, sizeof msg) || dev.kind != SPEC_DEVICE_CPU) {
+    if (device_resolve(&s->device, &dev, msg, sizeof msg)) {
         struct diag d = {.out = stderr};
-        diag_error(&d, spec_mark(s, "device"), "runner bench runs on the CPU in this version%s%s",
-                   *msg ? ": " : "", msg);
-        diag_hint(&d, "add device=cpu");
+        diag_error(&d, spec_mark(s, "device"), "%s", msg);
+        diag_hint(&d, "use device: auto to fall back to the CPU");
         rc = 2;
     } else {
         rc = (int)bench_run(s, g, &o, stdout);
@@ -301,10 +302,9 @@ static int cmd_eval(const struct args *a)
                    "model.pretrained");
         diag_hint(&d, "runner eval %s model.pretrained=W.safetensors", a->file);
         rc = 2;
-    } else if (device_resolve(&s->device, &dev, msg, sizeof msg) || dev.kind != SPEC_DEVICE_CPU) {
-        diag_error(&d, spec_mark(s, "device"), "runner eval runs on the CPU in this version%s%s",
-                   *msg ? ": " : "", msg);
-        diag_hint(&d, "add device=cpu");
+    } else if (device_resolve(&s->device, &dev, msg, sizeof msg)) {
+        diag_error(&d, spec_mark(s, "device"), "%s", msg);
+        diag_hint(&d, "use device: auto to fall back to the CPU");
         rc = 2;
     } else {
         if (a->opt[0]) {

@@ -56,6 +56,43 @@ int device_resolve(const struct spec_device *want, struct spec_device *got, char
     return 0;
 }
 
+int device_choose(const struct spec *s, struct device_choice *c, char *msg, size_t size)
+{
+    struct spec_device dev;
+    *c = (struct device_choice){.be = &backend_cpu, .precision = "fp32"};
+    if (device_resolve(&s->device, &dev, msg, size)) return -1;
+    c->o = (struct plan_options){.seed = (uint64_t)s->seed, .device = dev.index,
+                                 .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT,
+                                 .deterministic = s->train.deterministic, .tf32 = s->train.tf32,
+                                 .no_graph = !s->train.cuda_graphs};
+    if (dev.kind == SPEC_DEVICE_CPU) {
+        if (s->precision != SPEC_PRECISION_AUTO && s->precision != SPEC_PRECISION_FP32) {
+            snprintf(msg, size, "precision %s needs a GPU; the CPU computes in fp32",
+                     s->precision == SPEC_PRECISION_BF16 ? "bf16" : "fp16");
+            return -1;
+        }
+        snprintf(c->name, sizeof c->name, "cpu");
+        return 0;
+    }
+#ifdef RUNNER_HAVE_CUDA
+    c->be = &backend_cuda;
+    c->o.precision = s->precision == SPEC_PRECISION_FP32   ? PLAN_FP32
+                     : s->precision == SPEC_PRECISION_FP16 ? PLAN_FP16
+                                                           : PLAN_BF16;
+    c->precision = c->o.precision == PLAN_FP32 ? "fp32" : c->o.precision == PLAN_FP16 ? "fp16"
+                                                                                      : "bf16";
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, dev.index) == cudaSuccess)
+        snprintf(c->name, sizeof c->name, "cuda:%d (%s)", dev.index, p.name);
+    else
+        snprintf(c->name, sizeof c->name, "cuda:%d", dev.index);
+    return 0;
+#else
+    snprintf(msg, size, "this runner was built without CUDA");
+    return -1;
+#endif
+}
+
 void device_write_versions(FILE *out)
 {
     const dnnl_version_t *dv = dnnl_version();

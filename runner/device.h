@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "plan.h"
 #include "spec.h"
 
 int device_cuda_count(char *why, size_t size);
@@ -24,6 +25,19 @@ void device_write_versions(FILE *out);
  * (device: cuda without a GPU). Returns 0 on success, -1 with *msg set. */
 int device_resolve(const struct spec_device *want, struct spec_device *got, char *msg,
                    size_t size);
+
+/* Where a run computes: the backend and the plan options that follow from the spec on this
+ * machine, and the device's name for people ("cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"). */
+struct device_choice {
+    const struct backend *be;
+    struct plan_options o; /* device, precision, tf32, deterministic, graphs, conv, seed */
+    char name[300];
+    const char *precision; /* "fp32", "bf16", "fp16" */
+};
+
+/* device_resolve's device for s, and precision auto made concrete (bf16 on a GPU, fp32 on the
+ * CPU). Returns 0, or -1 with msg: no such GPU, or a 16-bit precision asked of the CPU. */
+int device_choose(const struct spec *s, struct device_choice *c, char *msg, size_t size);
 
 #ifdef RUNNER_HAVE_CUDA
 /* Runs a small kernel on device dev and checks its result (tests/test_cuda_smoke.c). */

@@ -17,6 +17,7 @@
 #include "paths.h"
 #include "plan.h"
 #include "run_files.h"
+#include "device.h"
 #include "safetensors.h"
 #include "weights.h"
 
@@ -33,9 +34,13 @@ static enum status write_summary(const char *out, const struct spec *s, const ch
     fprintf(f,
             ",\n  \"test_acc\": %.9g,\n  \"test_loss\": %.9g,\n  \"macro_f1\": %.9g,\n"
             "  \"flip_tta\": %s,\n  \"images\": %lld,\n  \"seconds\": %.3f,\n"
-            "  \"device\": \"cpu\",\n  \"threads\": %d,\n  \"commit\": ",
+            "  \"device\": ",
             r->acc, r->loss, macro_f1, s->eval.flip_tta ? "true" : "false", (long long)r->n,
-            seconds, omp_get_max_threads());
+            seconds);
+    struct device_choice dev;
+    char msg[512];
+    json_write_string(f, device_choose(s, &dev, msg, sizeof msg) ? "?" : dev.name);
+    fprintf(f, ",\n  \"threads\": %d,\n  \"commit\": ", omp_get_max_threads());
     json_write_string(f, RUNNER_COMMIT);
     fprintf(f, "\n}\n");
     return file_end(f, out, "summary.json", d);
@@ -45,10 +50,15 @@ static enum status write_summary(const char *out, const struct spec *s, const ch
 static enum status load_plan(const struct spec *s, const struct graph *g, const char *weights,
                              struct diag *d, struct plan **p)
 {
-    struct plan_options po = {.batch = s->eval.batch_size, .eval_only = true,
-                              .seed = (uint64_t)s->seed,
-                              .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
-    if (plan_create(g, &backend_cpu, &po, d, p)) return STATUS_RUNTIME;
+    struct device_choice dev;
+    char msg[512];
+    if (device_choose(s, &dev, msg, sizeof msg)) {
+        diag_error(d, spec_mark(s, "device"), "%s", msg);
+        return STATUS_CONFIG;
+    }
+    struct plan_options po = dev.o;
+    po.batch = s->eval.batch_size, po.eval_only = true;
+    if (plan_create(g, dev.be, &po, d, p)) return STATUS_RUNTIME;
     plan_init_params(*p, (uint64_t)s->seed);
     struct st_file *f;
     if (st_open(weights, d, &f)) return STATUS_CONFIG;

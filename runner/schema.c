@@ -297,6 +297,13 @@ static const struct schema_key train_keys[] = {
      .def = "false",
      .doc = "only deterministic algorithms, so GPU runs repeat bit for bit (slower); CPU runs "
             "always do for the same seed and threads"},
+    {.name = "tf32", .type = SCHEMA_BOOL, .offset = OFF(spec_train, tf32), .def = "false",
+     .doc = "with precision fp32 on a GPU: let convolutions and matrix products use TF32 "
+            "tensor cores (10-bit mantissas in the products, several times faster)"},
+    {.name = "cuda_graphs", .type = SCHEMA_BOOL, .offset = OFF(spec_train, cuda_graphs),
+     .def = "true",
+     .doc = "on a GPU: capture the training step and the evaluation as CUDA graphs and replay "
+            "them; false runs every kernel from the host (for debugging)"},
     {.name = "conv_algorithm", .type = SCHEMA_ENUM, .offset = OFF(spec_train, conv_algorithm),
      .choices = conv_algorithm_choices, .def = "auto",
      .doc = "auto: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where the backend has it "

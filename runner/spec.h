@@ -150,7 +150,7 @@ struct spec_train {
     struct mark mark;
     long long epochs, batch_size, threads;
     double label_smoothing;
-    bool deterministic;
+    bool deterministic, tf32, cuda_graphs;
     enum spec_conv_algorithm conv_algorithm;
 };
 

@@ -113,10 +113,11 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
     if (real) {
         size_t total = real->params + real->grads + real->optimizer + real->activations +
                        real->workspace;
-        fprintf(out, "\nmemory of one training step, as planned (batch %lld, fp32, %s, cpu "
-                "backend):\n", m.batch, opt[s->optimizer.type]);
-        fprintf(out, "  parameters       %12s  (with buffers, in the backend's layouts)\n",
-                mib(a, sizeof a, real->params));
+        fprintf(out, "\nmemory of one training step, as planned (batch %lld, %s, %s, %s "
+                "backend):\n", m.batch, m.precision, opt[s->optimizer.type], cuda ? "cuda" : "cpu");
+        fprintf(out, "  parameters       %12s  (with buffers, in the backend's layouts%s)\n",
+                mib(a, sizeof a, real->params),
+                cuda && strcmp(m.precision, "fp32") ? "; fp32 and a 16-bit copy" : "");
         fprintf(out, "  gradients        %12s\n", mib(a, sizeof a, real->grads));
         fprintf(out, "  optimizer state  %12s  (%d value%s per parameter)\n",
                 mib(a, sizeof a, real->optimizer), m.state_per_param,
@@ -124,7 +125,11 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
         fprintf(out, "  activations      %12s  (buffers shared by lifetime; every layer's outputs "
                 "would take %s)\n", mib(a, sizeof a, real->activations),
                 mib(b, sizeof b, m.activations));
-        fprintf(out, "  workspace        %12s\n", mib(a, sizeof a, real->workspace));
+        if (cuda)
+            fprintf(out, "  workspace        %12s  (and cuDNN's and cuBLAS's, known on the GPU)\n",
+                    mib(a, sizeof a, real->workspace));
+        else
+            fprintf(out, "  workspace        %12s\n", mib(a, sizeof a, real->workspace));
         fprintf(out, "  total            %12s\n", mib(a, sizeof a, total));
         return;
     }

@@ -18,6 +18,7 @@
 #include "checkpoint.h"
 #include "commit.h"
 #include "data.h"
+#include "device.h"
 #include "evaluate.h"
 #include "loader.h"
 #include "model.h"
@@ -88,6 +89,7 @@ struct run {
     struct step_optimizer optimizer;
     struct schedule schedule;
     int classes, workers;
+    struct device_choice dev; /* where the plans run */
     int64_t steps_per_epoch;
     float *logits; /* (train batch, classes) */
     void *copy;    /* a tensor on its way from the training plan to the evaluation plan */
@@ -164,15 +166,21 @@ static enum status prepare(struct run *r)
         return STATUS_CONFIG;
     }
 
-    struct plan_options po = {.batch = s->train.batch_size,
-                              .optimizer_slots = model_optimizer_slots(s),
-                              .seed = (uint64_t)s->seed, .profile = r->opt->profile,
-                              .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
-    if (plan_create(r->g, &backend_cpu, &po, &r->d, &r->train)) return STATUS_RUNTIME;
+    char msg[512];
+    if (device_choose(s, &r->dev, msg, sizeof msg)) {
+        diag_error(&r->d, spec_mark(s, "device"), "%s", msg);
+        diag_hint(&r->d, "device: auto uses a GPU when there is one, else the CPU in fp32");
+        return STATUS_CONFIG;
+    }
+    struct plan_options po = r->dev.o;
+    po.batch = s->train.batch_size;
+    po.optimizer_slots = model_optimizer_slots(s);
+    po.profile = r->opt->profile;
+    if (plan_create(r->g, r->dev.be, &po, &r->d, &r->train)) return STATUS_RUNTIME;
     po.batch = s->eval.batch_size;
     po.eval_only = true;
     po.profile = false;
-    if (plan_create(r->g, &backend_cpu, &po, &r->d, &r->eval)) return STATUS_RUNTIME;
+    if (plan_create(r->g, r->dev.be, &po, &r->d, &r->eval)) return STATUS_RUNTIME;
     plan_init_params(r->train, (uint64_t)s->seed);
     /* model.pretrained over the fresh weights, reinit aside; said once run.log is open */
     enum status st = pretrained_load(r->train, s, &r->pretrained, &r->d);
@@ -514,11 +522,13 @@ static enum status finish(struct run *r, const struct totals *t)
     else
         fprintf(f, ",\n  \"best_val_acc\": null,\n  \"best_epoch\": null,\n  \"final_val_acc\": null");
     fprintf(f, ",\n  \"epochs\": %lld,\n  \"steps\": %lld,\n  \"seconds\": %.3f,\n"
-               "  \"train_img_per_s\": %.2f,\n  \"device\": \"cpu\",\n  \"threads\": %d,\n"
-               "  \"seed\": %lld,\n  \"parameters\": %lld,\n  \"commit\": ",
+               "  \"train_img_per_s\": %.2f,\n  \"device\": ",
             (long long)t->epochs, (long long)t->steps, seconds,
-            t->train_seconds > 0 ? t->train_images / t->train_seconds : 0, omp_get_max_threads(),
-            s->seed, (long long)r->g->nparams);
+            t->train_seconds > 0 ? t->train_images / t->train_seconds : 0);
+    json_write_string(f, r->dev.name);
+    fprintf(f, ",\n  \"precision\": \"%s\",\n  \"threads\": %d,\n  \"seed\": %lld,\n"
+               "  \"parameters\": %lld,\n  \"commit\": ",
+            r->dev.precision, omp_get_max_threads(), s->seed, (long long)r->g->nparams);
     json_write_string(f, RUNNER_COMMIT);
     fprintf(f, "\n}\n");
     eval_result_free(&res);
@@ -576,8 +586,12 @@ static enum status run(struct run *r)
         r->data.root, (long long)r->split.ntrain, (long long)r->split.nval,
         s->eval.test ? (long long)r->data.test.n : 0LL, (long long)r->steps_per_epoch,
         s->train.batch_size);
-    say(&r->out, "network: %lld parameters; cpu, %d threads, %d data workers\n",
-        (long long)r->g->nparams, omp_get_max_threads(), r->workers);
+    if (r->dev.be == &backend_cpu)
+        say(&r->out, "network: %lld parameters; cpu, %d threads, %d data workers\n",
+            (long long)r->g->nparams, omp_get_max_threads(), r->workers);
+    else
+        say(&r->out, "network: %lld parameters; %s, %s, %d data workers\n",
+            (long long)r->g->nparams, r->dev.name, r->dev.precision, r->workers);
     if (r->pretrained.line[0]) say(&r->out, "%s\n", r->pretrained.line);
 
     struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};

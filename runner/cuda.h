@@ -1,0 +1,135 @@
+/*
+ * cuda.h: the inside of the CUDA backend: cuda_backend.c (the plan's life: devices, handles,
+ * arenas, tensors at the edges, CUDA graphs, the vtable) and cuda_exec.c (what the library
+ * calls need: descriptors, the convolution algorithm search and its cache, the kernels of each
+ * step). The planning is gpu_plan.c's, in plain C; the own kernels are gpu_kernels.cu's.
+ *
+ * Every CUDA, cuDNN and cuBLAS call is checked: at plan time a failure goes to the plan's
+ * diagnostics (the call's text, the library's error string, the device, file:line) and the
+ * plan is not made; while running, a failure prints the same and exits with status 1 (no
+ * state on the GPU can be trusted after it). RUNNER_SYNC_DEBUG=1 synchronizes after every
+ * kernel, so an asynchronous failure is blamed on the step that caused it.
+ */
+#ifndef RUNNER_CUDA_H
+#define RUNNER_CUDA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include "gpu_kernels.h"
+#include "gpu_plan.h"
+#include "plan.h"
+
+/* A convolution's descriptors and the algorithms chosen for its three passes. */
+struct cuda_conv {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t fwd, bwd_data, bwd_filter; /* each with its algorithm's math */
+    cudnnConvolutionFwdAlgo_t fwd_algo;
+    cudnnConvolutionBwdDataAlgo_t data_algo;
+    cudnnConvolutionBwdFilterAlgo_t filter_algo;
+    size_t fwd_ws, data_ws, filter_ws;
+};
+
+/* A batchnorm's: cuDNN's fused kernels when the probe found them, else our own. */
+struct cuda_bn {
+    cudnnTensorDescriptor_t x, param;
+    cudnnActivationDescriptor_t act;
+    bool cudnn;
+    cudnnBatchNormOps_t ops;
+    size_t fwd_ws, bwd_ws;
+    int64_t m;
+    int c;
+};
+
+struct cuda_pool {
+    cudnnTensorDescriptor_t x, y;
+    cudnnPoolingDescriptor_t desc;
+};
+
+struct cuda_layer {
+    struct cuda_conv *conv;
+    struct cuda_bn *bn;
+    struct cuda_pool *pool;
+};
+
+struct cuda {
+    struct plan *plan;
+    const struct graph *g;
+    struct diag *d;
+    bool failed;
+    int dev;
+    char gpu_name[256];
+    int cc; /* compute capability, major * 10 + minor */
+    struct gpu_plan gp;
+    enum gpu_dtype t;
+    cudnnDataType_t dt;
+    bool sync_debug;
+    bool use_graphs;
+
+    cudaStream_t stream;
+    cudnnHandle_t dnn;
+    cublasHandle_t blas;
+    struct cuda_layer *layers; /* per graph layer */
+
+    /* Device memory: one allocation per arena. */
+    char *act;          /* activations and their gradients (gp.bufs offsets) */
+    void *work;         /* the workspace every step shares */
+    size_t work_bytes;
+    void *blas_work;
+    float *params, *grads, *slots, *state;
+    void *half_params, *half_grads;
+    float *input;       /* the batch as set (N, C, H, W) f32 */
+    float *input_grad;  /* (N, C, H, W) f32 */
+    float *tensor_tmp;  /* one tensor's floats, for the edges */
+    int32_t *labels;
+    float *targets;
+    struct gpu_range *ranges;
+    struct gpu_chunk *chunks;
+    struct gpu_step_in *d_in, *h_in;   /* h_*: pinned host copies */
+    struct gpu_step_out *d_out, *h_out;
+    struct gpu_trained trained;
+
+    int64_t *counters;  /* per graph tensor: num_batches_tracked (host) */
+    bool soft;          /* the loss uses the soft targets */
+    bool half_stale;    /* half_params need refreshing from params */
+    bool checked;       /* gpu_grad_check ran since the backward pass */
+    double smoothing;
+
+    /* CUDA graphs: the training step (with hard or soft targets) and the evaluation. */
+    cudaGraphExec_t step_graph[2], eval_graph;
+    struct plan_step step_key[2]; /* what a captured step was captured with */
+    bool captured[2];
+
+    /* --profile: an event after every step of the last program run */
+    cudaEvent_t *events[GPU_PROGS];
+    double *step_seconds[GPU_PROGS];
+    int64_t *step_calls[GPU_PROGS];
+};
+
+/* Checks a call's result: at plan time into c->d (returns false), else fatal. */
+bool cuda_check_rt(struct cuda *c, cudaError_t e, const char *call, const char *file, int line);
+bool cuda_check_dnn(struct cuda *c, cudnnStatus_t e, const char *call, const char *file, int line);
+bool cuda_check_blas(struct cuda *c, cublasStatus_t e, const char *call, const char *file,
+                     int line);
+#define CU(c, call) cuda_check_rt((c), (call), #call, __FILE__, __LINE__)
+#define DNN(c, call) cuda_check_dnn((c), (call), #call, __FILE__, __LINE__)
+#define BLAS(c, call) cuda_check_blas((c), (call), #call, __FILE__, __LINE__)
+
+/* cuda_exec.c: descriptors and algorithms for every layer (before the arenas: the
+ * workspace and reserve sizes), the probe of cuDNN's fused batchnorm (after them), the steps,
+ * and the descriptors' release. */
+bool cuda_describe(struct cuda *c);
+bool cuda_probe_bn(struct cuda *c);
+void cuda_run_step(struct cuda *c, const struct gpu_step *s, enum gpu_prog pr);
+void cuda_release(struct cuda *c);
+
+/* Device pointer of buffer i (NULL for -1). */
+void *cuda_buf(struct cuda *c, int i);
+
+#endif

@@ -1,0 +1,720 @@
+/*
+ * cuda_backend.c: the CUDA backend: a plan's device, library handles and arenas (one
+ * allocation each, sized by gpu_plan.c's planning), tensors crossing the plan's edges in
+ * PyTorch's layouts, the programs run kernel by kernel or replayed as CUDA graphs, and the
+ * vtable. See cuda.h and plan.h. Covered by tests/test_ops_cuda.c and
+ * tests/test_cuda_plan_step.c on a GPU.
+ */
+#include "cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op.h"
+
+#define BLAS_WORKSPACE ((size_t)32 << 20) /* cuBLAS's own, fixed so graphs can capture it */
+#define FP16_INITIAL_SCALE 65536.0f       /* torch.amp.GradScaler's defaults */
+#define FP16_GROWTH_INTERVAL 2000
+
+static struct cuda *impl(struct plan *p)
+{
+    return p->impl;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Errors */
+
+static bool failed(struct cuda *c, const char *call, const char *what, const char *file, int line)
+{
+    if (c->d) { /* at plan time: the first failure is the one to report */
+        if (!c->failed)
+            diag_error(c->d, (struct mark){0}, "%s failed on cuda:%d (%s): %s (%s:%d)", call,
+                       c->dev, c->gpu_name[0] ? c->gpu_name : "GPU", what, file, line);
+        c->failed = true;
+        return false;
+    }
+    /* while running: nothing on the device can be trusted any more */
+    fprintf(stderr, "runner: error: %s failed on cuda:%d (%s): %s (%s:%d)\n", call, c->dev,
+            c->gpu_name, what, file, line);
+    if (!c->sync_debug)
+        fprintf(stderr, "runner: hint: errors of CUDA kernels show up at a later call; "
+                        "RUNNER_SYNC_DEBUG=1 checks after every kernel to name the right one\n");
+    exit(1);
+}
+
+bool cuda_check_rt(struct cuda *c, cudaError_t e, const char *call, const char *file, int line)
+{
+    return e == cudaSuccess || failed(c, call, cudaGetErrorString(e), file, line);
+}
+
+bool cuda_check_dnn(struct cuda *c, cudnnStatus_t e, const char *call, const char *file, int line)
+{
+    return e == CUDNN_STATUS_SUCCESS || failed(c, call, cudnnGetErrorString(e), file, line);
+}
+
+bool cuda_check_blas(struct cuda *c, cublasStatus_t e, const char *call, const char *file,
+                     int line)
+{
+    return e == CUBLAS_STATUS_SUCCESS || failed(c, call, cublasGetStatusString(e), file, line);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Copies between host and device, on the plan's stream, finished on return */
+
+static void upload(struct cuda *c, void *dst, const void *src, size_t bytes)
+{
+    CU(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    CU(c, cudaStreamSynchronize(c->stream));
+}
+
+static void download(struct cuda *c, void *dst, const void *src, size_t bytes)
+{
+    CU(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+    CU(c, cudaStreamSynchronize(c->stream));
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Creation */
+
+static enum gpu_dtype dtype_of(enum plan_precision p)
+{
+    return p == PLAN_BF16 ? GPU_BF16 : p == PLAN_FP16 ? GPU_F16 : GPU_F32;
+}
+
+static bool cuda_supports(const struct graph *g, const struct graph_layer *l, char *why,
+                          size_t size)
+{
+    (void)g;
+    if ((l->op == OP_KIND_MAXPOOL || l->op == OP_KIND_AVGPOOL) && l->p.pool.ceil_mode) {
+        snprintf(why, size, "ceil_mode: true is not offered by the GPU backend (cuDNN's "
+                            "pooling rounds down)");
+        return false;
+    }
+    return true;
+}
+
+static bool dev_alloc(struct cuda *c, void **p, size_t bytes)
+{
+    if (!bytes) bytes = 256;
+    return CU(c, cudaMalloc(p, bytes)) && CU(c, cudaMemsetAsync(*p, 0, bytes, c->stream));
+}
+
+/* The plan's memory against what the device has free: a plan that cannot fit says what it
+ * needs and the largest batch that would. */
+static bool fits(struct cuda *c, struct gpu_memory *m)
+{
+    size_t free_b = 0, total = 0;
+    if (!CU(c, cudaMemGetInfo(&free_b, &total))) return false;
+    int slots = c->plan->opt.eval_only ? 0 : c->plan->opt.optimizer_slots;
+    gpu_plan_memory(&c->gp, slots, c->work_bytes + BLAS_WORKSPACE, m);
+    if (m->total <= free_b) return true;
+    int64_t most = gpu_plan_largest_batch(&c->gp, slots, c->work_bytes + BLAS_WORKSPACE, free_b);
+    diag_error(c->d, (struct mark){0},
+               "the plan needs %.2f GiB of GPU memory at batch %lld (%.2f GiB weights and "
+               "optimizer state, %.2f GiB activations, %.2f GiB workspace); cuda:%d (%s) has "
+               "%.2f GiB free of %.2f GiB", (double)m->total / (1 << 30),
+               (long long)c->plan->opt.batch, (double)m->fixed / (1 << 30),
+               (double)m->activations / (1 << 30), (double)m->workspace / (1 << 30), c->dev,
+               c->gpu_name, (double)free_b / (1 << 30), (double)total / (1 << 30));
+    if (most > 0)
+        diag_hint(c->d, "the largest batch that fits is about %lld: e.g. train.batch_size=%lld",
+                  (long long)most, (long long)most);
+    else
+        diag_hint(c->d, "the weights and optimizer state alone do not fit: a smaller model, "
+                        "or precision: bf16");
+    c->failed = true;
+    return false;
+}
+
+static size_t max_tensor(const struct cuda *c)
+{
+    int64_t most = c->plan->opt.batch * c->gp.classes;
+    for (size_t i = 0; i < c->g->ntensors; i++)
+        if (c->gp.tensors[i].numel > most) most = c->gp.tensors[i].numel;
+    return (size_t)most;
+}
+
+static bool allocate(struct cuda *c)
+{
+    const struct plan_options *o = &c->plan->opt;
+    bool train = !o->eval_only, half = c->t != GPU_F32;
+    size_t tf = (size_t)c->gp.trained_floats, in = (size_t)(o->batch * shape_numel(&c->g->input));
+    size_t f = (size_t)(o->batch * c->gp.classes);
+    if (!dev_alloc(c, (void **)&c->act, c->gp.act_bytes) ||
+        !dev_alloc(c, &c->work, c->work_bytes) ||
+        !dev_alloc(c, &c->blas_work, BLAS_WORKSPACE) ||
+        !dev_alloc(c, (void **)&c->params, tf * 4) ||
+        !dev_alloc(c, (void **)&c->state, (size_t)c->gp.state_floats * 4) ||
+        !dev_alloc(c, (void **)&c->input, in * 4) ||
+        !dev_alloc(c, (void **)&c->labels, (size_t)o->batch * 4) ||
+        !dev_alloc(c, (void **)&c->targets, f * 4) ||
+        !dev_alloc(c, (void **)&c->tensor_tmp, max_tensor(c) * 4) ||
+        !dev_alloc(c, (void **)&c->ranges, c->gp.nranges * sizeof *c->ranges) ||
+        !dev_alloc(c, (void **)&c->chunks, c->gp.nchunks * sizeof *c->chunks) ||
+        !dev_alloc(c, (void **)&c->d_in, sizeof *c->d_in) ||
+        !dev_alloc(c, (void **)&c->d_out, sizeof *c->d_out) ||
+        (half && !dev_alloc(c, &c->half_params, tf * 2)) ||
+        (train && !dev_alloc(c, (void **)&c->grads, tf * 4)) ||
+        (train && !dev_alloc(c, (void **)&c->slots, tf * 4 * (size_t)o->optimizer_slots)) ||
+        (train && half && !dev_alloc(c, &c->half_grads, tf * 2)) ||
+        (o->input_grad && !dev_alloc(c, (void **)&c->input_grad, in * 4)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_in, sizeof *c->h_in)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_out, sizeof *c->h_out)))
+        return false;
+    c->counters = calloc(c->g->ntensors + 1, sizeof *c->counters);
+    if (!c->counters) abort();
+    *c->h_in = (struct gpu_step_in){.valid = (int32_t)o->batch};
+    *c->h_out = (struct gpu_step_out){.loss_scale = c->t == GPU_F16 ? FP16_INITIAL_SCALE : 1,
+                                      .grad_mult = 1};
+    c->trained = (struct gpu_trained){c->params, c->grads, c->slots, c->half_params,
+                                      c->half_grads, c->t, c->gp.trained_floats, c->ranges,
+                                      c->chunks, (int)c->gp.nchunks};
+    return BLAS(c, cublasSetWorkspace(c->blas, c->blas_work, BLAS_WORKSPACE)) &&
+           CU(c, cudaMemcpyAsync(c->ranges, c->gp.ranges, c->gp.nranges * sizeof *c->ranges,
+                                 cudaMemcpyHostToDevice, c->stream)) &&
+           CU(c, cudaMemcpyAsync(c->chunks, c->gp.chunks, c->gp.nchunks * sizeof *c->chunks,
+                                 cudaMemcpyHostToDevice, c->stream)) &&
+           CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice,
+                                 c->stream)) &&
+           CU(c, cudaMemcpyAsync(c->d_out, c->h_out, sizeof *c->d_out, cudaMemcpyHostToDevice,
+                                 c->stream)) &&
+           CU(c, cudaStreamSynchronize(c->stream));
+}
+
+/* Zeroes what the probe may have written. */
+static bool clear(struct cuda *c)
+{
+    size_t tf = (size_t)c->gp.trained_floats;
+    return CU(c, cudaMemsetAsync(c->act, 0, c->gp.act_bytes, c->stream)) &&
+           CU(c, cudaMemsetAsync(c->params, 0, tf * 4, c->stream)) &&
+           CU(c, cudaMemsetAsync(c->grads, 0, tf * 4, c->stream)) &&
+           CU(c, cudaMemsetAsync(c->state, 0, (size_t)c->gp.state_floats * 4, c->stream)) &&
+           CU(c, cudaStreamSynchronize(c->stream));
+}
+
+static void set_sizes(struct cuda *c)
+{
+    const struct plan_options *o = &c->plan->opt;
+    size_t tf = (size_t)c->gp.trained_floats * 4, half = c->t != GPU_F32 ? tf / 2 : 0;
+    c->plan->sizes = (struct plan_sizes){
+        .params = tf + half + (size_t)c->gp.state_floats * 4,
+        .grads = o->eval_only ? 0 : tf + half,
+        .optimizer = o->eval_only ? 0 : tf * (size_t)o->optimizer_slots,
+        .activations = c->gp.act_bytes,
+        .workspace = c->work_bytes + BLAS_WORKSPACE};
+}
+
+static enum status cuda_create(struct plan *p, struct diag *d)
+{
+    struct cuda *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    p->impl = c;
+    *c = (struct cuda){.plan = p, .g = p->g, .d = d, .dev = p->opt.device,
+                       .t = dtype_of(p->opt.precision)};
+    c->dt = c->t == GPU_BF16 ? CUDNN_DATA_BFLOAT16 : c->t == GPU_F16 ? CUDNN_DATA_HALF
+                                                                    : CUDNN_DATA_FLOAT;
+    const char *sd = getenv("RUNNER_SYNC_DEBUG");
+    c->sync_debug = sd && strcmp(sd, "1") == 0;
+    c->use_graphs = !p->opt.no_graph && !c->sync_debug && !p->opt.profile;
+    struct cudaDeviceProp prop;
+    if (!CU(c, cudaSetDevice(c->dev)) || !CU(c, cudaGetDeviceProperties(&prop, c->dev)))
+        return STATUS_RUNTIME;
+    snprintf(c->gpu_name, sizeof c->gpu_name, "%s", prop.name);
+    c->cc = prop.major * 10 + prop.minor;
+    if (c->t == GPU_BF16 && prop.major < 8) {
+        diag_error(d, (struct mark){0}, "cuda:%d (%s, compute capability %d.%d) has no bf16",
+                   c->dev, c->gpu_name, prop.major, prop.minor);
+        diag_hint(d, "precision: fp16 (with loss scaling) or fp32");
+        return STATUS_RUNTIME;
+    }
+    gpu_plan_build(p->g, &(struct gpu_plan_config){.batch = p->opt.batch, .dtype = c->t,
+                                                   .train = !p->opt.eval_only,
+                                                   .input_grad = p->opt.input_grad},
+                   &c->gp);
+    c->layers = calloc(p->g->nlayers + 1, sizeof *c->layers);
+    if (!c->layers) abort();
+    if (!CU(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) ||
+        !DNN(c, cudnnCreate(&c->dnn)) || !DNN(c, cudnnSetStream(c->dnn, c->stream)) ||
+        !BLAS(c, cublasCreate(&c->blas)) || !BLAS(c, cublasSetStream(c->blas, c->stream)) ||
+        !BLAS(c, cublasSetMathMode(c->blas, c->t == GPU_F32 && p->opt.tf32
+                                                ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                : CUBLAS_DEFAULT_MATH)) ||
+        !cuda_describe(c))
+        return STATUS_RUNTIME;
+    gpu_plan_pack(&c->gp);
+    set_sizes(c);
+    struct gpu_memory m;
+    if (p->opt.sizes_only) return STATUS_OK;
+    if (!fits(c, &m) || !allocate(c)) return STATUS_RUNTIME;
+    if (!p->opt.eval_only && (!cuda_probe_bn(c) || !clear(c))) return STATUS_RUNTIME;
+    if (p->opt.profile)
+        for (int pr = 0; pr < GPU_PROGS; pr++) {
+            size_t n = c->gp.nsteps[pr] + 1;
+            c->events[pr] = calloc(n, sizeof **c->events);
+            c->step_seconds[pr] = calloc(n, sizeof **c->step_seconds);
+            c->step_calls[pr] = calloc(n, sizeof **c->step_calls);
+            if (!c->events[pr] || !c->step_seconds[pr] || !c->step_calls[pr]) abort();
+            for (size_t i = 0; i < n; i++)
+                if (!CU(c, cudaEventCreate(&c->events[pr][i]))) return STATUS_RUNTIME;
+        }
+    c->d = NULL; /* from here on, a failure is fatal */
+    return STATUS_OK;
+}
+
+static void cuda_destroy(struct plan *p)
+{
+    struct cuda *c = impl(p);
+    if (!c) return;
+    c->d = NULL;
+    c->failed = true; /* errors while tearing down are not worth reporting */
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    for (int k = 0; k < 2; k++)
+        if (c->captured[k]) cudaGraphExecDestroy(c->step_graph[k]);
+    if (c->eval_graph) cudaGraphExecDestroy(c->eval_graph);
+    for (int pr = 0; pr < GPU_PROGS; pr++) {
+        if (c->events[pr])
+            for (size_t i = 0; i <= c->gp.nsteps[pr]; i++)
+                if (c->events[pr][i]) cudaEventDestroy(c->events[pr][i]);
+        free(c->events[pr]), free(c->step_seconds[pr]), free(c->step_calls[pr]);
+    }
+    cuda_release(c);
+    void *dev[] = {c->act, c->work, c->blas_work, c->params, c->grads, c->slots, c->state,
+                   c->half_params, c->half_grads, c->input, c->input_grad, c->tensor_tmp,
+                   c->labels, c->targets, c->ranges, c->chunks, c->d_in, c->d_out};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
+    cudaFreeHost(c->h_in), cudaFreeHost(c->h_out);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->dnn) cudnnDestroy(c->dnn);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    gpu_plan_free(&c->gp);
+    free(c->layers), free(c->counters), free(c);
+    p->impl = NULL;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Tensors at the edges */
+
+static const struct gpu_tensor *dev_tensor(struct cuda *c, const struct graph_tensor *t,
+                                           size_t *ti)
+{
+    *ti = (size_t)(t - c->g->tensors);
+    return &c->gp.tensors[*ti];
+}
+
+/* The floats of a tensor in its device layout: where they live for (grad, slot); slot -1:
+ * the tensor itself. NULL for a half gradient (in T: converted through tensor_tmp). */
+static float *floats(struct cuda *c, const struct gpu_tensor *t, bool grad, int slot)
+{
+    if (slot >= 0) return c->slots + (int64_t)slot * c->gp.trained_floats + t->offset;
+    if (!t->trained) return c->state + t->offset;
+    if (grad) return t->half ? NULL : c->grads + t->offset;
+    return c->params + t->offset;
+}
+
+static void put(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot,
+                const float *src)
+{
+    size_t ti;
+    const struct gpu_tensor *t = dev_tensor(c, gt, &ti);
+    if (t->offset < 0) { /* a counter */
+        memcpy(&c->counters[ti], src, sizeof *c->counters);
+        return;
+    }
+    float *host = malloc((size_t)t->numel * sizeof *host);
+    if (!host) abort();
+    gpu_tensor_to_device(t, src, host);
+    float *dst = floats(c, t, grad, slot);
+    if (dst) {
+        upload(c, dst, host, (size_t)t->numel * 4);
+    } else {
+        upload(c, c->tensor_tmp, host, (size_t)t->numel * 4);
+        CU(c, gpu_convert(c->t, (char *)c->half_grads + t->offset * 2, GPU_F32, c->tensor_tmp,
+                          t->numel, c->stream));
+    }
+    free(host);
+    if (!grad && slot < 0 && t->trained) c->half_stale = true;
+    if (grad) c->checked = false;
+}
+
+static void get(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot, float *dst)
+{
+    size_t ti;
+    const struct gpu_tensor *t = dev_tensor(c, gt, &ti);
+    if (t->offset < 0) {
+        memcpy(dst, &c->counters[ti], sizeof *c->counters);
+        return;
+    }
+    float *host = malloc((size_t)t->numel * sizeof *host);
+    if (!host) abort();
+    const float *src = floats(c, t, grad, slot);
+    if (!src) {
+        CU(c, gpu_convert(GPU_F32, c->tensor_tmp, c->t, (char *)c->half_grads + t->offset * 2,
+                          t->numel, c->stream));
+        src = c->tensor_tmp;
+    }
+    download(c, host, src, (size_t)t->numel * 4);
+    gpu_tensor_from_device(t, host, dst);
+    free(host);
+}
+
+static void cuda_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
+                            const void *src)
+{
+    put(impl(p), t, grad, -1, src);
+}
+
+static void cuda_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad, void *dst)
+{
+    get(impl(p), t, grad, -1, dst);
+}
+
+static void cuda_set_state(struct plan *p, const struct graph_tensor *t, int slot,
+                           const float *src)
+{
+    put(impl(p), t, false, slot, src);
+}
+
+static void cuda_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
+{
+    get(impl(p), t, false, slot, dst);
+}
+
+static void cuda_set_input(struct plan *p, const float *x, const int32_t *labels)
+{
+    struct cuda *c = impl(p);
+    int64_t n = p->opt.batch;
+    upload(c, c->input, x, (size_t)(n * shape_numel(&p->g->input)) * 4);
+    if (labels) upload(c, c->labels, labels, (size_t)n * 4);
+    c->soft = false;
+}
+
+static void cuda_set_targets(struct plan *p, const float *q)
+{
+    struct cuda *c = impl(p);
+    c->soft = q != NULL;
+    if (q) upload(c, c->targets, q, (size_t)(p->opt.batch * c->gp.classes) * 4);
+}
+
+static void cuda_get_output(struct plan *p, float *y)
+{
+    struct cuda *c = impl(p);
+    download(c, y, cuda_buf(c, c->gp.logits), (size_t)(p->opt.batch * c->gp.classes) * 4);
+}
+
+static void cuda_get_input_grad(struct plan *p, float *dx)
+{
+    struct cuda *c = impl(p);
+    const struct shape *in = &p->g->input;
+    size_t n = (size_t)(p->opt.batch * shape_numel(in));
+    if (c->gp.input_grad < 0) { /* nothing reaches the input */
+        memset(dx, 0, n * sizeof *dx);
+        return;
+    }
+    CU(c, gpu_unpack_nhwc(c->input_grad, c->t, cuda_buf(c, c->gp.input_grad), p->opt.batch,
+                          (int)(in->rank ? in->d[0] : 1), in->rank == 3 ? (int)in->d[1] : 1,
+                          in->rank == 3 ? (int)in->d[2] : 1, (int)c->gp.in_cpad, c->stream));
+    download(c, dx, c->input_grad, n * 4);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Programs */
+
+/* Enqueues program pr, step by step: with RUNNER_SYNC_DEBUG=1 waiting for each and naming it
+ * on failure; with profiling, timing each with events. */
+static void run(struct cuda *c, enum gpu_prog pr)
+{
+    const struct gpu_step *steps = c->gp.steps[pr];
+    cudaEvent_t *ev = c->events[pr];
+    if (ev) CU(c, cudaEventRecord(ev[0], c->stream));
+    for (size_t i = 0; i < c->gp.nsteps[pr]; i++) {
+        cuda_run_step(c, &steps[i], pr);
+        if (ev) CU(c, cudaEventRecord(ev[i + 1], c->stream));
+        if (c->sync_debug) {
+            cudaError_t e = cudaStreamSynchronize(c->stream);
+            if (e == cudaSuccess) e = cudaGetLastError();
+            char what[256];
+            snprintf(what, sizeof what, "%s of layer %s", gpu_op_name(steps[i].op),
+                     steps[i].layer >= 0 ? c->g->layers[steps[i].layer].name : "-");
+            cuda_check_rt(c, e, what, __FILE__, __LINE__);
+        }
+    }
+    if (!ev) return;
+    CU(c, cudaEventSynchronize(ev[c->gp.nsteps[pr]]));
+    for (size_t i = 0; i < c->gp.nsteps[pr]; i++) {
+        float ms = 0;
+        CU(c, cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+        c->step_seconds[pr][i] += ms / 1000.0;
+        c->step_calls[pr][i]++;
+    }
+}
+
+/* Before a forward pass: the T weights current, the step's inputs on the device, the
+ * batchnorms' counters. */
+static void prepare(struct cuda *c, bool train)
+{
+    struct plan *p = c->plan;
+    if (c->half_stale) {
+        CU(c, gpu_refresh_half(&c->trained, c->stream));
+        c->half_stale = false;
+    }
+    c->h_in->valid = (int32_t)p->opt.batch;
+    c->h_in->dropout_key = p->opt.seed ^ ((uint64_t)p->steps * 0x9E3779B97F4A7C15ull);
+    CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
+    if (!train) return;
+    for (size_t li = 0; li < c->g->nlayers; li++)
+        if (c->g->layers[li].op == OP_KIND_BATCHNORM) c->counters[c->g->layers[li].tensor0 + 4]++;
+}
+
+/* Captures what enqueue(c, arg) enqueues as a graph, once. */
+static void capture(struct cuda *c, cudaGraphExec_t *exec, void (*enqueue)(struct cuda *, const void *),
+                    const void *arg)
+{
+    cudaGraph_t graph;
+    CU(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    enqueue(c, arg);
+    CU(c, cudaStreamEndCapture(c->stream, &graph));
+    CU(c, cudaGraphInstantiate(exec, graph, 0));
+    CU(c, cudaGraphDestroy(graph));
+}
+
+static void enqueue_eval(struct cuda *c, const void *arg)
+{
+    (void)arg;
+    run(c, GPU_PROG_FWD_EVAL);
+}
+
+static void cuda_forward(struct plan *p, bool train)
+{
+    struct cuda *c = impl(p);
+    prepare(c, train);
+    if (train) {
+        run(c, GPU_PROG_FWD_TRAIN);
+    } else if (c->use_graphs) {
+        if (!c->eval_graph) capture(c, &c->eval_graph, enqueue_eval, NULL);
+        CU(c, cudaGraphLaunch(c->eval_graph, c->stream));
+    } else {
+        run(c, GPU_PROG_FWD_EVAL);
+    }
+    c->checked = false;
+    CU(c, cudaStreamSynchronize(c->stream)); /* done on return, as the CPU's */
+}
+
+static void enqueue_loss(struct cuda *c, double smoothing)
+{
+    CU(c, gpu_softmax_xent(cuda_buf(c, c->gp.logits), c->plan->opt.batch, (int)c->gp.classes,
+                           c->labels, c->soft ? c->targets : NULL, smoothing, c->t,
+                           cuda_buf(c, c->gp.dlogits), c->d_in, c->d_out, c->stream));
+}
+
+static double cuda_loss(struct plan *p, double smoothing)
+{
+    struct cuda *c = impl(p);
+    enqueue_loss(c, smoothing);
+    download(c, c->h_out, c->d_out, sizeof *c->h_out);
+    return (double)c->h_out->loss_sum / (double)p->opt.batch;
+}
+
+static void cuda_backward(struct plan *p, const float *dy)
+{
+    struct cuda *c = impl(p);
+    if (dy) { /* a given output gradient, scaled as the loss would (fp16) */
+        size_t n = (size_t)(p->opt.batch * c->gp.classes);
+        download(c, c->h_out, c->d_out, sizeof *c->h_out);
+        float *scaled = malloc(n * sizeof *scaled);
+        if (!scaled) abort();
+        for (size_t i = 0; i < n; i++) scaled[i] = dy[i] * c->h_out->loss_scale;
+        upload(c, c->tensor_tmp, scaled, n * 4);
+        free(scaled);
+        CU(c, gpu_convert(c->t, cuda_buf(c, c->gp.dlogits), GPU_F32, c->tensor_tmp, (int64_t)n,
+                          c->stream));
+    }
+    run(c, GPU_PROG_BWD);
+    c->checked = false;
+    CU(c, cudaStreamSynchronize(c->stream));
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Updates */
+
+/* The gradients' check before an update (norm, overflow, the multiplier); clipping when
+ * max_norm > 0. Only fp16's loss scaling skips an update on overflow: in bf16 and fp32 a
+ * non-finite gradient is applied, as PyTorch does, and the loss shows it. */
+static void enqueue_check(struct cuda *c, double max_norm)
+{
+    CU(c, gpu_grad_check(&c->trained, max_norm, c->d_out, c->work, c->stream));
+    if (c->t != GPU_F16)
+        CU(c, cudaMemsetAsync(&c->d_out->found_inf, 0, sizeof c->d_out->found_inf, c->stream));
+}
+
+static void set_in(struct cuda *c, double lr, double bias1, double bias2, bool first)
+{
+    c->h_in->lr = (float)lr;
+    c->h_in->bias1 = (float)bias1, c->h_in->bias2 = (float)bias2;
+    c->h_in->first = first;
+}
+
+static void enqueue_update(struct cuda *c, const struct plan_step *st)
+{
+    if (st->sgd) {
+        const struct plan_sgd *o = &st->sgd_o;
+        CU(c, gpu_sgd(&c->trained, o->momentum, o->dampening, o->weight_decay, o->nesterov,
+                      o->no_decay_vectors, c->d_in, c->d_out, c->stream));
+    } else {
+        const struct plan_adam *o = &st->adam_o;
+        CU(c, gpu_adam(&c->trained, o->beta1, o->beta2, o->eps, o->weight_decay, o->decoupled,
+                       o->amsgrad, o->no_decay_vectors, c->d_in, c->d_out, c->stream));
+    }
+    if (st->ema_slot >= 0)
+        CU(c, gpu_ema(&c->trained, st->ema_slot, st->ema_decay, c->d_in, c->d_out, c->stream));
+    if (c->t == GPU_F16)
+        CU(c, gpu_loss_scale_update(c->d_out, FP16_GROWTH_INTERVAL, c->stream));
+}
+
+static void step_inputs(struct cuda *c, const struct plan_step *st)
+{
+    double lr = st->sgd ? st->sgd_o.lr : st->adam_o.lr;
+    double b1 = 1 - pow(st->adam_o.beta1, (double)st->t), b2 = 1 - pow(st->adam_o.beta2, (double)st->t);
+    set_in(c, lr, st->sgd ? 1 : b1, st->sgd ? 1 : b2, st->t == 1);
+    CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
+}
+
+/* The eager entries: each one update's part (plan_update calls them in turn). */
+static void eager_update(struct cuda *c, const struct plan_step *st)
+{
+    step_inputs(c, st);
+    if (!c->checked) enqueue_check(c, 0);
+    enqueue_update(c, st);
+    c->checked = false;
+    CU(c, cudaStreamSynchronize(c->stream));
+}
+
+static void cuda_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
+{
+    struct plan_step st = {.sgd = true, .sgd_o = *o, .t = first ? 1 : 2, .ema_slot = -1};
+    eager_update(impl(p), &st);
+}
+
+static void cuda_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
+{
+    struct plan_step st = {.adam_o = *o, .t = t, .ema_slot = -1};
+    eager_update(impl(p), &st);
+}
+
+static double cuda_clip_grad_norm(struct plan *p, double max_norm)
+{
+    struct cuda *c = impl(p);
+    enqueue_check(c, max_norm);
+    c->checked = true;
+    download(c, c->h_out, c->d_out, sizeof *c->h_out);
+    return c->h_out->grad_norm;
+}
+
+static void cuda_ema_update(struct plan *p, int slot, double decay, bool first)
+{
+    struct cuda *c = impl(p);
+    c->h_in->first = first;
+    CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
+    CU(c, gpu_ema(&c->trained, slot, decay, c->d_in, c->d_out, c->stream));
+    CU(c, cudaStreamSynchronize(c->stream));
+}
+
+/* The whole step, as one CUDA graph replay (or kernel by kernel). */
+static void enqueue_step(struct cuda *c, const void *arg)
+{
+    const struct plan_step *st = arg;
+    run(c, GPU_PROG_FWD_TRAIN);
+    enqueue_loss(c, st->smoothing);
+    run(c, GPU_PROG_BWD);
+    enqueue_check(c, st->clip_grad_norm);
+    enqueue_update(c, st);
+}
+
+/* Whether a captured step can replay st: everything but the learning rate and the step's
+ * number is baked into the graph. */
+static bool same_graph(const struct plan_step *a, const struct plan_step *b)
+{
+    struct plan_step x = *a, y = *b;
+    x.sgd_o.lr = y.sgd_o.lr = x.adam_o.lr = y.adam_o.lr = 0;
+    x.t = y.t = 0;
+    return x.smoothing == y.smoothing && x.sgd == y.sgd && x.clip_grad_norm == y.clip_grad_norm &&
+           x.ema_slot == y.ema_slot && x.ema_decay == y.ema_decay &&
+           memcmp(&x.sgd_o, &y.sgd_o, sizeof x.sgd_o) == 0 &&
+           memcmp(&x.adam_o, &y.adam_o, sizeof x.adam_o) == 0;
+}
+
+static void cuda_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
+{
+    struct cuda *c = impl(p);
+    prepare(c, true);
+    step_inputs(c, st);
+    if (c->use_graphs) {
+        int k = c->soft;
+        if (c->captured[k] && !same_graph(&c->step_key[k], st)) {
+            CU(c, cudaGraphExecDestroy(c->step_graph[k]));
+            c->captured[k] = false;
+        }
+        if (!c->captured[k]) {
+            capture(c, &c->step_graph[k], enqueue_step, st);
+            c->step_key[k] = *st;
+            c->captured[k] = true;
+        }
+        CU(c, cudaGraphLaunch(c->step_graph[k], c->stream));
+    } else {
+        enqueue_step(c, st);
+    }
+    CU(c, cudaMemcpyAsync(c->h_out, c->d_out, sizeof *c->h_out, cudaMemcpyDeviceToHost,
+                          c->stream));
+    CU(c, cudaStreamSynchronize(c->stream));
+    r->loss = (double)c->h_out->loss_sum / (double)p->opt.batch;
+    r->grad_norm = c->h_out->grad_norm;
+    r->skipped = c->t == GPU_F16 && c->h_out->found_inf;
+    c->checked = false;
+}
+
+static void cuda_timings(struct plan *p, plan_timing_fn fn, void *ctx)
+{
+    struct cuda *c = impl(p);
+    static const enum plan_pass pass[GPU_PROGS] = {PLAN_FORWARD, PLAN_EVAL, PLAN_BACKWARD};
+    for (int pr = 0; pr < GPU_PROGS; pr++) {
+        if (!c->step_seconds[pr]) continue;
+        for (size_t i = 0; i < c->gp.nsteps[pr]; i++) {
+            const struct gpu_step *s = &c->gp.steps[pr][i];
+            if (!fn) {
+                c->step_seconds[pr][i] = 0, c->step_calls[pr][i] = 0;
+                continue;
+            }
+            if (!c->step_calls[pr][i]) continue;
+            struct plan_timing t = {.layer = s->layer >= 0 ? &p->g->layers[s->layer] : NULL,
+                                    .what = gpu_op_name(s->op), .pass = pass[pr],
+                                    .seconds = c->step_seconds[pr][i],
+                                    .calls = c->step_calls[pr][i]};
+            fn(ctx, &t);
+        }
+    }
+}
+
+const struct backend backend_cuda = {
+    .name = "cuda",
+    .supports = cuda_supports,
+    .create = cuda_create,
+    .destroy = cuda_destroy,
+    .set_tensor = cuda_set_tensor,
+    .get_tensor = cuda_get_tensor,
+    .set_input = cuda_set_input,
+    .set_targets = cuda_set_targets,
+    .forward = cuda_forward,
+    .loss = cuda_loss,
+    .backward = cuda_backward,
+    .get_output = cuda_get_output,
+    .get_input_grad = cuda_get_input_grad,
+    .get_state = cuda_get_state,
+    .set_state = cuda_set_state,
+    .sgd_step = cuda_sgd_step,
+    .adam_step = cuda_adam_step,
+    .clip_grad_norm = cuda_clip_grad_norm,
+    .ema_update = cuda_ema_update,
+    .timings = cuda_timings,
+    .train_step = cuda_train_step,
+};

@@ -1,0 +1,615 @@
+/*
+ * gpu_plan.c: the CUDA backend's planning on the host; see gpu_plan.h. Covered by
+ * tests/test_gpu_plan.c.
+ */
+#include "gpu_plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+
+#define ALIGN_FLOATS 64 /* trained tensors start on 256-byte boundaries */
+#define NO_Z (-2)       /* a batchnorm fused with no add (-1 is the graph input) */
+
+static void *grow(void *p, size_t n, size_t size)
+{
+    /* capacities double at powers of two: n is the count before the new element */
+    if (n & (n - 1)) return p;
+    void *q = realloc(p, (n ? 2 * n : 1) * size);
+    if (!q) abort();
+    return q;
+}
+
+size_t gpu_dtype_size(enum gpu_dtype t)
+{
+    return t == GPU_F32 ? 4 : 2;
+}
+
+const char *gpu_dtype_name(enum gpu_dtype t)
+{
+    return t == GPU_F32 ? "fp32" : t == GPU_BF16 ? "bf16" : "fp16";
+}
+
+int64_t gpu_pad_channels(int64_t c, enum gpu_dtype t)
+{
+    int64_t m = t == GPU_F32 ? 4 : 8;
+    return c < m ? m : (c + m - 1) / m * m;
+}
+
+const char *gpu_op_name(enum gpu_op op)
+{
+    static const char *const names[GPU_OP_COUNT] = {
+        "input", "conv", "conv backward data", "conv backward filter", "batchnorm",
+        "batchnorm (eval)", "batchnorm backward", "relu", "relu backward", "add", "copy",
+        "gradient sum", "pool", "pool backward", "global_avg_pool",
+        "global_avg_pool backward", "linear", "linear backward data",
+        "linear backward weight", "dropout", "dropout backward", "output"};
+    return op < GPU_OP_COUNT ? names[op] : "?";
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Building */
+
+struct builder {
+    struct gpu_plan *gp;
+    const struct graph *g;
+    int *consumers; /* per layer (index nlayers: the graph input): input slots reading it,
+                       plus one for the graph's output */
+    int *head;      /* per layer: the batchnorm whose kernel does it, or -1 */
+    int *z;         /* per batchnorm fused with an add: the add's other input, else NO_Z */
+    int *tail;      /* per fused batchnorm: the last layer of its group */
+};
+
+static int new_buf(struct gpu_plan *gp, enum gpu_buf_kind kind, int64_t n)
+{
+    gp->bufs = grow(gp->bufs, gp->nbufs, sizeof *gp->bufs);
+    size_t bytes = kind == GPU_BUF_ACT ? (size_t)n * gpu_dtype_size(gp->cfg.dtype)
+                   : kind == GPU_BUF_STAT || kind == GPU_BUF_F32 ? (size_t)n * 4
+                                                                 : (size_t)n;
+    gp->bufs[gp->nbufs] = (struct gpu_buf){kind, n, bytes, -1, -1, 0};
+    return (int)gp->nbufs++;
+}
+
+static struct gpu_step *add_step(struct gpu_plan *gp, enum gpu_prog pr, enum gpu_op op, int layer)
+{
+    gp->steps[pr] = grow(gp->steps[pr], gp->nsteps[pr], sizeof **gp->steps);
+    struct gpu_step *s = &gp->steps[pr][gp->nsteps[pr]++];
+    *s = (struct gpu_step){.op = op, .layer = layer};
+    for (int i = 0; i < GPU_MAX_ARGS; i++) s->args[i] = -1;
+    return s;
+}
+
+/* Index into gp->layers of the producer `in` (GRAPH_INPUT: the extra entry). */
+static int slot(const struct builder *b, int in)
+{
+    return in == GRAPH_INPUT ? (int)b->g->nlayers : in;
+}
+
+static const struct shape *in_shape(const struct builder *b, const struct graph_layer *l, int i)
+{
+    return graph_input_shape(b->g, l, i);
+}
+
+/* Elements of a batch of shape s as stored. */
+static int64_t batch_numel(const struct builder *b, const struct shape *s)
+{
+    return b->gp->cfg.batch * shape_numel(s);
+}
+
+/* Which batchnorms fuse with what follows them: bn -> relu, or bn -> add -> relu when each is
+ * the only reader of the one before. The group's kernel runs at its last layer. */
+static void find_fusions(struct builder *b)
+{
+    const struct graph *g = b->g;
+    for (size_t li = 0; li <= g->nlayers; li++) b->head[li] = b->tail[li] = -1, b->z[li] = NO_Z;
+    for (size_t li = 0; li < g->nlayers; li++) {
+        if (g->layers[li].op != OP_KIND_BATCHNORM || b->consumers[li] != 1) continue;
+        /* its only reader */
+        int next = -1, at = -1;
+        for (size_t k = li + 1; k < g->nlayers && next < 0; k++)
+            for (int i = 0; i < g->layers[k].nin; i++)
+                if (g->layers[k].in[i] == (int)li) next = (int)k, at = i;
+        if (next < 0) continue;
+        const struct graph_layer *n = &g->layers[next];
+        if (n->op == OP_KIND_RELU) {
+            b->head[next] = (int)li, b->tail[li] = next;
+            continue;
+        }
+        if (n->op != OP_KIND_ADD || n->in[0] == n->in[1] || b->consumers[next] != 1) continue;
+        int relu = -1;
+        for (size_t k = (size_t)next + 1; k < g->nlayers && relu < 0; k++)
+            if (g->layers[k].nin == 1 && g->layers[k].in[0] == next) relu = (int)k;
+        if (relu < 0 || g->layers[relu].op != OP_KIND_RELU) continue;
+        if (b->head[next] >= 0) continue; /* the add's other input, a batchnorm, has it */
+        int other = n->in[1 - at];
+        b->head[next] = b->head[relu] = (int)li;
+        b->tail[li] = relu;
+        b->z[li] = other;
+    }
+}
+
+static void count_consumers(struct builder *b)
+{
+    const struct graph *g = b->g;
+    for (size_t li = 0; li < g->nlayers; li++)
+        for (int i = 0; i < g->layers[li].nin; i++) b->consumers[slot(b, g->layers[li].in[i])]++;
+    b->consumers[g->output]++;
+}
+
+/* The flatten (through identities and dropouts) that feeds linear layer li, or -1. */
+static int flatten_source(const struct builder *b, int li)
+{
+    int p = b->g->layers[li].in[0];
+    while (p >= 0 && (b->g->layers[p].op == OP_KIND_IDENTITY ||
+                      b->g->layers[p].op == OP_KIND_DROPOUT))
+        p = b->g->layers[p].in[0];
+    return p >= 0 && b->g->layers[p].op == OP_KIND_FLATTEN ? p : -1;
+}
+
+/* Channels of the graph input as stored: padded when only convolutions read it. */
+static int64_t input_channels(const struct builder *b)
+{
+    const struct graph *g = b->g;
+    if (g->input.rank != 3) return g->input.rank ? g->input.d[0] : 1;
+    for (size_t li = 0; li < g->nlayers; li++)
+        for (int i = 0; i < g->layers[li].nin; i++)
+            if (g->layers[li].in[i] == GRAPH_INPUT &&
+                (g->layers[li].op != OP_KIND_CONV || g->layers[li].p.conv.groups != 1))
+                return g->input.d[0];
+    return gpu_pad_channels(g->input.d[0], b->gp->cfg.dtype);
+}
+
+static void place_tensors(struct builder *b)
+{
+    struct gpu_plan *gp = b->gp;
+    const struct graph *g = b->g;
+    gp->tensors = calloc(g->ntensors + 1, sizeof *gp->tensors);
+    gp->ranges = calloc(g->ntensors + 1, sizeof *gp->ranges);
+    if (!gp->tensors || !gp->ranges) abort();
+    bool half = gp->cfg.dtype != GPU_F32;
+    for (size_t ti = 0; ti < g->ntensors; ti++) {
+        const struct graph_tensor *gt = &g->tensors[ti];
+        const struct graph_layer *l = &g->layers[gt->layer];
+        struct gpu_tensor *t = &gp->tensors[ti];
+        t->layout = GPU_LAYOUT_PLAIN;
+        t->numel = op_tensor_numel(&gt->t);
+        bool weight = ti == l->tensor0 && (l->op == OP_KIND_CONV || l->op == OP_KIND_LINEAR);
+        if (weight && l->op == OP_KIND_CONV) {
+            t->layout = GPU_LAYOUT_KRSC;
+            memcpy(t->dim, gt->t.dim, sizeof t->dim);
+            t->cpad = l->in[0] == GRAPH_INPUT ? gp->in_cpad : t->dim[1];
+            t->numel = t->dim[0] * t->dim[2] * t->dim[3] * t->cpad;
+        } else if (weight) {
+            int f = flatten_source(b, gt->layer);
+            const struct shape *s = f >= 0 ? in_shape(b, &g->layers[f], 0) : NULL;
+            if (s && s->rank == 3 && s->d[1] * s->d[2] > 1) {
+                t->layout = GPU_LAYOUT_HWC_IN;
+                t->dim[0] = gt->t.dim[0];
+                t->dim[1] = s->d[0], t->dim[2] = s->d[1], t->dim[3] = s->d[2];
+            }
+        }
+        if (gt->t.role == TENSOR_PARAM) {
+            t->trained = true;
+            t->half = half && weight;
+            t->offset = gp->trained_floats;
+            gp->ranges[gp->nranges++] = (struct gpu_range){
+                t->offset, t->offset + t->numel, gt->t.rank <= 1, t->half};
+            gp->trained_floats += (t->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        } else if (gt->t.dtype == TENSOR_F32) {
+            t->offset = gp->state_floats;
+            gp->state_floats += (t->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+        } else {
+            t->offset = -1; /* a counter: kept on the host */
+        }
+    }
+    for (size_t r = 0; r < gp->nranges; r++)
+        for (int64_t at = gp->ranges[r].begin; at < gp->ranges[r].end; at += GPU_CHUNK) {
+            gp->chunks = grow(gp->chunks, gp->nchunks, sizeof *gp->chunks);
+            int64_t end = at + GPU_CHUNK < gp->ranges[r].end ? at + GPU_CHUNK : gp->ranges[r].end;
+            gp->chunks[gp->nchunks++] = (struct gpu_chunk){at, end, (int32_t)r};
+        }
+}
+
+/* Batchnorm bn's kernel in program pr, reading x (and z), writing y; the training kernel
+ * also saves the batch statistics (and cuDNN's reserve space) for the backward pass. */
+static void emit_bn(struct builder *b, enum gpu_prog pr, int bn, int x, int z, int y, bool relu)
+{
+    struct gpu_plan *gp = b->gp;
+    const struct graph_layer *l = &b->g->layers[bn];
+    bool train = pr == GPU_PROG_FWD_TRAIN;
+    struct gpu_step *s = add_step(gp, pr, train ? GPU_OP_BN_TRAIN : GPU_OP_BN_EVAL, bn);
+    s->args[0] = x, s->args[1] = z, s->args[2] = y;
+    s->relu = relu, s->add = z >= 0;
+    s->n = batch_numel(b, &l->out);
+    if (!train) return;
+    int64_t c = l->out.rank ? l->out.d[0] : 1;
+    s->args[3] = new_buf(gp, GPU_BUF_STAT, c);
+    s->args[4] = new_buf(gp, GPU_BUF_STAT, c);
+    s->args[5] = new_buf(gp, GPU_BUF_BYTES, 0);
+}
+
+/* The forward program pr (training or evaluation). Layer outputs get their buffers on the
+ * first call and keep them (both programs share them). */
+static void forward(struct builder *b, enum gpu_prog pr)
+{
+    struct gpu_plan *gp = b->gp;
+    const struct graph *g = b->g;
+    bool train = pr == GPU_PROG_FWD_TRAIN;
+    struct gpu_step *s = add_step(gp, pr, GPU_OP_INPUT, -1);
+    s->args[0] = gp->input;
+    s->n = gp->cfg.batch * shape_numel(&g->input) / g->input.d[0] * gp->in_cpad;
+    for (size_t li = 0; li < g->nlayers; li++) {
+        const struct graph_layer *l = &g->layers[li];
+        struct gpu_layer *gl = &gp->layers[li];
+        int x = l->nin ? gp->layers[slot(b, l->in[0])].out : -1;
+        int64_t n = batch_numel(b, &l->out);
+        int bn = b->head[li];
+        if (l->op == OP_KIND_FLATTEN || l->op == OP_KIND_IDENTITY) {
+            gl->out = x; /* the same memory: NHWC flattened is (N, H*W*C) */
+            continue;
+        }
+        if (gl->out < 0) gl->out = new_buf(gp, GPU_BUF_ACT, n);
+        if (l->op == OP_KIND_BATCHNORM && b->tail[li] >= 0) continue; /* run at its tail */
+        if (bn >= 0) {
+            /* a fused group: every layer of it has the tail's output; the kernel runs here */
+            if (b->tail[bn] != (int)li) continue;
+            for (size_t k = (size_t)bn; k < li; k++)
+                if ((int)k == bn || b->head[k] == bn) gp->layers[k].out = gl->out;
+            int z = b->z[bn] == NO_Z ? -1 : gp->layers[slot(b, b->z[bn])].out;
+            emit_bn(b, pr, bn, gp->layers[slot(b, g->layers[bn].in[0])].out, z, gl->out, true);
+            continue;
+        }
+        if (l->op == OP_KIND_BATCHNORM) {
+            emit_bn(b, pr, (int)li, x, -1, gl->out, false);
+            continue;
+        }
+        enum gpu_op op = GPU_OP_COUNT;
+        switch (l->op) {
+        case OP_KIND_CONV: op = GPU_OP_CONV; break;
+        case OP_KIND_RELU: op = GPU_OP_RELU; break;
+        case OP_KIND_ADD: op = GPU_OP_ADD; break;
+        case OP_KIND_MAXPOOL:
+        case OP_KIND_AVGPOOL: op = GPU_OP_POOL; break;
+        case OP_KIND_GLOBAL_AVG_POOL: op = GPU_OP_GAP; break;
+        case OP_KIND_LINEAR: op = GPU_OP_LINEAR; break;
+        case OP_KIND_DROPOUT: op = train ? GPU_OP_DROPOUT : GPU_OP_COPY; break;
+        default: abort();
+        }
+        s = add_step(gp, pr, op, (int)li);
+        s->n = n;
+        s->args[0] = x;
+        s->args[1] = gl->out;
+        if (op == GPU_OP_ADD) s->args[1] = gp->layers[slot(b, l->in[1])].out, s->args[2] = gl->out;
+        if (op == GPU_OP_DROPOUT) s->args[2] = new_buf(gp, GPU_BUF_MASK, n);
+    }
+    s = add_step(gp, pr, GPU_OP_OUTPUT, g->output);
+    s->args[0] = gp->layers[g->output].out;
+    s->args[1] = gp->logits;
+    s->n = gp->cfg.batch * gp->classes;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The backward program: gradients flow from the loss to the input, in reverse layer order,
+ * so that a layer's output gradient is complete (every reader's contribution in) before its
+ * own backward kernels read it. */
+
+/* The buffer a kernel writes the gradient of producer `in` into; -1 when none is wanted.
+ * native: the kernel can add to what is there (cuDNN's and cuBLAS's beta). Otherwise, when
+ * the gradient has a contribution already, a temporary that *sum is set to (the caller adds
+ * it in with finish_grad). */
+static int begin_grad(struct builder *b, int in, int64_t n, bool native, bool *accumulate,
+                      int *sum)
+{
+    struct gpu_plan *gp = b->gp;
+    struct gpu_layer *pl = &gp->layers[slot(b, in)];
+    *accumulate = false, *sum = -1;
+    if (in == GRAPH_INPUT && !gp->cfg.input_grad) return -1;
+    if (pl->grad < 0) {
+        pl->grad = new_buf(gp, GPU_BUF_ACT, n);
+        pl->contribs = 1;
+        return pl->grad;
+    }
+    pl->contribs++;
+    if (native) {
+        *accumulate = true;
+        return pl->grad;
+    }
+    *sum = pl->grad;
+    return new_buf(gp, GPU_BUF_ACT, n);
+}
+
+static void finish_grad(struct builder *b, int tmp, int sum, int64_t n)
+{
+    if (sum < 0) return;
+    struct gpu_step *s = add_step(b->gp, GPU_PROG_BWD, GPU_OP_ACCUM, -1);
+    s->args[0] = tmp, s->args[1] = sum, s->n = n;
+}
+
+/* Passes gradient buffer dy on to producer `in` unchanged (add, flatten, identity): the same
+ * buffer when `in` has no other reader, else a copy or a sum. */
+static void pass_grad(struct builder *b, int in, int dy, int64_t n)
+{
+    struct gpu_plan *gp = b->gp;
+    struct gpu_layer *pl = &gp->layers[slot(b, in)];
+    if (in == GRAPH_INPUT && !gp->cfg.input_grad) return;
+    if (pl->grad < 0 && b->consumers[slot(b, in)] == 1) {
+        pl->grad = dy, pl->contribs = 1;
+        return;
+    }
+    bool first = pl->grad < 0;
+    if (first) pl->grad = new_buf(gp, GPU_BUF_ACT, n);
+    pl->contribs++;
+    struct gpu_step *s = add_step(gp, GPU_PROG_BWD, first ? GPU_OP_COPY : GPU_OP_ACCUM, -1);
+    s->args[0] = dy, s->args[1] = pl->grad, s->n = n;
+}
+
+/* The training forward step of layer li's kernel (the batchnorm of a group). */
+static const struct gpu_step *train_step_of(const struct gpu_plan *gp, int li)
+{
+    for (size_t i = 0; i < gp->nsteps[GPU_PROG_FWD_TRAIN]; i++)
+        if (gp->steps[GPU_PROG_FWD_TRAIN][i].layer == li &&
+            gp->steps[GPU_PROG_FWD_TRAIN][i].op != GPU_OP_OUTPUT)
+            return &gp->steps[GPU_PROG_FWD_TRAIN][i];
+    return NULL;
+}
+
+static void backward(struct builder *b)
+{
+    struct gpu_plan *gp = b->gp;
+    const struct graph *g = b->g;
+    gp->layers[g->output].grad = gp->dlogits;
+    gp->layers[g->output].contribs = 1;
+    for (size_t k = g->nlayers; k-- > 0;) {
+        const struct graph_layer *l = &g->layers[k];
+        struct gpu_layer *gl = &gp->layers[k];
+        int bn = b->head[k];
+        if (bn >= 0 && b->tail[bn] != (int)k) continue; /* inside a fused group */
+        if (l->op == OP_KIND_BATCHNORM && b->tail[k] >= 0) continue;
+        int dy = gl->grad;
+        if (dy < 0) continue; /* nothing downstream depends on it */
+        int li = bn >= 0 ? bn : (int)k;
+        const struct graph_layer *ll = &g->layers[li];
+        const struct gpu_step *f = train_step_of(gp, li);
+        int64_t nin = ll->nin ? batch_numel(b, in_shape(b, ll, 0)) : 0;
+        int x = ll->nin ? gp->layers[slot(b, ll->in[0])].out : -1;
+        bool acc;
+        int sum, dx;
+        struct gpu_step *s;
+        switch (ll->op) {
+        case OP_KIND_FLATTEN:
+        case OP_KIND_IDENTITY:
+            pass_grad(b, ll->in[0], dy, nin);
+            continue;
+        case OP_KIND_ADD:
+            for (int i = 0; i < 2; i++) pass_grad(b, ll->in[i], dy, nin);
+            continue;
+        case OP_KIND_CONV:
+        case OP_KIND_LINEAR: {
+            bool conv = ll->op == OP_KIND_CONV;
+            s = add_step(gp, GPU_PROG_BWD, conv ? GPU_OP_CONV_WGRAD : GPU_OP_LINEAR_WGRAD, li);
+            s->args[0] = x, s->args[1] = dy;
+            dx = begin_grad(b, ll->in[0], nin, true, &acc, &sum);
+            if (dx < 0) continue;
+            s = add_step(gp, GPU_PROG_BWD, conv ? GPU_OP_CONV_DGRAD : GPU_OP_LINEAR_DGRAD, li);
+            s->args[0] = dy, s->args[1] = dx, s->accumulate = acc, s->n = nin;
+            continue;
+        }
+        case OP_KIND_BATCHNORM: {
+            dx = begin_grad(b, ll->in[0], nin, false, &acc, &sum);
+            int dz = -1, zsum = -1, zin = b->z[li];
+            if (f->add) dz = begin_grad(b, zin, nin, false, &acc, &zsum);
+            s = add_step(gp, GPU_PROG_BWD, GPU_OP_BN_BWD, li);
+            s->args[0] = x, s->args[1] = f->args[2], s->args[2] = dy, s->args[3] = dx;
+            s->args[4] = dz, s->args[5] = f->args[3], s->args[6] = f->args[4];
+            s->args[7] = f->args[5];
+            s->relu = f->relu, s->add = f->add, s->n = nin;
+            if (dx < 0) s->args[3] = new_buf(gp, GPU_BUF_ACT, nin); /* the input needs none */
+            finish_grad(b, dx, sum, nin);
+            finish_grad(b, dz, zsum, nin);
+            continue;
+        }
+        default:
+            break;
+        }
+        dx = begin_grad(b, ll->in[0], nin, ll->op == OP_KIND_MAXPOOL || ll->op == OP_KIND_AVGPOOL,
+                        &acc, &sum);
+        if (dx < 0) continue;
+        switch (ll->op) {
+        case OP_KIND_RELU:
+            s = add_step(gp, GPU_PROG_BWD, GPU_OP_RELU_BWD, li);
+            s->args[0] = gl->out, s->args[1] = dy, s->args[2] = dx;
+            break;
+        case OP_KIND_MAXPOOL:
+        case OP_KIND_AVGPOOL:
+            s = add_step(gp, GPU_PROG_BWD, GPU_OP_POOL_BWD, li);
+            s->args[0] = x, s->args[1] = gl->out, s->args[2] = dy, s->args[3] = dx;
+            s->accumulate = acc;
+            break;
+        case OP_KIND_GLOBAL_AVG_POOL:
+            s = add_step(gp, GPU_PROG_BWD, GPU_OP_GAP_BWD, li);
+            s->args[0] = dy, s->args[1] = dx;
+            break;
+        case OP_KIND_DROPOUT:
+            s = add_step(gp, GPU_PROG_BWD, GPU_OP_DROPOUT_BWD, li);
+            s->args[0] = dy, s->args[1] = dx, s->args[2] = f->args[2];
+            break;
+        default:
+            abort();
+        }
+        s->n = nin;
+        finish_grad(b, dx, sum, nin);
+    }
+    gp->input_grad = gp->cfg.input_grad ? gp->layers[g->nlayers].grad : -1;
+}
+
+/* --------------------------------------------------------------------------------------- */
+
+void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg, struct gpu_plan *gp)
+{
+    *gp = (struct gpu_plan){.g = g, .cfg = *cfg, .input_grad = -1};
+    size_t n = g->nlayers + 1;
+    struct builder b = {.gp = gp, .g = g};
+    b.consumers = calloc(n, sizeof *b.consumers);
+    b.head = calloc(n, sizeof *b.head);
+    b.z = calloc(n, sizeof *b.z);
+    b.tail = calloc(n, sizeof *b.tail);
+    gp->layers = calloc(n, sizeof *gp->layers);
+    if (!b.consumers || !b.head || !b.z || !b.tail || !gp->layers) abort();
+    for (size_t i = 0; i < n; i++) gp->layers[i] = (struct gpu_layer){-1, -1, 0, -1, 0};
+    count_consumers(&b);
+    find_fusions(&b);
+    for (size_t i = 0; i < g->nlayers; i++) {
+        gp->layers[i].fused_into = b.head[i] >= 0 && b.tail[b.head[i]] != (int)i ? b.head[i] : -1;
+        gp->layers[i].cpad = g->layers[i].out.rank ? g->layers[i].out.d[0] : 1;
+    }
+    gp->in_cpad = input_channels(&b);
+    gp->layers[g->nlayers].cpad = gp->in_cpad;
+    const struct shape *os = &g->layers[g->output].out;
+    gp->classes = shape_numel(os);
+    int64_t per_image = shape_numel(&g->input) / (g->input.rank ? g->input.d[0] : 1);
+    gp->input = new_buf(gp, GPU_BUF_ACT, cfg->batch * per_image * gp->in_cpad);
+    gp->layers[g->nlayers].out = gp->input;
+    gp->logits = new_buf(gp, GPU_BUF_F32, cfg->batch * gp->classes);
+    place_tensors(&b);
+    if (cfg->train) {
+        gp->dlogits = new_buf(gp, GPU_BUF_ACT, cfg->batch * gp->classes);
+        forward(&b, GPU_PROG_FWD_TRAIN);
+    } else {
+        gp->dlogits = -1;
+    }
+    forward(&b, GPU_PROG_FWD_EVAL);
+    if (cfg->train) backward(&b);
+    free(b.consumers), free(b.head), free(b.z), free(b.tail);
+}
+
+void gpu_plan_free(struct gpu_plan *gp)
+{
+    for (int p = 0; p < GPU_PROGS; p++) free(gp->steps[p]);
+    free(gp->bufs), free(gp->layers), free(gp->tensors), free(gp->ranges), free(gp->chunks);
+    *gp = (struct gpu_plan){0};
+}
+
+/* Marks buffer i as used at time t. */
+static void use(struct gpu_plan *gp, int i, int t)
+{
+    if (i < 0) return;
+    struct gpu_buf *bf = &gp->bufs[i];
+    if (bf->first < 0 || t < bf->first) bf->first = t;
+    if (t > bf->last) bf->last = t;
+}
+
+size_t gpu_plan_pack(struct gpu_plan *gp)
+{
+    /* The timeline: the training forward, the loss, the backward pass (an evaluation-only
+     * plan: its forward). Logits, their gradient and the input's live to the end: they are
+     * read from the host after the step. */
+    enum gpu_prog first = gp->cfg.train ? GPU_PROG_FWD_TRAIN : GPU_PROG_FWD_EVAL;
+    int t = 0;
+    for (size_t i = 0; i < gp->nbufs; i++) gp->bufs[i].first = gp->bufs[i].last = -1;
+    for (size_t i = 0; i < gp->nsteps[first]; i++, t++)
+        for (int a = 0; a < GPU_MAX_ARGS; a++) use(gp, gp->steps[first][i].args[a], t);
+    int loss = t++;
+    use(gp, gp->logits, loss);
+    use(gp, gp->dlogits, loss);
+    if (gp->cfg.train)
+        for (size_t i = 0; i < gp->nsteps[GPU_PROG_BWD]; i++, t++)
+            for (int a = 0; a < GPU_MAX_ARGS; a++) use(gp, gp->steps[GPU_PROG_BWD][i].args[a], t);
+    use(gp, gp->logits, t);
+    use(gp, gp->input_grad, t);
+    use(gp, gp->input, 0);
+    size_t n = gp->nbufs;
+    size_t *size = calloc(n + 1, sizeof *size), *offset = calloc(n + 1, sizeof *offset);
+    int *f = calloc(n + 1, sizeof *f), *l = calloc(n + 1, sizeof *l);
+    if (!size || !offset || !f || !l) abort();
+    for (size_t i = 0; i < n; i++) {
+        bool used = gp->bufs[i].first >= 0;
+        size[i] = used ? gp->bufs[i].bytes : 0;
+        f[i] = used ? gp->bufs[i].first : 0, l[i] = used ? gp->bufs[i].last : 0;
+    }
+    gp->act_bytes = plan_pack(n, size, f, l, 256, offset);
+    for (size_t i = 0; i < n; i++) gp->bufs[i].offset = offset[i];
+    free(size), free(offset), free(f), free(l);
+    return gp->act_bytes;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Tensors at the edges */
+
+/* The device index of PyTorch's element i of t. */
+static int64_t device_index(const struct gpu_tensor *t, int64_t i)
+{
+    const int64_t *d = t->dim;
+    switch (t->layout) {
+    case GPU_LAYOUT_KRSC: { /* (k, c, r, s) -> (k, r, s, c) */
+        int64_t s = i % d[3], r = i / d[3] % d[2], c = i / (d[3] * d[2]) % d[1];
+        int64_t k = i / (d[3] * d[2] * d[1]);
+        return ((k * d[2] + r) * d[3] + s) * t->cpad + c;
+    }
+    case GPU_LAYOUT_HWC_IN: { /* (o, c, h, w) -> (o, h, w, c) */
+        int64_t w = i % d[3], h = i / d[3] % d[2], c = i / (d[3] * d[2]) % d[1];
+        int64_t o = i / (d[3] * d[2] * d[1]);
+        return ((o * d[2] + h) * d[3] + w) * d[1] + c;
+    }
+    default:
+        return i;
+    }
+}
+
+/* Elements of t in PyTorch's layout. */
+static int64_t torch_numel(const struct gpu_tensor *t)
+{
+    return t->layout == GPU_LAYOUT_PLAIN ? t->numel : t->dim[0] * t->dim[1] * t->dim[2] * t->dim[3];
+}
+
+void gpu_tensor_to_device(const struct gpu_tensor *t, const float *src, float *dst)
+{
+    if (t->layout != GPU_LAYOUT_PLAIN) memset(dst, 0, (size_t)t->numel * sizeof *dst);
+    for (int64_t i = 0, n = torch_numel(t); i < n; i++) dst[device_index(t, i)] = src[i];
+}
+
+void gpu_tensor_from_device(const struct gpu_tensor *t, const float *src, float *dst)
+{
+    for (int64_t i = 0, n = torch_numel(t); i < n; i++) dst[i] = src[device_index(t, i)];
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Memory */
+
+void gpu_plan_memory(const struct gpu_plan *gp, int optimizer_slots, size_t workspace,
+                     struct gpu_memory *m)
+{
+    size_t trained = (size_t)gp->trained_floats * 4, half = 0;
+    if (gp->cfg.dtype != GPU_F32) half = (size_t)gp->trained_floats * 2;
+    m->fixed = trained + half + (size_t)gp->state_floats * 4;
+    if (gp->cfg.train) m->fixed += trained * (1 + (size_t)optimizer_slots) + half;
+    const struct shape *in = &gp->g->input;
+    /* per batch: the activations, the uploaded input (f32), labels and soft targets */
+    m->activations = gp->act_bytes + (size_t)(gp->cfg.batch * shape_numel(in)) * 4 +
+                     (size_t)gp->cfg.batch * (4 + (size_t)gp->classes * 4);
+    m->workspace = workspace;
+    m->total = m->fixed + m->activations + m->workspace;
+}
+
+int64_t gpu_plan_largest_batch(const struct gpu_plan *gp, int optimizer_slots,
+                               size_t workspace, size_t free)
+{
+    struct gpu_memory m;
+    gpu_plan_memory(gp, optimizer_slots, workspace, &m);
+    if (free <= m.fixed + m.workspace) return 0;
+    double per_image = (double)m.activations / (double)gp->cfg.batch;
+    return (int64_t)((double)(free - m.fixed - m.workspace) / per_image);
+}
+
+void gpu_plan_sizes(const struct graph *g, int64_t batch, enum gpu_dtype t, int optimizer_slots,
+                    struct plan_sizes *out)
+{
+    struct gpu_plan gp;
+    gpu_plan_build(g, &(struct gpu_plan_config){.batch = batch, .dtype = t, .train = true}, &gp);
+    gpu_plan_pack(&gp);
+    size_t tf = (size_t)gp.trained_floats * 4, half = t != GPU_F32 ? tf / 2 : 0;
+    *out = (struct plan_sizes){.params = tf + half + (size_t)gp.state_floats * 4,
+                               .grads = tf + half, .optimizer = tf * (size_t)optimizer_slots,
+                               .activations = gp.act_bytes};
+    gpu_plan_free(&gp);
+}
