@@ -313,6 +313,14 @@ static float *floats(struct cuda *c, const struct gpu_tensor *t, bool grad, int 
     return c->params + t->offset;
 }
 
+/* What the gradients on the device are multiplied by: fp16's loss scale, else 1. */
+static float grad_scale(struct cuda *c)
+{
+    if (c->t != GPU_F16) return 1;
+    download(c, c->h_out, c->d_out, sizeof *c->h_out);
+    return c->h_out->loss_scale;
+}
+
 static void put(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot,
                 const float *src)
 {
@@ -325,6 +333,10 @@ static void put(struct cuda *c, const struct graph_tensor *gt, bool grad, int sl
     float *host = malloc((size_t)t->numel * sizeof *host);
     if (!host) abort();
     gpu_tensor_to_device(t, src, host);
+    if (grad) {
+        float scale = grad_scale(c);
+        for (int64_t i = 0; i < t->numel; i++) host[i] *= scale;
+    }
     float *dst = floats(c, t, grad, slot);
     if (dst) {
         upload(c, dst, host, (size_t)t->numel * 4);
@@ -355,6 +367,10 @@ static void get(struct cuda *c, const struct graph_tensor *gt, bool grad, int sl
         src = c->tensor_tmp;
     }
     download(c, host, src, (size_t)t->numel * 4);
+    if (grad) {
+        float scale = grad_scale(c);
+        for (int64_t i = 0; i < t->numel; i++) host[i] /= scale;
+    }
     gpu_tensor_from_device(t, host, dst);
     free(host);
 }
@@ -416,6 +432,9 @@ static void cuda_get_input_grad(struct plan *p, float *dx)
                           (int)(in->rank ? in->d[0] : 1), in->rank == 3 ? (int)in->d[1] : 1,
                           in->rank == 3 ? (int)in->d[2] : 1, (int)c->gp.in_cpad, c->stream));
     download(c, dx, c->input_grad, n * 4);
+    float scale = grad_scale(c);
+    if (scale != 1)
+        for (size_t i = 0; i < n; i++) dx[i] /= scale;
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -519,14 +538,16 @@ static double cuda_loss(struct plan *p, double smoothing)
 static void cuda_backward(struct plan *p, const float *dy)
 {
     struct cuda *c = impl(p);
-    if (dy) { /* a given output gradient, scaled as the loss would (fp16) */
+    if (dy) {
+        /* A given output gradient goes in unscaled (scaling could overflow fp16): the loss
+         * scale is held at 1 for these gradients and restored after the next update. */
         size_t n = (size_t)(p->opt.batch * c->gp.classes);
-        download(c, c->h_out, c->d_out, sizeof *c->h_out);
-        float *scaled = malloc(n * sizeof *scaled);
-        if (!scaled) abort();
-        for (size_t i = 0; i < n; i++) scaled[i] = dy[i] * c->h_out->loss_scale;
-        upload(c, c->tensor_tmp, scaled, n * 4);
-        free(scaled);
+        if (c->t == GPU_F16 && !c->held_scale) {
+            c->held_scale = grad_scale(c);
+            c->h_out->loss_scale = 1;
+            upload(c, c->d_out, c->h_out, sizeof *c->h_out);
+        }
+        upload(c, c->tensor_tmp, dy, n * 4);
         CU(c, gpu_convert(c->t, cuda_buf(c, c->gp.dlogits), GPU_F32, c->tensor_tmp, (int64_t)n,
                           c->stream));
     }
@@ -572,6 +593,16 @@ static void enqueue_update(struct cuda *c, const struct plan_step *st)
         CU(c, gpu_loss_scale_update(c->d_out, FP16_GROWTH_INTERVAL, c->stream));
 }
 
+/* After an update from given gradients (fp16): the loss scale back as it was. */
+static void restore_scale(struct cuda *c)
+{
+    if (!c->held_scale) return;
+    download(c, c->h_out, c->d_out, sizeof *c->h_out);
+    c->h_out->loss_scale = c->held_scale;
+    upload(c, c->d_out, c->h_out, sizeof *c->h_out);
+    c->held_scale = 0;
+}
+
 static void step_inputs(struct cuda *c, const struct plan_step *st)
 {
     double lr = st->sgd ? st->sgd_o.lr : st->adam_o.lr;
@@ -588,6 +619,7 @@ static void eager_update(struct cuda *c, const struct plan_step *st)
     enqueue_update(c, st);
     c->checked = false;
     CU(c, cudaStreamSynchronize(c->stream));
+    restore_scale(c);
 }
 
 static void cuda_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
@@ -647,6 +679,7 @@ static bool same_graph(const struct plan_step *a, const struct plan_step *b)
 static void cuda_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
 {
     struct cuda *c = impl(p);
+    restore_scale(c);
     prepare(c, true);
     step_inputs(c, st);
     if (c->use_graphs) {

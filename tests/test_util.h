@@ -1,14 +1,17 @@
 /*
- * test_util.h: helpers shared by the CMocka tests: writing and reading files, and loading
- * with the messages captured.
+ * test_util.h: helpers shared by the CMocka tests: writing and reading files, loading with
+ * the messages captured, rounding to a compute type's precision, and whether a GPU test can
+ * run (gpu_test_gate).
  */
 #ifndef RUNNER_TEST_UTIL_H
 #define RUNNER_TEST_UTIL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "spec.h"
 
 /* Writes text to dir/name; returns the path (static buffer, reused). */
@@ -73,6 +76,40 @@ static inline enum status load_capture(const char *path, const char *const *ov, 
     enum status st = spec_load(path, ov, n, &d, s);
     fclose(mem);
     return st;
+}
+
+/* v rounded to nearest (ties to even) with bits significand bits: 8 for bf16, 11 for fp16
+ * (whose subnormals stop at 2^-24: no finer spacing), 24 or more leaves a float as it is.
+ * Overflow is not modelled (the values rounded here are far from fp16's 65504). */
+static inline float round_bits(double v, int bits)
+{
+    if (bits >= 24 || v == 0 || !isfinite(v)) return (float)v;
+    int e;
+    frexp(v, &e);
+    int q = e - bits; /* the spacing of the values near v is 2^q */
+    if (bits == 11 && q < -24) q = -24;
+    return (float)ldexp(nearbyint(ldexp(v, -q)), q);
+}
+
+/*
+ * Whether a GPU test can run: 0 when a GPU is usable. Otherwise it prints why and returns
+ * what the test must exit with: 77 (CTest's skip, SKIP_RETURN_CODE) or, when the environment
+ * sets RUNNER_REQUIRE_GPU=1 (a machine that must run the GPU tests), 1: a failure.
+ *
+ *     int gate = gpu_test_gate();
+ *     if (gate) return gate;
+ */
+static inline int gpu_test_gate(void)
+{
+    char why[256];
+    if (device_cuda_count(why, sizeof why) > 0) return 0;
+    const char *req = getenv("RUNNER_REQUIRE_GPU");
+    if (req && strcmp(req, "1") == 0) {
+        fprintf(stderr, "RUNNER_REQUIRE_GPU=1, but %s\n", why);
+        return 1;
+    }
+    printf("skipped: %s\n", why);
+    return 77;
 }
 
 #endif
