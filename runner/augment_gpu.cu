@@ -17,26 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "augment_gpu.h"
-
-/* --------------------------------------------------------------------------------------- */
-/* Output types */
-
-template <typename T> __device__ __forceinline__ T aug_gpu_store(float v);
-
-template <> __device__ __forceinline__ float aug_gpu_store<float>(float v)
-{
-    return v;
-}
-
-template <> __device__ __forceinline__ __nv_bfloat16 aug_gpu_store<__nv_bfloat16>(float v)
-{
-    return __float2bfloat16_rn(v);
-}
-
-template <> __device__ __forceinline__ __half aug_gpu_store<__half>(float v)
-{
-    return __float2half_rn(v);
-}
+#include "gpu_math.h"
 
 /* --------------------------------------------------------------------------------------- */
 /* The kernel */
@@ -76,10 +57,10 @@ aug_gpu_kernel(const __grid_constant__ struct augment_gpu_plan p, const uint8_t 
                 const size_t plane = (size_t)p.in_h * p.in_w;
                 for (; ch < p.c; ch++) {
                     float v = from < 0 ? aug_gpu_byte(at[ch * plane]) : 0.0f;
-                    out[ch] = aug_gpu_store<T>(aug_gpu_value(&p, from, ch, v));
+                    out[ch] = gpu_to<T>(aug_gpu_value(&p, from, ch, v));
                 }
             }
-            for (; ch < cpad; ch++) out[ch] = aug_gpu_store<T>(0.0f);
+            for (; ch < cpad; ch++) out[ch] = gpu_to<T>(0.0f);
         }
         __syncthreads(); /* before thread 0 overwrites the choices */
     }
