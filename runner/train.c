@@ -149,6 +149,14 @@ static enum status prepare(struct run *r)
 {
     const struct spec *s = r->s;
     r->classes = model_classes(s);
+    char msg[512];
+    if (device_choose(s, &r->dev, msg, sizeof msg)) {
+        bool precision = strncmp(msg, "precision", 9) == 0;
+        diag_error(&r->d, spec_mark(s, precision ? "precision" : "device"), "%s", msg);
+        diag_hint(&r->d, precision ? "precision: auto (fp32 on the CPU) or fp32"
+                                   : "device: auto uses a GPU when there is one, else the CPU");
+        return STATUS_CONFIG;
+    }
     r->workers = s->data.workers > 0 ? (int)s->data.workers : loader_default_workers();
     if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
         augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))
@@ -166,12 +174,6 @@ static enum status prepare(struct run *r)
         return STATUS_CONFIG;
     }
 
-    char msg[512];
-    if (device_choose(s, &r->dev, msg, sizeof msg)) {
-        diag_error(&r->d, spec_mark(s, "device"), "%s", msg);
-        diag_hint(&r->d, "device: auto uses a GPU when there is one, else the CPU in fp32");
-        return STATUS_CONFIG;
-    }
     struct plan_options po = r->dev.o;
     po.batch = s->train.batch_size;
     po.optimizer_slots = model_optimizer_slots(s);

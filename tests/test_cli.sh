@@ -157,6 +157,11 @@ if grep -qE "GPUs: none|CUDA: not built in" "$out"; then
     has "$err" "error: device cuda:0 was asked for, but"
 fi
 
+# A 16-bit precision asked of the CPU: exit 2 at the key, before any data is read.
+expect 2 "bf16 on the CPU" -- experiments/quick.yaml device=cpu precision=bf16 data.root=/nonexistent
+has "$err" "precision=bf16"
+has "$err" "error: precision bf16 needs a GPU; the CPU computes in fp32"
+
 if [ "$fails" -ne 0 ]; then
     echo "$fails check(s) failed"
     exit 1
