@@ -23,32 +23,10 @@
 #include "augment_gpu.h"
 #include "rng.h"
 #include "test_util.h"
+#include "transforms.h"
 
 /* --------------------------------------------------------------------------------------- */
 /* Helpers */
-
-static struct spec_transform crop(long long size, long long padding, enum spec_fill fill)
-{
-    return (struct spec_transform){.kind = SPEC_TRANSFORM_RANDOM_CROP, .size = size,
-                                   .padding = padding, .fill = fill};
-}
-
-static struct spec_transform flip(double p)
-{
-    return (struct spec_transform){.kind = SPEC_TRANSFORM_HFLIP, .p = p};
-}
-
-static struct spec_transform cut(long long size, double p)
-{
-    return (struct spec_transform){.kind = SPEC_TRANSFORM_CUTOUT, .size = size, .p = p};
-}
-
-static struct spec_transform norm(double m0, double m1, double m2, double s0, double s1,
-                                  double s2)
-{
-    return (struct spec_transform){.kind = SPEC_TRANSFORM_NORMALIZE, .mean = {m0, m1, m2},
-                                   .std = {s0, s1, s2}};
-}
 
 /* CIFAR-10's usual statistics: values whose float rounding matters. */
 static struct spec_transform cifar_norm(void)
