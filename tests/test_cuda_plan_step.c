@@ -56,7 +56,6 @@
 #include "rng.h"
 #include "step.h"
 #include "test_util.h"
-#include "yaml_load.h"
 
 #define BATCH 8
 
@@ -87,13 +86,8 @@ static void model_open(struct model *m, const char *path, bool dropout)
     } else {
         m->yaml = text;
     }
-    struct source *src = arena_alloc(&m->a, sizeof *src);
-    *src = (struct source){path, ".", m->yaml, strlen(m->yaml)};
-    struct diag d = {.out = stderr};
-    struct node *root;
-    assert_int_equal(yaml_load_text(&m->a, &d, src, m->yaml, strlen(m->yaml), 1, 1, &root),
-                     STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &m->g), STATUS_OK);
+    m->g = graph_of_text(&m->a, path, m->yaml);
+    assert_non_null(m->g);
 }
 
 static void model_close(struct model *m)

@@ -33,8 +33,8 @@
 #include "gpu_math.h"
 #include "graph.h"
 #include "plan.h"
+#include "test_util.h"
 #include "ref.h"
-#include "yaml_load.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers */
@@ -96,13 +96,9 @@ struct net {
 static void net_open(struct net *t, int slots)
 {
     memset(t, 0, sizeof *t);
-    struct source *src = arena_alloc(&t->a, sizeof *src);
-    *src = (struct source){"net.yaml", ".", fc_yaml, strlen(fc_yaml)};
+    t->g = graph_of_text(&t->a, "net.yaml", fc_yaml);
+    assert_non_null(t->g);
     struct diag d = {.out = stderr};
-    struct node *root;
-    assert_int_equal(yaml_load_text(&t->a, &d, src, fc_yaml, strlen(fc_yaml), 1, 1, &root),
-                     STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &t->g), STATUS_OK);
     struct plan_options o = {.batch = 2, .optimizer_slots = slots, .seed = 1};
     assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
     t->w = graph_find_tensor(t->g, "fc.weight");

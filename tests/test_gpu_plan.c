@@ -21,7 +21,6 @@
 #include "gpu_plan.h"
 #include "plan.h"
 #include "test_util.h"
-#include "yaml_load.h"
 
 struct net {
     struct arena a;
@@ -33,13 +32,8 @@ static void net_load(struct net *n, const char *yaml)
 {
     memset(n, 0, sizeof *n);
     n->text = strdup(yaml);
-    struct source *src = arena_alloc(&n->a, sizeof *src);
-    *src = (struct source){"net.yaml", ".", n->text, strlen(n->text)};
-    struct diag d = {.out = stderr};
-    struct node *root;
-    assert_int_equal(yaml_load_text(&n->a, &d, src, n->text, strlen(n->text), 1, 1, &root),
-                     STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &n->g), STATUS_OK);
+    n->g = graph_of_text(&n->a, "net.yaml", n->text);
+    assert_non_null(n->g);
 }
 
 static void net_free(struct net *n)

@@ -24,8 +24,8 @@
 #include "graph.h"
 #include "model.h"
 #include "plan.h"
+#include "test_util.h"
 #include "step.h"
-#include "yaml_load.h"
 
 #define IN 7
 #define OUT 5
@@ -46,12 +46,9 @@ struct net {
 static void net_open(struct net *t, const char *yaml, int slots)
 {
     memset(t, 0, sizeof *t);
-    struct source *src = arena_alloc(&t->a, sizeof *src);
-    *src = (struct source){"net.yaml", ".", yaml, strlen(yaml)};
+    t->g = graph_of_text(&t->a, "net.yaml", yaml);
+    assert_non_null(t->g);
     struct diag d = {.out = stderr};
-    struct node *root;
-    assert_int_equal(yaml_load_text(&t->a, &d, src, yaml, strlen(yaml), 1, 1, &root), STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &t->g), STATUS_OK);
     struct plan_options o = {.batch = 2, .optimizer_slots = slots, .seed = 1};
     assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
 }

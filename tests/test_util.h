@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "device.h"
+#include "graph.h"
 #include "spec.h"
+#include "yaml_load.h"
 
 /* Writes text to dir/name; returns the path (static buffer, reused). */
 static inline const char *write_file(const char *dir, const char *name, const char *text)
@@ -110,6 +112,21 @@ static inline int gpu_test_gate(void)
     }
     printf("skipped: %s\n", why);
     return 77;
+}
+
+/* The graph of yaml (a graph file's text, called name in messages), built in arena a; NULL,
+ * with the errors printed, when it does not build. yaml must outlive the graph. */
+static inline struct graph *graph_of_text(struct arena *a, const char *name, const char *yaml)
+{
+    struct source *src = arena_alloc(a, sizeof *src);
+    *src = (struct source){name, ".", yaml, strlen(yaml)};
+    struct diag d = {.out = stderr};
+    struct node *root;
+    struct graph *g = NULL;
+    if (yaml_load_text(a, &d, src, yaml, strlen(yaml), 1, 1, &root) != STATUS_OK ||
+        graph_build(root, NULL, &d, &g) != STATUS_OK)
+        return NULL;
+    return g;
 }
 
 #endif
