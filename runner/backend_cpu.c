@@ -247,7 +247,7 @@ int64_t cpu_batch(struct cpu *c)
 
 uint64_t cpu_seed(struct cpu *c)
 {
-    return c->plan->opt.seed ^ ((uint64_t)c->plan->steps * 0x9E3779B97F4A7C15ull);
+    return plan_dropout_key(c->plan);
 }
 
 const struct plan_options *cpu_options(struct cpu *c)

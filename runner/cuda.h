@@ -128,7 +128,7 @@ bool cuda_check_blas(struct cuda *c, cublasStatus_t e, const char *call, const c
  * and the descriptors' release. */
 bool cuda_describe(struct cuda *c);
 bool cuda_probe_bn(struct cuda *c);
-void cuda_run_step(struct cuda *c, const struct gpu_step *s, enum gpu_prog pr);
+void cuda_run_step(struct cuda *c, const struct gpu_step *s);
 void cuda_release(struct cuda *c);
 
 /* Device pointer of buffer i (NULL for -1). */

@@ -448,7 +448,7 @@ static void run(struct cuda *c, enum gpu_prog pr)
     cudaEvent_t *ev = c->events[pr];
     if (ev) CU(c, cudaEventRecord(ev[0], c->stream));
     for (size_t i = 0; i < c->gp.nsteps[pr]; i++) {
-        cuda_run_step(c, &steps[i], pr);
+        cuda_run_step(c, &steps[i]);
         if (ev) CU(c, cudaEventRecord(ev[i + 1], c->stream));
         if (c->sync_debug) {
             cudaError_t e = cudaStreamSynchronize(c->stream);
@@ -479,7 +479,7 @@ static void prepare(struct cuda *c, bool train)
         c->half_stale = false;
     }
     c->h_in->valid = (int32_t)p->opt.batch;
-    c->h_in->dropout_key = p->opt.seed ^ ((uint64_t)p->steps * 0x9E3779B97F4A7C15ull);
+    c->h_in->dropout_key = plan_dropout_key(p);
     CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
     if (!train) return;
     for (size_t li = 0; li < c->g->nlayers; li++)

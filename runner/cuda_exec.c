@@ -176,13 +176,11 @@ static bool describe_conv(struct cuda *c, const struct graph_layer *l, struct cu
 /* --------------------------------------------------------------------------------------- */
 /* Batchnorm, pooling */
 
+/* Layer li's kernel in the forward program of this plan (training, or evaluation only). */
 static const struct gpu_step *fwd_step(const struct cuda *c, size_t li)
 {
     enum gpu_prog pr = c->plan->opt.eval_only ? GPU_PROG_FWD_EVAL : GPU_PROG_FWD_TRAIN;
-    for (size_t i = 0; i < c->gp.nsteps[pr]; i++)
-        if (c->gp.steps[pr][i].layer == (int)li && c->gp.steps[pr][i].op != GPU_OP_OUTPUT)
-            return &c->gp.steps[pr][i];
-    return NULL;
+    return gpu_plan_step_of(&c->gp, pr, (int)li);
 }
 
 static bool describe_bn(struct cuda *c, size_t li, struct cuda_bn *v)
@@ -495,9 +493,8 @@ static void run_bn(struct cuda *c, const struct gpu_step *s, const struct graph_
     }
 }
 
-void cuda_run_step(struct cuda *c, const struct gpu_step *s, enum gpu_prog pr)
+void cuda_run_step(struct cuda *c, const struct gpu_step *s)
 {
-    (void)pr;
     const struct graph_layer *l = s->layer >= 0 ? &c->g->layers[s->layer] : NULL;
     const struct shape *in = &c->g->input;
     int64_t N = c->plan->opt.batch;

@@ -249,11 +249,11 @@ static void forward(struct builder *b, enum gpu_prog pr)
             gl->out = x; /* the same memory: NHWC flattened is (N, H*W*C) */
             continue;
         }
+        /* a fused group's layers before its last: their kernel runs at the last */
+        if (b->tail[li] >= 0 || (bn >= 0 && b->tail[bn] != (int)li)) continue;
         if (gl->out < 0) gl->out = new_buf(gp, GPU_BUF_ACT, n);
-        if (l->op == OP_KIND_BATCHNORM && b->tail[li] >= 0) continue; /* run at its tail */
         if (bn >= 0) {
-            /* a fused group: every layer of it has the tail's output; the kernel runs here */
-            if (b->tail[bn] != (int)li) continue;
+            /* the group's last layer: every layer of it has this output */
             for (size_t k = (size_t)bn; k < li; k++)
                 if ((int)k == bn || b->head[k] == bn) gp->layers[k].out = gl->out;
             int z = b->z[bn] == NO_Z ? -1 : gp->layers[slot(b, b->z[bn])].out;
@@ -344,16 +344,6 @@ static void pass_grad(struct builder *b, int in, int dy, int64_t n)
     s->args[0] = dy, s->args[1] = pl->grad, s->n = n;
 }
 
-/* The training forward step of layer li's kernel (the batchnorm of a group). */
-static const struct gpu_step *train_step_of(const struct gpu_plan *gp, int li)
-{
-    for (size_t i = 0; i < gp->nsteps[GPU_PROG_FWD_TRAIN]; i++)
-        if (gp->steps[GPU_PROG_FWD_TRAIN][i].layer == li &&
-            gp->steps[GPU_PROG_FWD_TRAIN][i].op != GPU_OP_OUTPUT)
-            return &gp->steps[GPU_PROG_FWD_TRAIN][i];
-    return NULL;
-}
-
 static void backward(struct builder *b)
 {
     struct gpu_plan *gp = b->gp;
@@ -370,7 +360,7 @@ static void backward(struct builder *b)
         if (dy < 0) continue; /* nothing downstream depends on it */
         int li = bn >= 0 ? bn : (int)k;
         const struct graph_layer *ll = &g->layers[li];
-        const struct gpu_step *f = train_step_of(gp, li);
+        const struct gpu_step *f = gpu_plan_step_of(gp, GPU_PROG_FWD_TRAIN, li);
         int64_t nin = ll->nin ? batch_numel(b, in_shape(b, ll, 0)) : 0;
         int x = ll->nin ? gp->layers[slot(b, ll->in[0])].out : -1;
         bool acc;
@@ -481,6 +471,14 @@ void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg, st
     forward(&b, GPU_PROG_FWD_EVAL);
     if (cfg->train) backward(&b);
     free(b.consumers), free(b.head), free(b.z), free(b.tail);
+}
+
+const struct gpu_step *gpu_plan_step_of(const struct gpu_plan *gp, enum gpu_prog pr, int li)
+{
+    for (size_t i = 0; i < gp->nsteps[pr]; i++)
+        if (gp->steps[pr][i].layer == li && gp->steps[pr][i].op != GPU_OP_OUTPUT)
+            return &gp->steps[pr][i];
+    return NULL;
 }
 
 void gpu_plan_free(struct gpu_plan *gp)

@@ -147,6 +147,8 @@ struct gpu_plan {
 void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg,
                     struct gpu_plan *gp);
 void gpu_plan_free(struct gpu_plan *gp);
+/* The kernel of layer li (of its fused group's batchnorm) in forward program pr, or NULL. */
+const struct gpu_step *gpu_plan_step_of(const struct gpu_plan *gp, enum gpu_prog pr, int li);
 /* Offsets for every buffer (256-byte aligned, sharing memory where lifetimes allow); returns
  * the activation arena's size. */
 size_t gpu_plan_pack(struct gpu_plan *gp);

@@ -241,6 +241,11 @@ double plan_update(struct plan *p, const struct plan_step *st)
     return norm;
 }
 
+uint64_t plan_dropout_key(const struct plan *p)
+{
+    return p->opt.seed ^ ((uint64_t)p->steps * 0x9E3779B97F4A7C15ull);
+}
+
 void plan_timings_reset(struct plan *p)
 {
     memset(p->pass_seconds, 0, sizeof p->pass_seconds);

@@ -200,6 +200,10 @@ void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_ste
  * gradients' norm before clipping (0 when clipping is off). */
 double plan_update(struct plan *p, const struct plan_step *st);
 
+/* The key of this step's dropout masks (rng_uniform(key, element)): a function of the seed and
+ * the training forwards run, the same on every backend. */
+uint64_t plan_dropout_key(const struct plan *p);
+
 /* Seconds on a monotonic clock, for timings. */
 double plan_clock(void);
 
