@@ -22,8 +22,8 @@
 #include "weights.h"
 
 static enum status write_summary(const char *out, const struct spec *s, const char *weights,
-                                 const struct eval_result *r, double macro_f1, double seconds,
-                                 struct diag *d)
+                                 const char *device, const struct eval_result *r,
+                                 double macro_f1, double seconds, struct diag *d)
 {
     FILE *f = file_begin(out, "summary.json", d);
     if (!f) return STATUS_RUNTIME;
@@ -37,28 +37,25 @@ static enum status write_summary(const char *out, const struct spec *s, const ch
             "  \"device\": ",
             r->acc, r->loss, macro_f1, s->eval.flip_tta ? "true" : "false", (long long)r->n,
             seconds);
-    struct device_choice dev;
-    char msg[512];
-    json_write_string(f, device_choose(s, &dev, msg, sizeof msg) ? "?" : dev.name);
+    json_write_string(f, device);
     fprintf(f, ",\n  \"threads\": %d,\n  \"commit\": ", omp_get_max_threads());
     json_write_string(f, RUNNER_COMMIT);
     fprintf(f, "\n}\n");
     return file_end(f, out, "summary.json", d);
 }
 
-/* The evaluation plan with the weights loaded. */
+/* The evaluation plan on device dev with the weights loaded. */
 static enum status load_plan(const struct spec *s, const struct graph *g, const char *weights,
-                             struct diag *d, struct plan **p)
+                             struct device_choice *dev, struct diag *d, struct plan **p)
 {
-    struct device_choice dev;
     char msg[512];
-    if (device_choose(s, &dev, msg, sizeof msg)) {
+    if (device_choose(s, dev, msg, sizeof msg)) {
         diag_error(d, spec_mark(s, "device"), "%s", msg);
         return STATUS_CONFIG;
     }
-    struct plan_options po = dev.o;
+    struct plan_options po = dev->o;
     po.batch = s->eval.batch_size, po.eval_only = true;
-    if (plan_create(g, dev.be, &po, d, p)) return STATUS_RUNTIME;
+    if (plan_create(g, dev->be, &po, d, p)) return STATUS_RUNTIME;
     plan_init_params(*p, (uint64_t)s->seed);
     struct st_file *f;
     if (st_open(weights, d, &f)) return STATUS_CONFIG;
@@ -76,7 +73,8 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     struct augment aug;
     if (augment_init(&aug, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &d)) return STATUS_CONFIG;
     struct plan *p = NULL;
-    enum status st = load_plan(s, g, weights, &d, &p);
+    struct device_choice dev;
+    enum status st = load_plan(s, g, weights, &dev, &d, &p);
     if (st) {
         plan_free(p);
         return st;
@@ -108,7 +106,7 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
                write_per_class(out, &r, c.class_names, &macro_f1, &d) ||
                write_samples(out, &r, c.test.pixels, CIFAR_SIDE, c.class_names, s->eval.samples,
                              &d) ||
-               write_summary(out, s, weights, &r, macro_f1, plan_clock() - t0, &d)) {
+               write_summary(out, s, weights, dev.name, &r, macro_f1, plan_clock() - t0, &d)) {
         st = STATUS_RUNTIME;
     } else {
         printf("%s on %s: test loss %.4f, accuracy %.4f (%lld images%s); macro F1 %.4f\n",
