@@ -119,7 +119,7 @@ static int cmd_plan(const struct args *a)
     char msg[256];
     if (s->device.kind == SPEC_DEVICE_AUTO && device_resolve(&s->device, &dev, msg, sizeof msg) == 0)
         cuda = dev.kind == SPEC_DEVICE_CUDA;
-    /* The CPU plan's real arenas (sized, not allocated); a GPU plan is estimated here. */
+    /* The plan's real arenas: the CPU's sized (not allocated), the GPU's from its planning. */
     struct plan *pl = NULL;
     struct plan_sizes gpu_sizes;
     if (cuda) {

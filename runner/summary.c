@@ -110,37 +110,24 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
 
     struct summary_memory m = summary_memory(s, g, cuda);
     static const char *const opt[] = {"sgd", "adam", "adamw"};
-    if (real) {
-        size_t total = real->params + real->grads + real->optimizer + real->activations +
-                       real->workspace;
-        fprintf(out, "\nmemory of one training step, as planned (batch %lld, %s, %s, %s "
-                "backend):\n", m.batch, m.precision, opt[s->optimizer.type], cuda ? "cuda" : "cpu");
-        fprintf(out, "  parameters       %12s  (with buffers, in the backend's layouts%s)\n",
-                mib(a, sizeof a, real->params),
-                cuda && strcmp(m.precision, "fp32") ? "; fp32 and a 16-bit copy" : "");
-        fprintf(out, "  gradients        %12s\n", mib(a, sizeof a, real->grads));
-        fprintf(out, "  optimizer state  %12s  (%d value%s per parameter)\n",
-                mib(a, sizeof a, real->optimizer), m.state_per_param,
-                m.state_per_param == 1 ? "" : "s");
-        fprintf(out, "  activations      %12s  (buffers shared by lifetime; every layer's outputs "
-                "would take %s)\n", mib(a, sizeof a, real->activations),
-                mib(b, sizeof b, m.activations));
-        if (cuda)
-            fprintf(out, "  workspace        %12s  (and cuDNN's and cuBLAS's, known on the GPU)\n",
-                    mib(a, sizeof a, real->workspace));
-        else
-            fprintf(out, "  workspace        %12s\n", mib(a, sizeof a, real->workspace));
-        fprintf(out, "  total            %12s\n", mib(a, sizeof a, total));
-        return;
-    }
-    fprintf(out, "\nmemory of one training step, estimated (batch %lld, %s, %s on the %s):\n",
-            m.batch, m.precision, opt[s->optimizer.type], cuda ? "GPU" : "CPU");
-    fprintf(out, "  parameters       %12s  (fp32, with buffers%s)\n", mib(a, sizeof a, m.params),
-            strcmp(m.precision, "fp32") ? ", plus a 16-bit copy for compute" : "");
-    fprintf(out, "  gradients        %12s  (fp32)\n", mib(a, sizeof a, m.grads));
+    size_t total = real->params + real->grads + real->optimizer + real->activations +
+                   real->workspace;
+    fprintf(out, "\nmemory of one training step, as planned (batch %lld, %s, %s, %s "
+            "backend):\n", m.batch, m.precision, opt[s->optimizer.type], cuda ? "cuda" : "cpu");
+    fprintf(out, "  parameters       %12s  (with buffers, in the backend's layouts%s)\n",
+            mib(a, sizeof a, real->params),
+            cuda && strcmp(m.precision, "fp32") ? "; fp32 and a 16-bit copy" : "");
+    fprintf(out, "  gradients        %12s\n", mib(a, sizeof a, real->grads));
     fprintf(out, "  optimizer state  %12s  (%d value%s per parameter)\n",
-            mib(a, sizeof a, m.optimizer), m.state_per_param, m.state_per_param == 1 ? "" : "s");
-    fprintf(out, "  activations      %12s  (%s; the input and every layer's output, kept for "
-            "the backward pass)\n", mib(a, sizeof a, m.activations), m.precision);
-    fprintf(out, "  total            %12s\n", mib(a, sizeof a, m.total));
+            mib(a, sizeof a, real->optimizer), m.state_per_param,
+            m.state_per_param == 1 ? "" : "s");
+    fprintf(out, "  activations      %12s  (buffers shared by lifetime; every layer's outputs "
+            "would take %s)\n", mib(a, sizeof a, real->activations),
+            mib(b, sizeof b, m.activations));
+    if (cuda)
+        fprintf(out, "  workspace        %12s  (and cuDNN's and cuBLAS's, known on the GPU)\n",
+                mib(a, sizeof a, real->workspace));
+    else
+        fprintf(out, "  workspace        %12s\n", mib(a, sizeof a, real->workspace));
+    fprintf(out, "  total            %12s\n", mib(a, sizeof a, total));
 }

@@ -6,9 +6,10 @@
  *     struct summary_memory m = summary_memory(spec, graph, false);   // on the CPU
  *     summary_print(stdout, spec, graph, false, &plan->sizes);
  *
- * The memory is an estimate from the graph: parameters and buffers in fp32 (plus a 16-bit
- * copy of the parameters with bf16/fp16 compute), fp32 gradients, the optimizer's state, and
- * every layer's output at the compute precision, all kept for the backward pass.
+ * The memory is the plan's arenas, beside summary_memory's estimate from the graph:
+ * parameters and buffers in fp32 (plus a 16-bit copy of the parameters with bf16/fp16
+ * compute), fp32 gradients, the optimizer's state, and every layer's output at the compute
+ * precision, all kept for the backward pass.
  * Covered by tests/test_graph.c and tests/test_cli.sh.
  */
 #ifndef RUNNER_SUMMARY_H
@@ -33,8 +34,8 @@ struct summary_memory {
 };
 
 struct summary_memory summary_memory(const struct spec *s, const struct graph *g, bool cuda);
-/* real: the arenas of the plan built for the experiment (NULL: the estimate only, as for a
- * backend this build cannot plan for). */
+/* real: the arenas of the plan built for the experiment (the CPU's, or gpu_plan_sizes' for a
+ * GPU), printed beside the estimate of every layer's outputs. */
 void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda,
                    const struct plan_sizes *real);
 
