@@ -29,12 +29,13 @@
  * p:      the plan (by value, read in place)
  * images: (count, c, in_h, in_w) bytes
  * index:  (n) dataset image of each batch row; < 0: a zero image
+ * key:    (n) the key of each row's random choices
  * x:      (n, out_h, out_w, cpad)
  */
 template <typename T>
 __global__ void __launch_bounds__(AUG_GPU_THREADS)
 aug_gpu_kernel(const __grid_constant__ struct augment_gpu_plan p, const uint8_t *images,
-               const int32_t *index, int64_t n, uint64_t seed, int64_t epoch, T *x, int cpad)
+               const int32_t *index, const uint64_t *key, int64_t n, T *x, int cpad)
 {
     __shared__ struct aug_gpu_image choice;
     const int64_t pixels = (int64_t)p.out_h * p.out_w;
@@ -43,7 +44,7 @@ aug_gpu_kernel(const __grid_constant__ struct augment_gpu_plan p, const uint8_t 
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
         const int64_t img = index[i]; /* the same for the whole block */
-        if (threadIdx.x == 0 && img >= 0) aug_gpu_choices(&p, aug_gpu_key(seed, epoch, img), &choice);
+        if (threadIdx.x == 0 && img >= 0) aug_gpu_choices(&p, key[i], &choice);
         __syncthreads();
         const uint8_t *src = images + (size_t)(img >= 0 ? img : 0) * image_bytes;
         for (int64_t q = first; q < pixels; q += stride) {
@@ -68,16 +69,16 @@ aug_gpu_kernel(const __grid_constant__ struct augment_gpu_plan p, const uint8_t 
 
 template <typename T>
 static cudaError_t aug_gpu_launch(const struct augment_gpu_plan *p, const uint8_t *images,
-                                  const int32_t *index, int64_t n, uint64_t seed, int64_t epoch,
-                                  void *x, int cpad, cudaStream_t s)
+                                  const int32_t *index, const uint64_t *key, int64_t n, void *x,
+                                  int cpad, cudaStream_t s)
 {
     const int64_t pixels = (int64_t)p->out_h * p->out_w;
     int64_t bx = (pixels + AUG_GPU_THREADS - 1) / AUG_GPU_THREADS;
     if (bx > 1024) bx = 1024; /* the rest by striding */
     const int64_t by = n < AUG_GPU_MAX_GRID_Y ? n : AUG_GPU_MAX_GRID_Y;
     dim3 grid((unsigned)bx, (unsigned)by);
-    aug_gpu_kernel<T><<<grid, AUG_GPU_THREADS, 0, s>>>(*p, images, index, n, seed, epoch,
-                                                       (T *)x, cpad);
+    aug_gpu_kernel<T><<<grid, AUG_GPU_THREADS, 0, s>>>(*p, images, index, key, n, (T *)x,
+                                                       cpad);
     return cudaGetLastError();
 }
 
@@ -111,17 +112,16 @@ static bool aug_gpu_plan_ok(const struct augment_gpu_plan *p)
 }
 
 extern "C" cudaError_t augment_gpu_run(const struct augment_gpu_plan *p, const uint8_t *images,
-                                       const int32_t *index, int64_t n, uint64_t seed,
-                                       int64_t epoch, int dtype, void *x, int cpad,
-                                       cudaStream_t s)
+                                       const int32_t *index, const uint64_t *key, int64_t n,
+                                       int dtype, void *x, int cpad, cudaStream_t s)
 {
     if (!p || n < 0 || !aug_gpu_plan_ok(p) || cpad < p->c) return cudaErrorInvalidValue;
     if (n == 0) return cudaSuccess;
-    if (!images || !index || !x) return cudaErrorInvalidValue;
+    if (!images || !index || !key || !x) return cudaErrorInvalidValue;
     switch (dtype) {
-    case 0: return aug_gpu_launch<float>(p, images, index, n, seed, epoch, x, cpad, s);
-    case 1: return aug_gpu_launch<__nv_bfloat16>(p, images, index, n, seed, epoch, x, cpad, s);
-    case 2: return aug_gpu_launch<__half>(p, images, index, n, seed, epoch, x, cpad, s);
+    case 0: return aug_gpu_launch<float>(p, images, index, key, n, x, cpad, s);
+    case 1: return aug_gpu_launch<__nv_bfloat16>(p, images, index, key, n, x, cpad, s);
+    case 2: return aug_gpu_launch<__half>(p, images, index, key, n, x, cpad, s);
     default: return cudaErrorInvalidValue;
     }
 }

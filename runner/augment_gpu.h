@@ -5,8 +5,9 @@
  *     struct augment_gpu_plan p;
  *     char why[128];
  *     if (!augment_gpu_compile(&aug, &p, why, sizeof why)) use_the_cpu_loader(why);
- *     // per batch: images (count, 3, 32, 32) bytes and index (n) already on the device
- *     err = augment_gpu_run(&p, images, index, n, seed, epoch, 1, x, 4, stream);
+ *     // per batch: images (count, 3, 32, 32) bytes, index (n) and key (n) on the device,
+ *     // key[i] = aug_gpu_key(seed, epoch, index[i])
+ *     err = augment_gpu_run(&p, images, index, key, n, 1, x, 4, stream);
  *
  * random_crop (zero or reflection padding), hflip, cutout and normalize run here; resize,
  * mixup and cutmix stay on the CPU, and a list holding any of them does not compile. The plan
@@ -246,19 +247,21 @@ extern "C" {
 
 /*
  * Augments a batch on stream s: image i of x is dataset image index[i] with the choices of
- * key aug_gpu_key(seed, epoch, index[i]) (= augment_key), written NHWC with cpad channels
+ * key[i] (aug_gpu_key(seed, epoch, index[i]) = augment_key, computed by the caller: the keys
+ * live in device memory, so a captured graph replays any epoch), written NHWC with cpad channels
  * (channels c.. cpad - 1 zero) in dtype 0 fp32, 1 bf16, 2 fp16 (rounded to nearest even);
  * a negative index gives an all-zero image (the padding of a partial batch).
  *   images: device, (count, c, in_h, in_w) bytes (CIFAR's layout); every index[i] < count
  *   index:  device, (n)
+ *   key:    device, (n)
  *   x:      device, (n, out_h, out_w, cpad)
  * Allocates nothing and never synchronizes (capturable in a CUDA graph); returns
  * cudaErrorInvalidValue for a bad plan, dtype, cpad < c or a NULL pointer with n > 0,
  * otherwise the launch's cudaGetLastError().
  */
 cudaError_t augment_gpu_run(const struct augment_gpu_plan *p, const uint8_t *images,
-                            const int32_t *index, int64_t n, uint64_t seed, int64_t epoch,
-                            int dtype, void *x, int cpad, cudaStream_t s);
+                            const int32_t *index, const uint64_t *key, int64_t n, int dtype,
+                            void *x, int cpad, cudaStream_t s);
 
 #ifdef __cplusplus
 }
