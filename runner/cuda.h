@@ -21,6 +21,7 @@
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
+#include "augment_gpu.h"
 #include "gpu_kernels.h"
 #include "gpu_plan.h"
 #include "plan.h"
@@ -91,9 +92,30 @@ struct cuda {
     float *targets;
     struct gpu_range *ranges;
     struct gpu_chunk *chunks;
-    struct gpu_step_in *d_in, *h_in;   /* h_*: pinned host copies */
+    struct gpu_step_in *d_in, *h_in;   /* h_*: pinned host copies (h_in: h_ins[next]) */
     struct gpu_step_out *d_out, *h_out;
     struct gpu_trained trained;
+
+    /* Steps started and not yet waited for (plan_step_start): each uses one of two pinned
+     * slots for its inputs (step values, batch) and its result; done[s] is recorded after
+     * the last copy touching slot s. The host writes only slot `next`, which is free. */
+    struct gpu_step_in *h_ins;   /* [2] */
+    struct gpu_step_out *h_res;  /* [2] the results read back */
+    float *h_x;                  /* [2] a batch given as floats (set_input), staged */
+    uint64_t *h_key;             /* [2][batch] a resident batch: keys, */
+    int32_t *h_index, *h_labels; /* [2][batch] images and labels */
+    cudaEvent_t done[2];
+    bool recorded[2];
+    int next, oldest, inflight;
+    bool staged; /* a copy from slot next is enqueued and its step not started */
+
+    /* The resident training set (plan_set_dataset) and the batch naming its images */
+    uint8_t *images;
+    int64_t image_count;
+    struct augment_gpu_plan aug;
+    uint64_t *keys;   /* (batch) on the device */
+    int32_t *index;   /* (batch) on the device */
+    bool from_dataset; /* the input step augments index/keys instead of packing input */
 
     int64_t *counters;  /* per graph tensor: num_batches_tracked (host) */
     bool soft;          /* the loss uses the soft targets */
@@ -103,10 +125,11 @@ struct cuda {
                            in the arenas; 0: none held */
     double smoothing;
 
-    /* CUDA graphs: the training step (with hard or soft targets) and the evaluation. */
-    cudaGraphExec_t step_graph[2], eval_graph;
-    struct plan_step step_key[2]; /* what a captured step was captured with */
-    bool captured[2];
+    /* CUDA graphs: the training step (index: soft targets + 2 x from_dataset) and the
+     * evaluation. */
+    cudaGraphExec_t step_graph[4], eval_graph;
+    struct plan_step step_key[4]; /* what a captured step was captured with */
+    bool captured[4];
 
     /* --profile: an event after every step of the last program run */
     cudaEvent_t *events[GPU_PROGS];

@@ -160,9 +160,19 @@ static bool allocate(struct cuda *c)
         (train && !dev_alloc(c, (void **)&c->slots, tf * 4 * (size_t)o->optimizer_slots)) ||
         (train && half && !dev_alloc(c, &c->half_grads, tf * 2)) ||
         (o->input_grad && !dev_alloc(c, (void **)&c->input_grad, in * 4)) ||
-        !CU(c, cudaMallocHost((void **)&c->h_in, sizeof *c->h_in)) ||
-        !CU(c, cudaMallocHost((void **)&c->h_out, sizeof *c->h_out)))
+        (train && !dev_alloc(c, (void **)&c->keys, (size_t)o->batch * 8)) ||
+        (train && !dev_alloc(c, (void **)&c->index, (size_t)o->batch * 4)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_ins, 2 * sizeof *c->h_ins)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_res, 2 * sizeof *c->h_res)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_x, 2 * in * 4)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_key, 2 * (size_t)o->batch * 8)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_index, 2 * (size_t)o->batch * 4)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_labels, 2 * (size_t)o->batch * 4)) ||
+        !CU(c, cudaMallocHost((void **)&c->h_out, sizeof *c->h_out)) ||
+        !CU(c, cudaEventCreateWithFlags(&c->done[0], cudaEventDisableTiming)) ||
+        !CU(c, cudaEventCreateWithFlags(&c->done[1], cudaEventDisableTiming)))
         return false;
+    c->h_in = &c->h_ins[0];
     c->counters = calloc(c->g->ntensors + 1, sizeof *c->counters);
     if (!c->counters) abort();
     *c->h_in = (struct gpu_step_in){.valid = (int32_t)o->batch};
@@ -270,8 +280,10 @@ static void cuda_destroy(struct plan *p)
     c->d = NULL;
     c->failed = true; /* errors while tearing down are not worth reporting */
     if (c->stream) cudaStreamSynchronize(c->stream);
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 4; k++)
         if (c->captured[k]) cudaGraphExecDestroy(c->step_graph[k]);
+    for (int k = 0; k < 2; k++)
+        if (c->done[k]) cudaEventDestroy(c->done[k]);
     if (c->eval_graph) cudaGraphExecDestroy(c->eval_graph);
     for (int pr = 0; pr < GPU_PROGS; pr++) {
         if (c->events[pr])
@@ -282,9 +294,11 @@ static void cuda_destroy(struct plan *p)
     cuda_release(c);
     void *dev[] = {c->act, c->work, c->blas_work, c->params, c->grads, c->slots, c->state,
                    c->half_params, c->half_grads, c->input, c->input_grad, c->tensor_tmp,
-                   c->labels, c->targets, c->ranges, c->chunks, c->d_in, c->d_out};
+                   c->labels, c->targets, c->ranges, c->chunks, c->d_in, c->d_out,
+                   c->keys, c->index, c->images};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
-    cudaFreeHost(c->h_in), cudaFreeHost(c->h_out);
+    void *host[] = {c->h_ins, c->h_res, c->h_x, c->h_key, c->h_index, c->h_labels, c->h_out};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++) cudaFreeHost(host[i]);
     if (c->blas) cublasDestroy(c->blas);
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -397,13 +411,86 @@ static void cuda_get_state(struct plan *p, const struct graph_tensor *t, int slo
     get(impl(p), t, false, slot, dst);
 }
 
+/* Before writing slot `next`'s pinned memory: a copy staged from it earlier (a batch set
+ * twice before a step) must have finished. */
+static void slot_write(struct cuda *c)
+{
+    if (c->staged) CU(c, cudaStreamSynchronize(c->stream));
+    c->staged = false;
+}
+
+/* Copies bytes from slot memory to the device, after the steps already started. */
+static void stage(struct cuda *c, void *dst, const void *src, size_t bytes)
+{
+    CU(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    c->staged = true;
+}
+
 static void cuda_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
     struct cuda *c = impl(p);
     int64_t n = p->opt.batch;
-    upload(c, c->input, x, (size_t)(n * shape_numel(&p->g->input)) * 4);
-    if (labels) upload(c, c->labels, labels, (size_t)n * 4);
+    size_t in = (size_t)(n * shape_numel(&p->g->input));
+    float *hx = c->h_x + (size_t)c->next * in;
+    int32_t *hl = c->h_labels + (size_t)c->next * (size_t)n;
+    slot_write(c);
+    memcpy(hx, x, in * 4);
+    stage(c, c->input, hx, in * 4);
+    if (labels) {
+        memcpy(hl, labels, (size_t)n * 4);
+        stage(c, c->labels, hl, (size_t)n * 4);
+    }
     c->soft = false;
+    c->from_dataset = false;
+}
+
+static bool cuda_set_dataset(struct plan *p, const struct plan_dataset *ds, char *why,
+                             size_t size)
+{
+    struct cuda *c = impl(p);
+    const struct augment_gpu_plan *a = ds->aug;
+    const struct shape *in = &p->g->input;
+    if (in->rank != 3 || a->c != in->d[0] || a->out_h != in->d[1] || a->out_w != in->d[2] ||
+        a->c > c->gp.in_cpad) {
+        snprintf(why, size, "the transforms make (%d, %d, %d) images, the network takes %s",
+                 a->c, a->out_h, a->out_w, "another shape");
+        return false;
+    }
+    size_t bytes = (size_t)ds->count * (size_t)a->c * (size_t)a->in_h * (size_t)a->in_w;
+    size_t free_b = 0, total = 0;
+    CU(c, cudaMemGetInfo(&free_b, &total));
+    if (bytes + ((size_t)256 << 20) > free_b) {
+        snprintf(why, size, "the training set needs %.0f MiB; cuda:%d has %.0f MiB free",
+                 (double)bytes / (1 << 20), c->dev, (double)free_b / (1 << 20));
+        return false;
+    }
+    if (c->images) CU(c, cudaFree(c->images));
+    c->images = NULL;
+    CU(c, cudaMalloc((void **)&c->images, bytes ? bytes : 1));
+    upload(c, c->images, ds->pixels, bytes);
+    c->image_count = ds->count;
+    c->aug = *a;
+    return true;
+}
+
+static void cuda_set_batch(struct plan *p, const int64_t *image, const uint64_t *key,
+                           const int32_t *labels)
+{
+    struct cuda *c = impl(p);
+    size_t n = (size_t)p->opt.batch, at = (size_t)c->next * n;
+    if (!c->images) abort(); /* plan_set_dataset first */
+    slot_write(c);
+    for (size_t i = 0; i < n; i++) {
+        if (image[i] >= c->image_count) abort();
+        c->h_index[at + i] = image[i] < 0 ? -1 : (int32_t)image[i];
+        c->h_key[at + i] = key[i];
+        c->h_labels[at + i] = labels[i];
+    }
+    stage(c, c->index, c->h_index + at, n * 4);
+    stage(c, c->keys, c->h_key + at, n * 8);
+    stage(c, c->labels, c->h_labels + at, n * 4);
+    c->soft = false;
+    c->from_dataset = true;
 }
 
 static void cuda_set_targets(struct plan *p, const float *q)
@@ -510,7 +597,7 @@ static void cuda_forward(struct plan *p, bool train)
     prepare(c, train);
     if (train) {
         run(c, GPU_PROG_FWD_TRAIN);
-    } else if (c->use_graphs) {
+    } else if (c->use_graphs && !c->from_dataset) {
         if (!c->eval_graph) capture(c, &c->eval_graph, enqueue_eval, NULL);
         CU(c, cudaGraphLaunch(c->eval_graph, c->stream));
     } else {
@@ -676,14 +763,22 @@ static bool same_graph(const struct plan_step *a, const struct plan_step *b)
            memcmp(&x.adam_o, &y.adam_o, sizeof x.adam_o) == 0;
 }
 
-static void cuda_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
+/*
+ * A step on slot `next`: its values copied from the slot's pinned memory, the graph replayed
+ * (or the kernels enqueued), the result copied back into the slot, the slot's event recorded.
+ * Then the other slot is made free for the next step's batch: its step (the one before) must
+ * be done, which it nearly always is by the time this one is enqueued. The device is never
+ * left idle while the host prepares the next batch.
+ */
+static void cuda_step_start(struct plan *p, const struct plan_step *st)
 {
     struct cuda *c = impl(p);
+    int s = c->next;
     restore_scale(c);
     prepare(c, true);
     step_inputs(c, st);
     if (c->use_graphs) {
-        int k = c->soft;
+        int k = c->soft + 2 * c->from_dataset;
         if (c->captured[k] && !same_graph(&c->step_key[k], st)) {
             CU(c, cudaGraphExecDestroy(c->step_graph[k]));
             c->captured[k] = false;
@@ -697,13 +792,32 @@ static void cuda_train_step(struct plan *p, const struct plan_step *st, struct p
     } else {
         enqueue_step(c, st);
     }
-    CU(c, cudaMemcpyAsync(c->h_out, c->d_out, sizeof *c->h_out, cudaMemcpyDeviceToHost,
+    CU(c, cudaMemcpyAsync(&c->h_res[s], c->d_out, sizeof *c->h_res, cudaMemcpyDeviceToHost,
                           c->stream));
-    CU(c, cudaStreamSynchronize(c->stream));
-    r->loss = (double)c->h_out->loss_sum / (double)p->opt.batch;
-    r->grad_norm = c->h_out->grad_norm;
-    r->skipped = c->t == GPU_F16 && c->h_out->found_inf;
+    CU(c, cudaEventRecord(c->done[s], c->stream));
+    c->recorded[s] = true;
+    if (!c->inflight++) c->oldest = s;
     c->checked = false;
+    c->staged = false;
+    c->next = s ^ 1;
+    if (c->recorded[c->next]) CU(c, cudaEventSynchronize(c->done[c->next]));
+    c->h_ins[c->next] = c->h_ins[s];
+    c->h_in = &c->h_ins[c->next];
+}
+
+static void cuda_step_wait(struct plan *p, struct plan_step_result *r)
+{
+    struct cuda *c = impl(p);
+    if (!c->inflight) abort();
+    int s = c->oldest;
+    CU(c, cudaEventSynchronize(c->done[s]));
+    const struct gpu_step_out *o = &c->h_res[s];
+    r->loss = (double)o->loss_sum / (double)p->opt.batch;
+    r->correct = o->correct;
+    r->grad_norm = o->grad_norm;
+    r->skipped = c->t == GPU_F16 && o->found_inf;
+    c->oldest = s ^ 1;
+    c->inflight--;
 }
 
 static void cuda_timings(struct plan *p, plan_timing_fn fn, void *ctx)
@@ -749,5 +863,8 @@ const struct backend backend_cuda = {
     .clip_grad_norm = cuda_clip_grad_norm,
     .ema_update = cuda_ema_update,
     .timings = cuda_timings,
-    .train_step = cuda_train_step,
+    .step_start = cuda_step_start,
+    .step_wait = cuda_step_wait,
+    .set_dataset = cuda_set_dataset,
+    .set_batch = cuda_set_batch,
 };

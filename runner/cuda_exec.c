@@ -504,6 +504,13 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
     size_t elt = gpu_dtype_size(c->t);
     switch (s->op) {
     case GPU_OP_INPUT:
+        if (c->from_dataset) {
+            launched(c, augment_gpu_run(&c->aug, c->images, c->index, c->keys, N,
+                                        (int)c->t /* the same numbering */, a0,
+                                        (int)c->gp.in_cpad, c->stream),
+                     s, "augment_gpu_run");
+            break;
+        }
         launched(c, gpu_pack_nchw(c->t, a0, c->input, N, (int)(in->rank ? in->d[0] : 1),
                                   in->rank == 3 ? (int)in->d[1] : 1,
                                   in->rank == 3 ? (int)in->d[2] : 1, (int)c->gp.in_cpad,

@@ -35,25 +35,35 @@ struct loader {
     struct loader_stats stats;
 };
 
-/* Fills slot b % depth with batch b of the current epoch. */
-static void make_batch(struct loader *l, int64_t b, float *scratch)
+/* Names the images of batch b of the current epoch in its slot (b % depth). */
+static struct batch *name_batch(struct loader *l, int64_t b)
 {
     const struct loader_config *c = &l->cfg;
     struct batch *bt = &l->slots[b % l->depth];
     int64_t start = b * c->batch, count = c->n - start < c->batch ? c->n - start : c->batch;
-    int64_t numel = c->aug->out_numel;
     bt->number = b;
     bt->n = count;
-    for (int64_t i = 0; i < count; i++) {
-        int64_t image = c->index ? c->index[l->order[start + i]] : l->order[start + i];
+    for (int64_t i = 0; i < c->batch; i++) {
+        int64_t image = -1;
+        if (i < count) image = c->index ? c->index[l->order[start + i]] : l->order[start + i];
         bt->image[i] = image;
-        bt->labels[i] = c->set->labels[image];
-        augment_image(c->aug, c->set->pixels + image * l->image_bytes,
-                      augment_key(c->seed, l->epoch, image), bt->x + i * numel, scratch);
+        bt->labels[i] = image >= 0 ? c->set->labels[image] : 0;
+        bt->key[i] = image >= 0 ? augment_key(c->seed, l->epoch, image) : 0;
     }
+    return bt;
+}
+
+/* Fills slot b % depth with batch b of the current epoch. */
+static void make_batch(struct loader *l, int64_t b, float *scratch)
+{
+    const struct loader_config *c = &l->cfg;
+    struct batch *bt = name_batch(l, b);
+    int64_t count = bt->n, numel = c->aug->out_numel;
+    for (int64_t i = 0; i < count; i++)
+        augment_image(c->aug, c->set->pixels + bt->image[i] * l->image_bytes, bt->key[i],
+                      bt->x + i * numel, scratch);
     if (count < c->batch) {
         memset(bt->x + count * numel, 0, (size_t)((c->batch - count) * numel) * sizeof *bt->x);
-        for (int64_t i = count; i < c->batch; i++) bt->labels[i] = 0, bt->image[i] = -1;
         memset(bt->targets, 0, (size_t)(c->batch * c->classes) * sizeof *bt->targets);
     }
     bt->mixed = augment_batch(c->aug, bt->x, bt->labels, count, c->classes,
@@ -101,25 +111,30 @@ enum status loader_create(const struct loader_config *cfg, struct loader **out)
     l->cfg = *cfg;
     l->nbatches = cfg->drop_last ? cfg->n / cfg->batch : (cfg->n + cfg->batch - 1) / cfg->batch;
     l->image_bytes = (int64_t)cfg->aug->c * cfg->aug->in_h * cfg->aug->in_w;
-    l->depth = 2 * cfg->workers;
+    int workers = cfg->indices_only ? 0 : cfg->workers;
+    l->depth = cfg->indices_only ? 1 : 2 * workers;
     l->slots = calloc((size_t)l->depth, sizeof *l->slots);
     l->ready = malloc((size_t)l->depth * sizeof *l->ready);
     l->order = malloc((size_t)(cfg->n + 1) * sizeof *l->order);
-    l->scratch = calloc((size_t)cfg->workers, sizeof *l->scratch);
-    l->threads = calloc((size_t)cfg->workers, sizeof *l->threads);
+    l->scratch = calloc((size_t)workers + 1, sizeof *l->scratch);
+    l->threads = calloc((size_t)workers + 1, sizeof *l->threads);
     bool ok = l->slots && l->ready && l->order && l->scratch && l->threads;
     for (int s = 0; ok && s < l->depth; s++) {
         struct batch *b = &l->slots[s];
-        b->x = malloc((size_t)(cfg->batch * cfg->aug->out_numel) * sizeof *b->x);
+        if (!cfg->indices_only) {
+            b->x = malloc((size_t)(cfg->batch * cfg->aug->out_numel) * sizeof *b->x);
+            b->targets = malloc((size_t)(cfg->batch * cfg->classes) * sizeof *b->targets);
+            ok = b->x && b->targets;
+        }
         b->labels = malloc((size_t)cfg->batch * sizeof *b->labels);
-        b->targets = malloc((size_t)(cfg->batch * cfg->classes) * sizeof *b->targets);
         b->image = malloc((size_t)cfg->batch * sizeof *b->image);
-        ok = b->x && b->labels && b->targets && b->image;
+        b->key = malloc((size_t)cfg->batch * sizeof *b->key);
+        ok = ok && b->labels && b->image && b->key;
         l->ready[s] = -1;
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
-    for (int w = 0; ok && w < cfg->workers; w++) {
+    for (int w = 0; ok && w < workers; w++) {
         void **arg = malloc(2 * sizeof *arg);
         l->scratch[w] = malloc((cfg->aug->scratch_floats + 1) * sizeof(float));
         ok = arg && l->scratch[w];
@@ -192,6 +207,7 @@ const struct batch *loader_next(struct loader *l)
     }
     int64_t b = l->released;
     double t0 = plan_clock();
+    if (l->cfg.indices_only) name_batch(l, b), l->ready[b % l->depth] = b;
     while (l->ready[b % l->depth] != b) pthread_cond_wait(&l->cv, &l->mu);
     l->stats.wait_seconds += plan_clock() - t0;
     l->stats.batches++;
@@ -219,9 +235,10 @@ void loader_free(struct loader *l)
     pthread_cond_destroy(&l->cv);
     for (int s = 0; l->slots && s < l->depth; s++) {
         free(l->slots[s].x), free(l->slots[s].labels);
-        free(l->slots[s].targets), free(l->slots[s].image);
+        free(l->slots[s].targets), free(l->slots[s].image), free(l->slots[s].key);
     }
-    for (int w = 0; l->scratch && w < l->cfg.workers; w++) free(l->scratch[w]);
+    for (int w = 0; l->scratch && !l->cfg.indices_only && w < l->cfg.workers; w++)
+        free(l->scratch[w]);
     free(l->slots), free(l->ready), free(l->order), free(l->scratch), free(l->threads);
     free(l);
 }

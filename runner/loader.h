@@ -16,7 +16,8 @@
  * the consumer finds the next one ready unless the workers are slower than the compute; the
  * time it waits is counted (loader_stats). The batch returned by loader_next stays valid until
  * the next call. A partial last batch (drop_last false) is padded with zeros; b->n says how
- * many images are real. Covered by tests/test_train.c.
+ * many images are real. With indices_only, x and targets are NULL and no thread runs.
+ * Covered by tests/test_train.c.
  */
 #ifndef RUNNER_LOADER_H
 #define RUNNER_LOADER_H
@@ -36,8 +37,11 @@ struct loader_config {
     int64_t batch;
     bool shuffle, drop_last;
     uint64_t seed;
-    int workers; /* >= 1 */
+    int workers; /* >= 1; unused with indices_only */
     int classes;
+    /* Batches that only name their images (image, key, labels), made on the consumer's
+     * thread when asked for: the plan keeps the dataset and augments them (plan_set_batch). */
+    bool indices_only;
 };
 
 struct batch {
@@ -47,7 +51,8 @@ struct batch {
     int32_t *labels;       /* (batch) */
     float *targets;        /* (batch, classes), soft when mixed */
     bool mixed;            /* mixup or cutmix changed this batch */
-    int64_t *image;        /* (batch) the dataset index of each image */
+    int64_t *image;        /* (batch) the dataset index of each image; -1: padding */
+    uint64_t *key;         /* (batch) each image's augment_key */
 };
 
 struct loader_stats {

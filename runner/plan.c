@@ -6,10 +6,12 @@
 #include "plan.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "augment_gpu.h"
 #include "rng.h"
 
 double plan_clock(void)
@@ -42,9 +44,12 @@ enum status plan_create(const struct graph *g, const struct backend *be,
     struct plan *p = calloc(1, sizeof *p);
     if (!p) return STATUS_RUNTIME;
     *p = (struct plan){.be = be, .g = g, .opt = *o};
-    enum status st = be->create(p, d);
+    size_t classes = (size_t)shape_numel(&g->layers[g->output].out);
+    p->labels = calloc((size_t)o->batch + 1, sizeof *p->labels);
+    p->output = malloc(((size_t)o->batch * classes + 1) * sizeof *p->output);
+    enum status st = p->labels && p->output ? be->create(p, d) : STATUS_RUNTIME;
     if (st) {
-        free(p);
+        free(p->labels), free(p->output), free(p);
         return st;
     }
     *out = p;
@@ -55,6 +60,7 @@ void plan_free(struct plan *p)
 {
     if (!p) return;
     p->be->destroy(p);
+    free(p->labels), free(p->output), free(p->data_aug), free(p->data_x);
     free(p);
 }
 
@@ -121,7 +127,62 @@ void plan_init_params(struct plan *p, uint64_t seed)
 
 void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
+    if (labels) memcpy(p->labels, labels, (size_t)p->opt.batch * sizeof *labels);
     p->be->set_input(p, x, labels);
+}
+
+bool plan_set_dataset(struct plan *p, const struct plan_dataset *ds, char *why, size_t size)
+{
+    if (p->opt.eval_only) abort();
+    if (p->be->set_dataset) return p->be->set_dataset(p, ds, why, size);
+    free(p->data_aug), free(p->data_x);
+    p->data_aug = malloc(sizeof *p->data_aug);
+    p->data_x = malloc((size_t)(p->opt.batch * shape_numel(&p->g->input)) * sizeof *p->data_x);
+    if (!p->data_aug || !p->data_x) {
+        snprintf(why, size, "out of memory for one batch");
+        free(p->data_aug), free(p->data_x);
+        p->data_aug = NULL, p->data_x = NULL;
+        return false;
+    }
+    *p->data_aug = *ds->aug;
+    p->data_pixels = ds->pixels, p->data_count = ds->count;
+    return true;
+}
+
+/* A batch made on the host from the kept dataset, by the GPU kernel's own functions. */
+static void host_batch(struct plan *p, const int64_t *image, const uint64_t *key)
+{
+    const struct augment_gpu_plan *a = p->data_aug;
+    int64_t plane = (int64_t)a->out_h * a->out_w, numel = a->c * plane;
+    size_t bytes = (size_t)a->c * (size_t)a->in_h * (size_t)a->in_w;
+    for (int64_t i = 0; i < p->opt.batch; i++) {
+        float *x = p->data_x + i * numel;
+        if (image[i] < 0) {
+            memset(x, 0, (size_t)numel * sizeof *x);
+            continue;
+        }
+        if (image[i] >= p->data_count) abort();
+        struct aug_gpu_image c;
+        aug_gpu_choices(a, key[i], &c);
+        const uint8_t *src = p->data_pixels + (size_t)image[i] * bytes;
+        for (int ch = 0; ch < a->c; ch++)
+            for (int y = 0; y < a->out_h; y++)
+                for (int xx = 0; xx < a->out_w; xx++)
+                    x[ch * plane + y * a->out_w + xx] = aug_gpu_pixel(a, &c, src, ch, y, xx);
+    }
+}
+
+void plan_set_batch(struct plan *p, const int64_t *image, const uint64_t *key,
+                    const int32_t *labels)
+{
+    memcpy(p->labels, labels, (size_t)p->opt.batch * sizeof *labels);
+    if (p->be->set_batch) {
+        p->be->set_batch(p, image, key, labels);
+        return;
+    }
+    if (!p->data_aug) abort(); /* plan_set_dataset first */
+    host_batch(p, image, key);
+    p->be->set_input(p, p->data_x, labels);
 }
 
 void plan_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
@@ -211,21 +272,66 @@ void plan_ema_update(struct plan *p, int slot, double decay, bool first)
     p->pass_seconds[PLAN_UPDATE] += plan_clock() - t0;
 }
 
-void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
+/* Rows of the last output whose largest value (the first, on ties) is their label. */
+static int64_t count_correct(struct plan *p)
 {
-    if (p->opt.eval_only) abort();
-    *r = (struct plan_step_result){0};
-    if (p->be->train_step) {
+    int64_t classes = shape_numel(&p->g->layers[p->g->output].out), right = 0;
+    plan_get_output(p, p->output);
+    for (int64_t i = 0; i < p->opt.batch; i++) {
+        const float *y = p->output + i * classes;
+        int64_t best = 0;
+        for (int64_t k = 1; k < classes; k++)
+            if (y[k] > y[best]) best = k;
+        right += best == p->labels[i];
+    }
+    return right;
+}
+
+void plan_step_start(struct plan *p, const struct plan_step *st)
+{
+    if (p->opt.eval_only || p->started + p->ndone >= 2) abort();
+    if (p->be->step_start) {
         double t0 = plan_clock();
-        p->be->train_step(p, st, r);
+        p->be->step_start(p, st);
         p->steps++;
-        account(p, PLAN_FORWARD, t0); /* the whole step: one replay */
+        p->started++;
+        p->pass_seconds[PLAN_FORWARD] += plan_clock() - t0; /* the whole step: one replay */
         return;
     }
+    struct plan_step_result *r = &p->done[p->ndone++];
+    *r = (struct plan_step_result){0};
     plan_forward(p, true);
     r->loss = plan_loss(p, st->smoothing);
+    r->correct = count_correct(p);
     plan_backward(p, NULL);
     r->grad_norm = plan_update(p, st);
+}
+
+void plan_step_wait(struct plan *p, struct plan_step_result *r)
+{
+    if (p->started) {
+        double t0 = plan_clock();
+        *r = (struct plan_step_result){0};
+        p->be->step_wait(p, r);
+        p->started--;
+        account(p, PLAN_FORWARD, t0);
+        return;
+    }
+    if (!p->ndone) abort(); /* nothing started */
+    *r = p->done[0];
+    p->done[0] = p->done[1];
+    p->ndone--;
+}
+
+int plan_steps_pending(const struct plan *p)
+{
+    return p->started + p->ndone;
+}
+
+void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
+{
+    plan_step_start(p, st);
+    plan_step_wait(p, r);
 }
 
 double plan_update(struct plan *p, const struct plan_step *st)

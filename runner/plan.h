@@ -87,8 +87,17 @@ struct plan_step {
 
 struct plan_step_result {
     double loss;      /* mean over the batch */
+    int64_t correct;  /* rows whose largest output is their label (soft targets: the same) */
     double grad_norm; /* before clipping (clip_grad_norm > 0) */
     bool skipped;     /* fp16: gradients overflowed, the update was skipped, the scale lowered */
+};
+
+/* A training set for plan_set_dataset: images as bytes and their per-image transforms. */
+struct augment_gpu_plan;
+struct plan_dataset {
+    const uint8_t *pixels; /* (count, aug->c, aug->in_h, aug->in_w) bytes */
+    int64_t count;
+    const struct augment_gpu_plan *aug; /* copied; its output is the graph's input */
 };
 
 /* Where a plan spends its time (profile on): one kernel of the plan, accumulated. */
@@ -131,8 +140,17 @@ struct backend {
     void (*ema_update)(struct plan *p, int slot, double decay, bool first);
     /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
     void (*timings)(struct plan *p, plan_timing_fn fn, void *ctx);
-    /* The whole step in one go; NULL: plan_train_step calls the entries above in turn. */
-    void (*train_step)(struct plan *p, const struct plan_step *st, struct plan_step_result *r);
+    /* The whole step in one go, asynchronously: step_start enqueues it (a batch set before),
+     * step_wait returns the oldest started step's result; at most two steps are started and
+     * not waited for. NULL: plan.c runs the entries above in turn. */
+    void (*step_start)(struct plan *p, const struct plan_step *st);
+    void (*step_wait)(struct plan *p, struct plan_step_result *r);
+    /* The training set kept by the backend, augmented where it runs (plan_set_dataset); NULL:
+     * plan.c augments each batch on the host and calls set_input. */
+    MUST_CHECK bool (*set_dataset)(struct plan *p, const struct plan_dataset *ds, char *why,
+                                   size_t size);
+    void (*set_batch)(struct plan *p, const int64_t *image, const uint64_t *key,
+                      const int32_t *labels);
 };
 
 extern const struct backend backend_cpu;
@@ -148,6 +166,17 @@ struct plan {
     int64_t steps; /* training forwards run (dropout masks differ per step) */
     double pass_seconds[PLAN_PASSES]; /* wall time in each pass so far */
     int64_t pass_calls[PLAN_PASSES];
+    /* plan.c's own: the labels set last, the output read back to count correct rows, and
+     * the results of steps run synchronously and not yet waited for */
+    int32_t *labels;
+    float *output;
+    struct plan_step_result done[2];
+    int ndone, started;
+    /* the dataset when the backend keeps none (a copy of the plan, the caller's bytes) */
+    struct augment_gpu_plan *data_aug;
+    const uint8_t *data_pixels;
+    int64_t data_count;
+    float *data_x;
     void *impl;    /* the backend's */
 };
 
@@ -196,6 +225,25 @@ void plan_ema_update(struct plan *p, int slot, double decay, bool first);
 
 /* One training step on the input set: forward, loss, backward, clipping, update, EMA. */
 void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r);
+/* The same split in two, so the host can prepare the next batch while the device computes:
+ * plan_step_start begins a step on the batch set last (a backend may return at once),
+ * plan_step_wait gives the oldest started step's result. Start at most two steps ahead of
+ * the waits; every other plan call waits for the started steps first. */
+void plan_step_start(struct plan *p, const struct plan_step *st);
+void plan_step_wait(struct plan *p, struct plan_step_result *r);
+/* Steps started and not yet waited for. */
+int plan_steps_pending(const struct plan *p);
+
+/* Keeps a training set in the plan (the GPU backend: in device memory, augmented there by
+ * its kernel; the CPU: the caller's bytes, augmented on the calling thread), so a batch is
+ * named by its images: plan_set_batch instead of plan_set_input. The caller's bytes must
+ * outlive the plan. false, with the reason in why, when the backend has no room for it. */
+MUST_CHECK bool plan_set_dataset(struct plan *p, const struct plan_dataset *ds, char *why,
+                                 size_t size);
+/* The batch: dataset images image[i] (< 0: an all-zero row), each with its transforms' key
+ * (augment_key(seed, epoch, image[i])), and labels; N of each. */
+void plan_set_batch(struct plan *p, const int64_t *image, const uint64_t *key,
+                    const int32_t *labels);
 /* The update part of st from the gradients in p (clipping, optimizer, EMA); returns the
  * gradients' norm before clipping (0 when clipping is off). */
 double plan_update(struct plan *p, const struct plan_step *st);

@@ -39,6 +39,7 @@ static const struct schema_section model_section = {
 /* data */
 
 static const char *const dataset_choices[] = {"cifar10", NULL};
+static const char *const resident_choices[] = {"auto", "on", "off", NULL};
 static const struct schema_key data_keys[] = {
     {.name = "dataset", .type = SCHEMA_ENUM, .offset = OFF(spec_data, dataset),
      .choices = dataset_choices, .def = "cifar10", .doc = "the dataset"},
@@ -55,6 +56,12 @@ static const struct schema_key data_keys[] = {
      .def = "0", .doc = "use only this many training images (quick runs); 0: all"},
     {.name = "workers", .type = SCHEMA_INT, .offset = OFF(spec_data, workers), RANGE(0, 256),
      .def = "0", .doc = "data-loading threads; 0: chosen from the cores available"},
+    {.name = "resident", .type = SCHEMA_ENUM, .offset = OFF(spec_data, resident),
+     .choices = resident_choices, .def = "auto",
+     .doc = "keep the training set in the device's memory and augment it there: auto does on "
+            "a GPU when every training transform can run there (all but resize, mixup and "
+            "cutmix); on always does (on the CPU, augmenting on the main thread); off uses "
+            "the data-loading threads"},
 };
 static const struct schema_section data_section = {
     .name = "data", .keys = data_keys, .nkeys = ARRAY_LEN(data_keys),

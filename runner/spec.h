@@ -106,6 +106,7 @@ struct spec_data {
     const char *root; /* resolved; NULL: RUNNER_DATA or data/cifar10 */
     bool download;
     long long val_split, subset, workers;
+    enum spec_resident { SPEC_RESIDENT_AUTO, SPEC_RESIDENT_ON, SPEC_RESIDENT_OFF } resident;
 };
 
 struct spec_transform {

@@ -39,12 +39,23 @@ void step_update(struct plan *p, struct step_optimizer *o, double lr)
     if (st.clip_grad_norm > 0) o->grad_norm = norm;
 }
 
-double train_step(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
+void train_step_start(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
 {
     struct plan_step st;
-    struct plan_step_result r;
     next_step(o, lr, smoothing, &st);
-    plan_train_step(p, &st, &r);
-    if (st.clip_grad_norm > 0) o->grad_norm = r.grad_norm;
+    plan_step_start(p, &st);
+}
+
+void train_step_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r)
+{
+    plan_step_wait(p, r);
+    if (o->clip_grad_norm > 0) o->grad_norm = r->grad_norm;
+}
+
+double train_step(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
+{
+    struct plan_step_result r;
+    train_step_start(p, o, lr, smoothing);
+    train_step_wait(p, o, &r);
     return r.loss;
 }

@@ -47,5 +47,9 @@ void step_update(struct plan *p, struct step_optimizer *o, double lr);
 
 /* Forward (training mode), loss with label smoothing, backward, update; returns the loss. */
 double train_step(struct plan *p, struct step_optimizer *o, double lr, double smoothing);
+/* The same in two halves (plan_step_start, plan_step_wait): start a step, set the next batch
+ * while the device computes, start it, then wait for the first one's result. */
+void train_step_start(struct plan *p, struct step_optimizer *o, double lr, double smoothing);
+void train_step_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r);
 
 #endif

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include "augment.h"
+#include "augment_gpu.h"
 #include "bench.h"
 #include "checkpoint.h"
 #include "commit.h"
@@ -90,8 +91,10 @@ struct run {
     struct schedule schedule;
     int classes, workers;
     struct device_choice dev; /* where the plans run */
+    struct augment_gpu_plan aug_plan; /* the training transforms as the plan runs them */
+    bool resident;                    /* the plan keeps the training set (data.resident) */
+    char data_line[200];              /* where the training batches are made, for run.log */
     int64_t steps_per_epoch;
-    float *logits; /* (train batch, classes) */
     void *copy;    /* a tensor on its way from the training plan to the evaluation plan */
     FILE *jsonl, *csv;
     double started;
@@ -136,12 +139,62 @@ static enum status make_loader(struct run *r, const struct dataset *set, const i
                               .aug = train ? &r->aug_train : &r->aug_eval,
                               .batch = train ? s->train.batch_size : s->eval.batch_size,
                               .shuffle = train, .drop_last = train, .seed = (uint64_t)s->seed,
-                              .workers = r->workers, .classes = r->classes};
+                              .workers = r->workers, .classes = r->classes,
+                              .indices_only = train && r->resident};
     if (loader_create(&c, out)) {
         diag_error(&r->d, (struct mark){0}, "out of memory for the data loader");
         return STATUS_RUNTIME;
     }
     return STATUS_OK;
+}
+
+/* The training set stays with the loader threads because of why: an error (status st) when
+ * data.resident is on, else a line for the log. */
+static enum status not_resident(struct run *r, const char *why, enum status st)
+{
+    if (r->s->data.resident == SPEC_RESIDENT_ON) {
+        diag_error(&r->d, spec_mark(r->s, "data.resident"),
+                   "the training set cannot stay on the device: %s", why);
+        diag_hint(&r->d, "data.resident: auto uses the data-loading threads then");
+        return st;
+    }
+    snprintf(r->data_line, sizeof r->data_line, "batches made by the data-loading threads: %s",
+             why);
+    return STATUS_OK;
+}
+
+/*
+ * data.resident: whether the training plan keeps the training set and augments it (on a GPU:
+ * in device memory, by its kernel; the loader then only names each batch's images). Checked
+ * before the data is read (can_resident) and settled once the plan exists (keep_resident).
+ */
+static enum status can_resident(struct run *r, bool *want)
+{
+    const struct spec *s = r->s;
+    enum spec_resident mode = s->data.resident;
+    char why[160] = "";
+    *want = false;
+    if (mode == SPEC_RESIDENT_OFF || (mode == SPEC_RESIDENT_AUTO && r->dev.be == &backend_cpu))
+        return STATUS_OK;
+    if (!augment_gpu_compile(&r->aug_train, &r->aug_plan, why, sizeof why))
+        return not_resident(r, why, STATUS_CONFIG);
+    *want = true;
+    return STATUS_OK;
+}
+
+static enum status keep_resident(struct run *r)
+{
+    struct plan_dataset ds = {.pixels = r->data.train.pixels, .count = r->data.train.n,
+                              .aug = &r->aug_plan};
+    char why[200] = "";
+    if (plan_set_dataset(r->train, &ds, why, sizeof why)) {
+        r->resident = true;
+        snprintf(r->data_line, sizeof r->data_line,
+                 "training set resident on the device (%.0f MiB), augmented there",
+                 (double)r->data.train.n * CIFAR_IMAGE_BYTES / (1 << 20));
+        return STATUS_OK;
+    }
+    return not_resident(r, why, STATUS_RUNTIME);
 }
 
 /* Data, transforms, plans and loaders: everything that can fail before the run directory. */
@@ -161,6 +214,9 @@ static enum status prepare(struct run *r)
     if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
         augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))
         return STATUS_CONFIG;
+    bool resident;
+    enum status st = can_resident(r, &resident);
+    if (st) return st;
 
     char root[4096];
     data_root(&s->data, root, sizeof root);
@@ -185,12 +241,11 @@ static enum status prepare(struct run *r)
     if (plan_create(r->g, r->dev.be, &po, &r->d, &r->eval)) return STATUS_RUNTIME;
     plan_init_params(r->train, (uint64_t)s->seed);
     /* model.pretrained over the fresh weights, reinit aside; said once run.log is open */
-    enum status st = pretrained_load(r->train, s, &r->pretrained, &r->d);
-    if (st) return st;
+    if ((st = pretrained_load(r->train, s, &r->pretrained, &r->d))) return st;
+    if (resident && (st = keep_resident(r))) return st;
 
     r->copy = malloc(weights_largest(r->g) * 8); /* f32 tensors, or an i64 counter */
-    r->logits = malloc((size_t)(s->train.batch_size * r->classes) * sizeof *r->logits);
-    if (!r->copy || !r->logits) return STATUS_RUNTIME;
+    if (!r->copy) return STATUS_RUNTIME;
 
     r->steps_per_epoch = r->split.ntrain / s->train.batch_size;
     if (make_loader(r, &r->data.train, r->split.train, r->split.ntrain, true, &r->train_loader) ||
@@ -340,13 +395,6 @@ static void progress(struct run *r, const struct epoch_stats *e, int64_t b, doub
             ips, eta);
 }
 
-static int argmax(const float *z, int k)
-{
-    int best = 0;
-    for (int j = 1; j < k; j++) best = z[j] > z[best] ? j : best;
-    return best;
-}
-
 /* Saves a checkpoint at e's position (batch batches into its epoch); prints where. */
 static enum status save(struct run *r, const struct epoch_stats *e, int64_t batch)
 {
@@ -370,45 +418,70 @@ static void say_resume(struct run *r, const char *why)
         r->opt->command ? r->opt->command : "runner FILE", r->dir);
 }
 
+/* A training step started and not yet accounted for. */
+struct started {
+    int64_t batch, step, n;
+};
+
+/* Waits for step q's result and adds it to the epoch's figures; STATUS_RUNTIME when its loss
+ * is not finite. */
+static enum status finish_step(struct run *r, struct epoch_stats *e, const struct started *q,
+                               double t0)
+{
+    struct plan_step_result res;
+    train_step_wait(r->train, &r->optimizer, &res);
+    if (!isfinite(res.loss)) {
+        if (r->out.bar) say(&r->out, "\n");
+        const char *what = isnan(res.loss) ? "not a number" : "infinite";
+        diag_error(&r->d, (struct mark){0},
+                   "epoch %lld, step %lld (batch %lld of the epoch): the loss is %s; stopping",
+                   (long long)e->epoch + 1, (long long)q->step, (long long)q->batch + 1, what);
+        diag_hint(&r->d, "lower optimizer.lr, or add a warm-up (schedule.warmup_epochs); "
+                         "the last checkpoint, if any, is intact");
+        if (r->out.log)
+            fprintf(r->out.log, "error: epoch %lld, step %lld: the loss is %s; stopping\n",
+                    (long long)e->epoch + 1, (long long)q->step, what);
+        return STATUS_RUNTIME;
+    }
+    e->correct += res.correct;
+    e->images += q->n;
+    e->timed_images += q->n;
+    e->loss_sum += res.loss * (double)q->n;
+    e->train_seconds = plan_clock() - t0;
+    return STATUS_OK;
+}
+
 /*
- * The training batches of e->epoch from batch `first`. STATUS_RUNTIME when the loss stops
- * being finite; STATUS_SIGINT or STATUS_SIGTERM, after saving a checkpoint, when a signal came.
+ * The training batches of e->epoch from batch `first`. Each step is started before the
+ * previous one's result is read (on a GPU the host sets up the next batch while the device
+ * computes); figures lag one step. STATUS_RUNTIME when the loss stops being finite;
+ * STATUS_SIGINT or STATUS_SIGTERM, after saving a checkpoint, when a signal came.
  */
 static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t first)
 {
     const struct spec *s = r->s;
     double t0 = plan_clock();
+    enum status st;
     loader_start_at(r->train_loader, e->epoch, first);
     if (first > 0) e->lr = schedule_lr(&r->schedule, e->step - 1);
     int64_t b = first;
+    struct started q = {0};
+    bool pending = false;
     for (const struct batch *bt; (bt = loader_next(r->train_loader)); b++) {
-        plan_set_input(r->train, bt->x, bt->labels);
-        if (bt->mixed) plan_set_targets(r->train, bt->targets);
-        e->lr = schedule_lr(&r->schedule, e->step);
-        double loss = train_step(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
-        e->step++;
-        if (!isfinite(loss)) {
-            if (r->out.bar) say(&r->out, "\n");
-            const char *what = isnan(loss) ? "not a number" : "infinite";
-            diag_error(&r->d, (struct mark){0},
-                       "epoch %lld, step %lld (batch %lld of the epoch): the loss is %s; stopping",
-                       (long long)e->epoch + 1, (long long)e->step, (long long)b + 1, what);
-            diag_hint(&r->d, "lower optimizer.lr, or add a warm-up (schedule.warmup_epochs); "
-                             "the last checkpoint, if any, is intact");
-            if (r->out.log)
-                fprintf(r->out.log, "error: epoch %lld, step %lld: the loss is %s; stopping\n",
-                        (long long)e->epoch + 1, (long long)e->step, what);
-            return STATUS_RUNTIME;
+        if (r->resident) {
+            plan_set_batch(r->train, bt->image, bt->key, bt->labels);
+        } else {
+            plan_set_input(r->train, bt->x, bt->labels);
+            if (bt->mixed) plan_set_targets(r->train, bt->targets);
         }
-        plan_get_output(r->train, r->logits);
-        for (int64_t i = 0; i < bt->n; i++)
-            e->correct += argmax(r->logits + i * r->classes, r->classes) == bt->labels[i];
-        e->images += bt->n;
-        e->timed_images += bt->n;
-        e->loss_sum += loss * (double)bt->n;
-        e->train_seconds = plan_clock() - t0;
+        e->lr = schedule_lr(&r->schedule, e->step);
+        train_step_start(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
+        struct started now = {.batch = b, .step = ++e->step, .n = bt->n};
+        if (pending && (st = finish_step(r, e, &q, t0))) return st;
+        q = now, pending = true;
         if (stop_signal) {
             int sig = stop_signal;
+            if ((st = finish_step(r, e, &q, t0))) return st;
             if (r->out.bar) say(&r->out, "\n");
             if (save(r, e, b + 1)) return STATUS_RUNTIME;
             char why[160];
@@ -418,8 +491,9 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t fir
             say_resume(r, why);
             return sig == SIGINT ? STATUS_SIGINT : STATUS_SIGTERM;
         }
-        progress(r, e, b, plan_clock() - r->started);
+        if (e->images) progress(r, e, b - 1, plan_clock() - r->started);
     }
+    if (pending && (st = finish_step(r, e, &q, t0))) return st;
     return STATUS_OK;
 }
 
@@ -556,9 +630,10 @@ static void print_profile(struct run *r, int64_t steps)
     say(&r->out, "  %-34s %9.2f\n", "evaluation forward", r->eval->pass_seconds[PLAN_EVAL]);
     say(&r->out, "  %-34s %9.2f (%.2f%% of the steps' time)\n",
         "waiting for training batches", ls.wait_seconds, 100 * ls.wait_seconds / pass);
-    say(&r->out, "  %-34s %9.2f (%d workers, %.1f ms per batch)\n",
-        "data workers making batches", ls.work_seconds, r->workers,
-        ls.batches ? 1000 * ls.work_seconds / (double)ls.batches : 0.0);
+    if (!r->resident)
+        say(&r->out, "  %-34s %9.2f (%d workers, %.1f ms per batch)\n",
+            "data workers making batches", ls.work_seconds, r->workers,
+            ls.batches ? 1000 * ls.work_seconds / (double)ls.batches : 0.0);
     say(&r->out, "  %-34s %9.2f\n", "whole run", total);
     bench_print_profile(stdout, p, r->g, steps, false);
     if (r->out.log) bench_print_profile(r->out.log, p, r->g, steps, false);
@@ -589,11 +664,15 @@ static enum status run(struct run *r)
         s->eval.test ? (long long)r->data.test.n : 0LL, (long long)r->steps_per_epoch,
         s->train.batch_size);
     if (r->dev.be == &backend_cpu)
-        say(&r->out, "network: %lld parameters; cpu, %d threads, %d data workers\n",
-            (long long)r->g->nparams, omp_get_max_threads(), r->workers);
+        say(&r->out, "network: %lld parameters; cpu, %d threads\n", (long long)r->g->nparams,
+            omp_get_max_threads());
     else
-        say(&r->out, "network: %lld parameters; %s, %s, %d data workers\n",
-            (long long)r->g->nparams, r->dev.name, r->dev.precision, r->workers);
+        say(&r->out, "network: %lld parameters; %s, %s\n", (long long)r->g->nparams,
+            r->dev.name, r->dev.precision);
+    if (!r->data_line[0])
+        snprintf(r->data_line, sizeof r->data_line, "batches made by %d data-loading threads",
+                 r->workers);
+    say(&r->out, "data: %s\n", r->data_line);
     if (r->pretrained.line[0]) say(&r->out, "%s\n", r->pretrained.line);
 
     struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};
@@ -679,7 +758,7 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
         say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
     loader_free(r->train_loader), loader_free(r->val_loader), loader_free(r->test_loader);
     plan_free(r->train), plan_free(r->eval);
-    free(r->copy), free(r->logits);
+    free(r->copy);
     if (r->jsonl) fclose(r->jsonl);
     if (r->csv) fclose(r->csv);
     if (r->out.log) fclose(r->out.log);

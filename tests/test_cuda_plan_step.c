@@ -55,6 +55,7 @@
 #include "plan.h"
 #include "rng.h"
 #include "step.h"
+#include "plan_compare.h"
 #include "test_util.h"
 
 #define BATCH 8
@@ -495,27 +496,6 @@ static void test_resnet50_step_bf16(void **state)
 /* CUDA graphs against kernel by kernel */
 
 /* Fails unless every tensor, optimizer value and the evaluation logits of a and b are equal. */
-static void expect_same_bits(struct plan *a, struct plan *b, const char *what)
-{
-    const struct graph *g = a->g;
-    for (size_t i = 0; i < g->ntensors; i++) {
-        const struct graph_tensor *gt = &g->tensors[i];
-        size_t n = bytes(gt);
-        char *u = malloc(n), *v = malloc(n);
-        for (int k = -1; k < (gt->t.role == TENSOR_PARAM ? a->opt.optimizer_slots : 0); k++) {
-            if (k < 0)
-                plan_get_tensor(a, gt, u), plan_get_tensor(b, gt, v);
-            else
-                plan_get_state(a, gt, k, (float *)u), plan_get_state(b, gt, k, (float *)v);
-            if (memcmp(u, v, n))
-                fail_msg("%s: %s%s differs between the two plans", what, gt->name,
-                         k < 0 ? "" : k == 0 ? " (optimizer slot 0)"
-                                  : k == 1 ? " (optimizer slot 1)" : " (optimizer slot 2)");
-        }
-        free(u), free(v);
-    }
-}
-
 static void graph_vs_eager(enum plan_precision pr, const char *what)
 {
     struct model m;

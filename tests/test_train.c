@@ -431,6 +431,29 @@ static void expect_same_run(const char *straight, const char *resumed)
     free(sa), free(sb);
 }
 
+/* data.resident: on the CPU the plan keeps the training set and augments each batch itself
+ * (with the GPU kernel's functions), the loader only naming the images: the same run, bit
+ * for bit, as the loader threads make. Transforms the plan cannot run are an error at the
+ * key. */
+static void test_resident(void **state)
+{
+    (void)state;
+    char b1[512], b2[512];
+    const char *run1 = straight_run(b1, sizeof b1), *res = keep(b2, sizeof b2, "resident");
+    const char *ov[] = {"data.resident=on"};
+    assert_int_equal(run(res, ov, 1), STATUS_OK);
+    expect_same_run(run1, res);
+    char *log = read_run_file(res, "run.log");
+    assert_non_null(strstr(log, "data: training set resident on the device"));
+    free(log);
+
+    const char *mix[] = {"data.resident=on",
+                         "augment.train=[{normalize: {mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, "
+                         "0.5]}}, {mixup: 0.4}]"};
+    char b3[512];
+    assert_int_equal(run(keep(b3, sizeof b3, "resident_mixup"), mix, 2), STATUS_CONFIG);
+}
+
 static int count_checkpoints(const char *run)
 {
     char sub[1024];
@@ -585,23 +608,36 @@ static void test_loader_workers(void **state)
     assert_int_equal(augment_init(&a, &s->augment.train, 3, 32, 32, &d), STATUS_OK);
     struct data_split sp;
     data_split(c.train.n, 700, 100, &sp);
-    struct loader *l[2];
-    const int workers[2] = {1, 3};
-    for (int k = 0; k < 2; k++) {
+    struct loader *l[3]; /* 1 and 3 workers; the third only names the images */
+    const int workers[3] = {1, 3, 2};
+    for (int k = 0; k < 3; k++) {
         struct loader_config cfg = {.set = &c.train, .index = sp.train, .n = sp.ntrain, .aug = &a,
                                     .batch = 64, .shuffle = true, .drop_last = false,
-                                    .seed = 7, .workers = workers[k], .classes = 10};
+                                    .seed = 7, .workers = workers[k], .classes = 10,
+                                    .indices_only = k == 2};
         assert_int_equal(loader_create(&cfg, &l[k]), STATUS_OK);
         assert_int_equal(loader_batches(l[k]), 10); /* 600 images: 9 full, 1 of 24 */
     }
     for (int epoch = 0; epoch < 2; epoch++) {
-        loader_start(l[0], epoch), loader_start(l[1], epoch);
+        loader_start(l[0], epoch), loader_start(l[1], epoch), loader_start(l[2], epoch);
         int batches = 0;
         for (;;) {
             const struct batch *x = loader_next(l[0]), *y = loader_next(l[1]);
-            if (!x || !y) {
-                assert_true(!x && !y);
+            const struct batch *z = loader_next(l[2]);
+            if (!x || !y || !z) {
+                assert_true(!x && !y && !z);
                 break;
+            }
+            assert_null(z->x);
+            assert_int_equal(z->n, x->n);
+            assert_memory_equal(z->image, x->image, (size_t)x->n * sizeof *x->image);
+            assert_memory_equal(z->labels, x->labels, (size_t)x->n * sizeof *x->labels);
+            assert_memory_equal(z->key, x->key, (size_t)x->n * sizeof *x->key);
+            for (int64_t i = 0; i < 64; i++) {
+                if (i < x->n)
+                    assert_true(z->key[i] == augment_key(7, epoch, z->image[i]));
+                else
+                    assert_true(z->image[i] == -1 && z->labels[i] == 0);
             }
             assert_int_equal(x->n, y->n);
             assert_int_equal(x->n, batches < 9 ? 64 : 24);
@@ -614,7 +650,7 @@ static void test_loader_workers(void **state)
         }
         assert_int_equal(batches, 10);
     }
-    loader_free(l[0]), loader_free(l[1]);
+    loader_free(l[0]), loader_free(l[1]), loader_free(l[2]);
     data_split_free(&sp);
     cifar10_free(&c);
     spec_free(s);
@@ -626,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_run_layout),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_mixup_and_tta),
+        cmocka_unit_test(test_resident),
         cmocka_unit_test(test_run_directories),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_stop_and_resume),
