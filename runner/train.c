@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -98,6 +99,7 @@ struct run {
     void *copy;    /* a tensor on its way from the training plan to the evaluation plan */
     FILE *jsonl, *csv;
     double started;
+    char started_text[32]; /* local time, "2026-11-25 14:03:59" */
     struct checkpoint_state from; /* where training starts: zero, or the resumed checkpoint */
     char resumed_from[4400];      /* the checkpoint's path */
     struct pretrained_result pretrained;
@@ -526,6 +528,7 @@ struct totals {
     double best_val_acc, last_val_acc, train_seconds, train_images;
     double past_seconds; /* a resumed run's epochs before it */
     bool has_val;
+    char stopped[256]; /* why training ended before its epochs (a hook's request); "" */
 };
 
 /* A resumed run's totals over the epochs before it, from the metric rows kept. */
@@ -606,6 +609,13 @@ static enum status finish(struct run *r, const struct totals *t)
                "  \"parameters\": %lld,\n  \"commit\": ",
             r->dev.precision, omp_get_max_threads(), s->seed, (long long)r->g->nparams);
     json_write_string(f, RUNNER_COMMIT);
+    fprintf(f, ",\n  \"started\": ");
+    json_write_string(f, r->started_text);
+    fprintf(f, ",\n  \"stopped\": ");
+    if (t->stopped[0])
+        json_write_string(f, t->stopped);
+    else
+        fprintf(f, "null");
     fprintf(f, "\n}\n");
     eval_result_free(&res);
     if (file_end(f, r->dir, "summary.json", &r->d)) return STATUS_RUNTIME;
@@ -744,6 +754,10 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     if (!r) return STATUS_RUNTIME;
     *r = (struct run){.s = s, .g = g, .opt = o, .d = {.out = stderr},
                       .out = {.tty = isatty(STDOUT_FILENO) != 0}, .started = plan_clock()};
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(r->started_text, sizeof r->started_text, "%Y-%m-%d %H:%M:%S",
+             localtime_r(&now, &tm));
     struct sigaction on = {.sa_handler = on_signal}, old_int, old_term;
     sigemptyset(&on.sa_mask);
     on.sa_flags = SA_RESTART;
