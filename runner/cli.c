@@ -21,6 +21,7 @@
 #include "summary.h"
 #include "train.h"
 #include "eval_cmd.h"
+#include "report_cmd.h"
 
 #ifndef RUNNER_VERSION
 #define RUNNER_VERSION "0.1.0"
@@ -321,6 +322,8 @@ static int cmd_eval(const struct args *a)
     return rc;
 }
 
+static int cmd_report(const struct args *a) { return (int)report_run(a->file); }
+
 static const struct command commands[] = {
     {"train", "FILE [key=value ...] [--out DIR] [--resume DIR] [--stop-after-epoch N] [--profile]",
      "run an experiment (the default command)",
@@ -343,6 +346,14 @@ static const struct command commands[] = {
      "or into --out DIR.\n"
      "  runner eval results/quick/20261125-001512 eval.flip_tta=true\n",
      cmd_eval, eval_options},
+    {"report", "RUN_DIR", "run a finished run's hooks again (report.html)",
+     "Calls on_start, then on_end, of the hooks in RUN_DIR/config.yaml with the run's\n"
+     "files, as at the end of the run: report.lua writes report.html again. Run it from\n"
+     "where the run was started (config.yaml's paths are relative to it); a hook not\n"
+     "found there is looked for in the project's hooks/. Exit status: 0, 1 when a hook\n"
+     "failed, 2 when RUN_DIR is not a finished run (no config.yaml or summary.json).\n"
+     "  runner report results/quick/20261125-001512\n",
+     cmd_report, NULL},
     {"check", "FILE [key=value ...]", "validate an experiment: exit 0 if valid, 2 if not",
      "Checks the experiment and its graph (ops, settings, shapes, names) and prints\n"
      "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check, NULL},
@@ -409,6 +420,12 @@ static void command_help(const struct command *c)
                "  optimizer.lr=3e-4  train.epochs=5  optimizer.betas=[0.9,0.99]\n");
 }
 
+/* Whether the command's first argument is a FILE or RUN_DIR (the others are overrides). */
+static bool takes_file(const struct command *c)
+{
+    return strstr(c->args, "FILE") || strstr(c->args, "RUN_DIR");
+}
+
 int cli_main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -467,10 +484,9 @@ int cli_main(int argc, char **argv)
             }
             continue;
         }
-        bool wants_file = strstr(c->args, "FILE") != NULL;
-        if (wants_file && !file) {
+        if (takes_file(c) && !file) {
             file = a;
-        } else if (wants_file) {
+        } else if (strstr(c->args, "key=value")) {
             if (n == ARRAY_LEN(ov)) {
                 fprintf(stderr, "runner %s: error: more than %zu overrides\n", c->name,
                         ARRAY_LEN(ov));
@@ -482,8 +498,9 @@ int cli_main(int argc, char **argv)
             return 2;
         }
     }
-    if (strstr(c->args, "FILE") && !file) {
-        fprintf(stderr, "runner %s: error: no experiment file given\n", c->name);
+    if (takes_file(c) && !file) {
+        fprintf(stderr, "runner %s: error: no %s given\n", c->name,
+                strstr(c->args, "FILE") ? "experiment file" : "run directory");
         fprintf(stderr, "usage: runner %s %s\n", c->name, c->args);
         return 2;
     }

@@ -28,7 +28,7 @@ struct chain {
     const struct chain *next;
 };
 
-static const char *hooks_dir(void)
+const char *spec_hooks_dir(void)
 {
     const char *env = getenv("RUNNER_HOOKS_DIR");
     return env && env[0] ? env : RUNNER_HOOKS_DIR;
@@ -208,7 +208,7 @@ static enum status load(struct spec *s, struct source *src, struct node *root,
         }
     }
     s->root = tree;
-    st = validate_experiment(s, d, hooks_dir());
+    st = validate_experiment(s, d, spec_hooks_dir());
     if (st) return st;
     if (!s->name) s->name = path_stem(&s->arena, src->name);
     return STATUS_OK;

@@ -212,6 +212,11 @@ MUST_CHECK enum status spec_load_run(const char *run_dir, const char *const *ove
 
 void spec_free(struct spec *s);
 
+/* The project's hooks/ folder, where hook files not found beside the experiment are looked
+ * for: $RUNNER_HOOKS_DIR when set, else the folder the runner was built from; NULL when
+ * neither is known. */
+const char *spec_hooks_dir(void);
+
 /*
  * The mark of a dotted key path in the merged tree ("optimizer.lr", "augment.train"): the
  * position of its value where written, else of the nearest enclosing key that was written,

@@ -148,6 +148,32 @@ expect 2 "eval: not a run directory" -- eval "$tmp"
 has "$err" "not a run directory"
 expect 0 "eval help" -- eval --help
 has "$out" "usage: runner eval RUN_DIR | FILE [key=value ...] [--out DIR]"
+# runner report: only a finished run (config.yaml and summary.json); a failing hook exits 1.
+expect 0 "report help" -- report --help
+has "$out" "usage: runner report RUN_DIR"
+expect 2 "report without a directory" -- report
+has "$err" "runner report: error: no run directory given"
+expect 2 "report: missing directory" -- report "$tmp/none"
+has "$err" "runner: error: $tmp/none: not a run directory: No such file or directory"
+expect 2 "report: no config.yaml" -- report "$tmp"
+has "$err" "$tmp is not a finished run: it has no config.yaml"
+mkdir "$tmp/unfinished"
+printf 'name: t\nhooks: []\n' >"$tmp/unfinished/config.yaml"
+expect 2 "report: unfinished run" -- report "$tmp/unfinished"
+has "$err" "$tmp/unfinished is not a finished run: it has no summary.json"
+expect 2 "report: two directories" -- report "$tmp/unfinished" "$tmp"
+has "$err" "runner report: error: unexpected argument '$tmp'"
+echo '{"name": "t", "epochs": 1}' >"$tmp/unfinished/summary.json"
+expect 0 "report: no hooks" -- report "$tmp/unfinished"
+has "$out" "$tmp/unfinished: its config.yaml lists no hooks"
+printf 'function on_end(run, result) error("broken " .. run.name) end\n' >"$tmp/broken.lua"
+printf 'name: t\nhooks: [{file: %s, args: null}]\n' "$tmp/broken.lua" >"$tmp/unfinished/config.yaml"
+expect 1 "report: a failing hook" -- report "$tmp/unfinished"
+has "$err" "hook $tmp/broken.lua: on_end: $tmp/broken.lua:1: broken t"
+has "$err" "stack traceback:"
+printf 'name: t\nhooks: [nope_missing.lua]\n' >"$tmp/unfinished/config.yaml"
+expect 2 "report: a hook that is not there" -- report "$tmp/unfinished"
+has "$err" "config.yaml:2:9: error: cannot find hook 'nope_missing.lua'"
 rm -rf "$tmp"
 
 # device: cuda where there is no GPU is a configuration error (exit 2).

@@ -1,0 +1,121 @@
+/*
+ * hooks_impl.h: what hooks.c, hooks_sandbox.c and hooks_tables.c share; not for other
+ * modules (hooks.h is the interface). Covered by tests/test_hooks.c and
+ * tests/test_hooks_sandbox.c.
+ */
+#ifndef RUNNER_HOOKS_IMPL_H
+#define RUNNER_HOOKS_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <lua.h>
+
+#include "arena.h"
+#include "common.h"
+#include "hooks.h"
+#include "json.h"
+#include "node.h"
+
+/* One hook file and its Lua state. The struct is the state's allocator data, so it never
+ * moves (struct hooks holds an array allocated once). */
+struct hook {
+    struct hooks *owner;
+    const char *file;        /* as given (spec_hook.file) */
+    const struct node *args; /* run.args, or NULL */
+    lua_State *L;
+    size_t mem, mem_cap;     /* bytes the state holds, and may hold */
+    bool mem_refused;        /* an allocation was refused since the call began */
+    uint64_t used, budget;   /* instructions run in this call, and allowed */
+    int step;                /* instructions between count hooks */
+};
+
+struct hooks {
+    struct hook *hooks;
+    size_t n;
+    char *dir;      /* the run directory, its real path */
+    char **roots;   /* real paths that may be read: dir first, then the hook folders */
+    size_t nroots;
+    FILE *log;      /* may be NULL */
+    int errors;     /* reported hook errors */
+    char *stop;     /* the last stop reason */
+};
+
+/* The hook whose state L (or a coroutine of it) is. */
+struct hook *hooks_of(lua_State *L);
+
+/* Counts n instructions against the budget of the call under way (for library functions
+ * whose loops run in C: string.rep, table.move, ...); raises the budget's error past it. */
+void hooks_charge(lua_State *L, uint64_t n);
+
+/* Writes to term (stdout or stderr) and to the log, flushing both. */
+void hooks_say(const struct hooks *h, FILE *term, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* ---------------------------------------------------------------------------------------- */
+/* hooks_sandbox.c */
+
+/* A lua_CFunction, called in protected mode on a fresh state: opens the allowed libraries
+ * and takes out or wraps everything else (hooks.h, README.md). */
+int hooks_sandbox_open(lua_State *L);
+
+enum hooks_access { HOOKS_READ, HOOKS_WRITE };
+
+/*
+ * Resolves path as the sandbox sees it (relative to the run directory) into out: for
+ * reading, the real path, which must lie inside one of h->roots; for writing, the real path
+ * of its folder, inside the run directory, plus a final component that is a plain name, not
+ * an existing symbolic link and not one of the runner's own files. False with the reason in
+ * why (starting with path) when refused or when the folder does not exist.
+ */
+bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_access how,
+                        char *out, size_t size, char *why, size_t why_size);
+
+/* ---------------------------------------------------------------------------------------- */
+/* hooks_tables.c */
+
+struct hooks_per_class {
+    const char *name;
+    double precision, recall, f1;
+    int64_t support;
+};
+
+struct hooks_sample {
+    const char *file; /* as in index.csv, relative to samples/ */
+    int64_t index;
+    const char *true_label, *predicted;
+    double confidence;
+};
+
+/* The run directory's files, parsed; everything lives in the arena. */
+struct hooks_files {
+    struct arena arena;
+    const char *config_text;       /* config.yaml, or NULL when absent */
+    const struct node *config;     /* info->config, or config.yaml parsed; NULL when neither */
+    const struct json **history;   /* metrics.jsonl's rows (objects) */
+    size_t nhistory;
+    const struct json *summary;    /* summary.json (an object), or NULL */
+    const char **classes;          /* confusion_matrix.csv's header, nconfusion names */
+    size_t nconfusion;
+    int64_t *confusion;            /* (nconfusion, nconfusion) row-major: [true][predicted] */
+    struct hooks_per_class *per_class;
+    size_t nper_class;
+    struct hooks_sample *samples;
+    size_t nsamples;
+};
+
+/* Reads the files (results: also summary.json and the evaluation tables); false with the
+ * message in err when a file exists but cannot be read or parsed. Free with
+ * hooks_files_free either way. */
+bool hooks_files_read(struct hooks_files *f, const char *dir, const struct node *config,
+                      bool results, char *err, size_t err_size);
+void hooks_files_free(struct hooks_files *f);
+
+/* Push one table each (need 8 free stack slots; may raise Lua errors, so call them from a
+ * protected C function). */
+void hooks_push_node(lua_State *L, const struct node *n);
+void hooks_push_run(lua_State *L, const struct hooks_files *f, const struct hooks_info *info,
+                    const char *dir, const struct node *args);
+void hooks_push_result(lua_State *L, const struct hooks_files *f, const char *stopped);
+
+#endif
