@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 
 #include "hooks_impl.h"
+#include "paths.h"
 
 enum hook_fn { HOOK_FN_START, HOOK_FN_EPOCH_END, HOOK_FN_END, HOOK_FN_COUNT };
 static const char *const fn_names[] = {"on_start", "on_epoch_end", "on_end"};
@@ -419,4 +420,19 @@ void hooks_free(struct hooks *h)
     free(h->dir);
     free(h->stop);
     free(h);
+}
+
+/* The folders require() may load from: each hook's own folder, then the project's hooks/. */
+const char **hooks_folders(struct arena *a, const struct spec_hook *hooks, size_t n,
+                                 size_t *count)
+{
+    const char **dirs = arena_alloc(a, (n + 1) * sizeof *dirs);
+    *count = 0;
+    for (size_t i = 0; i <= n; i++) {
+        const char *dir = i < n ? path_dirname(a, hooks[i].file) : spec_hooks_dir();
+        bool seen = !dir;
+        for (size_t j = 0; j < *count && !seen; j++) seen = strcmp(dirs[j], dir) == 0;
+        if (!seen) dirs[(*count)++] = dir;
+    }
+    return dirs;
 }

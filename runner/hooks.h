@@ -108,4 +108,9 @@ int hooks_error_count(const struct hooks *h);
 /* Closes every state; NULL is fine. */
 void hooks_free(struct hooks *h);
 
+/* The folders require() may load from for these hooks: each hook's own folder, then the
+ * project's hooks/ (spec_hooks_dir), without repeats; *count of them, allocated in a. */
+const char **hooks_folders(struct arena *a, const struct spec_hook *hooks, size_t n,
+                           size_t *count);
+
 #endif

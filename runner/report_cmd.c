@@ -85,21 +85,6 @@ static const char *summary_string(const struct json *summary, const char *key, c
     return v && v->kind == JSON_STRING ? v->str : def;
 }
 
-/* The folders require() may load from: each hook's own folder, then the project's hooks/. */
-static const char **hook_folders(struct arena *a, const struct spec_hook *hooks, size_t n,
-                                 size_t *count)
-{
-    const char **dirs = arena_alloc(a, (n + 1) * sizeof *dirs);
-    *count = 0;
-    for (size_t i = 0; i <= n; i++) {
-        const char *dir = i < n ? path_dirname(a, hooks[i].file) : spec_hooks_dir();
-        bool seen = !dir;
-        for (size_t j = 0; j < *count && !seen; j++) seen = strcmp(dirs[j], dir) == 0;
-        if (!seen) dirs[(*count)++] = dir;
-    }
-    return dirs;
-}
-
 /* Checks that run_dir holds a finished run and reads its config.yaml and summary.json. */
 static enum status read_run(struct arena *a, const char *run_dir, struct diag *d,
                             struct node **root, const struct json **summary)
@@ -165,7 +150,7 @@ enum status report_run(const char *run_dir)
         return STATUS_OK;
     }
     size_t ndirs;
-    const char **dirs = hook_folders(&a, hooks, n, &ndirs);
+    const char **dirs = hooks_folders(&a, hooks, n, &ndirs);
     struct hooks *h;
     if (hooks_open(hooks, n, run_dir, dirs, ndirs, NULL, &d, &h)) {
         arena_free(&a);

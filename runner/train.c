@@ -22,6 +22,7 @@
 #include "data.h"
 #include "device.h"
 #include "evaluate.h"
+#include "hooks.h"
 #include "loader.h"
 #include "model.h"
 #include "paths.h"
@@ -103,6 +104,10 @@ struct run {
     struct checkpoint_state from; /* where training starts: zero, or the resumed checkpoint */
     char resumed_from[4400];      /* the checkpoint's path */
     struct pretrained_result pretrained;
+    struct hooks *hooks;   /* the experiment's hooks: list; NULL when none */
+    struct hooks_info info;
+    const char *class_names[CIFAR_CLASSES];
+    struct arena arena;    /* the hook folders */
 };
 
 /* --------------------------------------------------------------------------------------- */
@@ -650,6 +655,37 @@ static void print_profile(struct run *r, int64_t steps)
 }
 
 /* --------------------------------------------------------------------------------------- */
+/* Hooks */
+
+/* Loads the experiment's hooks (once the run directory exists) and describes the run to them. */
+static enum status open_hooks(struct run *r)
+{
+    const struct spec *s = r->s;
+    for (int k = 0; k < CIFAR_CLASSES; k++) r->class_names[k] = r->data.class_names[k];
+    r->info = (struct hooks_info){.name = s->name, .device = r->dev.name,
+                                  .precision = r->dev.precision, .commit = RUNNER_COMMIT,
+                                  .started = r->started_text, .epochs = s->train.epochs,
+                                  .classes = r->class_names, .nclasses = CIFAR_CLASSES,
+                                  .config = s->root};
+    if (!s->hooks.n) return STATUS_OK;
+    size_t ndirs = 0;
+    const char **dirs = hooks_folders(&r->arena, s->hooks.v, s->hooks.n, &ndirs);
+    return hooks_open(s->hooks.v, s->hooks.n, r->dir, dirs, ndirs, r->out.log, &r->d,
+                      &r->hooks);
+}
+
+/* What a hook call's outcome means for the run: a reason to stop training (a hook's, or a
+ * failure under hooks_fail: stop) in stop, else "". */
+static void hook_outcome(struct run *r, enum hook_outcome o, const char *why, char *stop,
+                         size_t size)
+{
+    if (o == HOOK_STOP)
+        snprintf(stop, size, "%s", why ? why : "a hook asked to stop");
+    else if (o == HOOK_FAILED && r->s->hooks_fail == SPEC_HOOKS_FAIL_STOP)
+        snprintf(stop, size, "a hook failed (hooks_fail: stop)");
+}
+
+/* --------------------------------------------------------------------------------------- */
 
 static enum status run(struct run *r)
 {
@@ -684,15 +720,18 @@ static enum status run(struct run *r)
                  r->workers);
     say(&r->out, "data: %s\n", r->data_line);
     if (r->pretrained.line[0]) say(&r->out, "%s\n", r->pretrained.line);
+    if ((st = open_hooks(r))) return st;
 
     struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};
+    if (r->hooks) hook_outcome(r, hooks_start(r->hooks, &r->info), NULL, t.stopped,
+                               sizeof t.stopped);
     if (r->opt->resume) {
         say(&r->out, "resumed from %s: epoch %lld, batch %lld, step %lld\n", r->resumed_from,
             (long long)r->from.epoch + 1, (long long)r->from.batch, (long long)r->from.step);
         past_epochs(r, &t);
     }
     struct epoch_stats e = {.step = r->from.step};
-    for (int64_t epoch = r->from.epoch; epoch < s->train.epochs; epoch++) {
+    for (int64_t epoch = r->from.epoch; epoch < s->train.epochs && !t.stopped[0]; epoch++) {
         double t0 = plan_clock();
         int64_t first = 0;
         e = (struct epoch_stats){.epoch = epoch, .step = e.step};
@@ -726,9 +765,20 @@ static enum status run(struct run *r)
                 (long long)epoch + 1, s->train.epochs, e.loss_sum / images,
                 (double)e.correct / images, e.lr, e.seconds, ips);
         t.epochs = epoch + 1;
+        const char *why = NULL;
+        if (r->hooks) {
+            enum hook_outcome o = hooks_epoch_end(r->hooks, &r->info, &why);
+            hook_outcome(r, o, why, t.stopped, sizeof t.stopped);
+        }
+        if (t.stopped[0] && epoch + 1 < s->train.epochs)
+            say(&r->out, "training stops after epoch %lld: %s\n", (long long)epoch + 1,
+                t.stopped);
+        else
+            t.stopped[0] = 0; /* the last epoch: nothing left to stop */
         int64_t every = s->checkpoint.every_epochs;
         bool stop = r->opt->stop_after_epoch == epoch + 1 && epoch + 1 < s->train.epochs;
-        if (((every > 0 && (epoch + 1) % every == 0) || stop) && save(r, &e, r->steps_per_epoch))
+        if (((every > 0 && (epoch + 1) % every == 0) || stop || t.stopped[0]) &&
+            save(r, &e, r->steps_per_epoch))
             return STATUS_RUNTIME;
         if (stop) {
             char why[96];
@@ -744,7 +794,11 @@ static enum status run(struct run *r)
     say(&r->out, "trained %lld epochs in %s\n", (long long)t.epochs,
         clock_text(plan_clock() - r->started, clk, sizeof clk));
     if (r->opt->profile) print_profile(r, t.steps);
-    return finish(r, &t);
+    if ((st = finish(r, &t))) return st;
+    if (r->hooks && hooks_end(r->hooks, &r->info, t.stopped[0] ? t.stopped : NULL) == HOOK_FAILED &&
+        s->hooks_fail == SPEC_HOOKS_FAIL_STOP)
+        say(&r->out, "a hook failed at the end of the run (its files are all written)\n");
+    return STATUS_OK;
 }
 
 enum status train_run(const struct spec *s, const struct graph *g, const struct train_options *o)
@@ -772,6 +826,8 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
         say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
     loader_free(r->train_loader), loader_free(r->val_loader), loader_free(r->test_loader);
     plan_free(r->train), plan_free(r->eval);
+    hooks_free(r->hooks);
+    arena_free(&r->arena);
     free(r->copy);
     if (r->jsonl) fclose(r->jsonl);
     if (r->csv) fclose(r->csv);

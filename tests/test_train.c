@@ -496,6 +496,49 @@ struct killer {
 };
 
 /* Sends SIGTERM once the run has finished its first epoch. */
+/* Hooks in a run: on_epoch_end asking to stop ends training after that epoch, cleanly (a
+ * checkpoint, the test set, summary.json saying why, exit 0); a failing hook is reported
+ * and the run goes on, or, with hooks_fail: stop, ends the same clean way. */
+static void test_hooks_in_run(void **state)
+{
+    (void)state;
+    write_file(dir, "stop.lua",
+               "function on_epoch_end(run, epoch)\n"
+               "  if epoch.epoch == 1 and #run.history == 1 then return {stop = 'enough'} end\n"
+               "end\n");
+    write_file(dir, "boom.lua", "function on_epoch_end(run, epoch) error('boom') end\n");
+    char b1[512], b2[512], b3[512];
+    const char *out = keep(b1, sizeof b1, "hook_stop");
+    const char *ov[] = {"hooks=[stop.lua]"};
+    assert_int_equal(run(out, ov, 1), STATUS_OK);
+    char *jsonl = read_run_file(out, "metrics.jsonl"), *summary = read_run_file(out, "summary.json");
+    assert_int_equal(count_lines(jsonl), 1);
+    assert_non_null(strstr(summary, "\"stopped\": \"enough\""));
+    assert_non_null(strstr(summary, "\"test_acc\": 0."));
+    free(jsonl), free(summary);
+    assert_int_equal(count_checkpoints(out), 1);
+
+    out = keep(b2, sizeof b2, "hook_fails");
+    const char *go_on[] = {"hooks=[boom.lua]", "train.epochs=2"};
+    assert_int_equal(run(out, go_on, 2), STATUS_OK);
+    jsonl = read_run_file(out, "metrics.jsonl"), summary = read_run_file(out, "summary.json");
+    assert_int_equal(count_lines(jsonl), 2);
+    assert_non_null(strstr(summary, "\"stopped\": null"));
+    free(jsonl), free(summary);
+    char *log = read_run_file(out, "run.log");
+    assert_non_null(strstr(log, "boom.lua: on_epoch_end:"));
+    assert_non_null(strstr(log, "stack traceback"));
+    free(log);
+
+    out = keep(b3, sizeof b3, "hook_fails_stop");
+    const char *stop[] = {"hooks=[boom.lua]", "hooks_fail=stop"};
+    assert_int_equal(run(out, stop, 2), STATUS_OK);
+    jsonl = read_run_file(out, "metrics.jsonl"), summary = read_run_file(out, "summary.json");
+    assert_int_equal(count_lines(jsonl), 1);
+    assert_non_null(strstr(summary, "\"stopped\": \"a hook failed (hooks_fail: stop)\""));
+    free(jsonl), free(summary);
+}
+
 static void *kill_after_epoch(void *arg)
 {
     const struct killer *k = arg;
@@ -663,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_mixup_and_tta),
         cmocka_unit_test(test_resident),
+        cmocka_unit_test(test_hooks_in_run),
         cmocka_unit_test(test_run_directories),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_stop_and_resume),
