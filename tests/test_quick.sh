@@ -6,15 +6,7 @@
 set -u
 runner=$1
 src=$2
-data=${RUNNER_DATA:-$src/../shared/cifar10}
-if [ ! -d "$data/cifar-10-batches-bin" ]; then
-    if [ "${CI:-}" = true ]; then
-        echo "FAIL: no CIFAR-10 at $data/cifar-10-batches-bin"
-        exit 1
-    fi
-    echo "skipped: no CIFAR-10 at $data/cifar-10-batches-bin (set RUNNER_DATA)"
-    exit 77
-fi
+. "$src/tests/real_data.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 run=$tmp/run
