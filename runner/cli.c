@@ -19,6 +19,7 @@
 #include "schema.h"
 #include "spec.h"
 #include "summary.h"
+#include "sweep.h"
 #include "train.h"
 #include "eval_cmd.h"
 #include "report_cmd.h"
@@ -51,6 +52,9 @@ struct command {
     const char *help; /* what `runner NAME --help` adds below the usage line */
     int (*run)(const struct args *a);
     const struct option *options; /* NULL-terminated, or NULL */
+    /* A command that reads its own arguments (those after its name) instead: the exit code,
+     * or -1 for --help. */
+    int (*main)(int argc, char **argv);
 };
 
 /* --------------------------------------------------------------------------------------- */
@@ -336,7 +340,7 @@ static const struct command commands[] = {
      "the run exits 130 or 143 with the resume command.\n"
      "--profile adds where the time went (passes, data loading, op kinds).\n"
      "  runner experiments/quick.yaml train.epochs=2 --out /tmp/quick\n",
-     cmd_train, train_options},
+     cmd_train, train_options, NULL},
     {"eval", "RUN_DIR | FILE [key=value ...] [--out DIR]",
      "test trained weights: accuracy, confusion matrix, per-class metrics",
      "Measures weights on the test set as at the end of a run: RUN_DIR's\n"
@@ -345,7 +349,7 @@ static const struct command commands[] = {
      "confusion_matrix.csv, per_class.csv and samples/ into eval/ beside the weights,\n"
      "or into --out DIR.\n"
      "  runner eval results/quick/20261125-001512 eval.flip_tta=true\n",
-     cmd_eval, eval_options},
+     cmd_eval, eval_options, NULL},
     {"report", "RUN_DIR", "run a finished run's hooks again (report.html)",
      "Calls on_start, then on_end, of the hooks in RUN_DIR/config.yaml with the run's\n"
      "files, as at the end of the run: report.lua writes report.html again. Run it from\n"
@@ -353,20 +357,49 @@ static const struct command commands[] = {
      "found there is looked for in the project's hooks/. Exit status: 0, 1 when a hook\n"
      "failed, 2 when RUN_DIR is not a finished run (no config.yaml or summary.json).\n"
      "  runner report results/quick/20261125-001512\n",
-     cmd_report, NULL},
+     cmd_report, NULL, NULL},
+    {"sweep",
+     "FILE... | BASE --grid KEY=V1,V2,... | BASE --random N --range KEY=LO:HI [key=value ...] "
+     "[options]",
+     "run a set of experiments and compare them (sweep.csv)",
+     "Runs every point of the sweep, each a run directory in the sweep directory,\n"
+     "results/sweeps/NAME-HASH/ (the same command finds the same directory again;\n"
+     "--out DIR: that folder instead), and keeps sweep.csv there: every point's\n"
+     "values, status, best and final validation accuracy, test accuracy, time, img/s.\n"
+     "  FILE...                  each experiment file is a point\n"
+     "  --grid KEY=V1,V2,...     BASE at each value (values as typed); several --grid:\n"
+     "                           every combination, the first varying slowest; a point\n"
+     "                           file per point, e.g. lr=3e-4_epochs=20.yaml\n"
+     "  --random N --range KEY=[log:|int:]LO:HI ... [--seed S]\n"
+     "                           N points drawn from the ranges (log-uniform for keys\n"
+     "                           named lr or *_lr), seed S (0)\n"
+     "  key=value                set for every point\n"
+     "  --parallel N             N points at once (CPU: the cores shared among them;\n"
+     "                           several GPUs: a point on each)\n"
+     "  --slurm [-- OPTION ...]  write sweep.sbatch, a Slurm job array of one task per\n"
+     "                           point (OPTIONs become #SBATCH lines), and submit it\n"
+     "  --dry-run                write the point files and sweep.csv (and sweep.sbatch)\n"
+     "                           and start nothing\n"
+     "  --only POINT             run that point alone (what each Slurm task does)\n"
+     "Every point is checked before any starts (exit 2 if one is invalid). Running it\n"
+     "again skips finished points, resumes interrupted ones from their checkpoints and\n"
+     "retries failed ones. A failed point is recorded and the others go on (exit 1).\n"
+     "SIGINT or SIGTERM: every running point saves a checkpoint (exit 130 or 143).\n"
+     "  runner sweep experiments/resnet50_adam.yaml --grid optimizer.lr=1e-3,3e-4,1e-4\n",
+     NULL, NULL, sweep_cmd_main},
     {"check", "FILE [key=value ...]", "validate an experiment: exit 0 if valid, 2 if not",
      "Checks the experiment and its graph (ops, settings, shapes, names) and prints\n"
-     "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check, NULL},
+     "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check, NULL, NULL},
     {"config", "FILE [key=value ...]", "print the resolved configuration as YAML",
-     "Every key with its value after extends, overrides and defaults.\n", cmd_config, NULL},
+     "Every key with its value after extends, overrides and defaults.\n", cmd_config, NULL, NULL},
     {"plan", "FILE [key=value ...]", "print the network: layers, shapes, counts, memory",
      "Expands the experiment's graph and prints every layer (name, op, settings, output\n"
      "shape, parameters, multiply-adds), the totals, and the memory one training step\n"
      "needs at train.batch_size. Another model: runner plan FILE model=models/resnet18.yaml\n",
-     cmd_plan, NULL},
+     cmd_plan, NULL, NULL},
     {"schema", "", "print the reference of every YAML key and op (Markdown)",
      "Every key of an experiment file (type, default, allowed values, meaning), the\n"
-     "structure of graph files, and every op with its settings.\n", cmd_schema, NULL},
+     "structure of graph files, and every op with its settings.\n", cmd_schema, NULL, NULL},
     {"bench", "FILE [key=value ...] [--mode train|infer] [--steps N] [--warmup N] [--profile]",
      "time training steps or inference on synthetic input",
      "Builds the experiment's network at train.batch_size (eval.batch_size for --mode\n"
@@ -375,7 +408,7 @@ static const struct command commands[] = {
      "the peak memory and, last, the median images/s. --steps N timed steps (5),\n"
      "--warmup N untimed steps first (2), --profile the time per op kind and per layer.\n"
      "  runner bench experiments/resnet50_adam.yaml train.batch_size=128 --profile\n",
-     cmd_bench, bench_options},
+     cmd_bench, bench_options, NULL},
 };
 
 static const struct command *find_command(const char *name)
@@ -408,7 +441,8 @@ static void usage(FILE *out)
             "  runner experiments/resnet50_adam.yaml optimizer.lr=3e-4 train.epochs=5\n"
             "\n"
             "options: --help (also after a command), --version\n"
-            "exit status: 0 success, 1 runtime failure, 2 bad configuration or device\n");
+            "exit status: 0 success, 1 runtime failure (runner sweep: a point failed), 2 bad\n"
+            "configuration or device, 130/143 stopped by SIGINT/SIGTERM\n");
 }
 
 static void command_help(const struct command *c)
@@ -443,6 +477,11 @@ int cli_main(int argc, char **argv)
         return 0;
     }
     const struct command *c = find_command(argv[1]);
+    if (c && c->main) {
+        int rc = c->main(argc - 2, argv + 2);
+        if (rc < 0) command_help(c);
+        return rc < 0 ? 0 : rc;
+    }
     int first = c ? 2 : 1;
     if (!c) c = find_command("train");
     const char *file = NULL;

@@ -119,6 +119,29 @@ has "$err" "--profile takes no value"
 expect 2 "option of another command" -- check experiments/quick.yaml --steps 3
 has "$err" "unknown option '--steps'"
 
+# runner sweep: help, refused arguments (exit 2), the shipped sweep files, dry runs.
+expect 0 "sweep help" -- sweep --help
+has "$out" "usage: runner sweep FILE... | BASE --grid KEY=V1,V2,... | BASE --random N --range KEY=LO:HI"
+expect 2 "sweep without a file" -- sweep
+has "$err" "runner sweep: error: no experiment file given"
+expect 2 "sweep: --range without --random" -- sweep experiments/quick.yaml --range optimizer.lr=1e-5:1e-2
+has "$err" "--range needs --random N"
+expect 2 "sweep: unknown option" -- sweep experiments/quick.yaml --grd optimizer.lr=1
+has "$err" "unknown option '--grd'"
+expect 2 "sweep: a bad value" -- sweep experiments/quick.yaml --grid train.epochs=2,two --dry-run --out /nonexistent/sweep
+has "$err" "/nonexistent/sweep/epochs=two.yaml:4:11: error: 'train.epochs' must be an integer"
+for f in experiments/sweeps/*.yaml; do
+    expect 0 "check $f" -- check "$f"
+done
+tmp=$(mktemp -d)
+expect 0 "sweep: dry run of the shipped files" -- sweep experiments/sweeps/lr_1e-3.yaml experiments/sweeps/lr_3e-4.yaml experiments/sweeps/lr_1e-4.yaml --dry-run --out "$tmp/lr"
+has "$out" "sweep $tmp/lr: 3 points (dry run: nothing was started)"
+has "$tmp/lr/sweep.csv" "lr_3e-4,pending,experiments/sweeps/lr_3e-4.yaml,"
+expect 0 "sweep: dry run of a grid" -- sweep experiments/resnet50_adam.yaml --grid optimizer.lr=1e-3,3e-4,1e-4 --dry-run --out "$tmp/grid"
+has "$tmp/grid/lr=3e-4.yaml" "optimizer:"
+has "$tmp/grid/sweep.csv" "lr=1e-4,pending,1e-4,"
+rm -rf "$tmp"
+
 # runner FILE (train): data that is not there is a runtime failure (exit 1) that says where
 # the runner looked and how to fix it; nothing is left behind.
 tmp=$(mktemp -d)
