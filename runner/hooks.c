@@ -3,7 +3,7 @@
  * per call through a count hook, a memory cap through the state's allocator) and the calls
  * on_start, on_epoch_end and on_end, every error reported with the hook's file, the function
  * and Lua's traceback. See hooks.h; the sandbox is hooks_sandbox.c, the tables
- * hooks_tables.c. Covered by tests/test_hooks.c.
+ * hooks_tables.c, the sweep report's call hooks_sweep.c. Covered by tests/test_hooks.c.
  */
 #include "hooks.h"
 
@@ -203,10 +203,8 @@ static int call_protected(lua_State *L)
     return 0;
 }
 
-/* Runs f (with the light userdata arg) in protected mode under fresh limits; on an error,
- * reports "hook FILE: what: message" and the traceback, and returns false. */
-static bool run_protected(struct hooks *h, struct hook *k, lua_CFunction f, void *arg,
-                          const char *what)
+bool hooks_run_protected(struct hooks *h, struct hook *k, lua_CFunction f, void *arg,
+                         const char *what)
 {
     lua_State *L = k->L;
     lua_settop(L, 0);
@@ -257,7 +255,7 @@ static enum hook_outcome call_all(struct hooks *h, enum hook_fn fn, const struct
     for (size_t i = 0; i < h->n; i++) {
         struct call c = {.h = h, .k = &h->hooks[i], .fn = fn, .info = info, .files = &files,
                          .stopped = stopped};
-        failed |= !run_protected(h, &h->hooks[i], call_protected, &c, fn_names[fn]);
+        failed |= !hooks_run_protected(h, &h->hooks[i], call_protected, &c, fn_names[fn]);
         if (c.stop && !h->stop) h->stop = c.stop;
         else free(c.stop);
     }
@@ -360,14 +358,21 @@ enum status hooks_open(const struct spec_hook *hooks, size_t n, const char *run_
                        const char *const *hook_dirs, size_t ndirs, FILE *log, struct diag *d,
                        struct hooks **out)
 {
+    return hooks_open_root(hooks, n, run_dir, &hooks_own_run, hook_dirs, ndirs, log, d, out);
+}
+
+enum status hooks_open_root(const struct spec_hook *hooks, size_t n, const char *dir,
+                            const struct hooks_own *own, const char *const *hook_dirs,
+                            size_t ndirs, FILE *log, struct diag *d, struct hooks **out)
+{
     *out = NULL;
     struct hooks *h = calloc(1, sizeof *h);
     if (!h) goto oom;
     h->log = log;
-    h->dir = real_dir(run_dir);
+    h->own = own;
+    h->dir = real_dir(dir);
     if (!h->dir) {
-        diag_error(d, (struct mark){0}, "hooks: the run directory %s: %s", run_dir,
-                   strerror(errno));
+        diag_error(d, (struct mark){0}, "hooks: %s %s: %s", own->root, dir, strerror(errno));
         hooks_free(h);
         return STATUS_RUNTIME;
     }

@@ -33,12 +33,26 @@
  * (string.rep, table.move, table.insert, table.remove) are charged to the budget. Pattern
  * matching is not: a pathological pattern runs to its end.
  *
- * Covered by tests/test_hooks.c (tables, calls, errors, limits) and tests/test_hooks_sandbox.c
- * (the sandbox, one test per attack); `runner report` by tests/test_cli.sh.
+ * The sweep report (hooks_sweep.c): hooks_sweep_report calls on_sweep(sweep) of one hook file
+ * (hooks/sweep_report.lua, writing sweep.html) in a fresh state of the same sandbox whose
+ * write root is the sweep directory, with a table of every point (README.md, "Sweep reports"):
+ *
+ *     const char *values[] = {"3e-4", "20"};
+ *     struct hooks_sweep_point pt = {.name = "lr=3e-4_epochs=20", .status = "done",
+ *                                    .run_dir = "runs/lr=3e-4_epochs=20", .values = values};
+ *     struct hooks_sweep sw = {.name = "quick-lr", .dir = dir, .keys = keys, .nkeys = 2,
+ *                              .points = &pt, .npoints = 1, .finished = true};
+ *     const char *dirs[] = {spec_hooks_dir()};
+ *     if (hooks_sweep_report(path, &sw, dirs, 1, &d)) ...   // reported; the sweep goes on
+ *
+ * Covered by tests/test_hooks.c (tables, calls, errors, limits), tests/test_hooks_sandbox.c
+ * (the sandbox, one test per attack) and tests/test_sweep_report.c (the sweep table and
+ * sweep_report.lua's page); `runner report` by tests/test_cli.sh.
  */
 #ifndef RUNNER_HOOKS_H
 #define RUNNER_HOOKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -112,5 +126,47 @@ void hooks_free(struct hooks *h);
  * project's hooks/ (spec_hooks_dir), without repeats; *count of them, allocated in a. */
 const char **hooks_folders(struct arena *a, const struct spec_hook *hooks, size_t n,
                            size_t *count);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sweep reports (hooks_sweep.c) */
+
+/* One point of a sweep. The strings are borrowed for the call. */
+struct hooks_sweep_point {
+    const char *name;          /* "lr=3e-4_epochs=20" */
+    const char *status;        /* "done", "failed", "interrupted", "pending", "running" */
+    const char *run_dir;       /* relative to the sweep directory: "runs/lr=3e-4_epochs=20";
+                                  NULL: none yet (its figures are absent) */
+    const char *const *values; /* nkeys values as the user typed them, in keys' order (NULL
+                                  entries are left out) */
+    const char *log;           /* relative to the sweep directory: "logs/NAME.log", or NULL */
+};
+
+struct hooks_sweep {
+    const char *name;            /* the sweep's name (its directory's base name) */
+    const char *dir;             /* the sweep directory (it must exist) */
+    const char *base;            /* the base experiment file, or NULL */
+    const char *const *keys;     /* swept keys, dotted: "optimizer.lr" */
+    int nkeys;
+    const struct hooks_sweep_point *points;
+    int npoints;
+    bool finished;               /* no point pending or running */
+};
+
+/*
+ * Calls on_sweep(sweep) of the hook file (a path) in a fresh sandboxed state whose write root
+ * is sw->dir: the hook may read anything in it (runs/<point>/... included) and the hook_dirs
+ * (ndirs of them, as for hooks_open: pass spec_hooks_dir() so that require "lib.html" works),
+ * and write inside it, never to the sweep's own files (sweep.csv, sweep.sbatch, the point
+ * files *.yaml, anything in runs/ or logs/). Each point's run_dir/metrics.jsonl and
+ * run_dir/summary.json are read first (a last metrics.jsonl line still being written is left
+ * out); a point whose files cannot be parsed is reported and passed with its message in
+ * `error` and without figures. Errors give STATUS_RUNTIME and are never fatal to the caller:
+ * a hook file that does not load (or a sweep directory that does not exist) is reported to
+ * d; no on_sweep, an error in it and a point's unreadable files, as "hook FILE: on_sweep:
+ * ..." on stderr.
+ */
+MUST_CHECK enum status hooks_sweep_report(const char *hook_file, const struct hooks_sweep *sw,
+                                          const char *const *hook_dirs, size_t ndirs,
+                                          struct diag *d);
 
 #endif

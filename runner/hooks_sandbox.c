@@ -5,7 +5,7 @@
  * by hooks_path_resolve), require (NAME.lua from the hook folders only), load (text chunks
  * only), setmetatable (no __gc), collectgarbage ("count", "collect", "step"), print, and
  * the runner table (write, base64, log). Covered by tests/test_hooks_sandbox.c, one test per
- * attack.
+ * attack; a sweep directory's own files by tests/test_sweep_report.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +24,20 @@
 /* Paths */
 
 /* The files and folders of a run directory that the runner writes (DESIGN.md, "Results of a
- * run"): hooks may read them, never write them (nor NAME.tmp beside them). */
-static const char *const own_files[] = {"config.yaml", "metrics.jsonl", "metrics.csv",
+ * run"), and of a sweep directory (sweep.h): hooks may read them, never write them. */
+static const char *const run_files[] = {"config.yaml", "metrics.jsonl", "metrics.csv",
                                         "summary.json", "confusion_matrix.csv", "per_class.csv",
-                                        "run.log", "model.safetensors"};
-static const char *const own_dirs[] = {"checkpoints", "samples", "eval"};
+                                        "run.log", "model.safetensors", NULL};
+static const char *const run_dirs[] = {"checkpoints", "samples", "eval", NULL};
+const struct hooks_own hooks_own_run = {.files = run_files, .dirs = run_dirs,
+                                        .what = "the run's", .root = "the run directory"};
+
+static const char *const sweep_files[] = {"sweep.csv", "sweep.sbatch", NULL};
+static const char *const sweep_suffixes[] = {".yaml", NULL}; /* the point files */
+static const char *const sweep_dirs[] = {"runs", "logs", NULL};
+const struct hooks_own hooks_own_sweep = {.files = sweep_files, .suffixes = sweep_suffixes,
+                                          .dirs = sweep_dirs, .what = "the sweep's",
+                                          .root = "the sweep directory"};
 
 static bool inside(const char *path, const char *root)
 {
@@ -46,23 +55,38 @@ static bool allowed(const struct hooks *h, const char *real, enum hooks_access h
     return false;
 }
 
-/* Whether name, in the folder whose real path is dir (inside the run directory), is one of
- * the runner's own files; then the reason in why. */
+/* Whether name ends with suffix, or with suffix and ".tmp". */
+static bool ends_with(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    if (n >= k && !strcmp(name + n - k, suffix)) return true;
+    return n >= k + 4 && !strcmp(name + n - 4, ".tmp") && !strncmp(name + n - 4 - k, suffix, k);
+}
+
+/* Whether name, in the folder whose real path is dir (inside the write root), is one of the
+ * runner's own files (h->own); then the reason in why. */
 static bool own_file(const struct hooks *h, const char *dir, const char *name, char *why,
                      size_t size)
 {
+    const struct hooks_own *own = h->own;
     const char *rel = dir + strlen(h->dir);
     if (!strcmp(h->dir, "/")) rel = dir;
     const char *first = *rel == '/' ? rel + 1 : name;
     size_t len = *rel == '/' ? strcspn(first, "/") : strlen(first);
-    for (size_t i = 0; i < ARRAY_LEN(own_dirs); i++)
-        if (strlen(own_dirs[i]) == len && !strncmp(first, own_dirs[i], len)) {
-            snprintf(why, size, "%s/ holds the run's own files", own_dirs[i]);
+    for (const char *const *o = own->dirs; o && *o; o++)
+        if (strlen(*o) == len && !strncmp(first, *o, len)) {
+            snprintf(why, size, "%s/ holds %s own files", *o, own->what);
             return true;
         }
-    for (size_t i = 0; !*rel && i < ARRAY_LEN(own_files); i++)
-        if (!strncmp(name, own_files[i], strlen(own_files[i]))) {
-            snprintf(why, size, "%s is one of the run's own files", own_files[i]);
+    if (*rel) return false;
+    for (const char *const *o = own->files; o && *o; o++)
+        if (!strncmp(name, *o, strlen(*o))) {
+            snprintf(why, size, "%s is one of %s own files", *o, own->what);
+            return true;
+        }
+    for (const char *const *o = own->suffixes; o && *o; o++)
+        if (ends_with(name, *o)) {
+            snprintf(why, size, "%s files here are %s own", *o, own->what);
             return true;
         }
     return false;
@@ -78,11 +102,11 @@ static bool refuse(char *why, size_t size, const char *path, const char *fmt, co
 bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_access how,
                         char *out, size_t size, char *why, size_t why_size)
 {
-    char full[PATH_MAX + 256], parent[PATH_MAX + 256], real[PATH_MAX];
+    char full[PATH_MAX + 256], parent[PATH_MAX + 256], real[PATH_MAX], root[PATH_MAX + 64];
     const char *refused = how == HOOKS_WRITE
-                              ? "not allowed: hooks write only inside the run directory %s"
-                              : "not allowed: hooks read only inside the run directory (%s) "
-                                "and the hook folders";
+                              ? "not allowed: hooks write only inside %s"
+                              : "not allowed: hooks read only inside %s and the hook folders";
+    snprintf(root, sizeof root, how == HOOKS_WRITE ? "%s %s" : "%s (%s)", h->own->root, h->dir);
     int n = path[0] == '/' ? snprintf(full, sizeof full, "%s", path)
                            : snprintf(full, sizeof full, "%s/%s", h->dir, path);
     if (!path[0]) return refuse(why, why_size, path, "%s", "an empty path");
@@ -105,10 +129,10 @@ bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_acce
                 break;
             }
         }
-        if (!allowed(h, real, how)) return refuse(why, why_size, path, refused, h->dir);
+        if (!allowed(h, real, how)) return refuse(why, why_size, path, refused, root);
         return refuse(why, why_size, path, "%s", strerror(err));
     }
-    if (!allowed(h, real, how)) return refuse(why, why_size, path, refused, h->dir);
+    if (!allowed(h, real, how)) return refuse(why, why_size, path, refused, root);
     n = snprintf(out, size, "%s%s%s", real, strcmp(real, "/") ? "/" : "", name);
     if (n < 0 || (size_t)n >= size) return refuse(why, why_size, path, "%s", "too long");
     if (how == HOOKS_WRITE) {
@@ -116,14 +140,14 @@ bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_acce
         if (lstat(out, &st) == 0 && S_ISLNK(st.st_mode))
             return refuse(why, why_size, path, "%s",
                           "not allowed: a symbolic link (hooks do not write through links)");
-        char own[64];
+        char own[96];
         if (own_file(h, real, name, own, sizeof own))
             return refuse(why, why_size, path, "not allowed: %s", own);
         return true;
     }
     char target[PATH_MAX];
     if (realpath(out, target)) { /* a final symbolic link: where it leads must be allowed too */
-        if (!allowed(h, target, how)) return refuse(why, why_size, path, refused, h->dir);
+        if (!allowed(h, target, how)) return refuse(why, why_size, path, refused, root);
         snprintf(out, size, "%s", target);
     }
     return true;

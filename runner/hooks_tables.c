@@ -1,7 +1,8 @@
 /*
  * hooks_tables.c: the run directory's files parsed (config.yaml, metrics.jsonl, summary.json,
  * confusion_matrix.csv, per_class.csv, samples/index.csv) and turned into the Lua tables of
- * hooks/README.md: run, epoch and result. Covered by tests/test_hooks.c.
+ * hooks/README.md: run, epoch and result (and, for hooks_sweep.c, a sweep point's history
+ * and summary). Covered by tests/test_hooks.c and tests/test_sweep_report.c.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +24,8 @@ struct reader {
     const char *dir;
     char *err;
     size_t err_size;
+    bool open_tail; /* metrics.jsonl may be being written: a last line without its newline
+                       that does not parse is left out */
 };
 
 static bool fail(struct reader *r, const char *fmt, ...) PRINTF_LIKE(2, 3);
@@ -94,13 +97,15 @@ static bool read_history(struct reader *r)
     if (!read_file(r, "metrics.jsonl", &text)) return false;
     if (!text) return true;
     char *p = (char *)text, *line;
-    size_t cap = 16;
+    size_t cap = 16, len = strlen(text);
+    bool open_end = len && text[len - 1] != '\n'; /* the last line is not finished */
     r->f->history = arena_alloc(&r->f->arena, cap * sizeof *r->f->history);
     for (int ln = 1; (line = next_line(&p)); ln++) {
         if (!line[strspn(line, " \t")]) continue;
         struct json_parser jp = {.arena = &r->f->arena, .s = (const unsigned char *)line,
                                  .len = strlen(line), .full = true, .what = "the line"};
         const struct json *v = json_parse(&jp);
+        if (!v && r->open_tail && open_end && !*p) break;
         if (!v) return fail(r, "%s/metrics.jsonl:%d:%zu: %s", r->dir, ln, jp.err_at + 1, jp.err);
         if (v->kind != JSON_OBJECT)
             return fail(r, "%s/metrics.jsonl:%d: expected an object, got %s", r->dir, ln,
@@ -268,6 +273,14 @@ bool hooks_files_read(struct hooks_files *f, const char *dir, const struct node 
     return !results || (read_summary(&r) && read_per_class(&r) && read_samples(&r));
 }
 
+bool hooks_files_read_metrics(struct hooks_files *f, const char *dir, char *err,
+                              size_t err_size)
+{
+    *f = (struct hooks_files){0};
+    struct reader r = {.f = f, .dir = dir, .err = err, .err_size = err_size, .open_tail = true};
+    return read_history(&r) && read_summary(&r);
+}
+
 void hooks_files_free(struct hooks_files *f) { arena_free(&f->arena); }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -318,8 +331,7 @@ void hooks_push_node(lua_State *L, const struct node *n)
     }
 }
 
-/* A JSON value (null: nil). */
-static void push_json(lua_State *L, const struct json *v)
+void hooks_push_json(lua_State *L, const struct json *v)
 {
     luaL_checkstack(L, 4, "JSON nested too deeply");
     switch (v->kind) {
@@ -336,7 +348,7 @@ static void push_json(lua_State *L, const struct json *v)
     lua_Integer i = 1;
     for (const struct json *c = v->first; c; c = c->next, i++) {
         if (c->kind == JSON_NULL) continue;
-        push_json(L, c);
+        hooks_push_json(L, c);
         if (obj) lua_setfield(L, -2, c->key);
         else lua_rawseti(L, -2, i);
     }
@@ -359,6 +371,15 @@ static void set_strings(lua_State *L, const char *key, const char *const *s, siz
     lua_setfield(L, -2, key);
 }
 
+void hooks_push_history(lua_State *L, const struct hooks_files *f)
+{
+    lua_createtable(L, (int)f->nhistory, 0);
+    for (size_t i = 0; i < f->nhistory; i++) {
+        hooks_push_json(L, f->history[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
 void hooks_push_run(lua_State *L, const struct hooks_files *f, const struct hooks_info *info,
                     const char *dir, const struct node *args)
 {
@@ -378,11 +399,7 @@ void hooks_push_run(lua_State *L, const struct hooks_files *f, const struct hook
     set_string(L, "started", info->started);
     lua_pushinteger(L, (lua_Integer)info->epochs);
     lua_setfield(L, -2, "epochs");
-    lua_createtable(L, (int)f->nhistory, 0);
-    for (size_t i = 0; i < f->nhistory; i++) {
-        push_json(L, f->history[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
+    hooks_push_history(L, f);
     lua_setfield(L, -2, "history");
     hooks_push_node(L, args && args->kind == NODE_MAP ? args : NULL);
     lua_setfield(L, -2, "args");
@@ -403,10 +420,10 @@ void hooks_push_result(lua_State *L, const struct hooks_files *f, const char *st
     for (size_t i = 0; i < ARRAY_LEN(copied); i++) {
         const struct json *v = json_get(f->summary, copied[i]);
         if (!v || v->kind == JSON_NULL) continue;
-        push_json(L, v);
+        hooks_push_json(L, v);
         lua_setfield(L, -2, copied[i]);
     }
-    if (f->summary) push_json(L, f->summary);
+    if (f->summary) hooks_push_json(L, f->summary);
     else lua_newtable(L);
     lua_setfield(L, -2, "summary");
 

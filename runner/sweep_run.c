@@ -532,6 +532,9 @@ void sweep_print_table(const struct sweep *sw, FILE *out)
                 sw->points[best].run_dir);
     }
     fprintf(out, "table: %s/sweep.csv\n", sw->dir);
+    char html[4200];
+    snprintf(html, sizeof html, "%s/sweep.html", sw->dir);
+    if (access(html, R_OK) == 0) fprintf(out, "report: %s\n", html);
 }
 
 /* --------------------------------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hooks.h"
 #include "paths.h"
 #include "run_files.h"
 
@@ -184,9 +185,56 @@ enum status sweep_write_csv(const struct sweep *sw, struct diag *d)
     return file_end(f, sw->dir, "sweep.csv", d);
 }
 
+/* The sweep report's hook: sweep_report.lua beside the base experiment, else the project's
+ * hooks/ one; NULL when neither is there. */
+static const char *report_hook(struct arena *a, const struct sweep *sw)
+{
+    const char *dirs[2] = {sw->base ? path_dirname(a, sw->base) : NULL, spec_hooks_dir()};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i]) continue;
+        const char *path = path_join(a, dirs[i], "sweep_report.lua");
+        if (access(path, R_OK) == 0) return path;
+    }
+    return NULL;
+}
+
+/* sweep.html, by the sweep report hook: a failure is reported and the sweep goes on. */
+static void write_report(const struct sweep *sw)
+{
+    struct arena a = {0};
+    const char *hook = report_hook(&a, sw);
+    if (!hook) {
+        arena_free(&a);
+        return;
+    }
+    size_t n = sw->npoints;
+    struct hooks_sweep_point *pts = arena_alloc(&a, (n + 1) * sizeof *pts);
+    const char **keys = arena_alloc(&a, (sw->naxes + 1) * sizeof *keys);
+    for (size_t k = 0; k < sw->naxes; k++) keys[k] = sw->axes[k].key;
+    bool finished = true;
+    for (size_t i = 0; i < n; i++) {
+        const struct sweep_point *p = &sw->points[i];
+        finished = finished && p->status != SWEEP_PENDING && p->status != SWEEP_RUNNING;
+        pts[i] = (struct hooks_sweep_point){
+            .name = p->name, .status = sweep_status_name(p->status),
+            .run_dir = arena_printf(&a, "runs/%s", p->name),
+            .values = (const char *const *)p->values,
+            .log = arena_printf(&a, "logs/%s.log", p->name)};
+    }
+    const char *slash = strrchr(sw->dir, '/');
+    struct hooks_sweep hs = {.name = slash && slash[1] ? slash + 1 : sw->dir, .dir = sw->dir,
+                             .base = sw->base, .keys = keys, .nkeys = (int)sw->naxes,
+                             .points = pts, .npoints = (int)n, .finished = finished};
+    const char *dirs[] = {path_dirname(&a, hook)};
+    struct diag d = {.out = stderr};
+    if (hooks_sweep_report(hook, &hs, dirs, 1, &d))
+        fprintf(stderr, "sweep: %s/sweep.html was not written (the error is above)\n", sw->dir);
+    arena_free(&a);
+}
+
 enum status sweep_points_changed(const struct sweep *sw, struct diag *d)
 {
-    /* The place of the sweep report hook (hooks/sweep_report.lua, writing sweep.html): what
-     * reports on the points as they change runs here, after sweep.csv. */
-    return sweep_write_csv(sw, d);
+    enum status st = sweep_write_csv(sw, d);
+    write_report(sw);
+    return st;
 }

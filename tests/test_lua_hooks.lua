@@ -1,9 +1,10 @@
 -- test_lua_hooks.lua HOOKS_DIR: unit tests of the hook libraries (hooks/lib/svg.lua, html.lua,
--- fmt.lua, colour.lua) and of hooks/early_stop.lua, run with a standalone Lua 5.4 interpreter:
+-- fmt.lua, colour.lua, page.lua), of hooks/early_stop.lua and of sweep_report.lua's corner
+-- cases, run with a standalone Lua 5.4 interpreter:
 --   lua5.4 tests/test_lua_hooks.lua hooks
 -- early_stop.lua is loaded into a fresh environment per case, with a `runner` table that
--- records runner.log lines, and fed epochs one by one as the runner does. Prints every failure
--- and exits 1 if there was one.
+-- records runner.log lines, and fed epochs one by one as the runner does; sweep_report.lua
+-- likewise, its runner.write kept in memory. Prints every failure and exits 1 if there was one.
 
 local hooks = arg[1] or "hooks"
 package.path = hooks .. "/?.lua;" .. package.path
@@ -12,6 +13,7 @@ local svg = require "lib.svg"
 local html = require "lib.html"
 local fmt = require "lib.fmt"
 local colour = require "lib.colour"
+local page = require "lib.page"
 
 local failures, checks = 0, 0
 
@@ -112,8 +114,22 @@ end
 check(not pcall(svg.line_chart, {id = "bad", log_x = true,
   series = {{key = "a", points = {{0, 1}}}}}), "line_chart log_x with x = 0 must fail")
 
+local opts = svg.line_chart{id = "opts", log_x = false, legend = false, marker_radius = 0,
+  series = {{key = "a", width = 3.5, points = {{1, 1}, {2, 2, tip = "two"}}}}}
+check(opts:find('data-log-x="false"', 1, true), "line_chart log_x = false: data-log-x=\"false\"")
+check(not opts:find('class="legend"', 1, true), "line_chart legend = false: no legend")
+check(opts:find('data%-series="a" data%-points="2"[^>]*stroke%-width="3.5"'),
+  "line_chart: a series' width")
+check(not opts:find("<title>two</title>", 1, true), "line_chart marker_radius = 0: no markers")
+local tagged = svg.line_chart{id = "tagged", marker_radius = 0,
+  series = {{key = "b", points = {{1, 2, attrs = {["data-point"] = "p&q", ["data-x"] = 1},
+    tip = "one"}, {2, 3}}}}}
+check(tagged:find('<g class="point" data-point="p&amp;q" data-x="1"><circle', 1, true),
+  "line_chart: a point's attrs on <g class=\"point\"> around its marker, whatever the radius")
+check(tagged:find("<title>one</title>", 1, true), "line_chart: a point's own tooltip")
+
 --------------------------------------------------------------------------------------------------
--- lib/html.lua, lib/fmt.lua, lib/colour.lua
+-- lib/html.lua, lib/fmt.lua, lib/colour.lua, lib/page.lua
 
 eq(html.escape([[<a href="x">'&']]), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;", "html.escape")
 eq(html.attrs({class = "c", id = "i", open = true, hidden = false, ["data-n"] = 3.0}),
@@ -136,6 +152,39 @@ eq(colour.scale(colour.BLUES, 0), "#f7fbff", "colour.scale(0)")
 eq(colour.scale(colour.BLUES, 1), "#08306b", "colour.scale(1)")
 eq(colour.text_on("#08306b"), "#ffffff", "colour.text_on(dark blue)")
 eq(colour.text_on("#f7fbff"), "#1f2933", "colour.text_on(near white)")
+eq(colour.hsl(0, 1, 0.5), "#ff0000", "colour.hsl(red)")
+eq(colour.hsl(240, 1, 0.25), "#000080", "colour.hsl(navy)")
+eq(colour.category(1), "#2f6db5", "colour.category(1)")
+local seen_colours = {}
+for i = 1, 40 do
+  local c = colour.category(i)
+  check(not seen_colours[c], "colour.category: " .. c .. " handed out twice (" .. i .. ")")
+  seen_colours[c] = true
+  check(colour.luminance(c) < 0.45,
+    "colour.category(" .. i .. ") " .. c .. " is too light on white")
+end
+
+local pb = html.builder()
+page.begin(pb, {title = "t <1>", state = "running", generator = "g", css = ".x{}", refresh = 30})
+page.header(pb, {title = "T", badge = {class = "running", text = "in progress"},
+  meta = {{"a", "1"}, {"b", nil}}, toc = {{"s", "S"}}})
+page.card(pb, "L", "V", "sub", {primary = true, id = "v", data_value = 0.5, progress = 0.25})
+page.finish(pb, "done & dusted")
+local pt = pb:result()
+check(pt:find('^<!DOCTYPE html>\n<html data%-state="running" lang="en">'), "page.begin: <html>")
+check(pt:find('<meta content="30" http-equiv="refresh">', 1, true), "page.begin: the refresh")
+check(pt:find("<title>t &lt;1&gt;</title>", 1, true), "page.begin: the title, escaped")
+check(pt:find(".x{}</style>", 1, true), "page.begin: the page's own style after the sheet")
+check(pt:find('<span id="state" class="badge running">in progress</span>', 1, true),
+  "page.header: the badge")
+check(pt:find("<span>a <b>1</b></span>", 1, true) and not pt:find("<span>b ", 1, true),
+  "page.header: facts, nil ones left out")
+check(pt:find('<a href="#s">S</a>', 1, true), "page.header: the contents")
+check(pt:find('<div class="card primary">', 1, true) and
+  pt:find('<span id="v" data-value="0.5">V</span>', 1, true) and
+  pt:find('style="width:25.0%"', 1, true), "page.card")
+check(pt:find("<footer>done &amp; dusted</footer>\n</main>\n<script>", 1, true), "page.finish")
+check(pt:find("</html>\n$"), "page.finish: the end")
 
 --------------------------------------------------------------------------------------------------
 -- early_stop.lua
@@ -244,9 +293,60 @@ at = run_hook(history(plateau, "val_loss"), {patience = 5.0})
 eq(at, 16, "early_stop: patience 5.0 reads as 5")
 
 --------------------------------------------------------------------------------------------------
+-- sweep_report.lua: corner cases (the page itself is checked by tests/test_sweep_report.c)
+
+local function sweep_page(sweep)
+  local env = load_hook("sweep_report.lua")
+  local written = {}
+  env.runner.write = function(path, text) written[path] = text end
+  local ok, err = pcall(env.on_sweep, sweep)
+  if not ok then return nil, err end
+  return written["sweep.html"]
+end
+
+local function point(name, status, values, extra)
+  local p = {name = name, status = status, run_dir = "/nonexistent/runs/" .. name,
+    values = values or {}, text = {}, history = {}}
+  for k, v in pairs(p.values) do p.text[k] = tostring(v) end
+  for k, v in pairs(extra or {}) do p[k] = v end
+  return p
+end
+
+local text, err = sweep_page({name = "empty", dir = "/tmp/empty", keys = {}, points = {},
+  finished = true})
+check(text and text:find("The sweep has no points.", 1, true), "sweep_report: no points: "
+  .. tostring(err))
+
+text, err = sweep_page({name = "waiting", dir = "/tmp/w", keys = {"optimizer.lr"},
+  finished = false, points = {point("lr=0.1", "pending", {["optimizer.lr"] = 0.1}),
+    point("lr=0.01", "running", {["optimizer.lr"] = 0.01})}})
+check(text and text:find("No point has finished yet.", 1, true)
+  and text:find('http-equiv="refresh"', 1, true), "sweep_report: nothing done yet: "
+  .. tostring(err))
+check(text and not text:find('data-best="true"', 1, true), "sweep_report: no best point yet")
+
+local function done(name, values, acc)
+  return point(name, "done", values, {summary = {best_val_acc = acc, test_acc = acc - 0.01,
+    seconds = 10, train_img_per_s = 100}, history = {{epoch = 1, val_acc = acc}}})
+end
+text, err = sweep_page({name = "zero", dir = "/tmp/z", keys = {"optimizer.lr", "optimizer.type"},
+  finished = true, points = {
+    done("a", {["optimizer.lr"] = 0, ["optimizer.type"] = "sgd"}, 0.5),
+    done("b", {["optimizer.lr"] = 0.01, ["optimizer.type"] = "adamw"}, 0.7),
+    done("c", {["optimizer.lr"] = 0.1, ["optimizer.type"] = "sgd"}, 0.7)}})
+check(text and text:find('id="chart%-vs%-optimizer%-lr"[^>]*data%-log%-x="false"'),
+  "sweep_report: lr = 0 makes a linear axis: " .. tostring(err))
+check(text and not text:find("chart-vs-optimizer-type", 1, true),
+  "sweep_report: no chart against a key of words")
+check(text and text:find('<p id="best" class="lead" data-metric="best_val_acc" data-point="b"',
+  1, true), "sweep_report: a tie goes to the earlier point")
+check(text and text:find('data-sort="text" scope="col" title="optimizer.type"', 1, true),
+  "sweep_report: a key of words sorts as text")
+
+--------------------------------------------------------------------------------------------------
 
 if failures > 0 then
   print(string.format("%d of %d checks failed", failures, checks))
   os.exit(1)
 end
-print(string.format("hook libraries and early_stop.lua: %d checks ok", checks))
+print(string.format("hook libraries, early_stop.lua and sweep_report.lua: %d checks ok", checks))

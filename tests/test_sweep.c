@@ -492,6 +492,23 @@ static int attempts(const struct sweep_point *p)
  * with every point, the best marked. Then the first point made "interrupted" (summary.json
  * gone, checkpoints left): the second run resumes it, skips the done one, retries the failed
  * one. */
+/* The first tag of html that opens with open ("<tr") and holds needle, into buf ("" when
+ * there is none). */
+static const char *tag_with(const char *html, const char *open, const char *needle, char *buf,
+                            size_t size)
+{
+    buf[0] = 0;
+    for (const char *at = html; (at = strstr(at, open)); at++) {
+        const char *end = strchr(at, '>');
+        if (!end) break;
+        size_t n = (size_t)(end - at);
+        snprintf(buf, size, "%.*s", (int)(n < size ? n : size - 1), at);
+        if (strstr(buf, needle)) return buf;
+    }
+    buf[0] = 0;
+    return buf;
+}
+
 static void test_failure_skip_resume(void **state)
 {
     (void)state;
@@ -513,6 +530,16 @@ static void test_failure_skip_resume(void **state)
     snprintf(mark, sizeof mark, "\n  * %s ", p[best].name);
     if (!strstr(out, mark)) fail_msg("no best point marked in:\n%s", out);
     assert_non_null(strstr(out, "best: "));
+    /* sweep.html, by hooks/sweep_report.lua: the best point named, the failed one listed */
+    char *html = read_in(sw->dir, "sweep.html"), tag[512];
+    snprintf(mark, sizeof mark, "data-point=\"%s\"", p[best].name);
+    if (!strstr(tag_with(html, "<p id=\"best\"", "", tag, sizeof tag), mark))
+        fail_msg("sweep.html does not name %s the best: %s", p[best].name, tag);
+    tag_with(html, "<tr ", "data-point=\"lr=1e30\"", tag, sizeof tag);
+    if (!strstr(tag, "data-status=\"failed\""))
+        fail_msg("sweep.html's row of lr=1e30: %s", tag);
+    free(html);
+    assert_non_null(strstr(out, "report: "));
     char *log = slurp(p[2].log);
     assert_non_null(strstr(log, "the loss is"));
     size_t n = strlen(log);

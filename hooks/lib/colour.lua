@@ -1,10 +1,11 @@
--- lib/colour.lua: colour scales for heatmaps and a readable text colour on any background.
--- Covered by tests/test_lua_hooks.lua and tests/test_report_render.sh (report.lua's confusion
--- matrix).
+-- lib/colour.lua: colour scales for heatmaps, distinct colours for the lines of one chart, and
+-- a readable text colour on any background. Covered by tests/test_lua_hooks.lua and
+-- tests/test_report_render.sh (report.lua's confusion matrix).
 --
 --   local colour = require "lib.colour"
 --   local bg = colour.scale(colour.BLUES, 0.8)   --> "#1d5fa3"-like hex string
 --   local fg = colour.text_on(bg)               --> "#ffffff" on dark cells, else near black
+--   colour.category(3)                          --> "#3f8f5b", the third line colour
 
 local colour = {}
 
@@ -39,6 +40,36 @@ function colour.scale(stops, t)
   local pos = t * (#stops - 1)
   local i = math.min(#stops - 2, math.floor(pos))
   return colour.mix(stops[i + 1], stops[i + 2], pos - i)
+end
+
+-- Colours for the lines of one chart, in the order they are handed out: distinct from one
+-- another, dark enough on white, the first four those report.lua gives train, validation,
+-- learning rate and throughput.
+colour.CATEGORIES = {"#2f6db5", "#d9730d", "#3f8f5b", "#7a5195", "#1b9aaa", "#d45087", "#8c6d31",
+                     "#52606d", "#b83232", "#6b8e23"}
+
+-- colour.hsl(h, s, l): "#rrggbb" of hue h (degrees), saturation s and lightness l (0 to 1).
+function colour.hsl(h, s, l)
+  h = (h % 360) / 60
+  local c = (1 - math.abs(2 * l - 1)) * s
+  local x = c * (1 - math.abs(h % 2 - 1))
+  local m = l - c / 2
+  local r, g, b
+  if h < 1 then r, g, b = c, x, 0
+  elseif h < 2 then r, g, b = x, c, 0
+  elseif h < 3 then r, g, b = 0, c, x
+  elseif h < 4 then r, g, b = 0, x, c
+  elseif h < 5 then r, g, b = x, 0, c
+  else r, g, b = c, 0, x end
+  return colour.hex((r + m) * 255, (g + m) * 255, (b + m) * 255)
+end
+
+-- colour.category(i): the i-th line colour (1-based): colour.CATEGORIES, then hues a golden
+-- angle apart, so that any number of lines get colours that differ from their neighbours'.
+function colour.category(i)
+  if i <= #colour.CATEGORIES then return colour.CATEGORIES[i] end
+  local k = i - #colour.CATEGORIES
+  return colour.hsl(17 + k * 137.508, 0.55, k % 2 == 0 and 0.38 or 0.46)
 end
 
 -- colour.luminance(hex): relative luminance (WCAG 2), 0 for black to 1 for white.

@@ -19,7 +19,10 @@
 --     <title>, <g class="grid">, <g class="axis axis-x">, <g class="axis axis-y">,
 --     one <polyline class="series" data-series="KEY" data-points="N" points="x,y ..."> per
 --     series with points, then its markers <g class="points" data-series="KEY">, and
---     <g class="legend">.
+--     <g class="legend"> (unless opts.legend is false).
+-- data-log-x / data-log-y are "true" on a log axis, "false" when opts.log_x / log_y is false
+-- (rather than nil), absent otherwise. A point given attributes ({x, y, attrs = {...}}) has
+-- its marker inside <g class="point" ATTRS> (data-point, data-x, ... for tests to read).
 -- Points whose y is nil are left out (and not counted in data-points); a series without points
 -- is left out of the chart and its legend. On a log axis a value <= 0 is an error.
 
@@ -251,7 +254,12 @@ local FONT = 'font-family="system-ui, -apple-system, \'Segoe UI\', Roboto, \'Hel
 --   id        element id (required), title (drawn at the top left and as the <title>)
 --   series    array of {key =, label =, colour = "#rrggbb", points = {{x, y}, ...},
 --             dash = true for a dashed line, marker = "circle" | "square" | "diamond",
---             format = function(y) for the tooltips}
+--             width = the line's stroke width (default 2), format = function(y) for the
+--             tooltips}; a point may also hold tip = its marker's tooltip text and
+--             attrs = attributes of <g class="point"> around its marker
+--   legend    false: no legend drawn in the chart (the page draws its own)
+--   marker_radius      the markers' radius (default: by the number of points, none past 150
+--                      per series; 0: none); points given attrs always get a marker
 --   x_label, y_label   axis titles
 --   log_x, log_y       logarithmic axes (every value must be > 0)
 --   x_integer          integer x ticks only (epochs)
@@ -274,7 +282,7 @@ function svg.line_chart(opts)
     for _, p in ipairs(s.points or {}) do
       local x, y = p[1], p[2]
       if x ~= nil and y ~= nil and y == y then
-        pts[#pts + 1] = {x, y}
+        pts[#pts + 1] = {x, y, tip = p.tip, attrs = p.attrs}
         xs[#xs + 1], ys[#ys + 1] = x, y
       end
     end
@@ -306,10 +314,13 @@ function svg.line_chart(opts)
   local function add(s) out[#out + 1] = s end
   local function addf(...) out[#out + 1] = string.format(...) end
 
+  local function log_attr(name, log)
+    if log == nil then return "" end
+    return string.format(' data-log-%s="%s"', name, log and "true" or "false")
+  end
   addf('<svg class="chart" id="%s" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-title"%s%s '
     .. 'xmlns="http://www.w3.org/2000/svg" %s font-size="12">',
-    escape(id), W, H, escape(id), opts.log_x and ' data-log-x="true"' or "",
-    opts.log_y and ' data-log-y="true"' or "", FONT)
+    escape(id), W, H, escape(id), log_attr("x", opts.log_x), log_attr("y", opts.log_y), FONT)
   addf('<title id="%s-title">%s</title>', escape(id), escape(opts.title or id))
   if opts.title then
     addf('<text class="chart-title" x="%.1f" y="20" font-size="14" font-weight="600" '
@@ -390,9 +401,14 @@ function svg.line_chart(opts)
   end
 
   -- Series: lines first, then every marker above every line.
-  local n_max = 0
-  for _, e in ipairs(series) do n_max = math.max(n_max, #e.points) end
-  local r = n_max <= 25 and 3.6 or n_max <= 60 and 2.8 or n_max <= 150 and 2 or 0
+  local n_max, tagged = 0, false
+  for _, e in ipairs(series) do
+    n_max = math.max(n_max, #e.points)
+    for _, p in ipairs(e.points) do tagged = tagged or p.attrs ~= nil end
+  end
+  local r = opts.marker_radius or (n_max <= 25 and 3.6 or n_max <= 60 and 2.8 or n_max <= 150
+    and 2 or 0)
+  if tagged then r = math.max(r, 3.6) end
   for _, e in ipairs(series) do
     local s = e.s
     local coords = {}
@@ -400,9 +416,9 @@ function svg.line_chart(opts)
       coords[i] = string.format("%.1f,%.1f", sx(p[1]), sy(p[2]))
     end
     addf('<polyline class="series" data-series="%s" data-points="%d" points="%s" fill="none" '
-      .. 'stroke="%s" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"%s/>',
+      .. 'stroke="%s" stroke-width="%s" stroke-linejoin="round" stroke-linecap="round"%s/>',
       escape(s.key or s.label), #e.points, table.concat(coords, " "), s.colour or "#2f6db5",
-      s.dash and ' stroke-dasharray="6 4"' or "")
+      s.width and string.format("%g", s.width) or "2", s.dash and ' stroke-dasharray="6 4"' or "")
   end
   if r > 0 then
     for _, e in ipairs(series) do
@@ -410,16 +426,25 @@ function svg.line_chart(opts)
       local vf = s.format or function(y) return string.format("%.4g", y) end
       addf('<g class="points" data-series="%s">', escape(s.key or s.label))
       for _, p in ipairs(e.points) do
-        local tip = string.format("%s %s: %s %s", opts.x_name or "x", xa.format(p[1]),
+        local tip = p.tip or string.format("%s %s: %s %s", opts.x_name or "x", xa.format(p[1]),
           s.label or s.key, vf(p[2]))
+        if p.attrs then
+          local attrs = {class = "point"}
+          for k, v in pairs(p.attrs) do attrs[k] = v end
+          add("<g" .. html.attrs(attrs) .. ">")
+        end
         add(marker(s.marker, sx(p[1]), sy(p[2]), r, s.colour or "#2f6db5", tip))
+        if p.attrs then add("</g>") end
       end
       add("</g>")
     end
   end
 
   -- Legend, right-aligned in the title row.
-  if #series > 0 then
+  if #series == 0 then
+    addf('<text class="empty" x="%.1f" y="%.1f" text-anchor="middle" fill="#7b8794">'
+      .. 'no data yet</text>', left + pw / 2, top + ph / 2)
+  elseif opts.legend ~= false then
     add('<g class="legend" font-size="12" fill="#323f4b">')
     local x = W - right
     for i = #series, 1, -1 do
@@ -436,9 +461,6 @@ function svg.line_chart(opts)
       x = x - 8
     end
     add("</g>")
-  else
-    addf('<text class="empty" x="%.1f" y="%.1f" text-anchor="middle" fill="#7b8794">'
-      .. 'no data yet</text>', left + pw / 2, top + ph / 2)
   end
   add("</svg>")
   return table.concat(out)
