@@ -60,4 +60,7 @@ MUST_CHECK enum status write_samples(const char *dir, const struct eval_result *
 /* s as a JSON string, quoted and escaped. */
 void json_write_string(FILE *f, const char *s);
 
+/* seconds as a clock, "m:ss" or "h:mm:ss" (rounded), into buf; returns buf. */
+const char *clock_text(double seconds, char *buf, size_t size);
+
 #endif

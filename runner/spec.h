@@ -226,5 +226,7 @@ struct mark spec_mark(const struct spec *s, const char *path);
 
 /* Writes the resolved configuration (every key, defaults included) as YAML. */
 void spec_write_yaml(const struct spec *s, FILE *out);
+/* The same as a string (malloc'd; the caller frees it). */
+char *spec_yaml_text(const struct spec *s);
 
 #endif

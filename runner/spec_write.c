@@ -228,3 +228,14 @@ void spec_write_yaml(const struct spec *s, FILE *out)
 {
     write_keys(out, &schema_experiment, s, 0, false);
 }
+
+char *spec_yaml_text(const struct spec *s)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) abort();
+    spec_write_yaml(s, f);
+    fclose(f);
+    return text;
+}

@@ -740,16 +740,6 @@ void sweep_free(struct sweep *sw)
 /* --------------------------------------------------------------------------------------- */
 /* Validation */
 
-static char *config_text(const struct spec *s)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) abort();
-    spec_write_yaml(s, f);
-    fclose(f);
-    return text;
-}
 
 /* Whether point p's file (loaded as ps) resolves as the base with the point's overrides. */
 static enum status same_as_command(struct sweep *sw, const struct sweep_point *p,
@@ -772,7 +762,7 @@ static enum status same_as_command(struct sweep *sw, const struct sweep_point *p
         return STATUS_CONFIG;
     }
     cs->name = ps->name;
-    char *want = config_text(cs), *got = config_text(ps);
+    char *want = spec_yaml_text(cs), *got = spec_yaml_text(ps);
     enum status st = STATUS_OK;
     if (strcmp(want, got)) {
         const char *w = want, *g = got;

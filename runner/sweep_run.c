@@ -76,16 +76,6 @@ static int remove_tree(const char *path)
     return rc | rmdir(path);
 }
 
-static const char *clock_text(double seconds, char *buf, size_t size)
-{
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600)
-        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else
-        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
-    return buf;
-}
-
 static double now_seconds(void)
 {
     struct timespec t;

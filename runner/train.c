@@ -62,16 +62,6 @@ static void say(struct out *o, const char *fmt, ...)
     }
 }
 
-static const char *clock_text(double seconds, char *buf, size_t size)
-{
-    long s = (long)(seconds + 0.5);
-    if (s >= 3600)
-        snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-    else
-        snprintf(buf, size, "%ld:%02ld", s / 60, s % 60);
-    return buf;
-}
-
 /* --------------------------------------------------------------------------------------- */
 /* One run's state */
 
@@ -267,17 +257,6 @@ static enum status prepare(struct run *r)
     return STATUS_OK;
 }
 
-/* The resolved configuration as text. */
-static char *config_text(const struct spec *s)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) abort();
-    spec_write_yaml(s, f);
-    fclose(f);
-    return text;
-}
 
 static FILE *open_in(struct run *r, const char *name, const char *mode)
 {
@@ -291,7 +270,7 @@ static enum status same_config(struct run *r)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.yaml", r->dir);
-    char *was = path_read_text(path), *now = config_text(r->s);
+    char *was = path_read_text(path), *now = spec_yaml_text(r->s);
     enum status st = STATUS_OK;
     if (!was) {
         diag_error(&r->d, (struct mark){0}, "%s: no run to resume (%s: %s)", r->dir, path,

@@ -36,6 +36,7 @@
 #include "rng.h"
 #include "spec.h"
 #include "sweep.h"
+#include "fake_cifar.h"
 #include "test_util.h"
 
 static char dir[256];
@@ -43,27 +44,6 @@ static const char *runner, *source; /* the runner program; the project's folder 
 
 /* --------------------------------------------------------------------------------------- */
 /* Fixtures */
-
-/* One CIFAR-10 file of 10000 records, the class in the red plane's level (as test_train.c). */
-static void write_batch(const char *path, uint64_t key, int shift)
-{
-    size_t n = CIFAR_FILE_RECORDS * (size_t)CIFAR_RECORD_BYTES;
-    uint8_t *buf = malloc(n);
-    assert_non_null(buf);
-    for (size_t i = 0; i < CIFAR_FILE_RECORDS; i++) {
-        uint8_t *r = buf + i * CIFAR_RECORD_BYTES, label = (uint8_t)((i + (size_t)shift) % 10);
-        r[0] = label;
-        for (size_t p = 0; p < CIFAR_IMAGE_BYTES; p++) {
-            int noise = (int)(rng_bits(key, i * CIFAR_IMAGE_BYTES + p) % 40);
-            r[1 + p] = (uint8_t)(p < 1024 ? label * 20 + noise : 60 + noise * 2);
-        }
-    }
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    fclose(f);
-    free(buf);
-}
 
 /* The test's directory, made current, with data/ and tiny.yaml (2 epochs of 16 steps). */
 static int setup(void **state)
@@ -75,9 +55,9 @@ static int setup(void **state)
     char name[128];
     for (int b = 1; b <= 5; b++) {
         snprintf(name, sizeof name, "data/cifar-10-batches-bin/data_batch_%d.bin", b);
-        write_batch(name, (uint64_t)b, b);
+        write_fake_cifar(name, (uint64_t)b, b);
     }
-    write_batch("data/cifar-10-batches-bin/test_batch.bin", 99, 0);
+    write_fake_cifar("data/cifar-10-batches-bin/test_batch.bin", 99, 0);
     write_file(".", "data/cifar-10-batches-bin/batches.meta.txt",
                "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
     write_file(".", "tiny.yaml",

@@ -30,6 +30,7 @@
 #include "rng.h"
 #include "safetensors.h"
 #include "spec.h"
+#include "fake_cifar.h"
 #include "test_util.h"
 #include "train.h"
 
@@ -49,26 +50,6 @@ static const char *keep(char *buf, size_t size, const char *name)
 
 /* One file of 10000 records: label i % 10 (shifted by `shift`), the red plane's level set by
  * the label, noise everywhere. */
-static void write_batch(const char *path, uint64_t key, int shift)
-{
-    size_t n = CIFAR_FILE_RECORDS * (size_t)CIFAR_RECORD_BYTES;
-    uint8_t *buf = malloc(n);
-    assert_non_null(buf);
-    for (size_t i = 0; i < CIFAR_FILE_RECORDS; i++) {
-        uint8_t *r = buf + i * CIFAR_RECORD_BYTES, label = (uint8_t)((i + (size_t)shift) % 10);
-        r[0] = label;
-        for (size_t p = 0; p < CIFAR_IMAGE_BYTES; p++) {
-            int noise = (int)(rng_bits(key, i * CIFAR_IMAGE_BYTES + p) % 40);
-            r[1 + p] = (uint8_t)(p < 1024 ? label * 20 + noise : 60 + noise * 2);
-        }
-    }
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    fclose(f);
-    free(buf);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -78,9 +59,9 @@ static int setup(void **state)
     char name[128];
     for (int b = 1; b <= 5; b++) {
         snprintf(name, sizeof name, "data/cifar-10-batches-bin/data_batch_%d.bin", b);
-        write_batch(at(name), (uint64_t)b, b);
+        write_fake_cifar(at(name), (uint64_t)b, b);
     }
-    write_batch(at("data/cifar-10-batches-bin/test_batch.bin"), 99, 0);
+    write_fake_cifar(at("data/cifar-10-batches-bin/test_batch.bin"), 99, 0);
     write_file(dir, "data/cifar-10-batches-bin/batches.meta.txt",
                "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
     write_file(dir, "tiny.yaml",
