@@ -328,6 +328,11 @@ int plan_steps_pending(const struct plan *p)
     return p->started + p->ndone;
 }
 
+bool plan_steps_async(const struct plan *p)
+{
+    return p->be->step_start != NULL;
+}
+
 void plan_train_step(struct plan *p, const struct plan_step *st, struct plan_step_result *r)
 {
     plan_step_start(p, st);

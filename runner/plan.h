@@ -233,6 +233,8 @@ void plan_step_start(struct plan *p, const struct plan_step *st);
 void plan_step_wait(struct plan *p, struct plan_step_result *r);
 /* Steps started and not yet waited for. */
 int plan_steps_pending(const struct plan *p);
+/* Whether plan_step_start returns before the step is done (the GPU); else it runs the step. */
+bool plan_steps_async(const struct plan *p);
 
 /* Keeps a training set in the plan (the GPU backend: in device memory, augmented there by
  * its kernel; the CPU: the caller's bytes, augmented on the calling thread), so a batch is
