@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "data.h"
 #include "rng.h"
@@ -33,6 +34,29 @@ static inline void write_fake_cifar(const char *path, uint64_t key, int shift)
         abort();
     }
     free(buf);
+}
+
+/* A whole fake CIFAR-10 under root: root/cifar-10-batches-bin/ with data_batch_1..5.bin,
+ * test_batch.bin and batches.meta.txt. */
+static inline void write_fake_cifar_dir(const char *root)
+{
+    static const char *const names[] = {"data_batch_1", "data_batch_2", "data_batch_3",
+                                        "data_batch_4", "data_batch_5", "test_batch"};
+    char path[4096];
+    mkdir(root, 0777);
+    snprintf(path, sizeof path, "%s/cifar-10-batches-bin", root);
+    mkdir(path, 0777);
+    for (int b = 0; b < 6; b++) {
+        snprintf(path, sizeof path, "%s/cifar-10-batches-bin/%s.bin", root, names[b]);
+        write_fake_cifar(path, b < 5 ? (uint64_t)b + 1 : 99, b < 5 ? b + 1 : 0);
+    }
+    snprintf(path, sizeof path, "%s/cifar-10-batches-bin/batches.meta.txt", root);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs("airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n", f) < 0 ||
+        fclose(f)) {
+        fprintf(stderr, "cannot write %s\n", path);
+        abort();
+    }
 }
 
 #endif

@@ -32,33 +32,21 @@ import re
 import struct
 import sys
 import zlib
-from html.parser import HTMLParser
+
+from page_check import Elements, Failure, check, read_jsonl
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise Failure(message)
 
 
 # --------------------------------------------------------------------------------------------
 # HTML
 
 
-class Report(HTMLParser):
+class Report(Elements):
     """Collects what the checks need from the page in one pass."""
 
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-            "track", "wbr"}
-
     def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.stack = []            # open elements: (tag, attrs)
+        super().__init__()
         self.charts = {}           # chart id -> {series key -> attrs of its polyline}
         self.chart = None
         self.tables = {}           # table id -> list of rows, each a list of (tag, attrs, text)
@@ -67,7 +55,6 @@ class Report(HTMLParser):
         self.cell = None
         self.images = []           # attrs of every <img class="sample">
         self.refresh = False
-        self.ids = {}              # id -> attrs
         self.texts = {}            # id -> text content (for the ids in WANT_TEXT)
         self.text_ids = []
         self.external = []         # src/href values that are not data: or #fragment
@@ -75,15 +62,10 @@ class Report(HTMLParser):
 
     WANT_TEXT = {"test-acc", "latest-acc", "state"}
 
-    def handle_starttag(self, tag, attr_list):
-        attrs = dict(attr_list)
-        classes = (attrs.get("class") or "").split()
-        if "id" in attrs:
-            check(attrs["id"] not in self.ids, f"duplicate id '{attrs['id']}'")
-            self.ids[attrs["id"]] = attrs
-            if attrs["id"] in self.WANT_TEXT:
-                self.texts[attrs["id"]] = ""
-                self.text_ids.append((attrs["id"], len(self.stack)))
+    def start(self, tag, attrs, classes):
+        if attrs.get("id") in self.WANT_TEXT:
+            self.texts[attrs["id"]] = ""
+            self.text_ids.append((attrs["id"], len(self.stack)))
         for name in ("src", "href"):
             value = attrs.get(name)
             if value is not None and not (value.startswith("data:") or value.startswith("#")):
@@ -116,23 +98,8 @@ class Report(HTMLParser):
             self.cell = [tag, attrs, ""]
         if tag == "img" and "sample" in classes:
             self.images.append(attrs)
-        if tag not in self.VOID:
-            self.stack.append((tag, attrs))
 
-    def handle_startendtag(self, tag, attr_list):
-        self.handle_starttag(tag, attr_list)
-        if tag not in self.VOID:
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag):
-        if tag in self.VOID:
-            return
-        # Pop to the matching element (the page is well formed; this also tolerates optional
-        # end tags).
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i][0] == tag:
-                del self.stack[i:]
-                break
+    def end(self, tag):
         self.text_ids = [(i, depth) for i, depth in self.text_ids if depth < len(self.stack)]
         if tag == "svg":
             self.chart = None
@@ -146,7 +113,7 @@ class Report(HTMLParser):
         if tag == "table":
             self.table = None
 
-    def handle_data(self, data):
+    def text(self, data):
         if self.cell is not None:
             self.cell[2] += data
         for i, _ in self.text_ids:
@@ -201,18 +168,6 @@ def check_png(data, what):
 
 # --------------------------------------------------------------------------------------------
 # The run's files
-
-
-def read_jsonl(path):
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise Failure(f"{path}:{n}: not JSON: {e}")
-    return rows
 
 
 def read_csv(path):

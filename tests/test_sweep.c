@@ -50,16 +50,7 @@ static int setup(void **state)
 {
     (void)state;
     if (tmpdir_make(dir, sizeof dir, "sweep") || chdir(dir)) return -1;
-    mkdir("data", 0777);
-    mkdir("data/cifar-10-batches-bin", 0777);
-    char name[128];
-    for (int b = 1; b <= 5; b++) {
-        snprintf(name, sizeof name, "data/cifar-10-batches-bin/data_batch_%d.bin", b);
-        write_fake_cifar(name, (uint64_t)b, b);
-    }
-    write_fake_cifar("data/cifar-10-batches-bin/test_batch.bin", 99, 0);
-    write_file(".", "data/cifar-10-batches-bin/batches.meta.txt",
-               "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+    write_fake_cifar_dir("data");
     write_file(".", "tiny.yaml",
                "name: tiny\n"
                "seed: 3\n"

@@ -35,21 +35,13 @@ import os
 import re
 import sys
 import urllib.parse
-from html.parser import HTMLParser
+
+from page_check import Elements, Failure, check, read_jsonl
 
 FIGURES = {"best_val_acc": "best_val_acc", "final_val_acc": "final_val_acc",
            "test_acc": "test_acc", "seconds": "seconds", "img_per_s": "train_img_per_s"}
 PERCENT = ("best_val_acc", "final_val_acc", "test_acc")
 STATUSES = {"done", "running", "pending", "failed", "interrupted"}
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise Failure(message)
 
 
 def close(a, b):
@@ -67,16 +59,11 @@ def number(text, what):
 # HTML
 
 
-class Page(HTMLParser):
+class Page(Elements):
     """Collects what the checks need from the page in one pass."""
 
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-            "track", "wbr"}
-
     def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.stack = []
-        self.ids = {}
+        super().__init__()
         self.html_attrs = {}
         self.refresh = False
         self.external = []
@@ -94,12 +81,7 @@ class Page(HTMLParser):
         self.best_text = None
         self.in_best = False
 
-    def handle_starttag(self, tag, attr_list):
-        attrs = dict(attr_list)
-        classes = (attrs.get("class") or "").split()
-        if "id" in attrs:
-            check(attrs["id"] not in self.ids, f"duplicate id '{attrs['id']}'")
-            self.ids[attrs["id"]] = attrs
+    def start(self, tag, attrs, classes):
         if tag == "html":
             self.html_attrs = attrs
         if "src" in attrs:
@@ -146,21 +128,8 @@ class Page(HTMLParser):
             self.in_unfinished = True
         if tag == "li" and self.in_unfinished:
             self.unfinished.append(attrs)
-        if tag not in self.VOID:
-            self.stack.append(tag)
 
-    def handle_startendtag(self, tag, attr_list):
-        self.handle_starttag(tag, attr_list)
-        if tag not in self.VOID:
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag):
-        if tag in self.VOID:
-            return
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i] == tag:
-                del self.stack[i:]
-                break
+    def end(self, tag):
         if tag == "p":
             self.in_best = False
         if tag in ("td", "th") and self.cell is not None and self.row is not None:
@@ -178,7 +147,7 @@ class Page(HTMLParser):
         if tag == "ul":
             self.in_unfinished = False
 
-    def handle_data(self, data):
+    def text(self, data):
         if self.cell is not None:
             self.cell[1][0] += data
         if self.in_best:
@@ -187,20 +156,6 @@ class Page(HTMLParser):
 
 # --------------------------------------------------------------------------------------------
 # The run directories
-
-
-def read_jsonl(path):
-    rows = []
-    if not os.path.isfile(path):
-        return rows
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise Failure(f"{path}:{n}: not JSON: {e}")
-    return rows
 
 
 def read_summary(path):
@@ -228,7 +183,7 @@ class Point:
             self.links += hrefs
         path = os.path.join(sweep, self.run_dir) if self.run_dir else None
         self.summary = read_summary(os.path.join(path, "summary.json")) if path else None
-        self.history = read_jsonl(os.path.join(path, "metrics.jsonl")) if path else []
+        self.history = read_jsonl(os.path.join(path, "metrics.jsonl"), missing_ok=True) if path else []
         self.report = path is not None and os.path.isfile(os.path.join(path, "report.html"))
 
     def value(self, key):

@@ -1,0 +1,82 @@
+"""page_check.py: what tests/test_report.py and tests/test_sweep_report.py share: the failure
+they stop at, a metrics.jsonl reader, and an HTML parser base that keeps the stack of open
+elements (void elements, self-closing tags, optional end tags) and refuses duplicate ids, so
+each test's parser only says what it collects (start, end, text)."""
+
+import json
+import os
+from html.parser import HTMLParser
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def read_jsonl(path, missing_ok=False):
+    """The rows of a JSON-lines file; [] for a file that is not there when missing_ok."""
+    rows = []
+    if missing_ok and not os.path.isfile(path):
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise Failure(f"{path}:{n}: not JSON: {e}")
+    return rows
+
+
+class Elements(HTMLParser):
+    """An HTML parser with the stack of open elements, (tag, attrs) each, in self.stack and
+    every id's attributes in self.ids. Subclasses define start(tag, attrs, classes), end(tag)
+    and text(data); start runs before the element is pushed, end after it is popped."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack = []
+        self.ids = {}
+
+    def start(self, tag, attrs, classes):
+        pass
+
+    def end(self, tag):
+        pass
+
+    def text(self, data):
+        pass
+
+    def handle_starttag(self, tag, attr_list):
+        attrs = dict(attr_list)
+        if "id" in attrs:
+            check(attrs["id"] not in self.ids, f"duplicate id '{attrs['id']}'")
+            self.ids[attrs["id"]] = attrs
+        self.start(tag, attrs, (attrs.get("class") or "").split())
+        if tag not in self.VOID:
+            self.stack.append((tag, attrs))
+
+    def handle_startendtag(self, tag, attr_list):
+        self.handle_starttag(tag, attr_list)
+        if tag not in self.VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        # Pop to the matching element (this also tolerates optional end tags).
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                break
+        self.end(tag)
+
+    def handle_data(self, data):
+        self.text(data)
