@@ -452,8 +452,9 @@ static bool cuda_set_dataset(struct plan *p, const struct plan_dataset *ds, char
     const struct shape *in = &p->g->input;
     if (in->rank != 3 || a->c != in->d[0] || a->out_h != in->d[1] || a->out_w != in->d[2] ||
         a->c > c->gp.in_cpad) {
-        snprintf(why, size, "the transforms make (%d, %d, %d) images, the network takes %s",
-                 a->c, a->out_h, a->out_w, "another shape");
+        char shape[64];
+        snprintf(why, size, "the transforms make %dx%dx%d images, the network takes %s",
+                 a->c, a->out_h, a->out_w, shape_format(in, shape, sizeof shape));
         return false;
     }
     size_t bytes = (size_t)ds->count * (size_t)a->c * (size_t)a->in_h * (size_t)a->in_w;
