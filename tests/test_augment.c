@@ -37,16 +37,6 @@ static struct spec_transform mix(enum spec_transform_kind kind, double alpha, do
     return (struct spec_transform){.kind = kind, .alpha = alpha, .p = p};
 }
 
-/* The list t[0..n) for c x h x w images; it must load. */
-static struct augment init_ok(const struct spec_transform *t, size_t n, int c, int h, int w)
-{
-    struct spec_list list = {(void *)t, n};
-    struct augment a;
-    struct diag d = {.out = stderr};
-    if (augment_init(&a, &list, c, h, w, &d) != STATUS_OK) fail_msg("augment_init failed");
-    return a;
-}
-
 /* One image through a, with scratch and dst of exactly the sizes promised (so the sanitizer
  * sees any overrun); dst holds a.out_numel floats. */
 static void run(const struct augment *a, const uint8_t *src, uint64_t key, float *dst)

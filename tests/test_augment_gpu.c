@@ -34,15 +34,6 @@ static struct spec_transform cifar_norm(void)
     return norm(0.4914, 0.4822, 0.4465, 0.2470, 0.2435, 0.2616);
 }
 
-static struct augment init_ok(const struct spec_transform *t, size_t n, int c, int h, int w)
-{
-    struct spec_list list = {(void *)t, n};
-    struct augment a;
-    struct diag d = {.out = stderr};
-    if (augment_init(&a, &list, c, h, w, &d) != STATUS_OK) fail_msg("augment_init failed");
-    return a;
-}
-
 static struct augment_gpu_plan compile_ok(const struct augment *a)
 {
     struct augment_gpu_plan p;
