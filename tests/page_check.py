@@ -1,5 +1,5 @@
 """page_check.py: what tests/test_report.py and tests/test_sweep_report.py share: the failure
-they stop at, a metrics.jsonl reader, and an HTML parser base that keeps the stack of open
+they stop at, a metrics.jsonl reader, a page reader, and an HTML parser base that keeps the stack of open
 elements (void elements, self-closing tags, optional end tags) and refuses duplicate ids, so
 each test's parser only says what it collects (start, end, text)."""
 
@@ -30,6 +30,15 @@ def read_jsonl(path, missing_ok=False):
                 except json.JSONDecodeError as e:
                     raise Failure(f"{path}:{n}: not JSON: {e}")
     return rows
+
+
+def read_page(path, parser):
+    """Feeds the HTML file at path to parser (an Elements) and returns the parser."""
+    check(os.path.isfile(path), f"{path}: no such file")
+    with open(path, encoding="utf-8") as f:
+        parser.feed(f.read())
+    parser.close()
+    return parser
 
 
 class Elements(HTMLParser):

@@ -33,7 +33,7 @@ import struct
 import sys
 import zlib
 
-from page_check import Elements, Failure, check, read_jsonl
+from page_check import Elements, Failure, check, read_jsonl, read_page
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -295,12 +295,7 @@ def main(argv):
     run = argv[1]
     path = os.path.join(run, "report.html")
     try:
-        check(os.path.isfile(path), f"{path}: no such file")
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        page = Report()
-        page.feed(text)
-        page.close()
+        page = read_page(path, Report())
         history = read_jsonl(os.path.join(run, "metrics.jsonl"))
         finished = os.path.isfile(os.path.join(run, "summary.json"))
 

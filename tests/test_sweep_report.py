@@ -36,7 +36,7 @@ import re
 import sys
 import urllib.parse
 
-from page_check import Elements, Failure, check, read_jsonl
+from page_check import Elements, Failure, check, read_jsonl, read_page
 
 FIGURES = {"best_val_acc": "best_val_acc", "final_val_acc": "final_val_acc",
            "test_acc": "test_acc", "seconds": "seconds", "img_per_s": "train_img_per_s"}
@@ -379,11 +379,7 @@ def main(argv):
     sweep = argv[1]
     path = os.path.join(sweep, "sweep.html")
     try:
-        check(os.path.isfile(path), f"{path}: no such file")
-        with open(path, encoding="utf-8") as f:
-            page = Page()
-            page.feed(f.read())
-            page.close()
+        page = read_page(path, Page())
         check_links(page, sweep)
         check("points" in page.ids, "no <table id=\"points\">")
         points = [Point(sweep, attrs, cells) for attrs, cells in page.rows]
