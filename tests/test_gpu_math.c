@@ -35,6 +35,7 @@
 #include "plan.h"
 #include "test_util.h"
 #include "ref.h"
+#include "fc_net.h" /* after ref.h, whose prototypes name parameters IN and OUT */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers */
@@ -75,82 +76,9 @@ static void check_bits(const char *what, int step, const float *got, const float
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The CPU backend on a linear layer: fc.weight (35 values), then fc.bias (5, a vector) */
+/* Optimizers against the CPU backend (fc_net.h's linear layer) and tests/ref */
 
-#define IN 7
-#define OUT 5
-#define NW (IN * OUT)
-#define NP (NW + OUT)
 #define STEPS 4
-
-static const char *const fc_yaml = "input: [7, 1, 1]\n"
-                                   "graph: [flatten, {name: fc, op: linear, out: 5}]\n";
-
-struct net {
-    struct arena a;
-    struct graph *g;
-    struct plan *p;
-    const struct graph_tensor *w, *b;
-};
-
-static void net_open(struct net *t, int slots)
-{
-    memset(t, 0, sizeof *t);
-    t->g = graph_of_text(&t->a, "net.yaml", fc_yaml);
-    assert_non_null(t->g);
-    struct diag d = {.out = stderr};
-    struct plan_options o = {.batch = 2, .optimizer_slots = slots, .seed = 1};
-    assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
-    t->w = graph_find_tensor(t->g, "fc.weight");
-    t->b = graph_find_tensor(t->g, "fc.bias");
-    assert_non_null(t->w);
-    assert_non_null(t->b);
-}
-
-static void net_close(struct net *t)
-{
-    plan_free(t->p);
-    graph_free(t->g);
-    arena_free(&t->a);
-}
-
-static void net_set(struct net *t, const float *w)
-{
-    plan_set_tensor(t->p, t->w, w);
-    plan_set_tensor(t->p, t->b, w + NW);
-}
-
-static void net_set_grad(struct net *t, const float *g)
-{
-    plan_set_grad(t->p, t->w, g);
-    plan_set_grad(t->p, t->b, g + NW);
-}
-
-/* The weights (slot -1) or optimizer slot `slot`. */
-static void net_get(struct net *t, int slot, float *f)
-{
-    if (slot < 0) {
-        plan_get_tensor(t->p, t->w, f);
-        plan_get_tensor(t->p, t->b, f + NW);
-    } else {
-        plan_get_state(t->p, t->w, slot, f);
-        plan_get_state(t->p, t->b, slot, f + NW);
-    }
-}
-
-/* Fixed values of both signs and various sizes: initial weights, gradients of update s. */
-static float weight0(int i)
-{
-    return (float)(0.5 * sin(1.3 * i + 0.2));
-}
-
-static float grad_of(int s, int i)
-{
-    return (float)((s == 1 ? 1.0 : 0.2) * cos(0.7 * i + 1.1 * s) + 0.01 * s);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Optimizers against the CPU backend and tests/ref */
 
 struct sgd_case {
     const char *name;
@@ -173,7 +101,7 @@ static void test_sgd(void **state)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const struct sgd_case *k = &cases[c];
         struct net t;
-        net_open(&t, 1);
+        net_open(&t, fc_yaml, 1);
         float w[NP], buf[NP] = {0}, g[NP], cpu[NP];
         double rw[NP], rbuf[NP] = {0}, rg[NP], got[NP];
         for (int i = 0; i < NP; i++) w[i] = weight0(i), rw[i] = w[i];
@@ -238,7 +166,7 @@ static void test_adam(void **state)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const struct adam_case *k = &cases[c];
         struct net t;
-        net_open(&t, 3);
+        net_open(&t, fc_yaml, 3);
         float w[NP], m[NP] = {0}, v[NP] = {0}, vmax[NP] = {0}, g[NP], cpu[NP];
         float fw[NP], fm[NP] = {0}, fv[NP] = {0}, fvmax[NP] = {0}; /* float step values */
         double rw[NP], rm[NP] = {0}, rv[NP] = {0}, rg[NP], got[NP], fgot[NP];
@@ -296,7 +224,7 @@ static void test_ema(void **state)
 {
     (void)state;
     struct net t;
-    net_open(&t, 1);
+    net_open(&t, fc_yaml, 1);
     float w[NP], ema[NP], cpu[NP];
     const double decay = 0.9;
     for (int step = 1; step <= STEPS; step++) {

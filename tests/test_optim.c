@@ -25,40 +25,11 @@
 #include "model.h"
 #include "plan.h"
 #include "test_util.h"
+#include "fc_net.h"
 #include "step.h"
 
-#define IN 7
-#define OUT 5
-#define NW (IN * OUT)  /* fc.weight's values, then fc.bias's: the parameters as one vector */
-#define NP (NW + OUT)
 #define STEPS 3
 #define TOL 2e-6 /* |got - want| / max(1e-3, max |want|) over a tensor: float against double */
-
-static const char *const fc_yaml = "input: [7, 1, 1]\n"
-                                   "graph: [flatten, {name: fc, op: linear, out: 5}]\n";
-
-struct net {
-    struct arena a;
-    struct graph *g;
-    struct plan *p;
-};
-
-static void net_open(struct net *t, const char *yaml, int slots)
-{
-    memset(t, 0, sizeof *t);
-    t->g = graph_of_text(&t->a, "net.yaml", yaml);
-    assert_non_null(t->g);
-    struct diag d = {.out = stderr};
-    struct plan_options o = {.batch = 2, .optimizer_slots = slots, .seed = 1};
-    assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
-}
-
-static void net_close(struct net *t)
-{
-    plan_free(t->p);
-    graph_free(t->g);
-    arena_free(&t->a);
-}
 
 static const struct graph_tensor *tensor(const struct net *t, const char *name)
 {
@@ -67,34 +38,20 @@ static const struct graph_tensor *tensor(const struct net *t, const char *name)
     return x;
 }
 
-/* The initial weights and the gradient of step s (1, 2, ...), as floats in double: fixed
- * values of both signs and various sizes. The first step's gradient is the largest, so Adam's
- * second moment shrinks after it (amsgrad keeps the first). */
-static double weight0(int i)
-{
-    return (double)(float)(0.5 * sin(1.3 * i + 0.2));
-}
-
-static double grad_of(int s, int i)
-{
-    return (double)(float)((s == 1 ? 1.0 : 0.2) * cos(0.7 * i + 1.1 * s) + 0.01 * s);
-}
-
 /* Sets fc's weights (w == NULL: weight0) from the vector of NP values. */
 static void set_weights(struct net *t, const double *w)
 {
     float f[NP];
     for (int i = 0; i < NP; i++) f[i] = (float)(w ? w[i] : weight0(i));
-    plan_set_tensor(t->p, tensor(t, "fc.weight"), f);
-    plan_set_tensor(t->p, tensor(t, "fc.bias"), f + NW);
+    net_set(t, f);
 }
 
+/* Sets fc's gradients to those of step s (1, 2, ...), g their values in double. */
 static void set_grads(struct net *t, int s, double *g)
 {
     float f[NP];
     for (int i = 0; i < NP; i++) g[i] = grad_of(s, i), f[i] = (float)g[i];
-    plan_set_grad(t->p, tensor(t, "fc.weight"), f);
-    plan_set_grad(t->p, tensor(t, "fc.bias"), f + NW);
+    net_set_grad(t, f);
 }
 
 /* Compares n values with want, relative to the largest of them. */
@@ -117,14 +74,7 @@ static void check(const char *what, const char *tensor_name, const float *got,
 static void check_fc(struct net *t, const char *what, int slot, const double *want)
 {
     float f[NP];
-    const struct graph_tensor *w = tensor(t, "fc.weight"), *b = tensor(t, "fc.bias");
-    if (slot < 0) {
-        plan_get_tensor(t->p, w, f);
-        plan_get_tensor(t->p, b, f + NW);
-    } else {
-        plan_get_state(t->p, w, slot, f);
-        plan_get_state(t->p, b, slot, f + NW);
-    }
+    net_get(t, slot, f);
     check(what, "fc.weight", f, want, NW);
     check(what, "fc.bias", f + NW, want + NW, OUT);
 }
@@ -277,7 +227,7 @@ static void test_clip(void **state)
     (void)state;
     for (int c = 0; c < 2; c++) {
         double g[NP], sum = 0;
-        for (int i = 0; i < NP; i++) sum += grad_of(1, i) * grad_of(1, i);
+        for (int i = 0; i < NP; i++) sum += (double)grad_of(1, i) * grad_of(1, i);
         double norm = sqrt(sum), max_norm = c ? 10 * norm : 0.25 * norm;
         struct spec_optimizer s = {.type = SPEC_OPTIMIZER_SGD, .lr = 0.5,
                                    .clip_grad_norm = max_norm, .decay_bn_bias = true};
