@@ -80,15 +80,11 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
     const struct graph *g = p->g;
     struct st_writer *w = st_writer_new();
     void *weights = weights_add(p, w, ST_F32);
-    size_t floats = 1;
-    for (size_t t = 0; t < g->ntensors; t++)
-        if (g->tensors[t].t.role == TENSOR_PARAM)
-            floats += (size_t)op_tensor_numel(&g->tensors[t].t);
+    size_t floats = (size_t)g->nparams + 1; /* the trained tensors' values */
     int slots = p->opt.optimizer_slots;
     float *state = malloc(floats * (size_t)(slots > 0 ? slots : 1) * sizeof *state);
-    char (*names)[320] = calloc(g->ntensors * (size_t)(slots > 0 ? slots : 1), sizeof *names);
-    if (!weights || !state || !names) {
-        free(weights), free(state), free(names);
+    if (!weights || !state) {
+        free(weights), free(state);
         st_writer_free(w);
         diag_error(d, (struct mark){0}, "%s: out of memory saving a checkpoint", path);
         return STATUS_RUNTIME;
@@ -98,8 +94,8 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
         for (size_t t = 0; t < g->ntensors; t++) {
             const struct graph_tensor *gt = &g->tensors[t];
             if (gt->t.role != TENSOR_PARAM) continue;
-            char *name = names[(size_t)k * g->ntensors + t];
-            snprintf(name, sizeof names[0], "optimizer.%s.%s", slot_name(o, k), gt->name);
+            char name[320]; /* the writer keeps its own copy */
+            snprintf(name, sizeof name, "optimizer.%s.%s", slot_name(o, k), gt->name);
             plan_get_state(p, gt, k, at);
             st_add_f32(w, name, ST_F32, gt->t.rank, gt->t.dim, at);
             at += op_tensor_numel(&gt->t);
@@ -122,7 +118,7 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
     st_add_metadata(w, "epoch_correct_images", v[6]);
     enum status st = st_write(w, path, d);
     st_writer_free(w);
-    free(weights), free(state), free(names);
+    free(weights), free(state);
     if (st || keep <= 0) return st;
 
     size_t n;
