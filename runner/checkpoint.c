@@ -150,6 +150,23 @@ static bool meta_int(const struct st_file *f, const char *path, const char *key,
     return true;
 }
 
+/* Reads the optimizer's values of f (each present, with its shape), into p when set; buf holds
+ * any tensor. */
+static void optimizer_values(struct plan *p, const struct step_optimizer *o,
+                             const struct st_file *f, bool set, float *buf, struct diag *d)
+{
+    const struct graph *g = p->g;
+    for (int k = 0; k < p->opt.optimizer_slots; k++)
+        for (size_t t = 0; t < g->ntensors; t++) {
+            const struct graph_tensor *gt = &g->tensors[t];
+            if (gt->t.role != TENSOR_PARAM) continue;
+            char name[320];
+            snprintf(name, sizeof name, "optimizer.%s.%s", slot_name(o, k), gt->name);
+            if (st_read_f32(f, name, gt->t.rank, gt->t.dim, buf, d) == STATUS_OK && set)
+                plan_set_state(p, gt, k, buf);
+        }
+}
+
 /* Reads one checkpoint into p, o and s; nothing in p changes when the file does not fit. */
 static enum status load_one(struct plan *p, struct step_optimizer *o, const char *path,
                             struct checkpoint_state *s, struct diag *d)
@@ -177,24 +194,16 @@ static enum status load_one(struct plan *p, struct step_optimizer *o, const char
         else
             x.loss_sum = strtod(loss, NULL), x.correct = correct, x.images = images;
     }
-    /* The optimizer's values: all present with their shapes before anything is set. */
-    const struct graph *g = p->g;
-    float *buf = malloc(weights_largest(g) * sizeof *buf);
+    /* The optimizer's values all present with their shapes, then the weights (checked, then
+     * set), then the optimizer's values set: nothing is set from a file that does not fit. */
+    float *buf = malloc(weights_largest(p->g) * sizeof *buf);
     if (!buf) abort();
-    for (int set = 0; set < 2 && d->errors == before; set++)
-        for (int k = 0; k < p->opt.optimizer_slots; k++)
-            for (size_t t = 0; t < g->ntensors; t++) {
-                const struct graph_tensor *gt = &g->tensors[t];
-                if (gt->t.role != TENSOR_PARAM) continue;
-                char name[320];
-                snprintf(name, sizeof name, "optimizer.%s.%s", slot_name(o, k), gt->name);
-                if (st_read_f32(f, name, gt->t.rank, gt->t.dim, buf, d) == STATUS_OK && set)
-                    plan_set_state(p, gt, k, buf);
-            }
-    free(buf);
+    if (d->errors == before) optimizer_values(p, o, f, false, buf, d);
     struct weights_filter wf = {.extra = "optimizer"};
     enum status st = d->errors == before ? weights_load_filtered(p, f, path, &wf, d)
                                          : STATUS_RUNTIME;
+    if (!st && d->errors == before) optimizer_values(p, o, f, true, buf, d);
+    free(buf);
     st_close(f);
     if (st || d->errors != before) return STATUS_RUNTIME;
     o->updates = updates;

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "checkpoint.h"
 #include "graph.h"
 #include "model.h"
 #include "plan.h"
@@ -383,6 +384,49 @@ static void test_ranges(void **state)
     net_close(&t);
 }
 
+/* A checkpoint whose weights do not fit the network (a layer more) sets nothing, not even the
+ * optimizer's values that would fit. */
+static void test_checkpoint_unfit(void **state)
+{
+    (void)state;
+    char dir[256], path[4200];
+    assert_int_equal(tmpdir_make(dir, sizeof dir, "optim_checkpoint"), 0);
+    struct spec_optimizer s = {.type = SPEC_OPTIMIZER_ADAM, .lr = 0.01, .betas = {0.9, 0.999},
+                               .eps = 1e-8};
+    struct step_optimizer o;
+    step_optimizer_init(&o, &s);
+    struct net a, b;
+    net_open(&a, "input: [7, 1, 1]\n"
+                 "graph: [flatten, {name: fc, op: linear, out: 5}, "
+                 "{name: fc2, op: linear, out: 3}]\n", 2);
+    set_weights(&a, NULL);
+    double g[NP];
+    set_grads(&a, 1, g);
+    step_update(a.p, &o, 0.01);
+    struct diag d = {.out = stderr};
+    const struct checkpoint_state cs = {.step = 1};
+    assert_int_equal(checkpoint_save(a.p, &o, &cs, dir, 0, path, sizeof path, &d), STATUS_OK);
+    net_close(&a);
+
+    net_open(&b, fc_yaml, 2);
+    set_weights(&b, NULL);
+    float before[NP], got[NP], zero[NP] = {0};
+    net_get(&b, -1, before);
+    struct checkpoint_state back;
+    d = (struct diag){.out = stderr};
+    assert_int_not_equal(checkpoint_resume(b.p, &o, dir, &back, path, sizeof path, &d),
+                         STATUS_OK);
+    assert_true(d.errors > 0);
+    net_get(&b, -1, got);
+    assert_memory_equal(got, before, sizeof got);
+    for (int slot = 0; slot < 2; slot++) {
+        net_get(&b, slot, got);
+        assert_memory_equal(got, zero, sizeof got);
+    }
+    net_close(&b);
+    assert_int_equal(tmpdir_remove(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_clip_deterministic),
         cmocka_unit_test(test_ema),
         cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_checkpoint_unfit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
