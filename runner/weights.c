@@ -74,7 +74,8 @@ void *weights_add(struct plan *p, struct st_writer *w, enum st_dtype as)
     /* One copy of every tensor in PyTorch's layout: the writer reads them all at once. */
     size_t bytes = 8; /* each tensor starts at a multiple of 8 bytes (the counters are I64) */
     for (size_t t = 0; t < g->ntensors; t++)
-        bytes += (size_t)op_tensor_numel(&g->tensors[t].t) * 8 + 8;
+        bytes += (size_t)op_tensor_numel(&g->tensors[t].t) *
+                     (g->tensors[t].t.dtype == TENSOR_I64 ? 8 : sizeof(float)) + 8;
     char *all = malloc(bytes), *at = all;
     if (!all) return NULL;
     for (size_t t = 0; t < g->ntensors; t++) {
