@@ -17,13 +17,6 @@
 /* --------------------------------------------------------------------------------------- */
 /* Helpers */
 
-static bool reinitialized(const struct spec *s, const char *name)
-{
-    for (size_t i = 0; i < s->model.reinit.n; i++)
-        if (weights_under(name, s->model.reinit.v[i])) return true;
-    return false;
-}
-
 /* "a, b, c": the reinit list as written, then `more` when given. */
 static const char *reinit_text(const struct spec *s, const char *more, char *buf, size_t size)
 {
@@ -44,14 +37,15 @@ static const char *reinit_text(const struct spec *s, const char *more, char *buf
  * experiment usually goes wrong (a classifier of other classes), so it gets a hint, once per
  * layer. */
 static void check_network(const struct graph *g, const struct st_file *f, const char *path,
-                          const struct spec *s, struct diag *d)
+                          const struct spec *s, const struct weights_filter *reinit,
+                          struct diag *d)
 {
     const char **names = malloc((st_count(f) + 1) * sizeof *names);
     for (size_t i = 0; names && i < st_count(f); i++) names[i] = st_tensor_at(f, i)->name;
     int hinted = -1; /* the layer last given the reinit hint */
     for (size_t i = 0; i < g->ntensors; i++) {
         const struct graph_tensor *gt = &g->tensors[i];
-        if (reinitialized(s, gt->name)) continue;
+        if (weights_skipped(reinit, gt->name)) continue;
         char a[SHAPE_TEXT * 2], b[SHAPE_TEXT * 2];
         st_shape_text(gt->t.rank, gt->t.dim, b, sizeof b);
         const struct st_tensor *t = st_find(f, gt->name);
@@ -85,17 +79,6 @@ static void check_network(const struct graph *g, const struct st_file *f, const 
     free(names);
 }
 
-/* The file's tensors: each must be the network's, or lie under a reinit prefix. */
-static void check_file(const struct graph *g, const struct st_file *f, const char *path,
-                       const struct spec *s, struct diag *d)
-{
-    for (size_t i = 0; i < st_count(f); i++) {
-        const char *name = st_tensor_at(f, i)->name;
-        if (!reinitialized(s, name) && !graph_find_tensor(g, name))
-            diag_error(d, (struct mark){0}, "%s: tensor '%s' is not in the network", path, name);
-    }
-}
-
 /* --------------------------------------------------------------------------------------- */
 
 enum status pretrained_load(struct plan *p, const struct spec *s, struct pretrained_result *out,
@@ -111,12 +94,13 @@ enum status pretrained_load(struct plan *p, const struct spec *s, struct pretrai
     if (st) return st;
     const struct graph *g = p->g;
     int before = d->errors;
-    check_network(g, f, path, s, d);
-    check_file(g, f, path, s, d);
+    /* The file's tensors must each be the network's or lie under a reinit prefix. */
+    struct weights_filter reinit = {.skip = s->model.reinit.v, .nskip = s->model.reinit.n};
+    check_network(g, f, path, s, &reinit, d);
+    weights_check_extra(g, f, path, &reinit, d);
     if (d->errors == before) {
         /* Checked above; this sets the tensors (and would report anything missed). */
-        struct weights_filter w = {.skip = s->model.reinit.v, .nskip = s->model.reinit.n};
-        st = weights_load_filtered(p, f, path, &w, d);
+        st = weights_load_filtered(p, f, path, &reinit, d);
     } else {
         st = STATUS_CONFIG;
     }
@@ -124,7 +108,7 @@ enum status pretrained_load(struct plan *p, const struct spec *s, struct pretrai
     if (st) return st;
 
     for (size_t i = 0; i < g->ntensors; i++) {
-        if (reinitialized(s, g->tensors[i].name)) out->reinit++;
+        if (weights_skipped(&reinit, g->tensors[i].name)) out->reinit++;
         else out->loaded++;
     }
     int k = snprintf(out->line, sizeof out->line, "pretrained: %s: %zu tensors loaded", path,

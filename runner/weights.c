@@ -23,11 +23,23 @@ bool weights_under(const char *name, const char *prefix)
     return strncmp(name, prefix, n) == 0 && (name[n] == 0 || name[n] == '.');
 }
 
-static bool skipped(const struct weights_filter *w, const char *name)
+bool weights_skipped(const struct weights_filter *w, const char *name)
 {
     for (size_t i = 0; w && i < w->nskip; i++)
         if (weights_under(name, w->skip[i])) return true;
     return false;
+}
+
+void weights_check_extra(const struct graph *g, const struct st_file *f, const char *path,
+                         const struct weights_filter *w, struct diag *d)
+{
+    for (size_t i = 0; i < st_count(f); i++) {
+        const char *name = st_tensor_at(f, i)->name;
+        if (weights_skipped(w, name) || (w && w->extra && weights_under(name, w->extra)))
+            continue;
+        if (!graph_find_tensor(g, name))
+            diag_error(d, (struct mark){0}, "%s: tensor '%s' is not in the network", path, name);
+    }
 }
 
 enum status weights_load(struct plan *p, const struct st_file *f, const char *path,
@@ -41,23 +53,14 @@ enum status weights_load_filtered(struct plan *p, const struct st_file *f, const
 {
     const struct graph *g = p->g;
     int before = d->errors;
-    /* Names in the file that the graph does not have. */
-    for (size_t i = 0; i < st_count(f); i++) {
-        const char *name = st_tensor_at(f, i)->name;
-        if (skipped(w, name) || (w && w->extra && weights_under(name, w->extra))) continue;
-        bool known = false;
-        for (size_t t = 0; t < g->ntensors && !known; t++)
-            known = strcmp(g->tensors[t].name, name) == 0;
-        if (!known)
-            diag_error(d, (struct mark){0}, "%s: tensor '%s' is not in the network", path, name);
-    }
+    weights_check_extra(g, f, path, w, d);
     float *buf = malloc(weights_largest(g) * sizeof(float) + 8);
     if (!buf) abort();
     /* Every tensor checked first, then set: a file that does not fit leaves the plan as it was. */
     for (int set = 0; set < 2 && (!set || d->errors == before); set++)
         for (size_t t = 0; t < g->ntensors; t++) {
             const struct graph_tensor *gt = &g->tensors[t];
-            if (skipped(w, gt->name)) continue;
+            if (weights_skipped(w, gt->name)) continue;
             enum status st =
                 gt->t.dtype == TENSOR_I64
                     ? st_read_i64(f, gt->name, gt->t.rank, gt->t.dim, (int64_t *)(void *)buf, d)

@@ -33,6 +33,11 @@ struct weights_filter {
     size_t nskip;
     const char *extra;
 };
+/* Whether a network tensor is under one of w's skip prefixes (false for w NULL). */
+bool weights_skipped(const struct weights_filter *w, const char *name);
+/* Reports each tensor of f that g does not have, except those w passes over. */
+void weights_check_extra(const struct graph *g, const struct st_file *f, const char *path,
+                         const struct weights_filter *w, struct diag *d);
 MUST_CHECK enum status weights_load_filtered(struct plan *p, const struct st_file *f,
                                              const char *path, const struct weights_filter *w,
                                              struct diag *d);
