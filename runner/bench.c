@@ -131,11 +131,7 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     int64_t batch = o->infer ? s->eval.batch_size : s->train.batch_size;
     struct diag d = {.out = stderr};
     struct device_choice dev;
-    char msg[512];
-    if (device_choose(s, &dev, msg, sizeof msg)) {
-        diag_error(&d, spec_mark(s, "device"), "%s", msg);
-        return STATUS_CONFIG;
-    }
+    if (device_choose(s, &dev, &d)) return STATUS_CONFIG;
     struct plan_options po = dev.o;
     po.batch = batch, po.profile = o->profile, po.eval_only = o->infer;
     po.optimizer_slots = o->infer ? 0 : model_optimizer_slots(s);

@@ -56,23 +56,30 @@ int device_resolve(const struct spec_device *want, struct spec_device *got, char
     return 0;
 }
 
-int device_choose(const struct spec *s, struct device_choice *c, char *msg, size_t size)
+enum status device_choose(const struct spec *s, struct device_choice *c, struct diag *d)
 {
+    char msg[512];
     struct spec_device dev;
     *c = (struct device_choice){.be = &backend_cpu, .precision = "fp32"};
-    if (device_resolve(&s->device, &dev, msg, size)) return -1;
+    if (device_resolve(&s->device, &dev, msg, sizeof msg)) {
+        diag_error(d, spec_mark(s, "device"), "%s", msg);
+        diag_hint(d, "device: auto uses a GPU when there is one, else the CPU");
+        return STATUS_CONFIG;
+    }
     c->o = (struct plan_options){.seed = (uint64_t)s->seed, .device = dev.index,
                                  .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT,
                                  .deterministic = s->train.deterministic, .tf32 = s->train.tf32,
                                  .no_graph = !s->train.cuda_graphs};
     if (dev.kind == SPEC_DEVICE_CPU) {
         if (s->precision != SPEC_PRECISION_AUTO && s->precision != SPEC_PRECISION_FP32) {
-            snprintf(msg, size, "precision %s needs a GPU; the CPU computes in fp32",
-                     s->precision == SPEC_PRECISION_BF16 ? "bf16" : "fp16");
-            return -1;
+            diag_error(d, spec_mark(s, "precision"),
+                       "precision %s needs a GPU; the CPU computes in fp32",
+                       s->precision == SPEC_PRECISION_BF16 ? "bf16" : "fp16");
+            diag_hint(d, "precision: auto (fp32 on the CPU) or fp32");
+            return STATUS_CONFIG;
         }
         snprintf(c->name, sizeof c->name, "cpu");
-        return 0;
+        return STATUS_OK;
     }
 #ifdef RUNNER_HAVE_CUDA
     c->be = &backend_cuda;
@@ -86,10 +93,10 @@ int device_choose(const struct spec *s, struct device_choice *c, char *msg, size
         snprintf(c->name, sizeof c->name, "cuda:%d (%s)", dev.index, p.name);
     else
         snprintf(c->name, sizeof c->name, "cuda:%d", dev.index);
-    return 0;
+    return STATUS_OK;
 #else
-    snprintf(msg, size, "this runner was built without CUDA");
-    return -1;
+    diag_error(d, spec_mark(s, "device"), "this runner was built without CUDA");
+    return STATUS_CONFIG;
 #endif
 }
 

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "common.h"
+#include "diag.h"
 #include "plan.h"
 #include "spec.h"
 
@@ -36,8 +38,10 @@ struct device_choice {
 };
 
 /* device_resolve's device for s, and precision auto made concrete (bf16 on a GPU, fp32 on the
- * CPU). Returns 0, or -1 with msg: no such GPU, or a 16-bit precision asked of the CPU. */
-int device_choose(const struct spec *s, struct device_choice *c, char *msg, size_t size);
+ * CPU). STATUS_CONFIG, reported at the spec's key with a hint: no such GPU (device), or a
+ * 16-bit precision asked of the CPU (precision). */
+MUST_CHECK enum status device_choose(const struct spec *s, struct device_choice *c,
+                                     struct diag *d);
 
 #ifdef RUNNER_HAVE_CUDA
 /* Runs a small kernel on device dev and checks its result (tests/test_cuda_smoke.c). */

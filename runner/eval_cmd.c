@@ -48,11 +48,7 @@ static enum status write_summary(const char *out, const struct spec *s, const ch
 static enum status load_plan(const struct spec *s, const struct graph *g, const char *weights,
                              struct device_choice *dev, struct diag *d, struct plan **p)
 {
-    char msg[512];
-    if (device_choose(s, dev, msg, sizeof msg)) {
-        diag_error(d, spec_mark(s, "device"), "%s", msg);
-        return STATUS_CONFIG;
-    }
+    if (device_choose(s, dev, d)) return STATUS_CONFIG;
     struct plan_options po = dev->o;
     po.batch = s->eval.batch_size, po.eval_only = true;
     if (plan_create(g, dev->be, &po, d, p)) return STATUS_RUNTIME;

@@ -199,14 +199,7 @@ static enum status prepare(struct run *r)
 {
     const struct spec *s = r->s;
     r->classes = model_classes(s);
-    char msg[512];
-    if (device_choose(s, &r->dev, msg, sizeof msg)) {
-        bool precision = strncmp(msg, "precision", 9) == 0;
-        diag_error(&r->d, spec_mark(s, precision ? "precision" : "device"), "%s", msg);
-        diag_hint(&r->d, precision ? "precision: auto (fp32 on the CPU) or fp32"
-                                   : "device: auto uses a GPU when there is one, else the CPU");
-        return STATUS_CONFIG;
-    }
+    if (device_choose(s, &r->dev, &r->d)) return STATUS_CONFIG;
     r->workers = s->data.workers > 0 ? (int)s->data.workers : loader_default_workers();
     if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
         augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))

@@ -210,6 +210,10 @@ fi
 expect 2 "bf16 on the CPU" -- experiments/quick.yaml device=cpu precision=bf16 data.root=/nonexistent
 has "$err" "precision=bf16"
 has "$err" "error: precision bf16 needs a GPU; the CPU computes in fp32"
+expect 2 "fp16 on the CPU, bench" -- bench experiments/quick.yaml device=cpu precision=fp16
+has "$err" "precision=fp16"
+has "$err" "error: precision fp16 needs a GPU; the CPU computes in fp32"
+has "$err" "hint: precision: auto (fp32 on the CPU) or fp32"
 
 if [ "$fails" -ne 0 ]; then
     echo "$fails check(s) failed"
