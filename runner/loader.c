@@ -111,7 +111,7 @@ enum status loader_create(const struct loader_config *cfg, struct loader **out)
     l->cfg = *cfg;
     l->nbatches = cfg->drop_last ? cfg->n / cfg->batch : (cfg->n + cfg->batch - 1) / cfg->batch;
     l->image_bytes = (int64_t)cfg->aug->c * cfg->aug->in_h * cfg->aug->in_w;
-    int workers = cfg->indices_only ? 0 : cfg->workers;
+    int workers = l->cfg.workers = cfg->indices_only ? 0 : cfg->workers; /* threads started */
     l->depth = cfg->indices_only ? 1 : 2 * workers;
     l->slots = calloc((size_t)l->depth, sizeof *l->slots);
     l->ready = malloc((size_t)l->depth * sizeof *l->ready);
@@ -237,7 +237,7 @@ void loader_free(struct loader *l)
         free(l->slots[s].x), free(l->slots[s].labels);
         free(l->slots[s].targets), free(l->slots[s].image), free(l->slots[s].key);
     }
-    for (int w = 0; l->scratch && !l->cfg.indices_only && w < l->cfg.workers; w++)
+    for (int w = 0; l->scratch && w < l->cfg.workers; w++)
         free(l->scratch[w]);
     free(l->slots), free(l->ready), free(l->order), free(l->scratch), free(l->threads);
     free(l);
