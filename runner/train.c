@@ -536,8 +536,10 @@ static enum status finish(struct run *r, const struct totals *t)
     struct eval_result res = {0};
     double macro_f1 = 0;
     bool tested = s->eval.test;
+    /* The model is what evaluation measures: the weights, or their EMA when
+     * optimizer.ema_decay is on (the raw weights stay in the checkpoints). */
+    sync_eval(r);
     if (tested) {
-        sync_eval(r);
         if (evaluate(r->eval, r->test_loader, s->eval.flip_tta, &res)) return STATUS_RUNTIME;
         say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
             (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
@@ -549,11 +551,8 @@ static enum status finish(struct run *r, const struct totals *t)
             return STATUS_RUNTIME;
         }
     }
-    /* The model is what evaluation measured: the weights, or their EMA when optimizer.ema_decay
-     * is on (the raw weights stay in the checkpoints). */
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", r->dir);
-    if (!tested) sync_eval(r);
     if (weights_save(r->eval, path, ST_F32, &r->d)) {
         eval_result_free(&res);
         return STATUS_RUNTIME;
