@@ -547,13 +547,24 @@ static void build(struct cpu *c)
 static enum status bind(struct cpu *c)
 {
     const struct graph *g = c->g;
-    /* Parameters first (trained, then buffers), each at a 64-byte boundary. */
+    /* Parameters first (trained, then buffers), each at a 64-byte boundary. The trained ones
+     * also make the optimizers' ranges, in floats, that tensors of rank <= 1 and the others
+     * alternate in (weight decay by kind); adjacent tensors of one kind share a range. */
+    c->ranges = calloc(g->ntensors + 1, sizeof *c->ranges);
+    if (!c->ranges) abort();
     size_t off = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t t = 0; t < g->ntensors; t++) {
             if ((g->tensors[t].t.role == TENSOR_PARAM) != (pass == 0)) continue;
             c->toff[t] = off;
             off += (dnnl_memory_desc_get_size(&c->tmd[t]) + 63) / 64 * 64;
+            if (pass) continue;
+            bool vector = g->tensors[t].t.rank <= 1;
+            int64_t b = (int64_t)(c->toff[t] / sizeof(float)), e = (int64_t)(off / sizeof(float));
+            if (c->nranges && c->ranges[c->nranges - 1].vector == vector)
+                c->ranges[c->nranges - 1].end = e;
+            else
+                c->ranges[c->nranges++] = (struct cpu_range){b, e, vector};
         }
         if (pass == 0) c->param_bytes = off;
     }
@@ -624,8 +635,6 @@ static enum status bind(struct cpu *c)
     return STATUS_OK;
 }
 
-static void optim_ranges(struct cpu *c);
-
 static void cpu_destroy(struct plan *p)
 {
     struct cpu *c = p->impl;
@@ -684,7 +693,6 @@ static enum status cpu_create(struct plan *p, struct diag *d)
         }
         build(c);
         st = c->failed ? STATUS_RUNTIME : bind(c);
-        if (!st) optim_ranges(c);
     }
     if (st) cpu_destroy(p);
     return st;
@@ -894,27 +902,6 @@ void cpu_trained(struct cpu *c, struct cpu_trained *t)
                               .ranges = c->ranges, .nranges = c->nranges};
 }
 
-/* The ranges, in floats, that tensors of rank <= 1 and the others alternate in; adjacent
- * tensors of one kind share a range. Built once, after the arena's layout (bind). */
-static void optim_ranges(struct cpu *c)
-{
-    const struct graph *g = c->g;
-    c->ranges = calloc(g->ntensors + 1, sizeof *c->ranges);
-    if (!c->ranges) abort();
-    c->nranges = 0;
-    for (size_t t = 0; t < g->ntensors; t++) { /* in arena order, as bind lays them out */
-        if (g->tensors[t].t.role != TENSOR_PARAM) continue;
-        int64_t b = (int64_t)(c->toff[t] / sizeof(float));
-        int64_t e = b + (int64_t)((dnnl_memory_desc_get_size(&c->tmd[t]) + 63) / 64 * 64 /
-                                  sizeof(float));
-        bool vector = g->tensors[t].t.rank <= 1;
-        struct cpu_range *last = c->nranges ? &c->ranges[c->nranges - 1] : NULL;
-        if (last && last->vector == vector && last->end == b)
-            last->end = e;
-        else
-            c->ranges[c->nranges++] = (struct cpu_range){b, e, vector};
-    }
-}
 
 
 const struct backend backend_cpu = {
