@@ -28,8 +28,7 @@ static enum status io_error(struct diag *d, const char *path, const char *what)
     return STATUS_RUNTIME;
 }
 
-/* mkdir -p, reported. */
-static enum status make_dirs(const char *path, struct diag *d)
+enum status make_dirs(const char *path, struct diag *d)
 {
     return path_mkdirs(path) ? STATUS_OK : io_error(d, path, "cannot create");
 }

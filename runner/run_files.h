@@ -29,6 +29,9 @@
 MUST_CHECK enum status run_dir_create(const char *out, const char *name, char *dir, size_t size,
                                       struct diag *d);
 
+/* mkdir -p path; STATUS_RUNTIME, reported ("PATH: cannot create: REASON"), when it cannot. */
+MUST_CHECK enum status make_dirs(const char *path, struct diag *d);
+
 /* Opens dir/name.tmp for writing; NULL (reported) on failure. */
 FILE *file_begin(const char *dir, const char *name, struct diag *d);
 /* Closes f, checking every write, and renames it to dir/name. */

@@ -816,19 +816,12 @@ enum status sweep_validate(struct sweep *sw, struct diag *d)
 /* --------------------------------------------------------------------------------------- */
 /* Files */
 
-static enum status mkdirs(const char *path, struct diag *d)
-{
-    if (path_mkdirs(path)) return STATUS_OK;
-    diag_error(d, (struct mark){0}, "%s: cannot create: %s", path, strerror(errno));
-    return STATUS_RUNTIME;
-}
-
 enum status sweep_write_files(const struct sweep *sw, struct diag *d)
 {
     struct arena a = {0};
     enum status st = STATUS_OK;
-    if (mkdirs(sw->dir, d) || mkdirs(arena_printf(&a, "%s/logs", sw->dir), d) ||
-        mkdirs(arena_printf(&a, "%s/runs", sw->dir), d))
+    if (make_dirs(sw->dir, d) || make_dirs(arena_printf(&a, "%s/logs", sw->dir), d) ||
+        make_dirs(arena_printf(&a, "%s/runs", sw->dir), d))
         st = STATUS_RUNTIME;
     for (size_t i = 0; i < sw->npoints && !st; i++) {
         const struct sweep_point *p = &sw->points[i];
