@@ -23,6 +23,7 @@
 #include "train.h"
 #include "eval_cmd.h"
 #include "report_cmd.h"
+#include "run_files.h"
 
 #ifndef RUNNER_VERSION
 #define RUNNER_VERSION "0.1.0"
@@ -182,7 +183,9 @@ static const struct option train_options[] = {
     {"--out", true}, {"--profile", false}, {"--resume", true}, {"--stop-after-epoch", true},
     {NULL, false}};
 
-/* "runner FILE key=value ..." with what a shell would need quoted, for the resume hint. */
+/* "runner FILE key=value ..." with what a shell would need quoted, for the resume hint. Only
+ * called once the experiment has loaded, so no word is empty: FILE opened, and every
+ * override holds a '='. */
 static char *command_line(const struct args *a)
 {
     char *text = NULL;
@@ -191,15 +194,8 @@ static char *command_line(const struct args *a)
     if (!f) abort();
     fprintf(f, "runner");
     for (size_t i = 0; i <= a->n; i++) {
-        const char *w = i == 0 ? a->file : a->ov[i - 1];
-        if (strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=+:@") ==
-            strlen(w)) {
-            fprintf(f, " %s", w);
-            continue;
-        }
-        fputs(" '", f);
-        for (; *w; w++) *w == '\'' ? fputs("'\\''", f) : fputc(*w, f);
-        fputc('\'', f);
+        fputc(' ', f);
+        shell_word(f, i == 0 ? a->file : a->ov[i - 1]);
     }
     fclose(f);
     return text;

@@ -249,6 +249,19 @@ void json_write_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void shell_word(FILE *f, const char *w)
+{
+    static const char safe[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=+:@";
+    if (*w && strspn(w, safe) == strlen(w)) {
+        fputs(w, f);
+        return;
+    }
+    fputc('\'', f);
+    for (; *w; w++) *w == '\'' ? fputs("'\\''", f) : fputc(*w, f);
+    fputc('\'', f);
+}
+
 const char *clock_text(double seconds, char *buf, size_t size)
 {
     long s = (long)(seconds + 0.5);

@@ -63,6 +63,10 @@ MUST_CHECK enum status write_samples(const char *dir, const struct eval_result *
 /* s as a JSON string, quoted and escaped. */
 void json_write_string(FILE *f, const char *s);
 
+/* w as a shell reads it back: bare when every character is safe
+ * ([A-Za-z0-9_-.,/=+:@]), else in single quotes (an empty word as ''). */
+void shell_word(FILE *f, const char *w);
+
 /* seconds as a clock, "m:ss" or "h:mm:ss" (rounded), into buf; returns buf. */
 const char *clock_text(double seconds, char *buf, size_t size);
 

@@ -91,20 +91,6 @@ static void device_text(const struct spec_device *dev, char *buf, size_t size)
         snprintf(buf, size, "%s", dev->kind == SPEC_DEVICE_CPU ? "cpu" : "auto");
 }
 
-/* A word as a shell reads it back: bare when safe, else in single quotes. */
-static void shell_word(FILE *f, const char *w)
-{
-    static const char safe[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=+:@";
-    if (*w && strspn(w, safe) == strlen(w)) {
-        fputs(w, f);
-        return;
-    }
-    fputc('\'', f);
-    for (; *w; w++) *w == '\'' ? fputs("'\\''", f) : fputc(*w, f);
-    fputc('\'', f);
-}
-
 /* --------------------------------------------------------------------------------------- */
 /* Signals: recorded by the handlers, acted on by the loop (they are blocked outside
  * sigsuspend, so none is missed between a check and the wait). */
