@@ -229,4 +229,7 @@ void spec_write_yaml(const struct spec *s, FILE *out);
 /* The same as a string (malloc'd; the caller frees it). */
 char *spec_yaml_text(const struct spec *s);
 
+/* A device as the YAML spells it ("auto", "cpu", "cuda:N") into buf; returns buf. */
+const char *spec_device_text(const struct spec_device *dev, char *buf, size_t size);
+
 #endif

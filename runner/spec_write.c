@@ -97,6 +97,15 @@ static void write_item(FILE *out, const struct schema_section *s, const void *it
 }
 
 /* A value that fits on the line of its key (everything but sections). */
+const char *spec_device_text(const struct spec_device *dev, char *buf, size_t size)
+{
+    if (dev->kind == SPEC_DEVICE_CUDA)
+        snprintf(buf, size, "cuda:%d", dev->index);
+    else
+        snprintf(buf, size, "%s", dev->kind == SPEC_DEVICE_CPU ? "cpu" : "auto");
+    return buf;
+}
+
 static void write_inline(FILE *out, const struct schema_key *k, const void *base)
 {
     const void *f = (const char *)base + k->offset;
@@ -124,11 +133,8 @@ static void write_inline(FILE *out, const struct schema_key *k, const void *base
     }
     case SCHEMA_ENUM: fputs(k->choices[*(const int *)f], out); break;
     case SCHEMA_DEVICE: {
-        const struct spec_device *d = f;
-        if (d->kind == SPEC_DEVICE_CUDA)
-            fprintf(out, "cuda:%d", d->index);
-        else
-            fputs(d->kind == SPEC_DEVICE_CPU ? "cpu" : "auto", out);
+        char text[32];
+        fputs(spec_device_text(f, text, sizeof text), out);
         break;
     }
     case SCHEMA_FLOATS:

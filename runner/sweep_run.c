@@ -83,14 +83,6 @@ static double now_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void device_text(const struct spec_device *dev, char *buf, size_t size)
-{
-    if (dev->kind == SPEC_DEVICE_CUDA)
-        snprintf(buf, size, "cuda:%d", dev->index);
-    else
-        snprintf(buf, size, "%s", dev->kind == SPEC_DEVICE_CPU ? "cpu" : "auto");
-}
-
 /* --------------------------------------------------------------------------------------- */
 /* Signals: recorded by the handlers, acted on by the loop (they are blocked outside
  * sigsuspend, so none is missed between a check and the wait). */
@@ -155,8 +147,7 @@ static size_t schedule_overrides(const struct run *r, const struct sweep_point *
     if (workers != p->workers) ov[n++] = arena_printf(a, "data.workers=%lld", workers);
     if (dev.kind != p->device.kind || dev.index != p->device.index) {
         char text[32];
-        device_text(&dev, text, sizeof text);
-        ov[n++] = arena_printf(a, "device=%s", text);
+        ov[n++] = arena_printf(a, "device=%s", spec_device_text(&dev, text, sizeof text));
     }
     return n;
 }
