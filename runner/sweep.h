@@ -148,6 +148,9 @@ MUST_CHECK enum status sweep_write_files(const struct sweep *sw, struct diag *d)
 void sweep_read_status(struct sweep *sw);
 void sweep_point_read_status(struct sweep_point *p);
 
+/* Whether the point's run has its summary.json (runs/<point>/summary.json): it is done. */
+bool sweep_point_has_summary(const struct sweep_point *p);
+
 /* Writes sweep.csv: point, status, one column per swept key (files mode: file),
  * best_val_acc, final_val_acc, test_acc, seconds, img_per_s (from the point's summary.json;
  * empty where absent), run_dir. Written whole under a temporary name, then renamed. */

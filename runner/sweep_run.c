@@ -28,19 +28,6 @@
 /* --------------------------------------------------------------------------------------- */
 /* Small helpers */
 
-static bool exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-static bool has_summary(const struct sweep_point *p)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/summary.json", p->run_dir);
-    return exists(path);
-}
-
 /* Whether run_dir/checkpoints holds a checkpoint to resume from. */
 static bool has_checkpoint(const char *run_dir)
 {
@@ -184,7 +171,7 @@ static enum start start_point(struct run *r, size_t i, int slot)
             p->name);
         return START_SKIPPED;
     }
-    if (has_summary(p)) {
+    if (sweep_point_has_summary(p)) {
         close(fd);
         p->status = SWEEP_DONE;
         say(r, "[%zu/%zu] %s: done already\n", i + 1, sw->npoints, p->name);
@@ -282,7 +269,7 @@ static void end_point(struct run *r, struct child *k, int ws)
     struct sweep_point *p = &sw->points[k->point];
     int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
     bool stopped = code == STATUS_SIGINT || code == STATUS_SIGTERM;
-    bool done = code == 0 && has_summary(p);
+    bool done = code == 0 && sweep_point_has_summary(p);
     p->status = done ? SWEEP_DONE : stopped ? SWEEP_INTERRUPTED : SWEEP_FAILED;
     p->exit_code = code;
     char clk[32], line[300], why[64] = "";

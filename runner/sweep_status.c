@@ -34,6 +34,13 @@ const char *sweep_status_name(enum sweep_status st)
     return names[st];
 }
 
+bool sweep_point_has_summary(const struct sweep_point *p)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/summary.json", p->run_dir);
+    return exists(path);
+}
+
 /* The last "sweep: ..." line of a log (the outcome of its last attempt), into line. */
 static bool last_sweep_line(int fd, char *line, size_t size)
 {
@@ -54,9 +61,7 @@ static bool last_sweep_line(int fd, char *line, size_t size)
 static enum sweep_status status_on_disk(const struct sweep_point *p, int *code)
 {
     *code = 0;
-    char path[4300];
-    snprintf(path, sizeof path, "%s/summary.json", p->run_dir);
-    if (exists(path)) return SWEEP_DONE;
+    if (sweep_point_has_summary(p)) return SWEEP_DONE;
     int fd = open(p->log, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK) {
