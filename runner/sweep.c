@@ -24,23 +24,22 @@ enum { SWEEP_MAX_POINTS = 100000, SWEEP_NAME_MAX = 200 };
 /* Positions on the command line */
 
 /* The command's arguments as one source, one per line, for messages. */
-static const struct source *cmdline_source(struct sweep *sw)
+static const struct source *cmdline_source(struct arena *a, const struct sweep_request *rq)
 {
-    const struct sweep_request *rq = sw->rq;
     if (!rq->argv || rq->argc <= 0) return NULL;
     size_t len = 0;
     for (int i = 0; i < rq->argc; i++) len += strlen(rq->argv[i]) + 1;
-    char *text = arena_alloc(&sw->arena, len + 1), *o = text;
+    char *text = arena_alloc(a, len + 1), *o = text;
     for (int i = 0; i < rq->argc; i++) o += sprintf(o, "%s\n", rq->argv[i]);
-    struct source *src = arena_alloc(&sw->arena, sizeof *src);
+    struct source *src = arena_alloc(a, sizeof *src);
     *src = (struct source){"<command line>", ".", text, len};
     return src;
 }
 
 /* The position of p, a pointer into one of the command's arguments ({0} when it is not). */
-static struct mark arg_mark(const struct sweep *sw, const struct source *cl, const char *p)
+static struct mark arg_mark(const struct sweep_request *rq, const struct source *cl,
+                            const char *p)
 {
-    const struct sweep_request *rq = sw->rq;
     for (int i = 0; cl && i < rq->argc; i++) {
         const char *a = rq->argv[i];
         if (p >= a && p <= a + strlen(a)) return (struct mark){cl, i + 1, (int)(p - a) + 1};
@@ -188,6 +187,7 @@ static void write_yaml_string(FILE *f, const char *s)
 
 struct expand {
     struct sweep *sw;
+    const struct sweep_request *rq; /* what the sweep is expanded from */
     struct diag *d;
     const struct source *cl;
 };
@@ -198,7 +198,7 @@ static bool parse_key(struct expand *x, const char *arg, const char *what, const
 {
     const char *eq = strchr(arg, '=');
     if (!eq || !key_ok(arg, (size_t)(eq - arg))) {
-        diag_error(x->d, arg_mark(x->sw, x->cl, arg), "%s expects KEY=%s, got \"%s\"", what,
+        diag_error(x->d, arg_mark(x->rq, x->cl, arg), "%s expects KEY=%s, got \"%s\"", what,
                    strcmp(what, "--grid") == 0 ? "V1,V2,..." : "[log:|int:]LO:HI", arg);
         diag_hint(x->d, strcmp(what, "--grid") == 0 ? "--grid optimizer.lr=1e-3,3e-4,1e-4"
                                                     : "--range optimizer.lr=1e-5:1e-2");
@@ -207,7 +207,7 @@ static bool parse_key(struct expand *x, const char *arg, const char *what, const
     *key = arena_strndup(&x->sw->arena, arg, (size_t)(eq - arg));
     *rest = eq + 1;
     if (strcmp(*key, "extends") == 0 || strncmp(*key, "extends.", 8) == 0) {
-        diag_error(x->d, arg_mark(x->sw, x->cl, arg), "'extends' cannot be swept");
+        diag_error(x->d, arg_mark(x->rq, x->cl, arg), "'extends' cannot be swept");
         diag_hint(x->d, "sweep over experiment files instead: runner sweep A.yaml B.yaml ...");
         return false;
     }
@@ -268,14 +268,14 @@ static bool parse_grid(struct expand *x, const char *arg, struct sweep_axis *ax)
         const char *v = ax->values[i];
         if (i) at = next_value(at);
         if (!*v) {
-            diag_error(x->d, arg_mark(x->sw, x->cl, at), "--grid %s: value %zu is empty",
+            diag_error(x->d, arg_mark(x->rq, x->cl, at), "--grid %s: value %zu is empty",
                        ax->key, i + 1);
             diag_hint(x->d, "values are separated by commas: %s=1e-3,3e-4", ax->key);
             return false;
         }
         for (size_t j = 0; j < i; j++)
             if (strcmp(ax->values[j], v) == 0) {
-                diag_error(x->d, arg_mark(x->sw, x->cl, at), "--grid %s: value '%s' given twice",
+                diag_error(x->d, arg_mark(x->rq, x->cl, at), "--grid %s: value '%s' given twice",
                            ax->key, v);
                 return false;
             }
@@ -317,14 +317,14 @@ static bool parse_range(struct expand *x, const char *arg, struct sweep_axis *ax
     bool integer = ax->kind == SWEEP_RANGE_INT;
     if (!colon || !range_number(p, (size_t)(colon - p), integer, &ax->lo) ||
         !range_number(colon + 1, strlen(colon + 1), integer, &ax->hi)) {
-        diag_error(x->d, arg_mark(x->sw, x->cl, spec),
+        diag_error(x->d, arg_mark(x->rq, x->cl, spec),
                    "--range %s: expected [log:|int:|uniform:]LO:HI with %s bounds, got \"%s\"",
                    ax->key, integer ? "whole-number" : "numeric", spec);
         diag_hint(x->d, "--range optimizer.lr=1e-5:1e-2  --range train.batch_size=int:16:256");
         return false;
     }
     if (!(ax->lo < ax->hi) || (ax->kind == SWEEP_RANGE_LOG && ax->lo <= 0)) {
-        diag_error(x->d, arg_mark(x->sw, x->cl, p), "--range %s: %s", ax->key,
+        diag_error(x->d, arg_mark(x->rq, x->cl, p), "--range %s: %s", ax->key,
                    ax->lo < ax->hi ? "a log-uniform range needs LO > 0" : "LO must be below HI");
         return false;
     }
@@ -376,10 +376,10 @@ static bool keys_distinct(struct expand *x, const char *const *keys, const char 
             const char *longer = li > lj ? keys[i] : keys[j];
             if (strncmp(keys[i], keys[j], m) || (li != lj && longer[m] != '.')) continue;
             if (li == lj)
-                diag_error(x->d, arg_mark(x->sw, x->cl, args[i]), "'%s' is given twice",
+                diag_error(x->d, arg_mark(x->rq, x->cl, args[i]), "'%s' is given twice",
                            keys[i]);
             else
-                diag_error(x->d, arg_mark(x->sw, x->cl, args[i]),
+                diag_error(x->d, arg_mark(x->rq, x->cl, args[i]),
                            "'%s' is inside '%s', which is also given", li > lj ? keys[i] : keys[j],
                            li > lj ? keys[j] : keys[i]);
             diag_hint(x->d, "a key is swept or set once per sweep");
@@ -543,9 +543,8 @@ static const char *files_slug(struct sweep *sw, const char *const *files, size_t
 }
 
 /* The request as one text: what makes two requests the same sweep. */
-static void canonical(const struct sweep *sw, char *hash)
+static void canonical(const struct sweep *sw, const struct sweep_request *rq, char *hash)
 {
-    const struct sweep_request *rq = sw->rq;
     struct arena tmp = {0};
     char *text = NULL;
     size_t len = 0;
@@ -584,7 +583,7 @@ static void set_paths(struct sweep *sw, struct sweep_point *p)
 static enum status expand_files(struct expand *x)
 {
     struct sweep *sw = x->sw;
-    const struct sweep_request *rq = sw->rq;
+    const struct sweep_request *rq = x->rq;
     sw->npoints = rq->nfiles;
     sw->points = arena_alloc(&sw->arena, rq->nfiles * sizeof *sw->points);
     for (size_t i = 0; i < rq->nfiles; i++) {
@@ -593,7 +592,7 @@ static enum status expand_files(struct expand *x)
         p->file = rq->files[i];
         for (size_t j = 0; j < i; j++)
             if (strcmp(sw->points[j].name, p->name) == 0) {
-                diag_error(x->d, arg_mark(sw, x->cl, rq->files[i]),
+                diag_error(x->d, arg_mark(rq, x->cl, rq->files[i]),
                            "'%s' and '%s' would both be point '%s'", sw->points[j].file,
                            rq->files[i], p->name);
                 diag_hint(x->d, "a point is named by its file's name; rename one of them");
@@ -606,7 +605,7 @@ static enum status expand_files(struct expand *x)
 static enum status expand_axes(struct expand *x)
 {
     struct sweep *sw = x->sw;
-    const struct sweep_request *rq = sw->rq;
+    const struct sweep_request *rq = x->rq;
     struct arena *a = &sw->arena;
     bool grid = rq->mode == SWEEP_GRID;
     sw->naxes = grid ? rq->ngrid : rq->nranges;
@@ -619,7 +618,7 @@ static enum status expand_axes(struct expand *x)
         ax->path = key_is_path(ax->key);
         total = grid ? total * ax->nvalues : total;
         if (total > SWEEP_MAX_POINTS) {
-            diag_error(x->d, arg_mark(sw, x->cl, rq->grid[i]), "the grid has more than %d points",
+            diag_error(x->d, arg_mark(rq, x->cl, rq->grid[i]), "the grid has more than %d points",
                        SWEEP_MAX_POINTS);
             return STATUS_CONFIG;
         }
@@ -633,14 +632,14 @@ static enum status expand_axes(struct expand *x)
     for (size_t i = 0; i < rq->nfixed; i++) {
         const char *eq = strchr(rq->fixed[i], '=');
         if (!eq || !key_ok(rq->fixed[i], (size_t)(eq - rq->fixed[i]))) {
-            diag_error(x->d, arg_mark(sw, x->cl, rq->fixed[i]), "expected KEY=VALUE, got \"%s\"",
+            diag_error(x->d, arg_mark(rq, x->cl, rq->fixed[i]), "expected KEY=VALUE, got \"%s\"",
                        rq->fixed[i]);
             return STATUS_CONFIG;
         }
         keys[sw->naxes + i] = arena_strndup(a, rq->fixed[i], (size_t)(eq - rq->fixed[i]));
         args[sw->naxes + i] = rq->fixed[i];
         if (strcmp(keys[sw->naxes + i], "extends") == 0) {
-            diag_error(x->d, arg_mark(sw, x->cl, rq->fixed[i]),
+            diag_error(x->d, arg_mark(rq, x->cl, rq->fixed[i]),
                        "'extends' cannot be overridden on the command line");
             return STATUS_CONFIG;
         }
@@ -673,11 +672,10 @@ enum status sweep_expand(const struct sweep_request *rq, struct diag *d, struct 
     *out = NULL;
     struct sweep *sw = calloc(1, sizeof *sw);
     if (!sw) return STATUS_RUNTIME;
-    sw->rq = rq;
     sw->mode = rq->mode;
     sw->fixed = rq->fixed;
     sw->nfixed = rq->nfixed;
-    struct expand x = {sw, d, cmdline_source(sw)};
+    struct expand x = {sw, rq, d, cmdline_source(&sw->arena, rq)};
     enum status st = STATUS_OK;
     if (rq->nfiles == 0 || (rq->mode != SWEEP_FILES && rq->nfiles != 1)) {
         diag_error(d, (struct mark){0}, "%s", rq->nfiles ? "--grid and --random sweep one base "
@@ -697,10 +695,11 @@ enum status sweep_expand(const struct sweep_request *rq, struct diag *d, struct 
         sweep_free(sw);
         return st;
     }
-    canonical(sw, sw->hash);
     if (rq->out) {
         sw->dir = path_normalize(&sw->arena, rq->out);
     } else {
+        char hash[9]; /* of the request's canonical text */
+        canonical(sw, rq, hash);
         char *slug = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&slug, &len);
@@ -715,7 +714,7 @@ enum status sweep_expand(const struct sweep_request *rq, struct diag *d, struct 
         }
         fclose(f);
         sw->dir = arena_printf(&sw->arena, "results/sweeps/%s-%s", sanitize(&sw->arena, slug),
-                               sw->hash);
+                               hash);
         free(slug);
     }
     if (sw->base)

@@ -118,8 +118,6 @@ struct sweep {
     size_t nfixed;
     struct sweep_point *points;
     size_t npoints;
-    char hash[9]; /* of the request's canonical text */
-    const struct sweep_request *rq;
 };
 
 /* --------------------------------------------------------------------------------------- */
