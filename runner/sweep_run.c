@@ -253,11 +253,11 @@ static void first_error(const char *log, off_t from, char *line, size_t size)
     char *text = path_read_text(log);
     if (!text) return;
     const char *p = (size_t)from <= strlen(text) ? text + from : text;
-    for (const char *e; (e = strstr(p, "error: ")); p = e + 1) {
+    const char *e = strstr(p, "error: ");
+    if (e) {
         const char *start = e;
         while (start > text && start[-1] != '\n') start--;
         snprintf(line, size, "%.*s", (int)strcspn(start, "\n"), start);
-        break;
     }
     free(text);
 }
