@@ -18,7 +18,7 @@
 #include "schema.h"
 #include "spec.h"
 
-enum { SWEEP_MAX_POINTS = 100000, SWEEP_NAME_MAX = 200 };
+enum { SWEEP_NAME_MAX = 200 };
 
 /* --------------------------------------------------------------------------------------- */
 /* Positions on the command line */

@@ -44,6 +44,9 @@
 #include "diag.h"
 #include "spec.h"
 
+/* The most points a sweep has: a grid's product, --random N. */
+enum { SWEEP_MAX_POINTS = 100000 };
+
 enum sweep_mode {
     SWEEP_FILES,  /* each file a point */
     SWEEP_GRID,   /* the base at every combination of the --grid values */

@@ -212,9 +212,10 @@ int sweep_cmd_main(int argc, char **argv)
     unsigned long long npoints = 0, seed = 0, parallel = 1;
     int rc = parse(argc, argv, &c);
     const char *const *o = c.opt;
-    if (!rc && ((o[OPT_RANDOM] && !whole("--random", o[OPT_RANDOM], 1, 100000, &npoints)) ||
-                (o[OPT_SEED] && !whole("--seed", o[OPT_SEED], 0, UINT64_MAX, &seed)) ||
-                (o[OPT_PARALLEL] && !whole("--parallel", o[OPT_PARALLEL], 1, 1024, &parallel))))
+    if (!rc &&
+        ((o[OPT_RANDOM] && !whole("--random", o[OPT_RANDOM], 1, SWEEP_MAX_POINTS, &npoints)) ||
+         (o[OPT_SEED] && !whole("--seed", o[OPT_SEED], 0, UINT64_MAX, &seed)) ||
+         (o[OPT_PARALLEL] && !whole("--parallel", o[OPT_PARALLEL], 1, 1024, &parallel))))
         rc = STATUS_CONFIG;
     struct sweep *sw = NULL;
     struct diag d = {.out = stderr};
