@@ -152,14 +152,11 @@ void sweep_point_read_status(struct sweep_point *p);
 /* Whether the point's run has its summary.json (runs/<point>/summary.json): it is done. */
 bool sweep_point_has_summary(const struct sweep_point *p);
 
-/* Writes sweep.csv: point, status, one column per swept key (files mode: file),
- * best_val_acc, final_val_acc, test_acc, seconds, img_per_s (from the point's summary.json;
- * empty where absent), run_dir. Written whole under a temporary name, then renamed. */
-MUST_CHECK enum status sweep_write_csv(const struct sweep *sw, struct diag *d);
-
 /* Called whenever points change status (at the start, after each point ends, at the end):
- * rewrites sweep.csv. This is where the sweep report hook (hooks/sweep_report.lua, writing
- * sweep.html) is called from. */
+ * rewrites sweep.csv (point, status, one column per swept key (files mode: file),
+ * best_val_acc, final_val_acc, test_acc, seconds, img_per_s (from the point's summary.json;
+ * empty where absent), run_dir; written whole under a temporary name, then renamed). This is
+ * where the sweep report hook (hooks/sweep_report.lua, writing sweep.html) is called from. */
 MUST_CHECK enum status sweep_points_changed(const struct sweep *sw, struct diag *d);
 
 /* A point's figures from runs/<point>/summary.json; NAN where absent or null. */

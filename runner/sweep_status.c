@@ -153,7 +153,9 @@ static void csv_number(FILE *f, double x, const char *fmt)
     if (!isnan(x)) fprintf(f, fmt, x);
 }
 
-enum status sweep_write_csv(const struct sweep *sw, struct diag *d)
+/* sweep.csv (see sweep_points_changed in sweep.h), written whole under a temporary name,
+ * then renamed. */
+static enum status sweep_write_csv(const struct sweep *sw, struct diag *d)
 {
     FILE *f = file_begin(sw->dir, "sweep.csv", d);
     if (!f) return STATUS_RUNTIME;
