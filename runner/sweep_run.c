@@ -386,7 +386,6 @@ enum status sweep_run(struct sweep *sw, const struct sweep_run_options *o, struc
     r.kids = calloc((size_t)r.parallel, sizeof *r.kids);
     r.ours = calloc(sw->npoints, sizeof *r.ours);
     if (!r.kids || !r.ours) abort();
-    sweep_read_status(sw);
     stop_signal = 0, stop_count = 0;
     sigset_t block;
     sigemptyset(&block);
@@ -403,7 +402,7 @@ enum status sweep_run(struct sweep *sw, const struct sweep_run_options *o, struc
         only >= 0 || sw->npoints == 1 ? "" : "s",
         r.parallel > 1 ? (r.gpus > 1 ? ", several at once (a GPU each)" : ", several at once")
                        : "");
-    enum status st = changed(&r);
+    enum status st = changed(&r); /* reads every point's status (none is ours yet) */
     enum status run_st = loop(&r, only);
     if (!st) st = run_st;
     if (!st) st = changed(&r);
