@@ -165,9 +165,12 @@ struct sweep_result {
 };
 void sweep_read_result(const struct sweep_point *p, struct sweep_result *r);
 
-/* The point with the highest best_val_acc among the done ones (else the highest test_acc),
- * or -1. */
+/* The point with the highest best_val_acc among the done ones (else the highest test_acc;
+ * ties go to the earlier point), or -1. */
 long sweep_best(const struct sweep *sw);
+/* The same choice from results already read: res[i] is point i's (read for the done points
+ * at least). */
+long sweep_best_of(const struct sweep *sw, const struct sweep_result *res);
 
 const char *sweep_status_name(enum sweep_status st);
 

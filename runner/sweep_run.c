@@ -455,11 +455,14 @@ void sweep_print_table(const struct sweep *sw, FILE *out)
         }
     fprintf(out, "\n    %-*s  %-17s  %8s  %9s  %8s  %8s  %8s\n", w, "point", "status", "best_val",
             "final_val", "test", "time", "img/s");
-    long best = sweep_best(sw);
+    /* Each point's summary.json read once, for its row and the choice of the best. */
+    struct sweep_result *results = malloc((sw->npoints + 1) * sizeof *results);
+    if (!results) abort();
+    for (size_t i = 0; i < sw->npoints; i++) sweep_read_result(&sw->points[i], &results[i]);
+    long best = sweep_best_of(sw, results);
     for (size_t i = 0; i < sw->npoints; i++) {
         const struct sweep_point *p = &sw->points[i];
-        struct sweep_result res;
-        sweep_read_result(p, &res);
+        const struct sweep_result res = results[i];
         char status[32], clk[32];
         if (p->status == SWEEP_FAILED || p->status == SWEEP_INTERRUPTED)
             snprintf(status, sizeof status, "%s (%d)", sweep_status_name(p->status), p->exit_code);
@@ -477,13 +480,13 @@ void sweep_print_table(const struct sweep *sw, FILE *out)
         fputc('\n', out);
     }
     if (best >= 0) {
-        struct sweep_result res;
-        sweep_read_result(&sw->points[best], &res);
-        bool val = !isnan(res.best_val_acc);
+        const struct sweep_result *res = &results[best];
+        bool val = !isnan(res->best_val_acc);
         fprintf(out, "best: %s (%s %.4f): %s\n", sw->points[best].name,
-                val ? "best_val_acc" : "test_acc", val ? res.best_val_acc : res.test_acc,
+                val ? "best_val_acc" : "test_acc", val ? res->best_val_acc : res->test_acc,
                 sw->points[best].run_dir);
     }
+    free(results);
     fprintf(out, "table: %s/sweep.csv\n", sw->dir);
     char html[4200];
     snprintf(html, sizeof html, "%s/sweep.html", sw->dir);

@@ -114,19 +114,28 @@ void sweep_read_result(const struct sweep_point *p, struct sweep_result *r)
     free(text);
 }
 
-long sweep_best(const struct sweep *sw)
+long sweep_best_of(const struct sweep *sw, const struct sweep_result *res)
 {
     long best = -1;
     for (int pass = 0; pass < 2 && best < 0; pass++) {
         double top = -INFINITY;
         for (size_t i = 0; i < sw->npoints; i++) {
             if (sw->points[i].status != SWEEP_DONE) continue;
-            struct sweep_result r;
-            sweep_read_result(&sw->points[i], &r);
-            double v = pass == 0 ? r.best_val_acc : r.test_acc;
+            double v = pass == 0 ? res[i].best_val_acc : res[i].test_acc;
             if (!isnan(v) && v > top) top = v, best = (long)i;
         }
     }
+    return best;
+}
+
+long sweep_best(const struct sweep *sw)
+{
+    struct sweep_result *res = malloc((sw->npoints + 1) * sizeof *res);
+    if (!res) abort();
+    for (size_t i = 0; i < sw->npoints; i++)
+        if (sw->points[i].status == SWEEP_DONE) sweep_read_result(&sw->points[i], &res[i]);
+    long best = sweep_best_of(sw, res);
+    free(res);
     return best;
 }
 
