@@ -434,28 +434,49 @@ static const char *point_name(struct sweep *sw, size_t i, const char **values)
     }
 }
 
+struct entry {
+    const char *key, *value;
+};
+
+/* What every point file of a grid or random sweep shares, computed once per sweep. */
+struct point_files {
+    const char *dir;      /* the sweep directory, absolute */
+    const char *base_dir; /* the base experiment's folder, absolute */
+    struct entry *fixed;  /* the fixed key=value settings as point files write them */
+};
+
 /* The point file's value for key: v, or a relative path rewritten to name the same file
  * from the sweep directory (a key=value is relative to the base experiment's folder). */
-static const char *file_value(struct sweep *sw, const char *v, bool path)
+static const char *file_value(struct sweep *sw, const struct point_files *pf, const char *v,
+                              bool path)
 {
     if (!path || !relative_path_value(v)) return v;
     struct arena *a = &sw->arena;
     while (*v == ' ') v++;
-    const char *to = path_join(a, path_dirname(a, absolute(a, sw->base)), v);
+    const char *to = path_join(a, pf->base_dir, v);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f) abort();
-    write_yaml_string(f, relative(a, absolute(a, sw->dir), to));
+    write_yaml_string(f, relative(a, pf->dir, to));
     fclose(f);
     const char *out = arena_strdup(a, text);
     free(text);
     return out;
 }
 
-struct entry {
-    const char *key, *value;
-};
+/* The fixed key=value settings as entries of a point file. */
+static struct entry *fixed_entries(struct sweep *sw, const struct point_files *pf)
+{
+    struct arena *a = &sw->arena;
+    struct entry *e = arena_alloc(a, (sw->nfixed + 1) * sizeof *e);
+    for (size_t k = 0; k < sw->nfixed; k++) {
+        const char *eq = strchr(sw->fixed[k], '=');
+        const char *key = arena_strndup(a, sw->fixed[k], (size_t)(eq - sw->fixed[k]));
+        e[k] = (struct entry){key, file_value(sw, pf, eq + 1, key_is_path(key))};
+    }
+    return e;
+}
 
 /* Entries (their keys from offset off[i]) as nested block mappings. Keys are distinct and
  * none is inside another (keys_distinct), so a component is a leaf or a mapping throughout. */
@@ -490,7 +511,8 @@ static void write_level(FILE *f, const struct entry *e, size_t *idx, size_t n, s
 }
 
 /* The text of a point file: extends, then the point's values and the fixed ones. */
-static char *point_text(struct sweep *sw, const struct sweep_point *p)
+static char *point_text(struct sweep *sw, const struct point_files *pf,
+                        const struct sweep_point *p)
 {
     struct arena *a = &sw->arena;
     size_t n = sw->naxes + sw->nfixed;
@@ -499,12 +521,8 @@ static char *point_text(struct sweep *sw, const struct sweep_point *p)
     size_t *off = arena_alloc(a, (n + 1) * sizeof *off);
     for (size_t k = 0; k < sw->naxes; k++)
         e[k] = (struct entry){sw->axes[k].key,
-                              file_value(sw, p->values[k], sw->axes[k].path)};
-    for (size_t k = 0; k < sw->nfixed; k++) {
-        const char *eq = strchr(sw->fixed[k], '=');
-        const char *key = arena_strndup(a, sw->fixed[k], (size_t)(eq - sw->fixed[k]));
-        e[sw->naxes + k] = (struct entry){key, file_value(sw, eq + 1, key_is_path(key))};
-    }
+                              file_value(sw, pf, p->values[k], sw->axes[k].path)};
+    for (size_t k = 0; k < sw->nfixed; k++) e[sw->naxes + k] = pf->fixed[k];
     for (size_t k = 0; k < n; k++) idx[k] = k;
     char *text = NULL;
     size_t len = 0;
@@ -717,12 +735,17 @@ enum status sweep_expand(const struct sweep_request *rq, struct diag *d, struct 
                                hash);
         free(slug);
     }
-    if (sw->base)
-        sw->extends = relative(&sw->arena, absolute(&sw->arena, sw->dir),
-                               absolute(&sw->arena, sw->base));
+    struct point_files pf = {0};
+    if (sw->base) { /* grid and random */
+        const char *base = absolute(&sw->arena, sw->base);
+        pf.dir = absolute(&sw->arena, sw->dir);
+        pf.base_dir = path_dirname(&sw->arena, base);
+        sw->extends = relative(&sw->arena, pf.dir, base);
+        pf.fixed = fixed_entries(sw, &pf);
+    }
     for (size_t i = 0; i < sw->npoints; i++) {
         set_paths(sw, &sw->points[i]);
-        if (rq->mode != SWEEP_FILES) sw->points[i].text = point_text(sw, &sw->points[i]);
+        if (rq->mode != SWEEP_FILES) sw->points[i].text = point_text(sw, &pf, &sw->points[i]);
     }
     *out = sw;
     return STATUS_OK;
