@@ -239,12 +239,13 @@ local function counts_of(sweep)
   return c
 end
 
-local function counts_text(c)
+-- "N status" for each of the statuses (in that order) that some point has, joined by sep.
+local function counts_text(c, statuses, sep)
   local parts = {}
-  for _, st in ipairs({"done", "running", "pending", "interrupted", "failed"}) do
+  for _, st in ipairs(statuses) do
     if (c[st] or 0) > 0 then parts[#parts + 1] = string.format("%d %s", c[st], st) end
   end
-  return table.concat(parts, ", ")
+  return table.concat(parts, sep)
 end
 
 local function header(b, sweep, state, counts, has_vs, unfinished)
@@ -256,7 +257,8 @@ local function header(b, sweep, state, counts, has_vs, unfinished)
     title = sweep.name or "sweep",
     badge = {class = state, text = state == "finished" and "finished" or "in progress"},
     meta = {
-      {"points", string.format("%d (%s)", #sweep.points, counts_text(counts))},
+      {"points", string.format("%d (%s)", #sweep.points,
+        counts_text(counts, {"done", "running", "pending", "interrupted", "failed"}, ", "))},
       {"base", sweep.base},
       {"directory", sweep.dir},
     },
@@ -306,12 +308,9 @@ local function summary_section(b, sweep, facts, best, by, counts)
     page.card(b, "Best accuracy", fmt.MISSING, "when a point is done", {primary = true})
   end
   local n = #sweep.points
-  local rest = {}
-  for _, st in ipairs({"running", "pending", "interrupted", "failed"}) do
-    if counts[st] > 0 then rest[#rest + 1] = string.format("%d %s", counts[st], st) end
-  end
+  local rest = counts_text(counts, {"running", "pending", "interrupted", "failed"}, " \u{00b7} ")
   page.card(b, "Points done", string.format("%d / %d", counts.done, n),
-    #rest > 0 and table.concat(rest, " \u{00b7} ") or "all done",
+    rest ~= "" and rest or "all done",
     {progress = n > 0 and counts.done / n or nil})
   if by == "test_acc" then
     local h = best.p.history or {}
