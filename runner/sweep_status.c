@@ -241,9 +241,13 @@ static void write_report(const struct sweep *sw)
     struct hooks_sweep hs = {.name = slash && slash[1] ? slash + 1 : sw->dir, .dir = sw->dir,
                              .base = sw->base, .keys = keys, .nkeys = (int)sw->naxes,
                              .points = pts, .npoints = (int)n, .finished = finished};
-    const char *dirs[] = {path_dirname(&a, hook)};
+    /* require() loads from the hook's own folder, then the project's hooks/ (where lib/ is),
+     * as for the run hooks. */
+    struct spec_hook own = {.file = hook};
+    size_t ndirs;
+    const char **dirs = hooks_folders(&a, &own, 1, &ndirs);
     struct diag d = {.out = stderr};
-    if (hooks_sweep_report(hook, &hs, dirs, 1, &d))
+    if (hooks_sweep_report(hook, &hs, dirs, ndirs, &d))
         fprintf(stderr, "sweep: %s/sweep.html was not written (the error is above)\n", sw->dir);
     arena_free(&a);
 }

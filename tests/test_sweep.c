@@ -7,7 +7,8 @@
  * network on synthetic CIFAR-10 files, each run a second or so: a diverging point recorded
  * as failed while the others finish, sweep.csv, exit codes, a second run that skips the
  * finished point, resumes the interrupted one from its checkpoint and retries the failed one;
- * parallel points sharing the cores (and resumed sequentially); SIGINT; files mode; the
+ * parallel points sharing the cores (and resumed sequentially); SIGINT; files mode; a sweep
+ * report hook of one's own beside the base experiment (the project's hook library loads); the
  * Slurm script, and sbatch missing; scripts/sweep.sh.
  *
  *   test_sweep RUNNER SOURCE_DIR            the above, and scripts/sweep.sh
@@ -645,6 +646,38 @@ static void test_files(void **state)
     free(summary);
 }
 
+/* A sweep report hook of one's own, sweep_report.lua beside the base experiment outside
+ * hooks/, loads the project's hook library (require "lib.html", "lib.page") as the shipped
+ * one does: sweep.html is written. */
+static void test_own_report_hook(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir("own_hook", 0777), 0);
+    write_file("own_hook", "base.yaml", "extends: ../tiny.yaml\n");
+    write_file("own_hook", "sweep_report.lua",
+               "local html = require \"lib.html\"\n"
+               "local page = require \"lib.page\"\n"
+               "function on_sweep(sweep)\n"
+               "  local text = string.format(\"%d points, page.header %s\", #sweep.points,\n"
+               "    type(page.header))\n"
+               "  runner.write(\"sweep.html\", html.tag(\"p\", {id = \"own\"}, text))\n"
+               "end\n");
+    const char *files[] = {"own_hook/base.yaml"};
+    const char *grid[] = {"optimizer.lr=0.1,0.05"};
+    struct sweep_request rq = {.mode = SWEEP_GRID, .files = files, .nfiles = 1, .grid = grid,
+                               .ngrid = 1, .out = "own_hook_sweep"};
+    struct sweep *sw = expand_ok(&rq);
+    struct diag d = {.out = stderr};
+    assert_int_equal(sweep_write_files(sw, &d), STATUS_OK);
+    sweep_read_status(sw);
+    assert_int_equal(sweep_points_changed(sw, &d), STATUS_OK);
+    char *html = read_in(sw->dir, "sweep.html");
+    if (!html || strcmp(html, "<p id=\"own\">2 points, page.header function</p>"))
+        fail_msg("own_hook_sweep/sweep.html: %s", html ? html : "not written");
+    free(html);
+    sweep_free(sw);
+}
+
 /* --slurm --dry-run writes the job array's script; without sbatch, submitting fails (1). */
 static void test_slurm_script(void **state)
 {
@@ -872,6 +905,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_parallel),
         cmocka_unit_test(test_sigint),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_own_report_hook),
         cmocka_unit_test(test_slurm_script),
         cmocka_unit_test(test_shell_script),
     };
