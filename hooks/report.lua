@@ -39,10 +39,10 @@ local escape = html.escape
 local REFRESH_SECONDS = 30
 
 local SERIES = {
-  train = {colour = "#2f6db5", marker = "circle", label = "train"},
-  val = {colour = "#d9730d", marker = "square", dash = true, label = "validation"},
-  lr = {colour = "#3f8f5b", marker = "diamond", label = "learning rate"},
-  throughput = {colour = "#7a5195", marker = "circle", label = "img/s"},
+  train = {colour = colour.category(1), marker = "circle", label = "train"},
+  val = {colour = colour.category(2), marker = "square", dash = true, label = "validation"},
+  lr = {colour = colour.category(3), marker = "diamond", label = "learning rate"},
+  throughput = {colour = colour.category(4), marker = "circle", label = "img/s"},
   test = {colour = "#52606d"},
 }
 
