@@ -400,15 +400,18 @@ local function training_section(b, run, result, f)
   b:close("section")
 end
 
+-- The name of class i (1-based): run.classes[i], else per_class[i].class, else its index from 0.
+local function class_name(run, per_class, i)
+  return (run.classes and run.classes[i]) or (per_class[i] and per_class[i].class)
+    or tostring(i - 1)
+end
+
 local function confusion_section(b, run, result)
   local m = result.confusion or {}
   local n = #m
   if n == 0 then return end
   local names = {}
-  for i = 1, n do
-    names[i] = (run.classes and run.classes[i]) or (result.per_class[i] and
-      result.per_class[i].class) or tostring(i - 1)
-  end
+  for i = 1, n do names[i] = class_name(run, result.per_class, i) end
   local total, correct = 0, 0
   local row_sum = {}
   for t = 1, n do
@@ -503,8 +506,7 @@ local function per_class_section(b, run, result)
       if p ~= i and count > worst_count then worst, worst_count = p, count end
     end
     if worst then
-      local name = (run.classes and run.classes[worst]) or (rows[worst] and rows[worst].class)
-        or tostring(worst - 1)
+      local name = class_name(run, rows, worst)
       local share = (r.support and r.support > 0) and worst_count / r.support or nil
       b:open("td", {class = "text", ["data-value"] = worst_count}):text(name)
       b:tag("span", {class = "muted"}, string.format(" \u{00b7} %s (%s)",
