@@ -34,8 +34,6 @@ local svg = require "lib.svg"
 local fmt = require "lib.fmt"
 local colour = require "lib.colour"
 
-local escape = html.escape
-
 local REFRESH_SECONDS = 30
 
 local SERIES = {
