@@ -92,12 +92,6 @@ function Builder:text(value)
   return self
 end
 
--- b:rawf(fmt, ...): appends string.format(fmt, ...) as it is (format escaped values yourself).
-function Builder:rawf(fmt, ...)
-  self.parts[#self.parts + 1] = string.format(fmt, ...)
-  return self
-end
-
 -- b:open(name, attrs) / b:close(name): a start tag / an end tag.
 function Builder:open(name, attrs)
   self.parts[#self.parts + 1] = "<" .. name .. html.attrs(attrs) .. ">"
@@ -109,11 +103,8 @@ function Builder:close(name)
   return self
 end
 
--- b:void(name, attrs): an element without content or end tag (img, meta, br).
-function Builder:void(name, attrs)
-  self.parts[#self.parts + 1] = "<" .. name .. html.attrs(attrs) .. ">"
-  return self
-end
+-- b:void(name, attrs): an element without content or end tag (img, meta, br): its start tag.
+Builder.void = Builder.open
 
 -- b:tag(name, attrs, text): a whole element holding escaped text.
 function Builder:tag(name, attrs, text)
