@@ -129,21 +129,19 @@ function svg.log_ticks(lo, hi)
   return ticks, minor
 end
 
+local function log_format(v)
+  return string.format("%g", v)
+end
+
 -- svg.tick_format(step): a function writing tick values step apart with just enough decimals.
 function svg.tick_format(step)
   local decimals = math.max(0, -math.floor(math.log(step, 10) + 1e-9))
-  if decimals > 4 then
-    return function(v) return string.format("%g", v) end
-  end
+  if decimals > 4 then return log_format end
   local f = "%." .. decimals .. "f"
   return function(v)
     if math.abs(v) >= 1e6 then return string.format("%g", v) end
     return string.format(f, v)
   end
-end
-
-local function log_format(v)
-  return string.format("%g", v)
 end
 
 --------------------------------------------------------------------------------------------------
@@ -177,8 +175,6 @@ local function make_axis(values, o)
     if o.tight then
       local pad = (lhi - llo) * 0.03
       llo, lhi = llo - pad, lhi + pad
-    end
-    if o.tight then
       local a, b = 10 ^ llo * (1 - 1e-9), 10 ^ lhi * (1 + 1e-9)
       local function inside(list)
         local kept = {}
