@@ -82,13 +82,15 @@ function colour.luminance(hex)
   return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
 end
 
+local DARK_TEXT = "#1f2933"
+local DARK_LUMINANCE = colour.luminance(DARK_TEXT)
+
 -- colour.text_on(bg): white or near black, whichever contrasts more with hex bg.
 function colour.text_on(bg)
   local l = colour.luminance(bg)
-  local dark = colour.luminance("#1f2933")
   local contrast_white = 1.05 / (l + 0.05)
-  local contrast_dark = (l + 0.05) / (dark + 0.05)
-  return contrast_white > contrast_dark and "#ffffff" or "#1f2933"
+  local contrast_dark = (l + 0.05) / (DARK_LUMINANCE + 0.05)
+  return contrast_white > contrast_dark and "#ffffff" or DARK_TEXT
 end
 
 return colour
