@@ -296,9 +296,10 @@ struct json *json_parse(struct json_parser *p)
     struct json *root = json_value(p, 0);
     json_ws(p);
     if (root && p->pos < p->len) {
-        static const char *const noun[] = {"object", "array", "string", "integer", "number",
-                                           "boolean", "null"};
-        json_fail(p, p->pos, "unexpected data after %s's %s", input_name(p), noun[root->kind]);
+        /* json_describe's words without the article: "an object" -> "object", "null" */
+        const char *noun = json_describe(root), *space = strchr(noun, ' ');
+        if (space) noun = space + 1;
+        json_fail(p, p->pos, "unexpected data after %s's %s", input_name(p), noun);
     }
     return p->failed ? NULL : root;
 }
