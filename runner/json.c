@@ -189,9 +189,9 @@ static bool json_number(struct json_parser *p, struct json *v)
         else n = n * 10 + (uint64_t)(c - '0');
     }
     if (!p->full) {
+        if (too_large) return json_fail(p, v->at, "integer too large");
         if (c == '.' || c == 'e' || c == 'E')
             return json_fail(p, v->at, "only integers are allowed, not fractions or exponents");
-        if (too_large) return json_fail(p, v->at, "integer too large");
     }
     bool real = too_large;
     if (c == '.') {

@@ -653,6 +653,8 @@ static const struct bad_case bad_cases[] = {
      {"at byte 16 of the header: nested deeper than 16 levels"}},
     {"json_huge_integer", T_A("F32", "[99999999999999999999]", "[0,8]"), 8, NULL, 0,
      {"integer too large"}},
+    {"json_huge_fraction", T_A("F32", "[99999999999999999999.5]", "[0,8]"), 8, NULL, 0,
+     {"at byte 29 of the header: integer too large"}},
     {"header_not_object", "[1]", 0, NULL, 0, {"the header must be a JSON object, got an array"}},
     {"tensor_not_object", "{\"a\":[1]}", 0, NULL, 0,
      {"tensor 'a': expected an object with dtype, shape and data_offsets, got an array"}},
