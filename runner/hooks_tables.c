@@ -97,9 +97,10 @@ static bool read_history(struct reader *r)
     if (!read_file(r, "metrics.jsonl", &text)) return false;
     if (!text) return true;
     char *p = (char *)text, *line;
-    size_t cap = 16, len = strlen(text);
+    size_t len = strlen(text), nlines = 1;
     bool open_end = len && text[len - 1] != '\n'; /* the last line is not finished */
-    r->f->history = arena_alloc(&r->f->arena, cap * sizeof *r->f->history);
+    for (const char *c = text; *c; c++) nlines += *c == '\n';
+    r->f->history = arena_alloc(&r->f->arena, nlines * sizeof *r->f->history);
     for (int ln = 1; (line = next_line(&p)); ln++) {
         if (!line[strspn(line, " \t")]) continue;
         struct json_parser jp = {.arena = &r->f->arena, .s = (const unsigned char *)line,
@@ -110,11 +111,6 @@ static bool read_history(struct reader *r)
         if (v->kind != JSON_OBJECT)
             return fail(r, "%s/metrics.jsonl:%d: expected an object, got %s", r->dir, ln,
                         json_describe(v));
-        if (r->f->nhistory == cap) {
-            const struct json **grown = arena_alloc(&r->f->arena, 2 * cap * sizeof *grown);
-            memcpy(grown, r->f->history, cap * sizeof *grown);
-            r->f->history = grown, cap *= 2;
-        }
         r->f->history[r->f->nhistory++] = v;
     }
     return true;
