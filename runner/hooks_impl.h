@@ -86,18 +86,6 @@ bool hooks_run_protected(struct hooks *h, struct hook *k, lua_CFunction f, void 
  * and takes out or wraps everything else (hooks.h, README.md). */
 int hooks_sandbox_open(lua_State *L);
 
-enum hooks_access { HOOKS_READ, HOOKS_WRITE };
-
-/*
- * Resolves path as the sandbox sees it (relative to the run directory) into out: for
- * reading, the real path, which must lie inside one of h->roots; for writing, the real path
- * of its folder, inside the run directory, plus a final component that is a plain name, not
- * an existing symbolic link and not one of the runner's own files. False with the reason in
- * why (starting with path) when refused or when the folder does not exist.
- */
-bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_access how,
-                        char *out, size_t size, char *why, size_t why_size);
-
 /* ---------------------------------------------------------------------------------------- */
 /* hooks_tables.c */
 
@@ -145,7 +133,6 @@ void hooks_files_free(struct hooks_files *f);
 
 /* Push one value each (need 8 free stack slots; may raise Lua errors, so call them from a
  * protected C function). */
-void hooks_push_node(lua_State *L, const struct node *n);
 void hooks_push_json(lua_State *L, const struct json *v);      /* null: nil */
 void hooks_push_history(lua_State *L, const struct hooks_files *f); /* run.history */
 void hooks_push_run(lua_State *L, const struct hooks_files *f, const struct hooks_info *info,

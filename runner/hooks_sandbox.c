@@ -39,6 +39,8 @@ const struct hooks_own hooks_own_sweep = {.files = sweep_files, .suffixes = swee
                                           .dirs = sweep_dirs, .what = "the sweep's",
                                           .root = "the sweep directory"};
 
+enum hooks_access { HOOKS_READ, HOOKS_WRITE };
+
 static bool inside(const char *path, const char *root)
 {
     size_t n = strlen(root);
@@ -99,8 +101,15 @@ static bool refuse(char *why, size_t size, const char *path, const char *fmt, co
     return false;
 }
 
-bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_access how,
-                        char *out, size_t size, char *why, size_t why_size)
+/*
+ * Resolves path as the sandbox sees it (relative to the run directory) into out: for
+ * reading, the real path, which must lie inside one of h->roots; for writing, the real path
+ * of its folder, inside the run directory, plus a final component that is a plain name, not
+ * an existing symbolic link and not one of the runner's own files. False with the reason in
+ * why (starting with path) when refused or when the folder does not exist.
+ */
+static bool hooks_path_resolve(const struct hooks *h, const char *path, enum hooks_access how,
+                               char *out, size_t size, char *why, size_t why_size)
 {
     char full[PATH_MAX + 256], parent[PATH_MAX + 256], real[PATH_MAX], root[PATH_MAX + 64];
     const char *refused = how == HOOKS_WRITE

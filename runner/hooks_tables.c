@@ -306,7 +306,9 @@ static bool push_scalar(lua_State *L, const struct node *n)
     return true;
 }
 
-void hooks_push_node(lua_State *L, const struct node *n)
+/* Pushes n as Lua reads it: a map or sequence as a table (null items left out), a scalar as
+ * push_scalar types it (null: nil), no node (NULL) as an empty table. */
+static void hooks_push_node(lua_State *L, const struct node *n)
 {
     luaL_checkstack(L, 4, "configuration nested too deeply");
     if (!n) {
