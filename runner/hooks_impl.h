@@ -131,6 +131,13 @@ bool hooks_files_read_metrics(struct hooks_files *f, const char *dir, char *err,
                               size_t err_size);
 void hooks_files_free(struct hooks_files *f);
 
+/* Whether s is a whole base-10 integer that strtoll reads without overflow; its value in *out. */
+bool hooks_parse_int(const char *s, int64_t *out);
+
+/* Sets field key of the table on top of the stack to the string value; nothing when value is
+ * NULL (may raise Lua errors, as the push functions below). */
+void hooks_set_string(lua_State *L, const char *key, const char *value);
+
 /* Push one value each (need 8 free stack slots; may raise Lua errors, so call them from a
  * protected C function). */
 void hooks_push_json(lua_State *L, const struct json *v);      /* null: nil */

@@ -5,7 +5,6 @@
  * hooks_tables.c's readers, and calls on_sweep(sweep) with the table hooks/README.md
  * describes. Covered by tests/test_sweep_report.c.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,25 +30,14 @@ struct sweep_call {
 /* ---------------------------------------------------------------------------------------- */
 /* The table */
 
-static void set_string(lua_State *L, const char *key, const char *value)
-{
-    if (!value) return;
-    lua_pushstring(L, value);
-    lua_setfield(L, -2, key);
-}
-
 /* A value as typed: an integer or a number when it reads as one (as a YAML plain scalar
  * does: "20", "3e-4", "0.5"), else the text. */
 static void push_typed(lua_State *L, const char *text)
 {
-    if (node_text_is_int(text)) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(text, &end, 10);
-        if (!errno && !*end) {
-            lua_pushinteger(L, (lua_Integer)v);
-            return;
-        }
+    int64_t i;
+    if (node_text_is_int(text) && hooks_parse_int(text, &i)) {
+        lua_pushinteger(L, (lua_Integer)i);
+        return;
     }
     if (node_text_is_int(text) || node_text_is_float(text)) {
         double x = strtod(text, NULL);
@@ -65,11 +53,11 @@ static void push_point(lua_State *L, const struct hooks_sweep *sw,
                        const struct hooks_sweep_point *p, const struct point_files *pf)
 {
     lua_createtable(L, 0, 10);
-    set_string(L, "name", p->name);
-    set_string(L, "status", p->status);
-    set_string(L, "run_dir", p->run_dir);
-    set_string(L, "log", p->log);
-    set_string(L, "error", pf->error);
+    hooks_set_string(L, "name", p->name);
+    hooks_set_string(L, "status", p->status);
+    hooks_set_string(L, "run_dir", p->run_dir);
+    hooks_set_string(L, "log", p->log);
+    hooks_set_string(L, "error", pf->error);
     for (int typed = 1; typed >= 0; typed--) {
         lua_createtable(L, 0, sw->nkeys > 0 ? sw->nkeys : 0);
         for (int k = 0; p->values && k < sw->nkeys; k++) {
@@ -93,9 +81,9 @@ static void push_sweep(lua_State *L, const struct sweep_call *c)
     const struct hooks_sweep *sw = c->sw;
     int nkeys = sw->nkeys > 0 ? sw->nkeys : 0, npoints = sw->npoints > 0 ? sw->npoints : 0;
     lua_createtable(L, 0, 6);
-    set_string(L, "name", sw->name);
-    set_string(L, "dir", c->dir);
-    set_string(L, "base", sw->base);
+    hooks_set_string(L, "name", sw->name);
+    hooks_set_string(L, "dir", c->dir);
+    hooks_set_string(L, "base", sw->base);
     lua_pushboolean(L, sw->finished);
     lua_setfield(L, -2, "finished");
     lua_createtable(L, nkeys, 0);

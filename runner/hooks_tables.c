@@ -75,7 +75,7 @@ static size_t split(char *line, char **field, size_t max)
     return n;
 }
 
-static bool parse_int(const char *s, int64_t *out)
+bool hooks_parse_int(const char *s, int64_t *out)
 {
     char *end;
     errno = 0;
@@ -190,7 +190,7 @@ static bool read_confusion(struct reader *r)
         if (split(line, field, k + 2) != k + 1)
             return fail(r, "%s/confusion_matrix.csv:%d: expected %zu fields", r->dir, ln, k + 1);
         for (size_t j = 0; j < k; j++)
-            if (!parse_int(field[j + 1], &f->confusion[row * k + j]))
+            if (!hooks_parse_int(field[j + 1], &f->confusion[row * k + j]))
                 return fail(r, "%s/confusion_matrix.csv:%d: field %zu must be an integer, "
                             "got \"%s\"", r->dir, ln, j + 2, field[j + 1]);
         row++;
@@ -212,7 +212,7 @@ static bool read_per_class(struct reader *r)
         struct hooks_per_class *pc = &f->per_class[i];
         pc->name = c[0];
         if (!parse_num(c[1], &pc->precision) || !parse_num(c[2], &pc->recall) ||
-            !parse_num(c[3], &pc->f1) || !parse_int(c[4], &pc->support))
+            !parse_num(c[3], &pc->f1) || !hooks_parse_int(c[4], &pc->support))
             return fail(r, "%s/per_class.csv: class '%s': precision, recall and f1 must be "
                         "numbers and support an integer", r->dir, c[0]);
     }
@@ -231,7 +231,7 @@ static bool read_samples(struct reader *r)
     for (size_t i = 0; i < n; i++, c += 5) {
         struct hooks_sample *s = &f->samples[i];
         *s = (struct hooks_sample){.file = c[0], .true_label = c[2], .predicted = c[3]};
-        if (!parse_int(c[1], &s->index) || !parse_num(c[4], &s->confidence))
+        if (!hooks_parse_int(c[1], &s->index) || !parse_num(c[4], &s->confidence))
             return fail(r, "%s/samples/index.csv: '%s': index must be an integer and "
                         "confidence a number", r->dir, c[0]);
     }
@@ -293,7 +293,7 @@ static bool push_scalar(lua_State *L, const struct node *n)
             return true;
         }
         int64_t i;
-        if (node_text_is_int(n->text) && parse_int(n->text, &i)) {
+        if (node_text_is_int(n->text) && hooks_parse_int(n->text, &i)) {
             lua_pushinteger(L, (lua_Integer)i);
             return true;
         }
@@ -352,7 +352,7 @@ void hooks_push_json(lua_State *L, const struct json *v)
     }
 }
 
-static void set_string(lua_State *L, const char *key, const char *value)
+void hooks_set_string(lua_State *L, const char *key, const char *value)
 {
     if (!value) return;
     lua_pushstring(L, value);
@@ -382,19 +382,19 @@ void hooks_push_run(lua_State *L, const struct hooks_files *f, const struct hook
                     const char *dir, const struct node *args)
 {
     lua_createtable(L, 0, 12);
-    set_string(L, "name", info->name);
-    set_string(L, "dir", dir);
+    hooks_set_string(L, "name", info->name);
+    hooks_set_string(L, "dir", dir);
     hooks_push_node(L, f->config);
     lua_setfield(L, -2, "config");
-    set_string(L, "config_text", f->config_text ? f->config_text : "");
+    hooks_set_string(L, "config_text", f->config_text ? f->config_text : "");
     if (info->classes)
         set_strings(L, "classes", info->classes, info->nclasses > 0 ? (size_t)info->nclasses : 0);
     else
         set_strings(L, "classes", f->classes, f->nconfusion);
-    set_string(L, "device", info->device);
-    set_string(L, "precision", info->precision);
-    set_string(L, "commit", info->commit);
-    set_string(L, "started", info->started);
+    hooks_set_string(L, "device", info->device);
+    hooks_set_string(L, "precision", info->precision);
+    hooks_set_string(L, "commit", info->commit);
+    hooks_set_string(L, "started", info->started);
     lua_pushinteger(L, (lua_Integer)info->epochs);
     lua_setfield(L, -2, "epochs");
     hooks_push_history(L, f);
@@ -441,7 +441,7 @@ void hooks_push_result(lua_State *L, const struct hooks_files *f, const char *st
     for (size_t i = 0; i < f->nper_class; i++) {
         const struct hooks_per_class *pc = &f->per_class[i];
         lua_createtable(L, 0, 5);
-        set_string(L, "class", pc->name);
+        hooks_set_string(L, "class", pc->name);
         set_number(L, "precision", pc->precision);
         set_number(L, "recall", pc->recall);
         set_number(L, "f1", pc->f1);
@@ -459,13 +459,13 @@ void hooks_push_result(lua_State *L, const struct hooks_files *f, const char *st
         lua_setfield(L, -2, "file");
         lua_pushinteger(L, (lua_Integer)s->index);
         lua_setfield(L, -2, "index");
-        set_string(L, "true_label", s->true_label);
-        set_string(L, "predicted", s->predicted);
+        hooks_set_string(L, "true_label", s->true_label);
+        hooks_set_string(L, "predicted", s->predicted);
         set_number(L, "confidence", s->confidence);
         lua_pushboolean(L, strcmp(s->true_label, s->predicted) == 0);
         lua_setfield(L, -2, "correct");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "samples");
-    set_string(L, "stopped", stopped);
+    hooks_set_string(L, "stopped", stopped);
 }
