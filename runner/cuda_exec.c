@@ -541,7 +541,7 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
         launched(c, gpu_relu_backward(c->t, a0, a1, a2, s->n, c->stream), s, "gpu_relu_backward");
         break;
     case GPU_OP_ADD:
-        launched(c, gpu_add(c->t, a0, a1, a2, s->n, false, c->stream), s, "gpu_add");
+        launched(c, gpu_add(c->t, a0, a1, a2, s->n, c->stream), s, "gpu_add");
         break;
     case GPU_OP_COPY:
         CU(c, cudaMemcpyAsync(a1, a0, (size_t)s->n * elt, cudaMemcpyDeviceToDevice, c->stream));

@@ -491,78 +491,61 @@ extern "C" cudaError_t gpu_bn_backward(enum gpu_dtype t, const void *x, const vo
 /* Pointwise */
 
 enum pw_op {
-    PW_RELU,     /* y = relu(a) */
-    PW_MASK,     /* y = a > 0 ? b : 0, and y2 the same when not NULL */
-    PW_ADD,      /* y = a + b (b NULL: 0) */
-    PW_ADD_RELU, /* y = relu(a + b) */
+    PW_RELU, /* y = relu(a) */
+    PW_MASK, /* y = a > 0 ? b : 0 */
+    PW_ADD,  /* y = a + b (b NULL: 0) */
 };
 
 template <typename T, int OP>
-__global__ void pointwise_kernel(const T *a, const T *b, T *y, T *y2, int64_t n)
+__global__ void pointwise_kernel(const T *a, const T *b, T *y, int64_t n)
 { // all (n)
     FLAT_LOOP(i, n) {
         float v;
-        if (OP == PW_RELU) {
+        if (OP == PW_RELU)
             v = gpu_relu_element(gpu_f32(a[i]));
-        } else if (OP == PW_MASK) {
+        else if (OP == PW_MASK)
             v = gpu_f32(a[i]) > 0 ? gpu_f32(b[i]) : 0.0f;
-            if (y2) y2[i] = gpu_to<T>(v);
-        } else {
+        else
             v = gpu_f32(a[i]) + (b ? gpu_f32(b[i]) : 0.0f);
-            if (OP == PW_ADD_RELU) v = gpu_relu_element(v);
-        }
         y[i] = gpu_to<T>(v);
     }
 }
 
 template <int OP>
-static cudaError_t pointwise(enum gpu_dtype t, const void *a, const void *b, void *y, void *y2,
-                             int64_t n, cudaStream_t s)
+static cudaError_t pointwise(enum gpu_dtype t, const void *a, const void *b, void *y, int64_t n,
+                             cudaStream_t s)
 {
     if (n <= 0) return cudaGetLastError();
     return gpu_by_type(t, [&](auto zero) {
         using T = decltype(zero);
-        pointwise_kernel<T, OP><<<flat_blocks(n), THREADS, 0, s>>>(
-            (const T *)a, (const T *)b, (T *)y, (T *)y2, n);
+        pointwise_kernel<T, OP><<<flat_blocks(n), THREADS, 0, s>>>((const T *)a, (const T *)b,
+                                                                   (T *)y, n);
         return cudaGetLastError();
     });
-}
-
-extern "C" cudaError_t gpu_add_relu_inplace(enum gpu_dtype t, void *y, const void *z, int64_t n,
-                                            cudaStream_t s)
-{
-    return pointwise<PW_ADD_RELU>(t, y, z, y, NULL, n, s);
-}
-
-extern "C" cudaError_t gpu_relu_mask_inplace(enum gpu_dtype t, const void *y, void *dy, void *dz,
-                                             int64_t n, cudaStream_t s)
-{
-    return pointwise<PW_MASK>(t, y, dy, dy, dz, n, s);
 }
 
 extern "C" cudaError_t gpu_relu(enum gpu_dtype t, const void *x, void *y, int64_t n,
                                 cudaStream_t s)
 {
-    return pointwise<PW_RELU>(t, x, NULL, y, NULL, n, s);
+    return pointwise<PW_RELU>(t, x, NULL, y, n, s);
 }
 
 extern "C" cudaError_t gpu_relu_backward(enum gpu_dtype t, const void *y, const void *dy,
                                          void *dx, int64_t n, cudaStream_t s)
 {
-    return pointwise<PW_MASK>(t, y, dy, dx, NULL, n, s);
+    return pointwise<PW_MASK>(t, y, dy, dx, n, s);
 }
 
 extern "C" cudaError_t gpu_add(enum gpu_dtype t, const void *a, const void *b, void *y,
-                               int64_t n, bool relu, cudaStream_t s)
+                               int64_t n, cudaStream_t s)
 {
-    return relu ? pointwise<PW_ADD_RELU>(t, a, b, y, NULL, n, s)
-                : pointwise<PW_ADD>(t, a, b, y, NULL, n, s);
+    return pointwise<PW_ADD>(t, a, b, y, n, s);
 }
 
 extern "C" cudaError_t gpu_accumulate(enum gpu_dtype t, void *y, const void *x, int64_t n,
                                       cudaStream_t s)
 {
-    return pointwise<PW_ADD>(t, y, x, y, NULL, n, s);
+    return pointwise<PW_ADD>(t, y, x, y, n, s);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -102,19 +102,12 @@ cudaError_t gpu_bn_backward(enum gpu_dtype t, const void *x, const void *y, cons
                             int64_t m, int c, const float *mean, const float *invstd,
                             const float *gamma, bool relu, float *dgamma, float *dbeta,
                             void *dx, void *dz, void *work, cudaStream_t s);
-/* Only the relu and add parts, for cuDNN's own batchnorm: y = relu(y + z) in place (z may be
- * NULL); and backward: dy = dy where y > 0 else 0, in place, copied to dz when not NULL. */
-cudaError_t gpu_add_relu_inplace(enum gpu_dtype t, void *y, const void *z, int64_t n,
-                                 cudaStream_t s);
-cudaError_t gpu_relu_mask_inplace(enum gpu_dtype t, const void *y, void *dy, void *dz,
-                                  int64_t n, cudaStream_t s);
-
-/* Pointwise. y = max(x, 0); dx = y > 0 ? dy : 0; y = a + b (then relu); y += x. */
+/* Pointwise. y = max(x, 0); dx = y > 0 ? dy : 0; y = a + b; y += x. */
 cudaError_t gpu_relu(enum gpu_dtype t, const void *x, void *y, int64_t n, cudaStream_t s);
 cudaError_t gpu_relu_backward(enum gpu_dtype t, const void *y, const void *dy, void *dx,
                               int64_t n, cudaStream_t s);
 cudaError_t gpu_add(enum gpu_dtype t, const void *a, const void *b, void *y, int64_t n,
-                    bool relu, cudaStream_t s);
+                    cudaStream_t s);
 cudaError_t gpu_accumulate(enum gpu_dtype t, void *y, const void *x, int64_t n, cudaStream_t s);
 
 /* Global average pooling: x (n, hw, c) T into y (n, c) T (mean in fp32); backward spreads
