@@ -307,10 +307,8 @@ static int begin_grad(struct builder *b, int in, int64_t n, bool native, bool *a
     if (in == GRAPH_INPUT && !gp->cfg.input_grad) return -1;
     if (pl->grad < 0) {
         pl->grad = new_buf(gp, GPU_BUF_ACT, n);
-        pl->contribs = 1;
         return pl->grad;
     }
-    pl->contribs++;
     if (native) {
         *accumulate = true;
         return pl->grad;
@@ -334,12 +332,11 @@ static void pass_grad(struct builder *b, int in, int dy, int64_t n)
     struct gpu_layer *pl = &gp->layers[slot(b, in)];
     if (in == GRAPH_INPUT && !gp->cfg.input_grad) return;
     if (pl->grad < 0 && b->consumers[slot(b, in)] == 1) {
-        pl->grad = dy, pl->contribs = 1;
+        pl->grad = dy;
         return;
     }
     bool first = pl->grad < 0;
     if (first) pl->grad = new_buf(gp, GPU_BUF_ACT, n);
-    pl->contribs++;
     struct gpu_step *s = add_step(gp, GPU_PROG_BWD, first ? GPU_OP_COPY : GPU_OP_ACCUM, -1);
     s->args[0] = dy, s->args[1] = pl->grad, s->n = n;
 }
@@ -349,7 +346,6 @@ static void backward(struct builder *b)
     struct gpu_plan *gp = b->gp;
     const struct graph *g = b->g;
     gp->layers[g->output].grad = gp->dlogits;
-    gp->layers[g->output].contribs = 1;
     for (size_t k = g->nlayers; k-- > 0;) {
         const struct graph_layer *l = &g->layers[k];
         struct gpu_layer *gl = &gp->layers[k];
@@ -446,15 +442,10 @@ void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg, st
     b.tail = calloc(n, sizeof *b.tail);
     gp->layers = calloc(n, sizeof *gp->layers);
     if (!b.consumers || !b.head || !b.z || !b.tail || !gp->layers) abort();
-    for (size_t i = 0; i < n; i++) gp->layers[i] = (struct gpu_layer){-1, -1, 0, -1, 0};
+    for (size_t i = 0; i < n; i++) gp->layers[i] = (struct gpu_layer){-1, -1};
     count_consumers(&b);
     find_fusions(&b);
-    for (size_t i = 0; i < g->nlayers; i++) {
-        gp->layers[i].fused_into = b.head[i] >= 0 && b.tail[b.head[i]] != (int)i ? b.head[i] : -1;
-        gp->layers[i].cpad = g->layers[i].out.rank ? g->layers[i].out.d[0] : 1;
-    }
     gp->in_cpad = input_channels(&b);
-    gp->layers[g->nlayers].cpad = gp->in_cpad;
     const struct shape *os = &g->layers[g->output].out;
     gp->classes = shape_numel(os);
     int64_t per_image = shape_numel(&g->input) / (g->input.rank ? g->input.d[0] : 1);

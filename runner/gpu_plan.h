@@ -105,11 +105,8 @@ struct gpu_tensor {
 };
 
 struct gpu_layer {
-    int out;        /* buffer of its output (shared by a fused group), -1: none */
-    int grad;       /* buffer of its output's gradient, -1: not yet written */
-    int contribs;   /* gradient contributions planned so far */
-    int fused_into; /* a layer done by another's kernel (the batchnorm's), else -1 */
-    int64_t cpad;   /* channels of its output as stored (the input's: padded) */
+    int out;  /* buffer of its output (shared by a fused group), -1: none */
+    int grad; /* buffer of its output's gradient, -1: not yet written */
 };
 
 struct gpu_plan_config {
