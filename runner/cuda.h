@@ -123,7 +123,6 @@ struct cuda {
     bool checked;       /* gpu_grad_check ran since the backward pass */
     float held_scale;   /* fp16: the loss scale while gradients from a given dy (scale 1) are
                            in the arenas; 0: none held */
-    double smoothing;
 
     /* CUDA graphs: the training step (index: soft targets + 2 x from_dataset) and the
      * evaluation. */

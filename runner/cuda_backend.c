@@ -757,7 +757,6 @@ static bool same_graph(const struct plan_step *a, const struct plan_step *b)
 {
     struct plan_step x = *a, y = *b;
     x.sgd_o.lr = y.sgd_o.lr = x.adam_o.lr = y.adam_o.lr = 0;
-    x.t = y.t = 0;
     return x.smoothing == y.smoothing && x.sgd == y.sgd && x.clip_grad_norm == y.clip_grad_norm &&
            x.ema_slot == y.ema_slot && x.ema_decay == y.ema_decay &&
            memcmp(&x.sgd_o, &y.sgd_o, sizeof x.sgd_o) == 0 &&
