@@ -27,8 +27,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Launch shapes */
 
-#define THREADS 256       /* flat kernels */
-#define MAX_BLOCKS 8192   /* flat kernels loop over the rest */
 #define CR_X 32           /* channel-row blocks: channels */
 #define CR_Y 8            /* and rows */
 #define CR_BLOCKS 8192    /* channel-row blocks over a whole tensor, at most */
@@ -36,12 +34,6 @@
 #define SPLIT_MIN_ROWS 64 /* rows of a chunk, at least (8 per thread) */
 #define SPLIT_MAX 1024    /* chunks, at most */
 #define XENT_THREADS 1024 /* the loss: one block, a warp per row */
-
-static unsigned flat_blocks(int64_t n)
-{
-    int64_t b = (n + THREADS - 1) / THREADS;
-    return (unsigned)(b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : b);
-}
 
 /* Blocks over rows x c: 32-channel groups across, rows looped over by the y blocks. */
 static dim3 cr_grid(int64_t rows, int c)
@@ -120,9 +112,6 @@ struct merge_moments {
     }
 };
 
-#define FLAT_LOOP(i, n)                                                                        \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                  \
-         i += (int64_t)gridDim.x * blockDim.x)
 #define ROW_LOOP(r, m)                                                                         \
     for (int64_t r = (int64_t)blockIdx.y * CR_Y + threadIdx.y; r < (m);                        \
          r += (int64_t)gridDim.y * CR_Y)
@@ -133,7 +122,7 @@ struct merge_moments {
 template <typename D, typename S>
 __global__ void convert_kernel(D *dst, const S *src, int64_t n) // dst, src: (n)
 {
-    FLAT_LOOP(i, n) dst[i] = gpu_to<D>(gpu_f32(src[i]));
+    GPU_FLAT_LOOP(i, n) dst[i] = gpu_to<D>(gpu_f32(src[i]));
 }
 
 extern "C" cudaError_t gpu_convert(enum gpu_dtype to, void *dst, enum gpu_dtype from,
@@ -144,7 +133,8 @@ extern "C" cudaError_t gpu_convert(enum gpu_dtype to, void *dst, enum gpu_dtype 
         return gpu_by_type(from, [&](auto f) {
             using D = decltype(d);
             using S = decltype(f);
-            convert_kernel<D, S><<<flat_blocks(n), THREADS, 0, s>>>((D *)dst, (const S *)src, n);
+            convert_kernel<D, S><<<gpu_flat_blocks(n), GPU_THREADS, 0, s>>>(
+                (D *)dst, (const S *)src, n);
             return cudaGetLastError();
         });
     });
@@ -153,7 +143,7 @@ extern "C" cudaError_t gpu_convert(enum gpu_dtype to, void *dst, enum gpu_dtype 
 template <typename T>
 __global__ void pack_kernel(T *y, const float *x, int64_t total, int c, int64_t hw, int cpad)
 { // y (n, hw, cpad), x (n, c, hw); total = n hw cpad
-    FLAT_LOOP(i, total) {
+    GPU_FLAT_LOOP(i, total) {
         int64_t j = gpu_pack_src(i, c, hw, cpad);
         y[i] = gpu_to<T>(j < 0 ? 0.0f : x[j]);
     }
@@ -162,7 +152,7 @@ __global__ void pack_kernel(T *y, const float *x, int64_t total, int c, int64_t 
 template <typename T>
 __global__ void unpack_kernel(float *y, const T *x, int64_t total, int c, int64_t hw, int cpad)
 { // y (n, c, hw), x (n, hw, cpad); total = n c hw
-    FLAT_LOOP(j, total) y[j] = gpu_f32(x[gpu_unpack_src(j, c, hw, cpad)]);
+    GPU_FLAT_LOOP(j, total) y[j] = gpu_f32(x[gpu_unpack_src(j, c, hw, cpad)]);
 }
 
 extern "C" cudaError_t gpu_pack_nchw(enum gpu_dtype t, void *y, const float *x, int64_t n,
@@ -172,7 +162,8 @@ extern "C" cudaError_t gpu_pack_nchw(enum gpu_dtype t, void *y, const float *x, 
     if (total <= 0) return cudaGetLastError();
     return gpu_by_type(t, [&](auto z) {
         using T = decltype(z);
-        pack_kernel<T><<<flat_blocks(total), THREADS, 0, s>>>((T *)y, x, total, c, hw, cpad);
+        pack_kernel<T><<<gpu_flat_blocks(total), GPU_THREADS, 0, s>>>((T *)y, x, total, c, hw,
+                                                                      cpad);
         return cudaGetLastError();
     });
 }
@@ -184,8 +175,8 @@ extern "C" cudaError_t gpu_unpack_nhwc(float *y, enum gpu_dtype t, const void *x
     if (total <= 0) return cudaGetLastError();
     return gpu_by_type(t, [&](auto z) {
         using T = decltype(z);
-        unpack_kernel<T><<<flat_blocks(total), THREADS, 0, s>>>(y, (const T *)x, total, c, hw,
-                                                                cpad);
+        unpack_kernel<T><<<gpu_flat_blocks(total), GPU_THREADS, 0, s>>>(y, (const T *)x, total,
+                                                                        c, hw, cpad);
         return cudaGetLastError();
     });
 }
@@ -499,7 +490,7 @@ enum pw_op {
 template <typename T, int OP>
 __global__ void pointwise_kernel(const T *a, const T *b, T *y, int64_t n)
 { // all (n)
-    FLAT_LOOP(i, n) {
+    GPU_FLAT_LOOP(i, n) {
         float v;
         if (OP == PW_RELU)
             v = gpu_relu_element(gpu_f32(a[i]));
@@ -518,8 +509,8 @@ static cudaError_t pointwise(enum gpu_dtype t, const void *a, const void *b, voi
     if (n <= 0) return cudaGetLastError();
     return gpu_by_type(t, [&](auto zero) {
         using T = decltype(zero);
-        pointwise_kernel<T, OP><<<flat_blocks(n), THREADS, 0, s>>>((const T *)a, (const T *)b,
-                                                                   (T *)y, n);
+        pointwise_kernel<T, OP><<<gpu_flat_blocks(n), GPU_THREADS, 0, s>>>(
+            (const T *)a, (const T *)b, (T *)y, n);
         return cudaGetLastError();
     });
 }
@@ -608,7 +599,7 @@ __global__ void dropout_kernel(const T *x, T *y, uint8_t *mask, int64_t n, uint6
                                float scale, const gpu_step_in *in)
 { // x, y, mask: (n)
     uint64_t key = in->dropout_key;
-    FLAT_LOOP(i, n) {
+    GPU_FLAT_LOOP(i, n) {
         bool keep = gpu_dropout_keep(key, i, threshold);
         mask[i] = keep;
         y[i] = gpu_to<T>(keep ? gpu_f32(x[i]) * scale : 0.0f);
@@ -619,7 +610,7 @@ template <typename T>
 __global__ void dropout_bwd_kernel(const T *dy, T *dx, const uint8_t *mask, int64_t n,
                                    float scale)
 { // dy, dx, mask: (n)
-    FLAT_LOOP(i, n) dx[i] = gpu_to<T>(mask[i] ? gpu_f32(dy[i]) * scale : 0.0f);
+    GPU_FLAT_LOOP(i, n) dx[i] = gpu_to<T>(mask[i] ? gpu_f32(dy[i]) * scale : 0.0f);
 }
 
 extern "C" cudaError_t gpu_dropout(enum gpu_dtype t, const void *x, void *y, uint8_t *mask,
@@ -631,8 +622,8 @@ extern "C" cudaError_t gpu_dropout(enum gpu_dtype t, const void *x, void *y, uin
     float scale = (float)(1 / (1 - p));
     return gpu_by_type(t, [&](auto zero) {
         using T = decltype(zero);
-        dropout_kernel<T><<<flat_blocks(n), THREADS, 0, s>>>((const T *)x, (T *)y, mask, n,
-                                                             threshold, scale, in);
+        dropout_kernel<T><<<gpu_flat_blocks(n), GPU_THREADS, 0, s>>>((const T *)x, (T *)y, mask,
+                                                                     n, threshold, scale, in);
         return cudaGetLastError();
     });
 }
@@ -645,8 +636,8 @@ extern "C" cudaError_t gpu_dropout_backward(enum gpu_dtype t, const void *dy, vo
     float scale = (float)(1 / (1 - p));
     return gpu_by_type(t, [&](auto zero) {
         using T = decltype(zero);
-        dropout_bwd_kernel<T><<<flat_blocks(n), THREADS, 0, s>>>((const T *)dy, (T *)dx, mask,
-                                                                 n, scale);
+        dropout_bwd_kernel<T><<<gpu_flat_blocks(n), GPU_THREADS, 0, s>>>((const T *)dy, (T *)dx,
+                                                                         mask, n, scale);
         return cudaGetLastError();
     });
 }

@@ -452,6 +452,21 @@ template <typename F> static cudaError_t gpu_by_type(enum gpu_dtype t, F f)
     default: return f(0.0f);
     }
 }
+
+/* Flat kernels over n elements: blocks of GPU_THREADS, at most GPU_MAX_BLOCKS of them (the
+ * threads loop over the rest with GPU_FLAT_LOOP). */
+#define GPU_THREADS 256
+#define GPU_MAX_BLOCKS 8192
+
+#define GPU_FLAT_LOOP(i, n)                                                                    \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                  \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+static inline unsigned gpu_flat_blocks(int64_t n)
+{
+    int64_t b = (n + GPU_THREADS - 1) / GPU_THREADS;
+    return (unsigned)(b < 1 ? 1 : b > GPU_MAX_BLOCKS ? GPU_MAX_BLOCKS : b);
+}
 #endif
 
 #endif

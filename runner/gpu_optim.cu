@@ -25,18 +25,6 @@
 
 #define UPDATE_THREADS 256 /* per chunk */
 #define NORM_THREADS 256   /* per chunk, and the single block summing the chunks */
-#define THREADS 256        /* flat kernels */
-#define MAX_BLOCKS 8192
-
-#define FLAT_LOOP(i, n)                                                                        \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                  \
-         i += (int64_t)gridDim.x * blockDim.x)
-
-static unsigned flat_blocks(int64_t n)
-{
-    int64_t b = (n + THREADS - 1) / THREADS;
-    return (unsigned)(b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : b);
-}
 
 /* Element i's gradient as stored: in the T copy for a half range, else fp32. */
 template <typename T>
@@ -204,7 +192,7 @@ __global__ void ema_kernel(const float *params, float *ema, int64_t n, float d, 
 { // params, ema: (n)
     if (out->found_inf) return;
     bool first = in->first != 0;
-    FLAT_LOOP(i, n) ema[i] = first ? params[i] : gpu_ema_element(ema[i], params[i], d, d1);
+    GPU_FLAT_LOOP(i, n) ema[i] = first ? params[i] : gpu_ema_element(ema[i], params[i], d, d1);
 }
 
 extern "C" cudaError_t gpu_ema(const struct gpu_trained *w, int slot, double decay,
@@ -213,15 +201,14 @@ extern "C" cudaError_t gpu_ema(const struct gpu_trained *w, int slot, double dec
 {
     if (w->nfloats <= 0) return cudaGetLastError();
     float *ema = w->slots + (int64_t)slot * w->nfloats;
-    ema_kernel<<<flat_blocks(w->nfloats), THREADS, 0, s>>>(w->params, ema, w->nfloats,
-                                                           (float)decay, (float)(1 - decay),
-                                                           in, out);
+    ema_kernel<<<gpu_flat_blocks(w->nfloats), GPU_THREADS, 0, s>>>(
+        w->params, ema, w->nfloats, (float)decay, (float)(1 - decay), in, out);
     return cudaGetLastError();
 }
 
 template <typename T> __global__ void refresh_kernel(T *half, const float *params, int64_t n)
 { // half, params: (n)
-    FLAT_LOOP(i, n) half[i] = gpu_to<T>(params[i]);
+    GPU_FLAT_LOOP(i, n) half[i] = gpu_to<T>(params[i]);
 }
 
 extern "C" cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_t s)
@@ -229,8 +216,8 @@ extern "C" cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_
     if (!w->half_params || w->nfloats <= 0) return cudaGetLastError();
     return gpu_by_type(w->t, [&](auto zero) {
         using T = decltype(zero);
-        refresh_kernel<T><<<flat_blocks(w->nfloats), THREADS, 0, s>>>((T *)w->half_params,
-                                                                      w->params, w->nfloats);
+        refresh_kernel<T><<<gpu_flat_blocks(w->nfloats), GPU_THREADS, 0, s>>>(
+            (T *)w->half_params, w->params, w->nfloats);
         return cudaGetLastError();
     });
 }
