@@ -206,20 +206,10 @@ extern "C" cudaError_t gpu_ema(const struct gpu_trained *w, int slot, double dec
     return cudaGetLastError();
 }
 
-template <typename T> __global__ void refresh_kernel(T *half, const float *params, int64_t n)
-{ // half, params: (n)
-    GPU_FLAT_LOOP(i, n) half[i] = gpu_to<T>(params[i]);
-}
-
 extern "C" cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_t s)
 {
-    if (!w->half_params || w->nfloats <= 0) return cudaGetLastError();
-    return gpu_by_type(w->t, [&](auto zero) {
-        using T = decltype(zero);
-        refresh_kernel<T><<<gpu_flat_blocks(w->nfloats), GPU_THREADS, 0, s>>>(
-            (T *)w->half_params, w->params, w->nfloats);
-        return cudaGetLastError();
-    });
+    if (!w->half_params) return cudaGetLastError();
+    return gpu_convert(w->t, w->half_params, GPU_F32, w->params, w->nfloats, s);
 }
 
 __global__ void loss_scale_kernel(gpu_step_out *out, int growth_interval)
