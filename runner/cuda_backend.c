@@ -206,14 +206,9 @@ static bool clear(struct cuda *c)
 
 static void set_sizes(struct cuda *c)
 {
-    const struct plan_options *o = &c->plan->opt;
-    size_t tf = (size_t)c->gp.trained_floats * 4, half = c->t != GPU_F32 ? tf / 2 : 0;
-    c->plan->sizes = (struct plan_sizes){
-        .params = tf + half + (size_t)c->gp.state_floats * 4,
-        .grads = o->eval_only ? 0 : tf + half,
-        .optimizer = o->eval_only ? 0 : tf * (size_t)o->optimizer_slots,
-        .activations = c->gp.act_bytes,
-        .workspace = c->work_bytes + BLAS_WORKSPACE};
+    c->plan->sizes = (struct plan_sizes){.activations = c->gp.act_bytes,
+                                         .workspace = c->work_bytes + BLAS_WORKSPACE};
+    gpu_plan_fixed_sizes(&c->gp, c->plan->opt.optimizer_slots, &c->plan->sizes);
 }
 
 static enum status cuda_create(struct plan *p, struct diag *d)

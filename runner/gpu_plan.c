@@ -565,13 +565,20 @@ void gpu_tensor_from_device(const struct gpu_tensor *t, const float *src, float 
 /* --------------------------------------------------------------------------------------- */
 /* Memory */
 
+void gpu_plan_fixed_sizes(const struct gpu_plan *gp, int optimizer_slots, struct plan_sizes *s)
+{
+    size_t tf = (size_t)gp->trained_floats * 4, half = gp->cfg.dtype != GPU_F32 ? tf / 2 : 0;
+    s->params = tf + half + (size_t)gp->state_floats * 4;
+    s->grads = gp->cfg.train ? tf + half : 0;
+    s->optimizer = gp->cfg.train ? tf * (size_t)optimizer_slots : 0;
+}
+
 void gpu_plan_memory(const struct gpu_plan *gp, int optimizer_slots, size_t workspace,
                      struct gpu_memory *m)
 {
-    size_t trained = (size_t)gp->trained_floats * 4, half = 0;
-    if (gp->cfg.dtype != GPU_F32) half = (size_t)gp->trained_floats * 2;
-    m->fixed = trained + half + (size_t)gp->state_floats * 4;
-    if (gp->cfg.train) m->fixed += trained * (1 + (size_t)optimizer_slots) + half;
+    struct plan_sizes s;
+    gpu_plan_fixed_sizes(gp, optimizer_slots, &s);
+    m->fixed = s.params + s.grads + s.optimizer;
     const struct shape *in = &gp->g->input;
     /* per batch: the activations, the uploaded input (f32), labels and soft targets */
     m->activations = gp->act_bytes + (size_t)(gp->cfg.batch * shape_numel(in)) * 4 +
@@ -596,9 +603,7 @@ void gpu_plan_sizes(const struct graph *g, int64_t batch, enum gpu_dtype t, int 
     struct gpu_plan gp;
     gpu_plan_build(g, &(struct gpu_plan_config){.batch = batch, .dtype = t, .train = true}, &gp);
     gpu_plan_pack(&gp);
-    size_t tf = (size_t)gp.trained_floats * 4, half = t != GPU_F32 ? tf / 2 : 0;
-    *out = (struct plan_sizes){.params = tf + half + (size_t)gp.state_floats * 4,
-                               .grads = tf + half, .optimizer = tf * (size_t)optimizer_slots,
-                               .activations = gp.act_bytes};
+    *out = (struct plan_sizes){.activations = gp.act_bytes};
+    gpu_plan_fixed_sizes(&gp, optimizer_slots, out);
     gpu_plan_free(&gp);
 }

@@ -161,6 +161,12 @@ int64_t gpu_pad_channels(int64_t c, enum gpu_dtype t);
 void gpu_tensor_to_device(const struct gpu_tensor *t, const float *src, float *dst);
 void gpu_tensor_from_device(const struct gpu_tensor *t, const float *src, float *dst);
 
+/* The fixed arenas' bytes into s->params (fp32 weights, their T copy, the state), s->grads
+ * (fp32 and T) and s->optimizer (the slots); grads and optimizer 0 for a plan that does not
+ * train. The other fields of s are left as they are. */
+struct plan_sizes;
+void gpu_plan_fixed_sizes(const struct gpu_plan *gp, int optimizer_slots, struct plan_sizes *s);
+
 /* Memory of a plan at its batch: fixed (weights, gradients, optimizer slots, state) and per
  * image (activations), given the workspace; and the largest batch that fits in `free`
  * bytes (0: none). */
@@ -175,7 +181,6 @@ int64_t gpu_plan_largest_batch(const struct gpu_plan *gp, int optimizer_slots,
 /* The arenas of a training plan for g at batch on the GPU, as backend_cuda sizes them, less
  * what only the GPU's libraries can tell (their workspace and reserve space): `runner plan`
  * on a machine without one. */
-struct plan_sizes;
 void gpu_plan_sizes(const struct graph *g, int64_t batch, enum gpu_dtype t, int optimizer_slots,
                     struct plan_sizes *out);
 
