@@ -686,18 +686,20 @@ static void restore_scale(struct cuda *c)
     c->held_scale = 0;
 }
 
+/* The update's values into h_in (the learning rate, Adam's bias corrections, the first
+ * update); the caller copies h_in to the device. */
 static void step_inputs(struct cuda *c, const struct plan_step *st)
 {
     double lr = st->sgd ? st->sgd_o.lr : st->adam_o.lr;
     double b1 = 1 - pow(st->adam_o.beta1, (double)st->t), b2 = 1 - pow(st->adam_o.beta2, (double)st->t);
     set_in(c, lr, st->sgd ? 1 : b1, st->sgd ? 1 : b2, st->t == 1);
-    CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
 }
 
 /* The eager entries: each one update's part (plan_update calls them in turn). */
 static void eager_update(struct cuda *c, const struct plan_step *st)
 {
     step_inputs(c, st);
+    CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
     if (!c->checked) enqueue_check(c, 0);
     enqueue_update(c, st);
     c->checked = false;
@@ -770,8 +772,8 @@ static void cuda_step_start(struct plan *p, const struct plan_step *st)
     struct cuda *c = impl(p);
     int s = c->next;
     restore_scale(c);
-    prepare(c, true);
     step_inputs(c, st);
+    prepare(c, true); /* h_in to the device, the update's values with it */
     if (c->use_graphs) {
         int k = c->soft + 2 * c->from_dataset;
         if (c->captured[k] && !same_graph(&c->step_key[k], st)) {
