@@ -155,5 +155,8 @@ void cuda_release(struct cuda *c);
 
 /* Device pointer of buffer i (NULL for -1). */
 void *cuda_buf(struct cuda *c, int i);
+/* (N, C, H, W) of a per-image shape s at the plan's batch into d, C being cpad when that is
+ * not 0; vectors are (N, F, 1, 1). */
+void cuda_nchw(const struct cuda *c, const struct shape *s, int64_t cpad, int d[4]);
 
 #endif

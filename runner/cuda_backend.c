@@ -511,9 +511,10 @@ static void cuda_get_input_grad(struct plan *p, float *dx)
         memset(dx, 0, n * sizeof *dx);
         return;
     }
+    int d[4];
+    cuda_nchw(c, in, 0, d);
     CU(c, gpu_unpack_nhwc(c->input_grad, c->t, cuda_buf(c, c->gp.input_grad), p->opt.batch,
-                          (int)(in->rank ? in->d[0] : 1), in->rank == 3 ? (int)in->d[1] : 1,
-                          in->rank == 3 ? (int)in->d[2] : 1, (int)c->gp.in_cpad, c->stream));
+                          d[1], d[2], d[3], (int)c->gp.in_cpad, c->stream));
     download(c, dx, c->input_grad, n * 4);
     float scale = grad_scale(c);
     if (scale != 1)

@@ -21,8 +21,7 @@ void *cuda_buf(struct cuda *c, int i)
     return i < 0 ? NULL : c->act + c->gp.bufs[i].offset;
 }
 
-/* (N, C, H, W) of a per-image shape at the plan's batch; vectors are (N, F, 1, 1). */
-static void nchw(const struct cuda *c, const struct shape *s, int64_t cpad, int d[4])
+void cuda_nchw(const struct cuda *c, const struct shape *s, int64_t cpad, int d[4])
 {
     d[0] = (int)c->plan->opt.batch;
     d[1] = (int)(cpad ? cpad : s->rank ? s->d[0] : 1);
@@ -139,8 +138,8 @@ static bool describe_conv(struct cuda *c, const struct graph_layer *l, struct cu
 {
     const struct conv_params *p = &l->p.conv;
     int x[4], y[4], w[4];
-    nchw(c, graph_input_shape(c->g, l, 0), in_cpad(c, l, 0), x);
-    nchw(c, &l->out, 0, y);
+    cuda_nchw(c, graph_input_shape(c->g, l, 0), in_cpad(c, l, 0), x);
+    cuda_nchw(c, &l->out, 0, y);
     w[0] = (int)p->out, w[1] = x[1] / (int)p->groups, w[2] = (int)p->kernel[0];
     w[3] = (int)p->kernel[1];
     cudnnDataType_t compute = CUDNN_DATA_FLOAT;
@@ -187,7 +186,7 @@ static bool describe_bn(struct cuda *c, size_t li, struct cuda_bn *v)
 {
     const struct graph_layer *l = &c->g->layers[li];
     int x[4];
-    nchw(c, &l->out, 0, x);
+    cuda_nchw(c, &l->out, 0, x);
     v->m = (int64_t)x[0] * x[2] * x[3];
     v->c = x[1];
     const struct gpu_step *s = fwd_step(c, li);
@@ -226,8 +225,8 @@ static bool describe_pool(struct cuda *c, const struct graph_layer *l, struct cu
 {
     const struct pool_params *p = &l->p.pool;
     int x[4], y[4], o[4];
-    nchw(c, graph_input_shape(c->g, l, 0), in_cpad(c, l, 0), x);
-    nchw(c, &l->out, 0, y);
+    cuda_nchw(c, graph_input_shape(c->g, l, 0), in_cpad(c, l, 0), x);
+    cuda_nchw(c, &l->out, 0, y);
     cudnnPoolingMode_t mode = l->op == OP_KIND_MAXPOOL ? CUDNN_POOLING_MAX_DETERMINISTIC
                               : p->count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                                                      : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
@@ -503,7 +502,7 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
     void *a2 = cuda_buf(c, s->args[2]);
     size_t elt = gpu_dtype_size(c->t);
     switch (s->op) {
-    case GPU_OP_INPUT:
+    case GPU_OP_INPUT: {
         if (c->from_dataset) {
             launched(c, augment_gpu_run(&c->aug, c->images, c->index, c->keys, N,
                                         (int)c->t /* the same numbering */, a0,
@@ -511,11 +510,12 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
                      s, "augment_gpu_run");
             break;
         }
-        launched(c, gpu_pack_nchw(c->t, a0, c->input, N, (int)(in->rank ? in->d[0] : 1),
-                                  in->rank == 3 ? (int)in->d[1] : 1,
-                                  in->rank == 3 ? (int)in->d[2] : 1, (int)c->gp.in_cpad,
+        int x[4];
+        cuda_nchw(c, in, 0, x);
+        launched(c, gpu_pack_nchw(c->t, a0, c->input, N, x[1], x[2], x[3], (int)c->gp.in_cpad,
                                   c->stream), s, "gpu_pack_nchw");
         break;
+    }
     case GPU_OP_OUTPUT:
         launched(c, gpu_convert(GPU_F32, a1, c->t, a0, s->n, c->stream), s, "gpu_convert");
         break;
