@@ -113,15 +113,14 @@ static bool aug_gpu_plan_ok(const struct augment_gpu_plan *p)
 
 extern "C" cudaError_t augment_gpu_run(const struct augment_gpu_plan *p, const uint8_t *images,
                                        const int32_t *index, const uint64_t *key, int64_t n,
-                                       int dtype, void *x, int cpad, cudaStream_t s)
+                                       enum gpu_dtype dtype, void *x, int cpad,
+                                       cudaStream_t s)
 {
     if (!p || n < 0 || !aug_gpu_plan_ok(p) || cpad < p->c) return cudaErrorInvalidValue;
     if (n == 0) return cudaSuccess;
     if (!images || !index || !key || !x) return cudaErrorInvalidValue;
-    switch (dtype) {
-    case 0: return aug_gpu_launch<float>(p, images, index, key, n, x, cpad, s);
-    case 1: return aug_gpu_launch<__nv_bfloat16>(p, images, index, key, n, x, cpad, s);
-    case 2: return aug_gpu_launch<__half>(p, images, index, key, n, x, cpad, s);
-    default: return cudaErrorInvalidValue;
-    }
+    if (dtype != GPU_F32 && dtype != GPU_BF16 && dtype != GPU_F16) return cudaErrorInvalidValue;
+    return gpu_by_type(dtype, [&](auto zero) {
+        return aug_gpu_launch<decltype(zero)>(p, images, index, key, n, x, cpad, s);
+    });
 }

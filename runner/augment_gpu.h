@@ -7,7 +7,7 @@
  *     if (!augment_gpu_compile(&aug, &p, why, sizeof why)) use_the_cpu_loader(why);
  *     // per batch: images (count, 3, 32, 32) bytes, index (n) and key (n) on the device,
  *     // key[i] = aug_gpu_key(seed, epoch, index[i])
- *     err = augment_gpu_run(&p, images, index, key, n, 1, x, 4, stream);
+ *     err = augment_gpu_run(&p, images, index, key, n, GPU_BF16, x, 4, stream);
  *
  * random_crop (zero or reflection padding), hflip, cutout and normalize run here; resize,
  * mixup and cutmix stay on the CPU, and a list holding any of them does not compile. The plan
@@ -241,6 +241,8 @@ AUG_HD float aug_gpu_pixel(const struct augment_gpu_plan *p, const struct aug_gp
 #ifdef RUNNER_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "gpu_math.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -249,7 +251,7 @@ extern "C" {
  * Augments a batch on stream s: image i of x is dataset image index[i] with the choices of
  * key[i] (aug_gpu_key(seed, epoch, index[i]) = augment_key, computed by the caller: the keys
  * live in device memory, so a captured graph replays any epoch), written NHWC with cpad channels
- * (channels c.. cpad - 1 zero) in dtype 0 fp32, 1 bf16, 2 fp16 (rounded to nearest even);
+ * (channels c.. cpad - 1 zero) in dtype (fp32, bf16 or fp16, rounded to nearest even);
  * a negative index gives an all-zero image (the padding of a partial batch).
  *   images: device, (count, c, in_h, in_w) bytes (CIFAR's layout); every index[i] < count
  *   index:  device, (n)
@@ -260,8 +262,8 @@ extern "C" {
  * otherwise the launch's cudaGetLastError().
  */
 cudaError_t augment_gpu_run(const struct augment_gpu_plan *p, const uint8_t *images,
-                            const int32_t *index, const uint64_t *key, int64_t n, int dtype,
-                            void *x, int cpad, cudaStream_t s);
+                            const int32_t *index, const uint64_t *key, int64_t n,
+                            enum gpu_dtype dtype, void *x, int cpad, cudaStream_t s);
 
 #ifdef __cplusplus
 }

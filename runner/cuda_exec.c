@@ -504,8 +504,7 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
     switch (s->op) {
     case GPU_OP_INPUT: {
         if (c->from_dataset) {
-            launched(c, augment_gpu_run(&c->aug, c->images, c->index, c->keys, N,
-                                        (int)c->t /* the same numbering */, a0,
+            launched(c, augment_gpu_run(&c->aug, c->images, c->index, c->keys, N, c->t, a0,
                                         (int)c->gp.in_cpad, c->stream),
                      s, "augment_gpu_run");
             break;
