@@ -86,11 +86,6 @@ static int slot(const struct builder *b, int in)
     return in == GRAPH_INPUT ? (int)b->g->nlayers : in;
 }
 
-static const struct shape *in_shape(const struct builder *b, const struct graph_layer *l, int i)
-{
-    return graph_input_shape(b->g, l, i);
-}
-
 /* Elements of a batch of shape s as stored. */
 static int64_t batch_numel(const struct builder *b, const struct shape *s)
 {
@@ -182,7 +177,7 @@ static void place_tensors(struct builder *b)
             t->numel = t->dim[0] * t->dim[2] * t->dim[3] * t->cpad;
         } else if (weight) {
             int f = flatten_source(b, gt->layer);
-            const struct shape *s = f >= 0 ? in_shape(b, &g->layers[f], 0) : NULL;
+            const struct shape *s = f >= 0 ? graph_input_shape(g, &g->layers[f], 0) : NULL;
             if (s && s->rank == 3 && s->d[1] * s->d[2] > 1) {
                 t->layout = GPU_LAYOUT_HWC_IN;
                 t->dim[0] = gt->t.dim[0];
@@ -238,7 +233,7 @@ static void forward(struct builder *b, enum gpu_prog pr)
     bool train = pr == GPU_PROG_FWD_TRAIN;
     struct gpu_step *s = add_step(gp, pr, GPU_OP_INPUT, -1);
     s->args[0] = gp->input;
-    s->n = gp->cfg.batch * shape_numel(&g->input) / g->input.d[0] * gp->in_cpad;
+    s->n = gp->bufs[gp->input].n;
     for (size_t li = 0; li < g->nlayers; li++) {
         const struct graph_layer *l = &g->layers[li];
         struct gpu_layer *gl = &gp->layers[li];
@@ -357,7 +352,7 @@ static void backward(struct builder *b)
         int li = bn >= 0 ? bn : (int)k;
         const struct graph_layer *ll = &g->layers[li];
         const struct gpu_step *f = gpu_plan_step_of(gp, GPU_PROG_FWD_TRAIN, li);
-        int64_t nin = ll->nin ? batch_numel(b, in_shape(b, ll, 0)) : 0;
+        int64_t nin = ll->nin ? batch_numel(b, graph_input_shape(g, ll, 0)) : 0;
         int x = ll->nin ? gp->layers[slot(b, ll->in[0])].out : -1;
         bool acc;
         int sum, dx;
