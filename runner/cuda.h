@@ -125,10 +125,9 @@ struct cuda {
                            in the arenas; 0: none held */
 
     /* CUDA graphs: the training step (index: soft targets + 2 x from_dataset) and the
-     * evaluation. */
+     * evaluation; NULL: not captured. */
     cudaGraphExec_t step_graph[4], eval_graph;
     struct plan_step step_key[4]; /* what a captured step was captured with */
-    bool captured[4];
 
     /* --profile: an event after every step of the last program run */
     cudaEvent_t *events[GPU_PROGS];

@@ -276,7 +276,7 @@ static void cuda_destroy(struct plan *p)
     c->failed = true; /* errors while tearing down are not worth reporting */
     if (c->stream) cudaStreamSynchronize(c->stream);
     for (int k = 0; k < 4; k++)
-        if (c->captured[k]) cudaGraphExecDestroy(c->step_graph[k]);
+        if (c->step_graph[k]) cudaGraphExecDestroy(c->step_graph[k]);
     for (int k = 0; k < 2; k++)
         if (c->done[k]) cudaEventDestroy(c->done[k]);
     if (c->eval_graph) cudaGraphExecDestroy(c->eval_graph);
@@ -777,14 +777,13 @@ static void cuda_step_start(struct plan *p, const struct plan_step *st)
     prepare(c, true); /* h_in to the device, the update's values with it */
     if (c->use_graphs) {
         int k = c->soft + 2 * c->from_dataset;
-        if (c->captured[k] && !same_graph(&c->step_key[k], st)) {
+        if (c->step_graph[k] && !same_graph(&c->step_key[k], st)) {
             CU(c, cudaGraphExecDestroy(c->step_graph[k]));
-            c->captured[k] = false;
+            c->step_graph[k] = NULL;
         }
-        if (!c->captured[k]) {
+        if (!c->step_graph[k]) {
             capture(c, &c->step_graph[k], enqueue_step, st);
             c->step_key[k] = *st;
-            c->captured[k] = true;
         }
         CU(c, cudaGraphLaunch(c->step_graph[k], c->stream));
     } else {
