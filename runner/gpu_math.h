@@ -19,7 +19,6 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "rng.h"
 
@@ -343,64 +342,6 @@ GPU_HD uint64_t gpu_dropout_threshold(double p)
 GPU_HD bool gpu_dropout_keep(uint64_t key, int64_t i, uint64_t threshold)
 {
     return rng_bits(key, (uint64_t)i) >> 11 >= threshold;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Host conversions to and from the 16-bit types (round to nearest even; nan stays nan) */
-
-static inline uint32_t gpu_f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static inline float gpu_bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint16_t gpu_f32_to_bf16(float f)
-{
-    uint32_t u = gpu_f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet nan */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
-static inline float gpu_bf16_to_f32(uint16_t h)
-{
-    return gpu_bits_f32((uint32_t)h << 16);
-}
-
-static inline uint16_t gpu_f32_to_f16(float f)
-{
-    uint32_t u = gpu_f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* nan */
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520: inf */
-    if (a >= 0x38800000u) { /* normal: 2^-14 and up */
-        uint32_t h = (a >> 13) - (112u << 10), rest = a & 0x1fffu;
-        if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t e = a >> 23;
-    if (e < 102) return (uint16_t)sign; /* below 2^-25: zero */
-    uint32_t mant = (a & 0x7fffffu) | 0x800000u, shift = 126 - e, h = mant >> shift,
-             rest = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rest > half || (rest == half && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static inline float gpu_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    if (e == 0) {
-        float f = (float)mant * 0x1.0p-24f;
-        return sign ? -f : f;
-    }
-    if (e == 31) return gpu_bits_f32(sign | 0x7f800000u | (mant << 13));
-    return gpu_bits_f32(sign | ((e + 112) << 23) | (mant << 13));
 }
 
 /* ---------------------------------------------------------------------------------------- */

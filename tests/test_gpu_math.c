@@ -13,8 +13,9 @@
  *     data far from zero, the running statistics, forward and backward against tests/ref,
  *     the backward formula against central finite differences, relu keeping nan;
  *   - the NHWC <-> NCHW padded index maps (bijections, padding, hand-computed elements);
- *   - host fp32 <-> bf16 / fp16 conversions: decoding by hand, all 65536 patterns round
- *     trip, rounding against a nearest-even oracle (ties, subnormals, overflow to inf, nan);
+ *   - the host's fp32 <-> bf16 / fp16 conversions (safetensors.h's st_*): decoding by hand,
+ *     all 65536 patterns round trip, rounding against a nearest-even oracle (ties,
+ *     subnormals, overflow to inf, nan);
  *   - dropout's integer threshold against rng_uniform(key, i) >= p, at exact boundaries.
  */
 #include <float.h>
@@ -33,12 +34,28 @@
 #include "gpu_math.h"
 #include "graph.h"
 #include "plan.h"
+#include "safetensors.h"
 #include "test_util.h"
 #include "ref.h"
 #include "fc_net.h" /* after ref.h, whose prototypes name parameters IN and OUT */
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers */
+
+/* A float's bits, and back. */
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 struct prng {
     uint64_t s;
@@ -68,11 +85,11 @@ static void check_close(const char *what, const double *got, const double *want,
 static void check_bits(const char *what, int step, const float *got, const float *want, int n)
 {
     for (int i = 0; i < n; i++)
-        if (gpu_f32_bits(got[i]) != gpu_f32_bits(want[i]))
+        if (f32_bits(got[i]) != f32_bits(want[i]))
             fail_msg("%s, update %d, element %d: CPU backend %.9g (0x%08x), gpu_math %.9g "
                      "(0x%08x)",
-                     what, step, i, (double)got[i], gpu_f32_bits(got[i]), (double)want[i],
-                     gpu_f32_bits(want[i]));
+                     what, step, i, (double)got[i], f32_bits(got[i]), (double)want[i],
+                     f32_bits(want[i]));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -654,12 +671,12 @@ static void check_format(const struct fmt16 *fm)
             if (got != want)
                 fail_msg("%s of %.9g (0x%08x, near the midpoint of 0x%04x and 0x%04x): 0x%04x, "
                          "nearest even 0x%04x",
-                         fm->name, (double)f, gpu_f32_bits(f), h, h + 1, got, want);
+                         fm->name, (double)f, f32_bits(f), h, h + 1, got, want);
         }
     }
     /* A sweep of float bit patterns (every 4093rd), nan included. */
     for (uint64_t b = 0; b < 0x100000000ull; b += 4093) {
-        float f = gpu_bits_f32((uint32_t)b);
+        float f = bits_f32((uint32_t)b);
         uint16_t got = fm->enc(f);
         if (isnan(f)) {
             if (!isnan(fm->dec(got)))
@@ -680,48 +697,48 @@ static void check_format(const struct fmt16 *fm)
 static void test_bf16(void **state)
 {
     (void)state;
-    const struct fmt16 fm = {"bf16", 8, gpu_f32_to_bf16, gpu_bf16_to_f32};
+    const struct fmt16 fm = {"bf16", 8, st_f32_to_bf16, st_bf16_to_f32};
     check_format(&fm);
-    assert_int_equal(gpu_f32_to_bf16(1.0f), 0x3f80);
-    assert_int_equal(gpu_f32_to_bf16(1.0f + 0x1.0p-8f), 0x3f80);       /* tie: even */
-    assert_int_equal(gpu_f32_to_bf16(1.0f + 3 * 0x1.0p-8f), 0x3f82);   /* tie: even, up */
-    assert_int_equal(gpu_f32_to_bf16(1.0f + 0x1.02p-8f), 0x3f81);      /* above the tie */
-    assert_int_equal(gpu_f32_to_bf16(0x1.fep127f), 0x7f7f); /* the largest finite */
-    assert_int_equal(gpu_f32_to_bf16(0x1.fefffep127f), 0x7f7f);
-    assert_int_equal(gpu_f32_to_bf16(0x1.ffp127f), 0x7f80); /* the midpoint to 2^128: inf */
-    assert_true(isnan(gpu_bf16_to_f32(gpu_f32_to_bf16(NAN))));
+    assert_int_equal(st_f32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(st_f32_to_bf16(1.0f + 0x1.0p-8f), 0x3f80);       /* tie: even */
+    assert_int_equal(st_f32_to_bf16(1.0f + 3 * 0x1.0p-8f), 0x3f82);   /* tie: even, up */
+    assert_int_equal(st_f32_to_bf16(1.0f + 0x1.02p-8f), 0x3f81);      /* above the tie */
+    assert_int_equal(st_f32_to_bf16(0x1.fep127f), 0x7f7f); /* the largest finite */
+    assert_int_equal(st_f32_to_bf16(0x1.fefffep127f), 0x7f7f);
+    assert_int_equal(st_f32_to_bf16(0x1.ffp127f), 0x7f80); /* the midpoint to 2^128: inf */
+    assert_true(isnan(st_bf16_to_f32(st_f32_to_bf16(NAN))));
 }
 
 static void test_f16(void **state)
 {
     (void)state;
-    const struct fmt16 fm = {"fp16", 5, gpu_f32_to_f16, gpu_f16_to_f32};
+    const struct fmt16 fm = {"fp16", 5, st_f32_to_f16, st_f16_to_f32};
     check_format(&fm);
-    assert_int_equal(gpu_f32_to_f16(1.0f), 0x3c00);
-    assert_int_equal(gpu_f32_to_f16(65504.0f), 0x7bff);
-    assert_int_equal(gpu_f32_to_f16(65519.99f), 0x7bff);
-    assert_int_equal(gpu_f32_to_f16(65520.0f), 0x7c00);
-    assert_int_equal(gpu_f32_to_f16(1e10f), 0x7c00);
-    assert_int_equal(gpu_f32_to_f16(0x1.0p-24f), 0x0001);
-    assert_int_equal(gpu_f32_to_f16(0x1.0p-25f), 0x0000);             /* tie: even (0) */
-    assert_int_equal(gpu_f32_to_f16(0x1.000002p-25f), 0x0001);
-    assert_int_equal(gpu_f32_to_f16(3 * 0x1.0p-25f), 0x0002);         /* tie: even (2) */
-    assert_int_equal(gpu_f32_to_f16(0x1.ffcp-15f), 0x0400); /* tie: even, the smallest normal */
-    assert_int_equal(gpu_f32_to_f16(0x1.ff8p-15f), 0x03ff); /* the largest subnormal */
-    assert_int_equal(gpu_f32_to_f16(1.0f + 0x1.0p-11f), 0x3c00);      /* tie: even */
-    assert_int_equal(gpu_f32_to_f16(1.0f + 3 * 0x1.0p-11f), 0x3c02);
-    assert_true(isnan(gpu_f16_to_f32(gpu_f32_to_f16(NAN))));
+    assert_int_equal(st_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(st_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(st_f32_to_f16(65519.99f), 0x7bff);
+    assert_int_equal(st_f32_to_f16(65520.0f), 0x7c00);
+    assert_int_equal(st_f32_to_f16(1e10f), 0x7c00);
+    assert_int_equal(st_f32_to_f16(0x1.0p-24f), 0x0001);
+    assert_int_equal(st_f32_to_f16(0x1.0p-25f), 0x0000);             /* tie: even (0) */
+    assert_int_equal(st_f32_to_f16(0x1.000002p-25f), 0x0001);
+    assert_int_equal(st_f32_to_f16(3 * 0x1.0p-25f), 0x0002);         /* tie: even (2) */
+    assert_int_equal(st_f32_to_f16(0x1.ffcp-15f), 0x0400); /* tie: even, the smallest normal */
+    assert_int_equal(st_f32_to_f16(0x1.ff8p-15f), 0x03ff); /* the largest subnormal */
+    assert_int_equal(st_f32_to_f16(1.0f + 0x1.0p-11f), 0x3c00);      /* tie: even */
+    assert_int_equal(st_f32_to_f16(1.0f + 3 * 0x1.0p-11f), 0x3c02);
+    assert_true(isnan(st_f16_to_f32(st_f32_to_f16(NAN))));
 #ifdef __FLT16_MAX__
     /* The compiler's own conversion, where it has one. */
     for (uint64_t b = 0; b < 0x100000000ull; b += 65537) {
-        float f = gpu_bits_f32((uint32_t)b);
+        float f = bits_f32((uint32_t)b);
         if (isnan(f)) continue;
         _Float16 h = (_Float16)f;
         uint16_t u;
         memcpy(&u, &h, sizeof u);
-        if (gpu_f32_to_f16(f) != u)
+        if (st_f32_to_f16(f) != u)
             fail_msg("fp16 of %.9g: 0x%04x, the compiler's 0x%04x", (double)f,
-                     gpu_f32_to_f16(f), u);
+                     st_f32_to_f16(f), u);
     }
 #endif
 }
