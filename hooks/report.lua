@@ -34,7 +34,7 @@ local svg = require "lib.svg"
 local fmt = require "lib.fmt"
 local colour = require "lib.colour"
 
-local REFRESH_SECONDS = 30
+local REFRESH_SECONDS = page.REFRESH_SECONDS
 
 local SERIES = {
   train = {colour = colour.category(1), marker = "circle", label = "train"},
@@ -178,17 +178,13 @@ local function header(b, run, result, state, f)
   })
 
   if state == "started" then
-    b:open("p", {class = "notice"})
-    b:text(string.format("The run started%s and has not finished an epoch yet. This page "
-      .. "refreshes every %d seconds; the figures appear after the first epoch.",
-      run.started and (" at " .. run.started) or "", REFRESH_SECONDS))
-    b:close("p")
+    b:tag("p", {class = "notice"}, string.format("The run started%s and has not finished an "
+      .. "epoch yet. This page refreshes every %d seconds; the figures appear after the first "
+      .. "epoch.", run.started and (" at " .. run.started) or "", REFRESH_SECONDS))
   elseif state == "running" then
-    b:open("p", {class = "notice"})
-    b:text(string.format("Training: epoch %d of %s finished. This page refreshes every %d "
-      .. "seconds; the test results appear when the run ends.", f.epochs_done,
-      tostring(f.epochs_planned or "?"), REFRESH_SECONDS))
-    b:close("p")
+    b:tag("p", {class = "notice"}, string.format("Training: epoch %d of %s finished. This "
+      .. "page refreshes every %d seconds; the test results appear when the run ends.",
+      f.epochs_done, tostring(f.epochs_planned or "?"), REFRESH_SECONDS))
   elseif state == "stopped" then
     b:open("p", {class = "notice stop"})
     b:tag("b", nil, "Training stopped early: "):text(result.stopped)
@@ -466,8 +462,8 @@ local function confusion_section(b, run, result)
     table.concat(stops, ",") .. ")"}):close("div")
   b:open("div", {class = "ends"}):tag("span", nil, "0%"):tag("span", nil, "50%")
     :tag("span", nil, "100%"):close("div")
-  b:open("p"):text(string.format("Diagonal: %s of %s correct (%s).", fmt.thousands(correct),
-    fmt.thousands(total), fmt.percent(total > 0 and correct / total or nil))):close("p")
+  b:tag("p", nil, string.format("Diagonal: %s of %s correct (%s).", fmt.thousands(correct),
+    fmt.thousands(total), fmt.percent(total > 0 and correct / total or nil)))
   b:close("div")
   b:close("div")
   b:close("section")

@@ -47,7 +47,7 @@ local svg = require "lib.svg"
 local fmt = require "lib.fmt"
 local colour = require "lib.colour"
 
-local REFRESH_SECONDS = 30
+local REFRESH_SECONDS = page.REFRESH_SECONDS
 
 local VAL_COLOUR, TEST_COLOUR = "#d9730d", "#52606d"
 
@@ -265,10 +265,8 @@ local function header(b, sweep, state, counts, has_vs, unfinished)
     toc = toc,
   })
   if state == "running" then
-    b:open("p", {class = "notice"})
-    b:text(string.format("In progress: %d of %d points done. This page refreshes every %d "
-      .. "seconds.", counts.done, #sweep.points, REFRESH_SECONDS))
-    b:close("p")
+    b:tag("p", {class = "notice"}, string.format("In progress: %d of %d points done. This page "
+      .. "refreshes every %d seconds.", counts.done, #sweep.points, REFRESH_SECONDS))
   end
 end
 

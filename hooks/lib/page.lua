@@ -19,6 +19,9 @@
 
 local page = {}
 
+-- How often, in seconds, a page of a run or sweep still in progress reloads itself.
+page.REFRESH_SECONDS = 30
+
 -- The style sheet. Colours: --train and --accent blue, --val orange, --good green, --bad red.
 page.CSS = [[
 :root{--fg:#1f2933;--muted:#616e7c;--faint:#9aa5b1;--line:#e4e7eb;--soft:#f5f7fa;
