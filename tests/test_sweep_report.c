@@ -191,6 +191,14 @@ static struct outcome report(const char *hook, const struct hooks_sweep *sw)
     return o;
 }
 
+/* report, which must succeed (its diagnostics and standard error shown if not). */
+static void report_ok(const char *hook, const struct hooks_sweep *sw)
+{
+    struct outcome o = report(hook, sw);
+    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
+    outcome_free(&o);
+}
+
 /* A hook file written into the test's folder (outside the sweep directory); its path. */
 static const char *hook_file(const char *name, const char *src)
 {
@@ -264,8 +272,7 @@ static void test_sweep_table(void **state)
         "  end\n"
         "  runner.write('fields.txt', table.concat(out, '\\n') .. '\\n')\n"
         "end\n");
-    struct outcome o = report(hook, &sw);
-    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
+    report_ok(hook, &sw);
     char *t = sweep_file("fields.txt");
     char real[4096], want[4200];
     assert_non_null(realpath(F.dir, real));
@@ -300,7 +307,6 @@ static void test_sweep_table(void **state)
         "point 4 d running run_dir=runs/nothing-yet log=nil error=nil\n"
         "  optimizer.lr=nil nil nil text=nil\n");
     free(t);
-    outcome_free(&o);
 }
 
 /* The hook reads anything in the sweep directory and writes there, never over the sweep's
@@ -325,8 +331,7 @@ static void test_sweep_sandbox(void **state)
         "  out[#out + 1] = 'append: ' .. tostring(g) .. ' ' .. err\n"
         "  runner.write('sandbox.txt', table.concat(out, '\\n') .. '\\n')\n"
         "end\n");
-    struct outcome o = report(hook, &sw);
-    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
+    report_ok(hook, &sw);
     char *t = sweep_file("sandbox.txt");
     static const char *const lines[] = {
         "runs/lr=1e-3/report.html: not allowed: runs/ holds the sweep's own files\n",
@@ -353,7 +358,6 @@ static void test_sweep_sandbox(void **state)
     assert_string_equal(s, "outside\n");
     free(s);
     assert_null(slurp(tmpdir_path(F.dir, "runs/lr=1e-3/summary.json.tmp")));
-    outcome_free(&o);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -394,12 +398,10 @@ static void test_sweep_errors(void **state)
         "  runner.write('called.txt', string.format('%s history=%d error=%s', p.name,\n"
         "    #p.history, p.error))\n"
         "end\n");
-    o = report(hook, &sw);
-    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
+    report_ok(hook, &sw);
     char *t = sweep_file("called.txt");
     assert_string_equal(t, "lr=1e-1 history=1 error=nil");
     free(t);
-    outcome_free(&o);
 
     /* A point whose metrics.jsonl cannot be parsed: reported, and the hook still called with
      * the point's message in `error` and no figures. */
@@ -509,9 +511,7 @@ static void test_sweep_page(void **state)
 {
     (void)state;
     struct hooks_sweep sw = sweep_of_three();
-    struct outcome o = report(project_hook(), &sw);
-    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
-    outcome_free(&o);
+    report_ok(project_hook(), &sw);
     char *html = sweep_file("sweep.html");
 
     tag_has(html, "p", "id=\"best\"", "data-point=\"lr=1e-3\"");
@@ -587,9 +587,7 @@ static void test_sweep_page_running(void **state)
     assert_int_equal(tmpdir_remove(tmpdir_path(F.dir, "runs/lr=1e-1")), 0);
     struct hooks_sweep sw = {.name = "quick-grid", .dir = F.dir, .keys = keys, .nkeys = 3,
                              .points = points, .npoints = 4, .finished = false};
-    struct outcome o = report(project_hook(), &sw);
-    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
-    outcome_free(&o);
+    report_ok(project_hook(), &sw);
     char *html = sweep_file("sweep.html");
     tag_has(html, "p", "id=\"best\"", "data-point=\"lr=0.1_wd=5e-4_opt=adamw\"");
     tag_has(html, "p", "id=\"best\"", "data-metric=\"test_acc\"");
@@ -621,9 +619,7 @@ static void test_sweep_page_files(void **state)
     assert_int_equal(tmpdir_remove(tmpdir_path(F.dir, "runs/lr=3e-4")), 0);
     struct hooks_sweep sw = {.name = "files", .dir = F.dir, .points = points, .npoints = 2,
                              .finished = true};
-    struct outcome o = report(project_hook(), &sw);
-    if (o.st) fail_msg("hooks_sweep_report failed:\n%s%s", o.diag, o.stderr_text);
-    outcome_free(&o);
+    report_ok(project_hook(), &sw);
     char *html = sweep_file("sweep.html");
     tag_has(html, "p", "id=\"best\"", "data-point=\"lr=1e-3\"");
     has(html, "sweep.html", "data-series=\"lr=1e-1\" data-points=\"1\"");
