@@ -1,10 +1,11 @@
-"""page_check.py: what tests/test_report.py and tests/test_sweep_report.py share: the failure
-they stop at, a metrics.jsonl reader, a page reader, and an HTML parser base that keeps the stack of open
+"""page_check.py: what tests/test_report.py and tests/test_sweep_report.py share: the command
+line, the failure they stop at, a metrics.jsonl reader, a page reader, and an HTML parser base that keeps the stack of open
 elements (void elements, self-closing tags, optional end tags) and refuses duplicate ids, so
 each test's parser only says what it collects (start, end, text)."""
 
 import json
 import os
+import sys
 from html.parser import HTMLParser
 
 
@@ -15,6 +16,26 @@ class Failure(Exception):
 def check(cond, message):
     if not cond:
         raise Failure(message)
+
+
+def main(argv, usage, page_file, check_dir):
+    """The command line of a checker: argv[1] is a directory holding page_file, and
+    check_dir(directory, page_path) checks the page, returning the line printed when it passes.
+    Returns the exit status: 0 passed, 1 failed (the reason printed), 2 usage."""
+    if len(argv) != 2:
+        print(f"usage: {usage}", file=sys.stderr)
+        return 2
+    path = os.path.join(argv[1], page_file)
+    try:
+        passed = check_dir(argv[1], path)
+    except Failure as e:
+        print(f"FAIL: {path}: {e}")
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"FAIL: {e}")
+        return 1
+    print(passed)
+    return 0
 
 
 def read_jsonl(path, missing_ok=False):

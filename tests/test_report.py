@@ -33,7 +33,7 @@ import struct
 import sys
 import zlib
 
-from page_check import Elements, Failure, check, read_jsonl, read_page
+from page_check import Elements, Failure, check, main, read_jsonl, read_page
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -288,47 +288,34 @@ def check_test_acc(page, summary):
           f"{summary['test_acc']} is {want!r}")
 
 
-def main(argv):
-    if len(argv) != 2:
-        print("usage: test_report.py RUN_DIR", file=sys.stderr)
-        return 2
-    run = argv[1]
-    path = os.path.join(run, "report.html")
-    try:
-        page = read_page(path, Report())
-        history = read_jsonl(os.path.join(run, "metrics.jsonl"))
-        finished = os.path.isfile(os.path.join(run, "summary.json"))
+def check_run(run, path):
+    page = read_page(path, Report())
+    history = read_jsonl(os.path.join(run, "metrics.jsonl"))
+    finished = os.path.isfile(os.path.join(run, "summary.json"))
 
-        check(not page.external, f"the page links outside itself: {', '.join(page.external[:3])}")
-        check(page.scripts_with_src == 0, "the page loads a script file")
-        if history:
-            check_charts(page, history)
-            check_epochs(page, history)
-        else:
-            check(not page.charts, "charts drawn before any epoch finished")
-        if finished:
-            with open(os.path.join(run, "summary.json"), encoding="utf-8") as f:
-                summary = json.load(f)
-            check(not page.refresh, "a finished run's report still refreshes itself "
-                  "(<meta http-equiv=\"refresh\">)")
-            check_confusion(page, run)
-            check_samples(page, run)
-            check_test_acc(page, summary)
-            state = "finished run"
-        else:
-            check(page.refresh, "a run in progress has no <meta http-equiv=\"refresh\">")
-            check("confusion" not in page.tables, "a run in progress shows a confusion matrix")
-            state = "run in progress"
-    except Failure as e:
-        print(f"FAIL: {path}: {e}")
-        return 1
-    except OSError as e:
-        print(f"FAIL: {e}")
-        return 1
-    print(f"report.html of a {state}: {len(history)} epochs, {len(page.charts)} charts, "
-          f"{len(page.images)} sample images: ok")
-    return 0
+    check(not page.external, f"the page links outside itself: {', '.join(page.external[:3])}")
+    check(page.scripts_with_src == 0, "the page loads a script file")
+    if history:
+        check_charts(page, history)
+        check_epochs(page, history)
+    else:
+        check(not page.charts, "charts drawn before any epoch finished")
+    if finished:
+        with open(os.path.join(run, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+        check(not page.refresh, "a finished run's report still refreshes itself "
+              "(<meta http-equiv=\"refresh\">)")
+        check_confusion(page, run)
+        check_samples(page, run)
+        check_test_acc(page, summary)
+        state = "finished run"
+    else:
+        check(page.refresh, "a run in progress has no <meta http-equiv=\"refresh\">")
+        check("confusion" not in page.tables, "a run in progress shows a confusion matrix")
+        state = "run in progress"
+    return (f"report.html of a {state}: {len(history)} epochs, {len(page.charts)} charts, "
+            f"{len(page.images)} sample images: ok")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv, "test_report.py RUN_DIR", "report.html", check_run))

@@ -36,7 +36,7 @@ import re
 import sys
 import urllib.parse
 
-from page_check import Elements, Failure, check, read_jsonl, read_page
+from page_check import Elements, Failure, check, main, read_jsonl, read_page
 
 FIGURES = {"best_val_acc": "best_val_acc", "final_val_acc": "final_val_acc",
            "test_acc": "test_acc", "seconds": "seconds", "img_per_s": "train_img_per_s"}
@@ -372,34 +372,21 @@ def check_state(page, points):
     check(listed == want, f"#unfinished lists {listed}, expected {want}")
 
 
-def main(argv):
-    if len(argv) != 2:
-        print("usage: test_sweep_report.py SWEEP_DIR", file=sys.stderr)
-        return 2
-    sweep = argv[1]
-    path = os.path.join(sweep, "sweep.html")
-    try:
-        page = read_page(path, Page())
-        check_links(page, sweep)
-        check("points" in page.ids, "no <table id=\"points\">")
-        points = [Point(sweep, attrs, cells) for attrs, cells in page.rows]
-        check_rows(points, sweep)
-        check_best(page, points)
-        check_curves(page, points)
-        check_versus(page, points)
-        check_state(page, points)
-    except Failure as e:
-        print(f"FAIL: {path}: {e}")
-        return 1
-    except (OSError, ValueError) as e:
-        print(f"FAIL: {e}")
-        return 1
+def check_sweep(sweep, path):
+    page = read_page(path, Page())
+    check_links(page, sweep)
+    check("points" in page.ids, "no <table id=\"points\">")
+    points = [Point(sweep, attrs, cells) for attrs, cells in page.rows]
+    check_rows(points, sweep)
+    check_best(page, points)
+    check_curves(page, points)
+    check_versus(page, points)
+    check_state(page, points)
     done = sum(1 for p in points if p.status == "done")
     charts = len(page.charts)
-    print(f"sweep.html: {len(points)} points ({done} done), {charts} chart"
-          f"{'' if charts == 1 else 's'}: ok")
-    return 0
+    return (f"sweep.html: {len(points)} points ({done} done), {charts} chart"
+            f"{'' if charts == 1 else 's'}: ok")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv, "test_sweep_report.py SWEEP_DIR", "sweep.html", check_sweep))
