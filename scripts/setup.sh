@@ -23,9 +23,11 @@ if ((${#missing[@]})); then
 fi
 
 build=${BUILD_DIR:-build}
+mkdir -p "$build"
+log="$build/configure.log" # inside the build folder, which git ignores
 # shellcheck disable=SC2086
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DRUNNER_CUDA="${RUNNER_CUDA:-AUTO}" \
-  -DRUNNER_WERROR="${RUNNER_WERROR:-OFF}" ${CMAKE_ARGS:-} >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; exit 1; }
-grep "runner:" "$build.configure.log" || true
+  -DRUNNER_WERROR="${RUNNER_WERROR:-OFF}" ${CMAKE_ARGS:-} >"$log" 2>&1 ||
+  { cat "$log"; exit 1; }
+grep "runner:" "$log" || true
 cmake --build "$build" -j "$(nproc)"
