@@ -96,7 +96,6 @@ static void write_item(FILE *out, const struct schema_section *s, const void *it
     }
 }
 
-/* A value that fits on the line of its key (everything but sections). */
 const char *spec_device_text(const struct spec_device *dev, char *buf, size_t size)
 {
     if (dev->kind == SPEC_DEVICE_CUDA)
@@ -106,6 +105,7 @@ const char *spec_device_text(const struct spec_device *dev, char *buf, size_t si
     return buf;
 }
 
+/* A value that fits on the line of its key (everything but sections). */
 static void write_inline(FILE *out, const struct schema_key *k, const void *base)
 {
     const void *f = (const char *)base + k->offset;
