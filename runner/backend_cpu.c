@@ -902,8 +902,6 @@ void cpu_trained(struct cpu *c, struct cpu_trained *t)
                               .ranges = c->ranges, .nranges = c->nranges};
 }
 
-
-
 const struct backend backend_cpu = {
     .name = "cpu",
     .supports = cpu_supports,
