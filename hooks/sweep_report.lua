@@ -49,7 +49,8 @@ local colour = require "lib.colour"
 
 local REFRESH_SECONDS = page.REFRESH_SECONDS
 
-local VAL_COLOUR, TEST_COLOUR = "#d9730d", "#52606d"
+-- The validation and test series' colours, as report.lua draws them.
+local VAL_COLOUR, TEST_COLOUR = colour.category(2), "#52606d"
 
 local STATUS_TEXT = {done = "done", running = "running", pending = "pending", failed = "failed",
   interrupted = "interrupted"}
