@@ -1,7 +1,7 @@
 """page_check.py: what tests/test_report.py and tests/test_sweep_report.py share: the command
-line, the failure they stop at, a metrics.jsonl reader, a page reader, and an HTML parser base that keeps the stack of open
-elements (void elements, self-closing tags, optional end tags) and refuses duplicate ids, so
-each test's parser only says what it collects (start, end, text)."""
+line, the failure they stop at, a metrics.jsonl reader, a page reader, and an HTML parser base
+that keeps the stack of open elements (void elements, self-closing tags, optional end tags) and
+refuses duplicate ids, so each test's parser only says what it collects (start, end, text)."""
 
 import json
 import os
