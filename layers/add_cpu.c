@@ -10,13 +10,13 @@ static void add_forward(struct cpu *c, size_t li)
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     dnnl_memory_desc_t a = *cpu_in_md(c, l, 0), b = *cpu_in_md(c, l, 1);
     cpu_output(c, li, &a);
-    dnnl_binary_desc_t bd;
-    if (!cpu_ok(c, dnnl_binary_desc_init(&bd, dnnl_binary_add, &a, &b, &a), l, "add")) return;
+    struct onednn_op op = {.kind = ONEDNN_BINARY, .alg = dnnl_binary_add, .src = &a, .src1 = &b,
+                           .dst = &a};
     /* A relu that alone reads the sum is applied here; its backward (from the output) stays. */
     int k = cpu_sole_consumer(c, li);
     bool relu = k >= 0 && cpu_graph(c)->layers[k].op == OP_KIND_RELU;
     if (relu) cpu_layer(c, &cpu_graph(c)->layers[k])->fused = CPU_FUSED_FORWARD;
-    dnnl_primitive_desc_t pd = relu ? cpu_pd_relu(c, &bd, l, "add") : cpu_pd(c, &bd, NULL, l, "add");
+    dnnl_primitive_desc_t pd = relu ? cpu_pd_relu(c, &op, l, "add") : cpu_pd(c, &op, NULL, l, "add");
     if (!pd) return;
     cpu_keep_pd(c, li, pd);
     for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
@@ -41,7 +41,7 @@ static void add_backward(struct cpu *c, size_t li)
         int dx = cpu_grad_begin(c, l, i);
         if (dx < 0) continue;
         const dnnl_memory_desc_t *md = cpu_in_md(c, l, i);
-        if (dnnl_memory_desc_equal(md, &cl->md))
+        if (onednn_md_equal(md, &cl->md))
             cpu_copy_step(c, CPU_BWD, l, cpu_grad_out(c, l), dx, md);
         else
             cpu_reorder_step(c, CPU_BWD, l, cpu_grad_out(c, l), &cl->md, dx, md);

@@ -42,24 +42,21 @@ static void batchnorm_forward(struct cpu *c, size_t li)
     bool relu = fuses_relu(c, li);
     unsigned flags = FLAGS | (relu ? dnnl_fuse_norm_relu : 0);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
-    int64_t channels = src.dims[1];
-    dnnl_memory_desc_t stat = cpu_md(1, &channels, dnnl_a);
+    int64_t channels = cpu_md_dim(&src, 1);
+    dnnl_memory_desc_t stat = cpu_md(c, 1, &channels, dnnl_a);
     cpu_output(c, li, &src);
-    cl->aux[0] = cpu_buffer(c, dnnl_memory_desc_get_size(&stat)); /* batch mean */
-    cl->aux[1] = cpu_buffer(c, dnnl_memory_desc_get_size(&stat)); /* batch variance */
+    cl->aux[0] = cpu_buffer(c, onednn_md_size(&stat)); /* batch mean */
+    cl->aux[1] = cpu_buffer(c, onednn_md_size(&stat)); /* batch variance */
 
-    dnnl_batch_normalization_desc_t bd;
-    if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, &src,
-                                                              (float)p->eps, flags),
-                l, "batch normalization"))
-        return;
-    dnnl_primitive_desc_t pd = cpu_pd(c, &bd, NULL, l, "batch normalization");
+    struct onednn_op op = {.kind = ONEDNN_BNORM, .prop = dnnl_forward_training, .src = &src,
+                           .epsilon = (float)p->eps, .flags = flags};
+    dnnl_primitive_desc_t pd = cpu_pd(c, &op, NULL, l, "batch normalization");
     if (!pd) return;
     cpu_keep_pd(c, li, pd);
-    dnnl_memory_desc_t ws = cpu_query(pd, dnnl_query_workspace_md, 0);
+    dnnl_memory_desc_t ws = cpu_query(c, pd, dnnl_query_workspace_md, 0);
     if (relu) {
         cpu_layer(c, &cpu_graph(c)->layers[cpu_sole_consumer(c, li)])->fused = CPU_FUSED;
-        cl->aux[2] = cpu_buffer(c, dnnl_memory_desc_get_size(&ws)); /* the relu's mask */
+        cl->aux[2] = cpu_buffer(c, onednn_md_size(&ws)); /* the relu's mask */
     }
     struct cpu_step *s = cpu_prim(c, CPU_FWD_TRAIN, pd, l);
     if (relu) cpu_act(c, s, DNNL_ARG_WORKSPACE, cl->aux[2], &ws);
@@ -79,13 +76,9 @@ static void batchnorm_forward(struct cpu *c, size_t li)
     s->n = channels;
     s->f = p->momentum;
 
-    dnnl_batch_normalization_desc_t id;
-    if (!cpu_ok(c, dnnl_batch_normalization_forward_desc_init(&id, dnnl_forward_inference, &src,
-                                                              (float)p->eps,
-                                                              flags | dnnl_use_global_stats),
-                l, "batch normalization (inference)"))
-        return;
-    s = cpu_prim(c, CPU_FWD_EVAL, cpu_pd(c, &id, NULL, l, "batch normalization (inference)"), l);
+    op.prop = dnnl_forward_inference;
+    op.flags = flags | dnnl_use_global_stats;
+    s = cpu_prim(c, CPU_FWD_EVAL, cpu_pd(c, &op, NULL, l, "batch normalization (inference)"), l);
     cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
     cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
     cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false);
@@ -100,30 +93,28 @@ static void batchnorm_backward(struct cpu *c, size_t li)
     const struct batchnorm_params *p = &l->p.batchnorm;
     struct cpu_layer *cl = cpu_layer(c, l);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
-    int64_t channels = src.dims[1];
-    dnnl_memory_desc_t stat = cpu_md(1, &channels, dnnl_a);
+    int64_t channels = cpu_md_dim(&src, 1);
+    dnnl_memory_desc_t stat = cpu_md(c, 1, &channels, dnnl_a);
     bool relu = fuses_relu(c, li);
-    dnnl_batch_normalization_desc_t bd;
-    if (!cpu_ok(c, dnnl_batch_normalization_backward_desc_init(
-                       &bd, dnnl_backward, &src, &src, (float)p->eps,
-                       FLAGS | (relu ? dnnl_fuse_norm_relu : 0)),
-                l, "batch normalization backward"))
-        return;
+    struct onednn_op op = {.kind = ONEDNN_BNORM_BWD, .prop = dnnl_backward, .src = &src,
+                           .dst = &src, .epsilon = (float)p->eps,
+                           .flags = FLAGS | (relu ? dnnl_fuse_norm_relu : 0)};
     struct cpu_step *s =
-        cpu_prim(c, CPU_BWD, cpu_pd(c, &bd, cl->fwd_pd, l, "batch normalization backward"), l);
+        cpu_prim(c, CPU_BWD, cpu_pd(c, &op, cl->fwd_pd, l, "batch normalization backward"), l);
     int dx = cpu_grad_begin(c, l, 0);
     bool wanted = dx >= 0;
-    if (!wanted) dx = cpu_buffer(c, dnnl_memory_desc_get_size(&src)); /* computed, unused */
+    if (!wanted) dx = cpu_buffer(c, onednn_md_size(&src)); /* computed, unused */
     cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
     cpu_act(c, s, DNNL_ARG_MEAN, cl->aux[0], &stat);
     cpu_act(c, s, DNNL_ARG_VARIANCE, cl->aux[1], &stat);
     cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &src);
     if (relu) {
-        dnnl_memory_desc_t ws = cpu_query(cl->fwd_pd, dnnl_query_workspace_md, 0);
+        dnnl_memory_desc_t ws = cpu_query(c, cl->fwd_pd, dnnl_query_workspace_md, 0);
         cpu_act(c, s, DNNL_ARG_WORKSPACE, cl->aux[2], &ws);
     }
     cpu_tensor_arg(c, s, DNNL_ARG_SCALE, l->tensor0, false);
-    cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false); /* asked for, though unused */
+    if (onednn_bnorm_backward_takes_shift())
+        cpu_tensor_arg(c, s, DNNL_ARG_SHIFT, l->tensor0 + 1, false);
     cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &src);
     cpu_tensor_arg(c, s, DNNL_ARG_DIFF_SCALE, l->tensor0, true);
     cpu_tensor_arg(c, s, DNNL_ARG_DIFF_SHIFT, l->tensor0 + 1, true);

@@ -19,26 +19,29 @@ static void geometry(const struct conv_params *p, dnnl_dims_t st, dnnl_dims_t di
 /*
  * The algorithm for a convolution: Winograd F(4x4, 3x3) where it pays (3x3, stride 1, no
  * dilation or groups, an output of at least 8x8) unless the plan asks for direct only;
- * direct otherwise, and where oneDNN has no Winograd kernel for this machine (the caller
- * falls back).
+ * direct otherwise, with a oneDNN that has no Winograd (3.x), and where oneDNN has no
+ * Winograd kernel for this machine (the caller falls back).
  */
 static dnnl_alg_kind_t algorithm(struct cpu *c, const struct conv_params *p,
                                  const struct shape *out)
 {
-    bool wino = !cpu_options(c)->conv_direct && p->kernel[0] == 3 && p->kernel[1] == 3 && p->stride[0] == 1 &&
+    bool wino = onednn_winograd() && !cpu_options(c)->conv_direct && p->kernel[0] == 3 &&
+                p->kernel[1] == 3 && p->stride[0] == 1 &&
                 p->stride[1] == 1 && p->dilation[0] == 1 && p->dilation[1] == 1 &&
                 p->groups == 1 && out->rank == 3 && out->d[1] >= 8 && out->d[2] >= 8;
     return wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
 }
 
 /* (K, C/g, R, S), or (g, K/g, C/g, R, S) for groups. */
-static dnnl_memory_desc_t weights_any(const struct conv_params *p, int64_t c)
+static dnnl_memory_desc_t weights_any(struct cpu *c, const struct conv_params *p, int64_t C)
 {
-    int64_t d[5] = {p->groups, p->out / p->groups, c / p->groups, p->kernel[0], p->kernel[1]};
-    return p->groups == 1 ? cpu_md(4, d + 1, dnnl_format_tag_any) : cpu_md(5, d, dnnl_format_tag_any);
+    int64_t d[5] = {p->groups, p->out / p->groups, C / p->groups, p->kernel[0], p->kernel[1]};
+    return p->groups == 1 ? cpu_md(c, 4, d + 1, dnnl_format_tag_any)
+                          : cpu_md(c, 5, d, dnnl_format_tag_any);
 }
 
 enum direction { FORWARD, BACKWARD_WEIGHTS, BACKWARD_DATA };
+static const enum onednn_kind kinds[] = {ONEDNN_CONV, ONEDNN_CONV_BWD_WEIGHTS, ONEDNN_CONV_BWD_DATA};
 
 /* The primitive descriptor of one direction of l's convolution: with algorithm() when oneDNN
  * has it, else direct; NULL (the failure recorded) when neither is available. */
@@ -51,30 +54,19 @@ static dnnl_primitive_desc_t conv_pd(struct cpu *c, const struct graph_layer *l,
                                        "convolution backward data"};
     const struct conv_params *p = &l->p.conv;
     int64_t k = p->out;
-    dnnl_memory_desc_t b = cpu_md(1, &k, dnnl_a);
+    dnnl_memory_desc_t b = cpu_md(c, 1, &k, dnnl_a);
     dnnl_dims_t st, dil, pl, pr;
     geometry(p, st, dil, pl, pr);
-    dnnl_alg_kind_t alg = algorithm(c, p, &l->out);
-    for (;;) {
-        dnnl_convolution_desc_t cd;
-        dnnl_status_t ok =
-            dir == FORWARD
-                ? dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, src,
-                                                             w, p->bias ? &b : NULL, dst, st,
-                                                             dil, pl, pr)
-            : dir == BACKWARD_WEIGHTS
-                ? dnnl_dilated_convolution_backward_weights_desc_init(
-                      &cd, alg, src, w, p->bias ? &b : NULL, dst, st, dil, pl, pr)
-                : dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, src, w, dst, st,
-                                                                   dil, pl, pr);
-        if (alg == dnnl_convolution_direct) {
-            if (!cpu_ok(c, ok, l, what[dir])) return NULL;
-            return cpu_pd(c, &cd, hint, l, what[dir]);
-        }
-        dnnl_primitive_desc_t pd = ok == dnnl_success ? cpu_pd_try(c, &cd, hint) : NULL;
+    struct onednn_op op = {.kind = kinds[dir], .prop = dnnl_forward_training,
+                           .alg = algorithm(c, p, &l->out), .src = src, .weights = w,
+                           .bias = p->bias && dir != BACKWARD_DATA ? &b : NULL, .dst = dst,
+                           .strides = st, .dilation = dil, .pad_l = pl, .pad_r = pr};
+    if (op.alg != dnnl_convolution_direct) {
+        dnnl_primitive_desc_t pd = cpu_pd_try(c, &op, hint);
         if (pd) return pd;
-        alg = dnnl_convolution_direct;
+        op.alg = dnnl_convolution_direct;
     }
+    return cpu_pd(c, &op, hint, l, what[dir]);
 }
 
 static void conv_forward(struct cpu *c, size_t li)
@@ -83,8 +75,8 @@ static void conv_forward(struct cpu *c, size_t li)
     const struct conv_params *p = &l->p.conv;
     int64_t dd[4];
     cpu_dims(c, &l->out, dd);
-    dnnl_memory_desc_t dst = cpu_md(4, dd, dnnl_format_tag_any);
-    dnnl_memory_desc_t w = weights_any(p, cpu_in_md(c, l, 0)->dims[1]);
+    dnnl_memory_desc_t dst = cpu_md(c, 4, dd, dnnl_format_tag_any);
+    dnnl_memory_desc_t w = weights_any(c, p, cpu_md_dim(cpu_in_md(c, l, 0), 1));
     dnnl_primitive_desc_t pd = conv_pd(c, l, FORWARD, cpu_in_md(c, l, 0), &w, &dst, NULL);
     if (pd) cpu_weighted_forward(c, li, pd, p->bias);
 }
@@ -95,7 +87,7 @@ static void conv_backward(struct cpu *c, size_t li)
     const struct conv_params *p = &l->p.conv;
     struct cpu_layer *cl = cpu_layer(c, l);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), dst = cl->md;
-    dnnl_memory_desc_t w = *dnnl_primitive_desc_query_md(cl->fwd_pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t w = cpu_query(c, cl->fwd_pd, dnnl_query_weights_md, 0);
     int dy = cpu_grad_out(c, l);
 
     struct cpu_step *s =
@@ -109,13 +101,13 @@ static void conv_backward(struct cpu *c, size_t li)
     if (dx < 0) return;
     /* Backward data wants its own weight layout (blocks transposed); a reorder of the
      * weights into it costs far less than running the forward layout's reference kernel. */
-    dnnl_memory_desc_t wany = weights_any(p, src.dims[1]);
+    dnnl_memory_desc_t wany = weights_any(c, p, cpu_md_dim(&src, 1));
     dnnl_primitive_desc_t pd = conv_pd(c, l, BACKWARD_DATA, &src, &wany, &dst, cl->fwd_pd);
     if (!pd) return;
-    dnnl_memory_desc_t wb = cpu_query(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t wb = cpu_query(c, pd, dnnl_query_weights_md, 0);
     int wbuf = -1;
-    if (!dnnl_memory_desc_equal(&wb, &w)) {
-        wbuf = cpu_buffer(c, dnnl_memory_desc_get_size(&wb));
+    if (!onednn_md_equal(&wb, &w)) {
+        wbuf = cpu_buffer(c, onednn_md_size(&wb));
         s = cpu_reorder(c, CPU_BWD, l, &w, &wb);
         cpu_tensor_arg(c, s, DNNL_ARG_FROM, l->tensor0, false);
         cpu_act(c, s, DNNL_ARG_TO, wbuf, &wb);

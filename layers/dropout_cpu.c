@@ -41,7 +41,7 @@ static void dropout_forward(struct cpu *c, size_t li)
     struct cpu_layer *cl = cpu_layer(c, l);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
     cpu_output(c, li, &src);
-    int64_t n = (int64_t)(dnnl_memory_desc_get_size(&src) / sizeof(float));
+    int64_t n = (int64_t)(onednn_md_size(&src) / sizeof(float));
     cl->aux[0] = cpu_buffer(c, (size_t)n);
     struct cpu_step *s = cpu_kernel(c, CPU_FWD_TRAIN, dropout_kernel, l);
     cpu_act(c, s, 0, cpu_in_buf(c, l, 0), &src);
@@ -62,7 +62,7 @@ static void dropout_backward(struct cpu *c, size_t li)
     cpu_act(c, s, 0, cpu_grad_out(c, l), &cl->md);
     cpu_act(c, s, 1, dx, &cl->md);
     cpu_act(c, s, 2, cl->aux[0], &cl->md);
-    s->n = (int64_t)(dnnl_memory_desc_get_size(&cl->md) / sizeof(float));
+    s->n = (int64_t)(onednn_md_size(&cl->md) / sizeof(float));
     s->f = l->p.dropout.p;
     cpu_grad_finish(c, l, 0, dx);
 }

@@ -15,7 +15,7 @@ static struct window window_of(const struct graph_layer *l, const dnnl_memory_de
     struct window w = {0};
     if (l->op == OP_KIND_GLOBAL_AVG_POOL) {
         w.alg = dnnl_pooling_avg_exclude_padding;
-        for (int i = 0; i < 2; i++) w.kernel[i] = w.stride[i] = src->dims[2 + i];
+        for (int i = 0; i < 2; i++) w.kernel[i] = w.stride[i] = cpu_md_dim(src, 2 + i);
         return w;
     }
     const struct pool_params *p = &l->p.pool;
@@ -28,7 +28,7 @@ static struct window window_of(const struct graph_layer *l, const dnnl_memory_de
         w.stride[i] = p->stride[i];
         w.pl[i] = p->pad[i];
         /* ceil_mode: the right padding reaches the last window's end. */
-        w.pr[i] = (out[i] - 1) * p->stride[i] + p->kernel[i] - src->dims[2 + i] - p->pad[i];
+        w.pr[i] = (out[i] - 1) * p->stride[i] + p->kernel[i] - cpu_md_dim(src, 2 + i) - p->pad[i];
         if (w.pr[i] < 0) w.pr[i] = p->pad[i] < -w.pr[i] ? 0 : p->pad[i];
     }
     return w;
@@ -56,33 +56,32 @@ static void pool_forward(struct cpu *c, size_t li)
     const struct graph_layer *l = &cpu_graph(c)->layers[li];
     struct cpu_layer *cl = cpu_layer(c, l);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
-    int64_t dd[4] = {src.dims[0], src.dims[1], 1, 1};
+    int64_t dd[4] = {cpu_md_dim(&src, 0), cpu_md_dim(&src, 1), 1, 1};
     if (l->op != OP_KIND_GLOBAL_AVG_POOL) dd[2] = l->out.d[1], dd[3] = l->out.d[2];
     struct window w = window_of(l, &src, dd[2], dd[3]);
-    dnnl_memory_desc_t dst = cpu_md(4, dd, dnnl_format_tag_any);
+    dnnl_memory_desc_t dst = cpu_md(c, 4, dd, dnnl_format_tag_any);
     for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
         bool train = ph == CPU_FWD_TRAIN;
-        dnnl_pooling_v2_desc_t pdsc;
-        if (!cpu_ok(c, dnnl_pooling_v2_forward_desc_init(
-                           &pdsc, train ? dnnl_forward_training : dnnl_forward_inference, w.alg,
-                           &src, &dst, w.stride, w.kernel, w.dil, w.pl, w.pr),
-                    l, "pooling"))
-            return;
-        dnnl_primitive_desc_t pd = cpu_pd(c, &pdsc, NULL, l, "pooling");
+        struct onednn_op op = {.kind = ONEDNN_POOL,
+                               .prop = train ? dnnl_forward_training : dnnl_forward_inference,
+                               .alg = w.alg, .src = &src, .dst = &dst, .strides = w.stride,
+                               .kernel = w.kernel, .dilation = w.dil, .pad_l = w.pl,
+                               .pad_r = w.pr};
+        dnnl_primitive_desc_t pd = cpu_pd(c, &op, NULL, l, "pooling");
         if (!pd) return;
         if (train) {
             cpu_keep_pd(c, li, pd);
-            dst = cpu_query(pd, dnnl_query_dst_md, 0);
+            dst = cpu_query(c, pd, dnnl_query_dst_md, 0);
             cpu_output(c, li, &dst);
             cl->aux[0] = -1;
-            dnnl_memory_desc_t ws = cpu_query(pd, dnnl_query_workspace_md, 0);
-            if (dnnl_memory_desc_get_size(&ws)) cl->aux[0] = cpu_buffer(c, dnnl_memory_desc_get_size(&ws));
+            dnnl_memory_desc_t ws = cpu_query(c, pd, dnnl_query_workspace_md, 0);
+            if (onednn_md_size(&ws)) cl->aux[0] = cpu_buffer(c, onednn_md_size(&ws));
         }
         struct cpu_step *s = cpu_prim(c, (enum cpu_phase)ph, pd, l);
         cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
         cpu_act(c, s, DNNL_ARG_DST, cl->out, &dst);
         if (train && cl->aux[0] >= 0) {
-            dnnl_memory_desc_t ws = cpu_query(cl->fwd_pd, dnnl_query_workspace_md, 0);
+            dnnl_memory_desc_t ws = cpu_query(c, cl->fwd_pd, dnnl_query_workspace_md, 0);
             cpu_act(c, s, DNNL_ARG_WORKSPACE, cl->aux[0], &ws);
         }
     }
@@ -95,16 +94,14 @@ static void pool_backward(struct cpu *c, size_t li)
     int dx = cpu_grad_begin(c, l, 0);
     if (dx < 0) return;
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
-    struct window w = window_of(l, &src, cl->md.dims[2], cl->md.dims[3]);
-    dnnl_pooling_v2_desc_t bd;
-    if (!cpu_ok(c, dnnl_pooling_v2_backward_desc_init(&bd, w.alg, &src, &cl->md, w.stride,
-                                                      w.kernel, w.dil, w.pl, w.pr),
-                l, "pooling backward"))
-        return;
-    struct cpu_step *s = cpu_prim(c, CPU_BWD, cpu_pd(c, &bd, cl->fwd_pd, l, "pooling backward"), l);
+    struct window w = window_of(l, &src, cpu_md_dim(&cl->md, 2), cpu_md_dim(&cl->md, 3));
+    struct onednn_op op = {.kind = ONEDNN_POOL_BWD, .alg = w.alg, .src = &src, .dst = &cl->md,
+                           .strides = w.stride, .kernel = w.kernel, .dilation = w.dil,
+                           .pad_l = w.pl, .pad_r = w.pr};
+    struct cpu_step *s = cpu_prim(c, CPU_BWD, cpu_pd(c, &op, cl->fwd_pd, l, "pooling backward"), l);
     cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &cl->md);
     if (cl->aux[0] >= 0) {
-        dnnl_memory_desc_t ws = cpu_query(cl->fwd_pd, dnnl_query_workspace_md, 0);
+        dnnl_memory_desc_t ws = cpu_query(c, cl->fwd_pd, dnnl_query_workspace_md, 0);
         cpu_act(c, s, DNNL_ARG_WORKSPACE, cl->aux[0], &ws);
     }
     cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &src);

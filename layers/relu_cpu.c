@@ -16,12 +16,9 @@ static void relu_forward(struct cpu *c, size_t li)
         return;
     }
     cpu_output(c, li, &src);
-    dnnl_eltwise_desc_t ed;
-    if (!cpu_ok(c, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training,
-                                                  dnnl_eltwise_relu_use_dst_for_bwd, &src, 0, 0),
-                l, "relu"))
-        return;
-    dnnl_primitive_desc_t pd = cpu_pd(c, &ed, NULL, l, "relu");
+    struct onednn_op op = {.kind = ONEDNN_ELTWISE, .prop = dnnl_forward_training,
+                           .alg = dnnl_eltwise_relu_use_dst_for_bwd, .src = &src};
+    dnnl_primitive_desc_t pd = cpu_pd(c, &op, NULL, l, "relu");
     if (!pd) return;
     cpu_keep_pd(c, li, pd);
     for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
@@ -45,12 +42,9 @@ static void relu_backward(struct cpu *c, size_t li)
     }
     int dx = cpu_grad_begin(c, l, 0);
     if (dx < 0) return;
-    dnnl_eltwise_desc_t ed;
-    if (!cpu_ok(c, dnnl_eltwise_backward_desc_init(&ed, dnnl_eltwise_relu_use_dst_for_bwd, &cl->md,
-                                                   &cl->md, 0, 0),
-                l, "relu backward"))
-        return;
-    struct cpu_step *s = cpu_prim(c, CPU_BWD, cpu_pd(c, &ed, cl->fwd_pd, l, "relu backward"), l);
+    struct onednn_op op = {.kind = ONEDNN_ELTWISE_BWD, .alg = dnnl_eltwise_relu_use_dst_for_bwd,
+                           .src = &cl->md, .dst = &cl->md};
+    struct cpu_step *s = cpu_prim(c, CPU_BWD, cpu_pd(c, &op, cl->fwd_pd, l, "relu backward"), l);
     cpu_act(c, s, DNNL_ARG_DST, cl->out, &cl->md);
     cpu_act(c, s, DNNL_ARG_DIFF_DST, cpu_grad_out(c, l), &cl->md);
     cpu_act(c, s, DNNL_ARG_DIFF_SRC, dx, &cl->md);

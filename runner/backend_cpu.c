@@ -27,6 +27,7 @@ struct cpu {
     bool failed;
     dnnl_engine_t eng;
     dnnl_stream_t stream;
+    struct onednn_mds mds; /* every memory descriptor the plan made (onednn.h) */
 
     struct cpu_layer *layers;
     dnnl_memory_desc_t in_md; /* the input batch, NCHW */
@@ -112,44 +113,46 @@ struct cpu_step *cpu_prim(struct cpu *c, enum cpu_phase ph, dnnl_primitive_desc_
         c->failed = true;
         return s;
     }
-    s->scratch_md = cpu_query(pd, dnnl_query_scratchpad_md, 0);
+    s->scratch_md = cpu_query(c, pd, dnnl_query_scratchpad_md, 0);
     cpu_ok(c, dnnl_primitive_create(&s->prim, pd), l, "primitive creation");
     if (!l || pd != c->layers[l - c->g->layers].fwd_pd) dnnl_primitive_desc_destroy(pd);
     return s;
 }
 
-dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint,
-                             const struct graph_layer *l, const char *what)
+dnnl_primitive_desc_t cpu_pd(struct cpu *c, const struct onednn_op *op,
+                             const_dnnl_primitive_desc_t hint, const struct graph_layer *l,
+                             const char *what)
 {
     dnnl_primitive_desc_t pd = NULL;
-    if (!cpu_ok(c, dnnl_primitive_desc_create(&pd, desc, c->attr, c->eng, hint), l, what))
+    if (!cpu_ok(c, onednn_pd_create(&pd, op, c->attr, c->eng, hint), l, what))
         return NULL;
     return pd;
 }
 
-dnnl_primitive_desc_t cpu_pd_relu(struct cpu *c, const void *desc, const struct graph_layer *l,
-                                  const char *what)
+dnnl_primitive_desc_t cpu_pd_relu(struct cpu *c, const struct onednn_op *op,
+                                  const struct graph_layer *l, const char *what)
 {
     if (!c->relu_attr) {
         dnnl_post_ops_t po;
         if (!cpu_ok(c, dnnl_primitive_attr_clone(&c->relu_attr, c->attr), l, what) ||
             !cpu_ok(c, dnnl_post_ops_create(&po), l, what))
             return NULL;
-        bool ok = cpu_ok(c, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0, 0), l, what) &&
+        bool ok = cpu_ok(c, onednn_post_ops_append_relu(po), l, what) &&
                   cpu_ok(c, dnnl_primitive_attr_set_post_ops(c->relu_attr, po), l, what);
         dnnl_post_ops_destroy(po);
         if (!ok) return NULL;
     }
     dnnl_primitive_desc_t pd = NULL;
-    if (!cpu_ok(c, dnnl_primitive_desc_create(&pd, desc, c->relu_attr, c->eng, NULL), l, what))
+    if (!cpu_ok(c, onednn_pd_create(&pd, op, c->relu_attr, c->eng, NULL), l, what))
         return NULL;
     return pd;
 }
 
-dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint)
+dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const struct onednn_op *op,
+                                 const_dnnl_primitive_desc_t hint)
 {
     dnnl_primitive_desc_t pd = NULL;
-    return dnnl_primitive_desc_create(&pd, desc, c->attr, c->eng, hint) == dnnl_success ? pd : NULL;
+    return onednn_pd_create(&pd, op, c->attr, c->eng, hint) == dnnl_success ? pd : NULL;
 }
 
 void cpu_keep_pd(struct cpu *c, size_t li, dnnl_primitive_desc_t pd)
@@ -168,11 +171,15 @@ struct cpu_step *cpu_kernel(struct cpu *c, enum cpu_phase ph, cpu_kernel_fn fn,
 void cpu_weighted_forward(struct cpu *c, size_t li, dnnl_primitive_desc_t pd, bool bias)
 {
     const struct graph_layer *l = &c->g->layers[li];
-    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), dst = cpu_query(pd, dnnl_query_dst_md, 0);
+    dnnl_memory_desc_t src = *cpu_in_md(c, l, 0), dst = cpu_query(c, pd, dnnl_query_dst_md, 0);
     cpu_keep_pd(c, li, pd);
     cpu_output(c, li, &dst);
-    cpu_tensor_md(c, l->tensor0, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
-    if (bias) cpu_tensor_md(c, l->tensor0 + 1, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
+    dnnl_memory_desc_t w = cpu_query(c, pd, dnnl_query_weights_md, 0);
+    cpu_tensor_md(c, l->tensor0, &w);
+    if (bias) {
+        dnnl_memory_desc_t b = cpu_query(c, pd, dnnl_query_weights_md, 1);
+        cpu_tensor_md(c, l->tensor0 + 1, &b);
+    }
     for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {
         struct cpu_step *s = cpu_prim(c, (enum cpu_phase)ph, pd, l);
         cpu_act(c, s, DNNL_ARG_SRC, cpu_in_buf(c, l, 0), &src);
@@ -206,7 +213,7 @@ void cpu_tensor_arg(struct cpu *c, struct cpu_step *s, int dnnl_arg, size_t tens
 void cpu_output(struct cpu *c, size_t li, const dnnl_memory_desc_t *md)
 {
     c->layers[li].md = *md;
-    c->layers[li].out = cpu_buffer(c, dnnl_memory_desc_get_size(md));
+    c->layers[li].out = cpu_buffer(c, onednn_md_size(md));
 }
 
 void cpu_tensor_md(struct cpu *c, size_t t, const dnnl_memory_desc_t *md)
@@ -266,17 +273,17 @@ int cpu_grad_begin(struct cpu *c, const struct graph_layer *l, int i)
     if (src == GRAPH_INPUT) {
         if (!c->plan->opt.input_grad) return -1;
         if (c->in_grad < 0) {
-            c->in_grad = cpu_buffer(c, dnnl_memory_desc_get_size(&c->in_md));
+            c->in_grad = cpu_buffer(c, onednn_md_size(&c->in_md));
             return c->in_grad;
         }
-        return cpu_buffer(c, dnnl_memory_desc_get_size(&c->in_md));
+        return cpu_buffer(c, onednn_md_size(&c->in_md));
     }
     struct cpu_layer *p = &c->layers[src];
     if (p->grad < 0) {
-        p->grad = cpu_buffer(c, dnnl_memory_desc_get_size(&p->md));
+        p->grad = cpu_buffer(c, onednn_md_size(&p->md));
         return p->grad;
     }
-    return cpu_buffer(c, dnnl_memory_desc_get_size(&p->md));
+    return cpu_buffer(c, onednn_md_size(&p->md));
 }
 
 int cpu_sole_consumer(struct cpu *c, size_t li)
@@ -309,7 +316,7 @@ bool cpu_grad_alias(struct cpu *c, const struct graph_layer *l, int i, int buf,
     int p = l->in[i];
     size_t li = (size_t)(l - c->g->layers);
     if (p == GRAPH_INPUT || c->layers[p].grad >= 0 || c->bufs[buf].shared ||
-        !dnnl_memory_desc_equal(&c->layers[p].md, &c->layers[li].md))
+        !onednn_md_equal(&c->layers[p].md, &c->layers[li].md))
         return false;
     for (int k = 0; k < n; k++)
         if (last_consumer(c->g, p, li) > others[k] || last_consumer(c->g, others[k], li) > p)
@@ -325,11 +332,9 @@ void cpu_grad_finish(struct cpu *c, const struct graph_layer *l, int i, int buf)
     int target = src == GRAPH_INPUT ? c->in_grad : c->layers[src].grad;
     if (buf < 0 || buf == target) return;
     const dnnl_memory_desc_t *md = cpu_in_md(c, l, i);
-    dnnl_binary_desc_t bd;
-    dnnl_primitive_desc_t pd = NULL;
-    if (cpu_ok(c, dnnl_binary_desc_init(&bd, dnnl_binary_add, md, md, md), l, "gradient sum"))
-        pd = cpu_pd(c, &bd, NULL, l, "gradient sum");
-    struct cpu_step *s = cpu_prim(c, CPU_BWD, pd, l);
+    struct onednn_op sum = {.kind = ONEDNN_BINARY, .alg = dnnl_binary_add, .src = md, .src1 = md,
+                            .dst = md};
+    struct cpu_step *s = cpu_prim(c, CPU_BWD, cpu_pd(c, &sum, NULL, l, "gradient sum"), l);
     s->what = "gradient sum";
     cpu_act(c, s, DNNL_ARG_SRC_0, target, md);
     cpu_act(c, s, DNNL_ARG_SRC_1, buf, md);
@@ -347,26 +352,38 @@ void cpu_copy_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer *l
 {
     struct cpu_step *s = cpu_kernel(c, ph, copy_kernel, l);
     s->what = "copy";
-    s->n = (int64_t)dnnl_memory_desc_get_size(md);
+    s->n = (int64_t)onednn_md_size(md);
     cpu_act(c, s, 0, src, md);
     cpu_act(c, s, 1, dst, md);
 }
 
-dnnl_memory_desc_t cpu_md(int ndims, const int64_t *dims, dnnl_format_tag_t tag)
+/* A descriptor the plan keeps; a failure is a bug (the dims come from a checked plan) or out of
+ * memory, and stops the process. */
+static dnnl_memory_desc_t make_md(struct cpu *c, int ndims, const int64_t *dims,
+                                  dnnl_data_type_t dt, dnnl_format_tag_t tag)
 {
     dnnl_memory_desc_t md;
-    dnnl_dims_t d = {0};
-    memcpy(d, dims, (size_t)ndims * sizeof *dims);
-    if (dnnl_memory_desc_init_by_tag(&md, ndims, d, dnnl_f32, tag) != dnnl_success) abort();
+    if (onednn_md_make(&c->mds, &md, ndims, dims, dt, tag) != dnnl_success) abort();
     return md;
 }
 
-dnnl_memory_desc_t cpu_query(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index)
+dnnl_memory_desc_t cpu_md(struct cpu *c, int ndims, const int64_t *dims, dnnl_format_tag_t tag)
 {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, what, index);
-    dnnl_memory_desc_t zero;
-    memset(&zero, 0, sizeof zero);
-    return md ? *md : zero;
+    return make_md(c, ndims, dims, dnnl_f32, tag);
+}
+
+dnnl_memory_desc_t cpu_query(struct cpu *c, const_dnnl_primitive_desc_t pd, dnnl_query_t what,
+                             int index)
+{
+    dnnl_memory_desc_t md;
+    if (onednn_md_query(&c->mds, &md, pd, what, index) != dnnl_success)
+        memset(&md, 0, sizeof md);
+    return md;
+}
+
+int64_t cpu_md_dim(const dnnl_memory_desc_t *md, int i)
+{
+    return onednn_md_dims(md)[i];
 }
 
 int cpu_dims(struct cpu *c, const struct shape *s, int64_t *dims)
@@ -384,12 +401,18 @@ static dnnl_format_tag_t plain_tag(int ndims)
     return tags[ndims];
 }
 
-dnnl_memory_desc_t cpu_plain_md(const dnnl_memory_desc_t *md)
+/* A plain layout with md's dims and type, kept in mds. */
+static dnnl_status_t plain_md(struct onednn_mds *mds, dnnl_memory_desc_t *p,
+                              const dnnl_memory_desc_t *md)
+{
+    int nd = onednn_md_ndims(md);
+    return onednn_md_make(mds, p, nd, onednn_md_dims(md), onednn_md_data_type(md), plain_tag(nd));
+}
+
+dnnl_memory_desc_t cpu_plain_md(struct cpu *c, const dnnl_memory_desc_t *md)
 {
     dnnl_memory_desc_t p;
-    if (dnnl_memory_desc_init_by_tag(&p, md->ndims, md->dims, md->data_type,
-                                     plain_tag(md->ndims)) != dnnl_success)
-        abort();
+    if (plain_md(&c->mds, &p, md) != dnnl_success) abort();
     return p;
 }
 
@@ -462,8 +485,7 @@ struct cpu_step *cpu_reorder(struct cpu *c, enum cpu_phase ph, const struct grap
                              const dnnl_memory_desc_t *smd, const dnnl_memory_desc_t *dmd)
 {
     dnnl_primitive_desc_t pd = NULL;
-    cpu_ok(c, dnnl_reorder_primitive_desc_create(&pd, smd, c->eng, dmd, c->eng, c->attr), l,
-           "reorder");
+    cpu_ok(c, onednn_reorder_pd(&pd, smd, dmd, c->eng, c->attr), l, "reorder");
     struct cpu_step *s = cpu_prim(c, ph, pd, NULL);
     s->layer = l;
     s->what = "reorder";
@@ -496,8 +518,8 @@ static void build(struct cpu *c)
     const struct graph *g = c->g;
     int64_t dims[4];
     cpu_dims(c, &g->input, dims);
-    c->in_md = cpu_md(4, dims, dnnl_nchw);
-    c->in_buf = cpu_buffer(c, dnnl_memory_desc_get_size(&c->in_md));
+    c->in_md = cpu_md(c, 4, dims, dnnl_nchw);
+    c->in_buf = cpu_buffer(c, onednn_md_size(&c->in_md));
     c->in_grad = -1;
     for (size_t i = 0; i < g->nlayers && !c->failed; i++) {
         c->layers[i].grad = -1;
@@ -507,9 +529,9 @@ static void build(struct cpu *c)
 
     /* The output at the edge: the plain (N, F) view the loss and the caller read. */
     struct cpu_layer *out = &c->layers[g->output];
-    dnnl_memory_desc_t plain = cpu_plain_md(&out->md);
-    bool same = dnnl_memory_desc_equal(&plain, &out->md);
-    c->out_plain = same ? out->out : cpu_buffer(c, dnnl_memory_desc_get_size(&plain));
+    dnnl_memory_desc_t plain = cpu_plain_md(c, &out->md);
+    bool same = onednn_md_equal(&plain, &out->md);
+    c->out_plain = same ? out->out : cpu_buffer(c, onednn_md_size(&plain));
     if (!same) {
         cpu_reorder_step(c, CPU_FWD_TRAIN, NULL, out->out, &out->md, c->out_plain, &plain);
         cpu_reorder_step(c, CPU_FWD_EVAL, NULL, out->out, &out->md, c->out_plain, &plain);
@@ -522,7 +544,7 @@ static void build(struct cpu *c)
         return;
     }
     c->loss_time = (int)c->nsteps[CPU_FWD_TRAIN];
-    c->grad_plain = cpu_buffer(c, dnnl_memory_desc_get_size(&plain));
+    c->grad_plain = cpu_buffer(c, onednn_md_size(&plain));
     int row_loss = c->row_loss = cpu_buffer(c, (size_t)cpu_batch(c) * sizeof(double));
     /* The loss reads the output and writes its gradient; a seam in time of its own. */
     c->bufs[c->out_plain].last = c->bufs[c->grad_plain].first = c->loss_time;
@@ -530,7 +552,7 @@ static void build(struct cpu *c)
     if (same) {
         out->grad = c->grad_plain;
     } else {
-        out->grad = cpu_buffer(c, dnnl_memory_desc_get_size(&out->md));
+        out->grad = cpu_buffer(c, onednn_md_size(&out->md));
         cpu_reorder_step(c, CPU_BWD, NULL, c->grad_plain, &plain, out->grad, &out->md);
     }
     for (size_t i = g->nlayers; i-- > 0 && !c->failed;)
@@ -557,7 +579,7 @@ static enum status bind(struct cpu *c)
         for (size_t t = 0; t < g->ntensors; t++) {
             if ((g->tensors[t].t.role == TENSOR_PARAM) != (pass == 0)) continue;
             c->toff[t] = off;
-            off += (dnnl_memory_desc_get_size(&c->tmd[t]) + 63) / 64 * 64;
+            off += (onednn_md_size(&c->tmd[t]) + 63) / 64 * 64;
             if (pass) continue;
             bool vector = g->tensors[t].t.rank <= 1;
             int64_t b = (int64_t)(c->toff[t] / sizeof(float)), e = (int64_t)(off / sizeof(float));
@@ -589,7 +611,7 @@ static enum status bind(struct cpu *c)
     sz->workspace = 64;
     for (int ph = 0; ph < CPU_PHASES; ph++)
         for (size_t i = 0; i < c->nsteps[ph]; i++) {
-            size_t w = dnnl_memory_desc_get_size(&c->steps[ph][i].scratch_md);
+            size_t w = onednn_md_size(&c->steps[ph][i].scratch_md);
             if (w > sz->workspace) sz->workspace = w;
         }
 
@@ -621,13 +643,13 @@ static enum status bind(struct cpu *c)
                            : arg->where == CPU_PARAM ? c->params + c->toff[arg->id]
                                                      : c->grads + c->toff[arg->id];
                 if (!s->prim) continue;
-                if (!cpu_ok(c, dnnl_memory_create(&arg->mem, &arg->md, c->eng, arg->ptr),
+                if (!cpu_ok(c, onednn_memory_create(&arg->mem, &arg->md, c->eng, arg->ptr),
                             s->layer, "memory binding"))
                     return STATUS_RUNTIME;
                 s->exec[a] = (dnnl_exec_arg_t){arg->dnnl_arg, arg->mem};
             }
             if (!s->prim) continue;
-            if (!cpu_ok(c, dnnl_memory_create(&s->scratch, &s->scratch_md, c->eng, c->work),
+            if (!cpu_ok(c, onednn_memory_create(&s->scratch, &s->scratch_md, c->eng, c->work),
                         s->layer, "scratchpad binding"))
                 return STATUS_RUNTIME;
             s->exec[s->nargs] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, s->scratch};
@@ -649,6 +671,7 @@ static void cpu_destroy(struct plan *p)
     if (c->relu_attr) dnnl_primitive_attr_destroy(c->relu_attr);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->eng) dnnl_engine_destroy(c->eng);
+    onednn_mds_free(&c->mds);
     free(c->layers), free(c->bufs), free(c->tmd), free(c->toff);
     free(c->ranges);
     free(c->params), free(c->grads), free(c->optim), free(c->act), free(c->work), free(c->labels);
@@ -679,17 +702,15 @@ static enum status cpu_create(struct plan *p, struct diag *d)
         /* Tensors no op lays out otherwise keep PyTorch's layout. */
         for (size_t t = 0; t < c->g->ntensors; t++) {
             const struct op_tensor *ot = &c->g->tensors[t].t;
-            dnnl_dims_t dims = {1};
+            int64_t dims[DNNL_MAX_NDIMS] = {1};
             int nd = ot->rank ? ot->rank : 1;
             for (int i = 0; i < ot->rank; i++) dims[i] = ot->dim[i];
             if (ot->dtype == TENSOR_I64) { /* a counter: 8 bytes, never seen by oneDNN */
                 nd = 1;
                 dims[0] = 2;
             }
-            if (dnnl_memory_desc_init_by_tag(&c->tmd[t], nd, dims,
-                                             ot->dtype == TENSOR_I64 ? dnnl_s32 : dnnl_f32,
-                                             plain_tag(nd)) != dnnl_success)
-                abort();
+            c->tmd[t] = make_md(c, nd, dims, ot->dtype == TENSOR_I64 ? dnnl_s32 : dnnl_f32,
+                                plain_tag(nd));
         }
         build(c);
         st = c->failed ? STATUS_RUNTIME : bind(c);
@@ -716,13 +737,10 @@ static void run(struct cpu *c, enum cpu_phase ph)
                         s->layer ? "'" : "");
                 const_dnnl_primitive_desc_t pd;
                 dnnl_primitive_get_primitive_desc(s->prim, &pd);
-                for (int a = 0; a < s->nargs; a++) {
-                    const dnnl_memory_desc_t *want =
-                        dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, s->args[a].dnnl_arg);
-                    if (!want || !dnnl_memory_desc_equal(want, &s->args[a].md))
-                        fprintf(stderr, "  argument %d: %s\n", s->args[a].dnnl_arg,
-                                want ? "its layout differs" : "not an argument of it");
-                }
+                for (int a = 0; a < s->nargs; a++)
+                    if (!onednn_pd_arg_is(pd, s->args[a].dnnl_arg, &s->args[a].md))
+                        fprintf(stderr, "  argument %d: not an argument of it, or laid out "
+                                "otherwise\n", s->args[a].dnnl_arg);
                 abort();
             }
         } else
@@ -801,23 +819,25 @@ static void cpu_get_output(struct plan *p, float *y)
 static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside, void *plain,
                       bool in)
 {
-    dnnl_memory_desc_t pmd = cpu_plain_md(md);
-    if (dnnl_memory_desc_equal(&pmd, md)) {
-        size_t n = dnnl_memory_desc_get_size(md);
+    struct onednn_mds tmp = {0}; /* the plain layout, made for this copy only */
+    dnnl_memory_desc_t pmd;
+    if (plain_md(&tmp, &pmd, md) != dnnl_success) abort();
+    if (onednn_md_equal(&pmd, md)) {
+        size_t n = onednn_md_size(md);
         if (in)
             memcpy(inside, plain, n);
         else
             memcpy(plain, inside, n);
+        onednn_mds_free(&tmp);
         return;
     }
     dnnl_memory_t a, b;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t r;
     const dnnl_memory_desc_t *smd = in ? &pmd : md, *dmd = in ? md : &pmd;
-    if (dnnl_memory_create(&a, smd, c->eng, in ? plain : inside) ||
-        dnnl_memory_create(&b, dmd, c->eng, in ? inside : plain) ||
-        dnnl_reorder_primitive_desc_create(&pd, smd, c->eng, dmd, c->eng, NULL) ||
-        dnnl_primitive_create(&r, pd)) {
+    if (onednn_memory_create(&a, smd, c->eng, in ? plain : inside) ||
+        onednn_memory_create(&b, dmd, c->eng, in ? inside : plain) ||
+        onednn_reorder_pd(&pd, smd, dmd, c->eng, NULL) || dnnl_primitive_create(&r, pd)) {
         fprintf(stderr, "runner: oneDNN reorder at the plan's edge failed\n");
         abort();
     }
@@ -828,19 +848,21 @@ static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside,
     dnnl_primitive_desc_destroy(pd);
     dnnl_memory_destroy(a);
     dnnl_memory_destroy(b);
+    onednn_mds_free(&tmp);
 }
 
+/* The input is laid out plain (NCHW, as build makes in_md): a batch is copied as it is. */
 static void cpu_get_input_grad(struct plan *p, float *dx)
 {
     struct cpu *c = p->impl;
     if (c->in_grad < 0) return;
-    edge_copy(c, &c->in_md, buf_ptr(c, c->in_grad), dx, false);
+    memcpy(dx, buf_ptr(c, c->in_grad), onednn_md_size(&c->in_md));
 }
 
 static void cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
     struct cpu *c = p->impl;
-    edge_copy(c, &c->in_md, buf_ptr(c, c->in_buf), (void *)x, true);
+    memcpy(buf_ptr(c, c->in_buf), x, onednn_md_size(&c->in_md));
     if (labels) memcpy(c->labels, labels, (size_t)cpu_batch(c) * sizeof *labels);
     c->soft = false;
 }

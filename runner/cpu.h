@@ -18,8 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <oneapi/dnnl/dnnl.h>
-
+#include "onednn.h"
 #include "plan.h"
 
 enum cpu_phase { CPU_FWD_TRAIN, CPU_FWD_EVAL, CPU_BWD, CPU_PHASES };
@@ -72,15 +71,17 @@ struct cpu_layer {
                               batchnorm (both passes), add (the forward only) */
 };
 
-/* A primitive descriptor for op descriptor desc (with the user-managed scratchpad), or NULL
- * with the failure recorded. hint: the forward's, for backward primitives. */
-dnnl_primitive_desc_t cpu_pd(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint,
-                             const struct graph_layer *l, const char *what);
+/* A primitive descriptor for op (with the user-managed scratchpad), or NULL with the failure
+ * recorded. hint: the forward's, for backward primitives. */
+dnnl_primitive_desc_t cpu_pd(struct cpu *c, const struct onednn_op *op,
+                             const_dnnl_primitive_desc_t hint, const struct graph_layer *l,
+                             const char *what);
 /* The same with a relu applied to the output (a oneDNN post-op). */
-dnnl_primitive_desc_t cpu_pd_relu(struct cpu *c, const void *desc, const struct graph_layer *l,
-                                  const char *what);
+dnnl_primitive_desc_t cpu_pd_relu(struct cpu *c, const struct onednn_op *op,
+                                  const struct graph_layer *l, const char *what);
 /* The same, or NULL with nothing recorded (for a fallback: a kernel this machine lacks). */
-dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const void *desc, const_dnnl_primitive_desc_t hint);
+dnnl_primitive_desc_t cpu_pd_try(struct cpu *c, const struct onednn_op *op,
+                                 const_dnnl_primitive_desc_t hint);
 /* Keeps pd as layer li's forward descriptor (the hint of its backward primitives). */
 void cpu_keep_pd(struct cpu *c, size_t li, dnnl_primitive_desc_t pd);
 
@@ -174,12 +175,16 @@ void cpu_reorder_step(struct cpu *c, enum cpu_phase ph, const struct graph_layer
 /* Records a failed oneDNN call (at the layer's YAML position); false on failure. */
 bool cpu_ok(struct cpu *c, dnnl_status_t st, const struct graph_layer *l, const char *what);
 
-/* Memory descriptors. */
-dnnl_memory_desc_t cpu_md(int ndims, const int64_t *dims, dnnl_format_tag_t tag);
+/* Memory descriptors (float; valid as long as the plan: see onednn.h). */
+dnnl_memory_desc_t cpu_md(struct cpu *c, int ndims, const int64_t *dims, dnnl_format_tag_t tag);
 /* A plain (row-major) layout with md's dims: PyTorch's, at the plan's edges. */
-dnnl_memory_desc_t cpu_plain_md(const dnnl_memory_desc_t *md);
-/* The layout oneDNN chose for argument `what` (dnnl_query_src_md, ...) of pd. */
-dnnl_memory_desc_t cpu_query(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index);
+dnnl_memory_desc_t cpu_plain_md(struct cpu *c, const dnnl_memory_desc_t *md);
+/* The layout oneDNN chose for argument `what` (dnnl_query_src_md, ...) of pd (it outlives
+ * pd); the zero descriptor where pd has none. */
+dnnl_memory_desc_t cpu_query(struct cpu *c, const_dnnl_primitive_desc_t pd, dnnl_query_t what,
+                             int index);
+/* Dimension i of md. */
+int64_t cpu_md_dim(const dnnl_memory_desc_t *md, int i);
 /* The layer's output dims (N, C, H, W), or (N, F) for vectors. */
 int cpu_dims(struct cpu *c, const struct shape *s, int64_t *dims);
 
