@@ -314,8 +314,9 @@ static const struct schema_key train_keys[] = {
     {.name = "conv_algorithm", .type = SCHEMA_ENUM, .offset = OFF(spec_train, conv_algorithm),
      .choices = conv_algorithm_choices, .def = "auto",
      .doc = "auto: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where the backend has it "
-            "(about 2x faster there, rounding error a few times larger), direct elsewhere; "
-            "direct: direct convolution everywhere"},
+            "(the CPU with oneDNN 2.x on a CPU with AVX-512: about 2x faster there, rounding "
+            "error a few times larger), direct elsewhere (oneDNN 3.x has no Winograd: there "
+            "auto is direct); direct: direct convolution everywhere"},
 };
 static const struct schema_section train_section = {
     .name = "train", .keys = train_keys, .nkeys = ARRAY_LEN(train_keys),

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "graph.h"
+#include "onednn.h"
 #include "plan.h"
 #include "test_util.h"
 #include "yaml_load.h"
@@ -491,6 +492,11 @@ static void test_finite_differences_residual(void **state)
                        "  - global_avg_pool\n"
                        "  - {name: fc, op: linear, out: 10}\n";
     for (int direct = 0; direct < 2; direct++) {
+        if (!direct && !onednn_winograd()) { /* auto is direct: the next pass */
+            print_message("residual network, Winograd convolutions: skipped: oneDNN %d.x has "
+                          "none\n", DNNL_VERSION_MAJOR);
+            continue;
+        }
         struct fd f;
         struct plan_options o = {.batch = 4, .seed = 9, .input_grad = true, .conv_direct = direct};
         fd_open(&f, yaml, &o, direct ? "residual network, direct convolutions"

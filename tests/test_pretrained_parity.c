@@ -25,6 +25,7 @@
 
 #include "graph.h"
 #include "model.h"
+#include "onednn.h"
 #include "plan.h"
 #include "pretrained.h"
 #include "safetensors.h"
@@ -102,6 +103,11 @@ static void test_logits(void **state)
     assert_int_equal(st_read_f32(input, "x", x->rank, x->shape, xs, &d), STATUS_OK);
     assert_int_equal(st_read_f32(input, "logits", 2, (int64_t[]){n, 1000}, want, &d), STATUS_OK);
     for (int direct = 1; direct >= 0; direct--) {
+        if (!direct && !onednn_winograd()) { /* auto is direct: done */
+            printf("auto convolutions: skipped: oneDNN %d.x has no Winograd convolution\n",
+                   DNNL_VERSION_MAJOR);
+            break;
+        }
         struct plan_options o = {.batch = n, .eval_only = true, .conv_direct = direct};
         struct plan *p;
         assert_int_equal(plan_create(g, &backend_cpu, &o, &d, &p), STATUS_OK);
