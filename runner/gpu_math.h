@@ -16,6 +16,7 @@
 #ifndef RUNNER_GPU_MATH_H
 #define RUNNER_GPU_MATH_H
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -180,8 +181,9 @@ GPU_HD void gpu_scaler_update(float *scale, int32_t *good_steps, int32_t *skippe
     }
     int32_t good = *good_steps + 1;
     if (good == growth_interval) {
-        float grown = *scale * 2.0f;
-        if (isfinite(grown)) *scale = grown;
+        /* Decided before multiplying, with no overflow to test: gcc 14 (Debian 13) at -O1
+         * and above turned isfinite(x * 2) for a known x = 2^127 into storing FLT_MAX. */
+        if (*scale <= FLT_MAX / 2) *scale *= 2.0f;
         good = 0;
     }
     *good_steps = good;
