@@ -7,9 +7,11 @@
 #
 #   tests/bench/cpu_vs_torch.sh [--rounds N] [--batches "32 128"] [--modes "train infer"]
 #                               [--steps N] [--threads N] [--runner build/runner]
+#                               [--set KEY=VALUE]...
+# --set passes an override to the runner's side only (train.conv_algorithm=direct, say).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds=3 batches="32 128" modes="train infer" steps=3 threads=2 runner=build/runner
+rounds=3 batches="32 128" modes="train infer" steps=3 threads=2 runner=build/runner sets=()
 py=${RUNNER_PYTHON:-/usr/bin/python3}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -19,6 +21,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --runner) runner=$2; shift 2 ;;
+    --set) sets+=("$2"); shift 2 ;;
     *) echo "cpu_vs_torch.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -32,14 +35,14 @@ field() { grep "$1" | tail -n 1 | awk '{print $NF}'; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); threads $threads"
-echo "runner:  $("$runner" --version | head -n 1); PyTorch $("$py" -c 'import torch; print(torch.__version__)')"
+echo "runner:  $("$runner" --version | head -n 1), $("$runner" --version | grep -m1 '^oneDNN')${sets[*]:+ (${sets[*]})}; PyTorch $("$py" -c 'import torch; print(torch.__version__)')"
 printf "%-6s %6s %14s %14s %7s %12s %12s\n" mode batch "runner img/s" "torch img/s" ratio "runner MiB" "torch MiB"
 for mode in $modes; do
     for b in $batches; do
         rs=() ts=() rm=0 tm=0
         for ((r = 1; r <= rounds; r++)); do
             "$runner" bench experiments/resnet50_adam.yaml train.batch_size=$b eval.batch_size=$b \
-                train.threads=$threads --mode "$mode" --steps "$steps" --warmup 1 >"$log"
+                train.threads=$threads "${sets[@]}" --mode "$mode" --steps "$steps" --warmup 1 >"$log"
             rs+=("$(field 'median images/s' <"$log")")
             m=$(grep 'peak memory' "$log" | awk '{print $3}'); [ "$m" -gt "$rm" ] && rm=$m
             "$py" tests/bench/torch_bench.py --batch "$b" --mode "$mode" --steps "$steps" \
