@@ -1,19 +1,22 @@
 #!/bin/sh
-# test_report.sh RUNNER SOURCE_DIR: the run report end to end on part of the real CIFAR-10
-# (RUNNER_DATA, else ../shared/cifar10 beside the project). quick.yaml for a few epochs with
-# hooks/report.lua and hooks/early_stop.lua set to give up after one epoch without a large
+# test_report.sh RUNNER SOURCE_DIR [RUN_DIR]: the run report end to end on part of the real
+# CIFAR-10 (RUNNER_DATA, else ../shared/cifar10 beside the project). quick.yaml for a few epochs
+# with hooks/report.lua and hooks/early_stop.lua set to give up after one epoch without a large
 # improvement: training must stop after epoch 2, cleanly (exit 0, checkpoint saved, the test
 # set evaluated, summary.json saying why), with a report.html whose structure matches the
-# run's files (test_report.py); `runner report` must write it again from the files alone;
-# and headless Chromium must draw it (test_report_render.sh). Skipped (77) where the data is
-# absent, unless CI=true.
+# run's files (test_report.py); and `runner report` must write it again from the files alone.
+# With RUN_DIR the run is written there (whatever was there removed first) and kept, for
+# test_report_render.sh to draw (CTest's report_render); else in a temporary folder. Skipped
+# (77) where the data is absent, unless CI=true.
 set -u
 runner=$1
 src=$2
+keep=${3:-}
+[ -z "$keep" ] || rm -rf "$keep"
 . "$src/tests/real_data.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-run=$tmp/run
+run=${keep:-$tmp/run}
 fail() { echo "FAIL: $*"; exit 1; }
 
 RUNNER_DATA=$data "$runner" "$src/experiments/quick.yaml" data.subset=2000 data.val_split=500 \
@@ -31,8 +34,4 @@ ls "$run"/checkpoints/*.safetensors >/dev/null 2>&1 || fail "no checkpoint after
 rm "$run/report.html"
 "$runner" report "$run" >"$tmp/report.txt" 2>&1 || { cat "$tmp/report.txt"; fail "runner report exited $?"; }
 /usr/bin/python3 "$src/tests/test_report.py" "$run" || fail "report.html written by runner report"
-
-sh "$src/tests/test_report_render.sh" "$run"
-rc=$?
-[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || fail "report.html does not render"
 echo "report: ok"

@@ -4,25 +4,28 @@
 # with zlib, scanline filters undone) with at least 1% of its pixels not white and at least 64
 # distinct colours (charts, heatmap, images). The page is drawn from a copy in an empty folder
 # with its <script> elements removed, so it must be self-contained and readable without
-# JavaScript. Skipped (77) where no Chromium is installed, unless CI=true. Set
-# REPORT_SCREENSHOT=FILE to keep the screenshot.
+# JavaScript. Skipped (77) where no Chromium is installed, or RUN_DIR does not exist (CTest's
+# report_render draws the run report_real_data keeps, which is skipped without the data),
+# unless CI=true: then either fails. Set REPORT_SCREENSHOT=FILE to keep the screenshot.
 set -u
 run=${1:?usage: test_report_render.sh RUN_DIR}
 html=$run/report.html
-[ -s "$html" ] || { echo "FAIL: $html missing or empty"; exit 1; }
+skip() {
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: $*"
+        exit 1
+    fi
+    echo "skipped: $*"
+    exit 77
+}
 
 browser=
 for b in chromium chromium-browser google-chrome google-chrome-stable; do
     if command -v "$b" >/dev/null 2>&1; then browser=$b; break; fi
 done
-if [ -z "$browser" ]; then
-    if [ "${CI:-}" = true ]; then
-        echo "FAIL: no Chromium (apt-get install chromium)"
-        exit 1
-    fi
-    echo "skipped: no Chromium (apt-get install chromium)"
-    exit 77
-fi
+[ -n "$browser" ] || skip "no Chromium (apt-get install chromium)"
+[ -d "$run" ] || skip "no run at $run"
+[ -s "$html" ] || { echo "FAIL: $html missing or empty"; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
