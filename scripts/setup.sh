@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what runner needs (Debian/Ubuntu packages, via apt-get, only what is missing) and
-# builds it into build/. The README's two commands start with this script.
+# Installs what runner and its tests need (Debian/Ubuntu packages, via apt-get, only what is
+# missing) and builds it into build/. The README's two commands start with this script.
 #   scripts/setup.sh
 # Environment: BUILD_DIR (default build), RUNNER_CUDA (AUTO|ON|OFF, default AUTO),
 # RUNNER_WERROR (ON makes warnings errors, as CI does), CMAKE_ARGS (more -D options).
@@ -8,8 +8,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# The build: compilers, CMake, the libraries. Debian 12's oneDNN (2.6, built with its OpenCL GPU
+# runtime) requires OpenCL in its CMake package, which fails without ocl-icd-opencl-dev and
+# opencl-c-headers (Debian 13's, 3.7, does not). libcurl4-openssl-dev only suggests
+# libssl-dev. The tests: python3 runs the report pages' checkers, lua5.4 the hook libraries'
+# unit tests.
 packages=(build-essential cmake pkg-config libyaml-dev liblua5.4-dev libcmocka-dev
-          libdnnl-dev libpng-dev)
+          libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libpng-dev libcurl4-openssl-dev
+          libssl-dev python3 lua5.4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,9 +23,13 @@ done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null ||
+      { echo "setup: run as root, or install sudo, to install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 build=${BUILD_DIR:-build}
