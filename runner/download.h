@@ -1,0 +1,71 @@
+/*
+ * download.h: one file fetched over HTTP(S) (or file://) with libcurl, resumed, retried and
+ * checked against its MD5 (OpenSSL's EVP digest).
+ *
+ *     struct download_options o = download_defaults(d.out);   // 3 tries, progress on a tty
+ *     enum download_failure why;
+ *     if (download_file(url, "data/x.tar.gz", "c32a1d4a...", &o, &d, &why)) return 1;
+ *
+ * The bytes go to PATH.part. A try that fails part-way keeps them, and the next try (or the
+ * next call, in a later run of the program) asks only for the rest with a Range request; a
+ * server that answers the whole file instead (200, not 206) is asked again from byte zero,
+ * the .part emptied. Once whole, the .part's MD5 is checked and it is renamed to PATH: a file
+ * named PATH is always whole and checked. Nothing is written to stdout; d->out gets one line
+ * when the download starts and one when it ends (with progress, a line updated in place in
+ * between), one line per retry, and the errors. Covered by tests/test_download.c.
+ *
+ * Threads: download_file may be called from any thread, one call per thread at a time. libcurl
+ * is initialised (curl_global_init) once, by the first call, under pthread_once; it is never
+ * cleaned up (the process's exit does that).
+ */
+#ifndef RUNNER_DOWNLOAD_H
+#define RUNNER_DOWNLOAD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "diag.h"
+
+struct download_options {
+    int attempts;          /* tries in all for transient failures (>= 1) */
+    double backoff_s;      /* the wait before the second try, doubled before each later one */
+    long connect_timeout_s; /* a connection not made within this is a failed try */
+    long low_speed_bytes;  /* a try slower than low_speed_bytes per second ... */
+    long low_speed_time_s; /* ... for low_speed_time_s seconds is abandoned (and retried) */
+    bool progress;         /* a progress line updated in place on d->out (for a terminal) */
+};
+
+/* 3 tries, 2 s then 4 s apart; 20 s to connect; abandoned below 1 KB/s for 30 s; progress
+ * when out is a terminal. */
+struct download_options download_defaults(FILE *out);
+
+/* Why download_file failed: what the caller may add to the message. */
+enum download_failure {
+    DOWNLOAD_FAILURE_NONE,
+    DOWNLOAD_FAILURE_CONNECT,     /* host not found or no connection: the machine may be offline */
+    DOWNLOAD_FAILURE_HTTP,        /* the server answered an HTTP error (4xx, or 5xx every try) */
+    DOWNLOAD_FAILURE_INTERRUPTED, /* cut short or too slow every try; the .part is kept */
+    DOWNLOAD_FAILURE_CHECKSUM,    /* the whole file's MD5 is wrong; the .part is deleted */
+    DOWNLOAD_FAILURE_OTHER,       /* a bad URL, an unreadable file:// path, a disk error */
+};
+
+/*
+ * Downloads url into path (through path.part, see above) and checks its MD5 against md5 (32
+ * hex digits, either case). A path already there with the right MD5 is kept, with the wrong
+ * one replaced. Transient failures (no connection, a timeout, a transfer cut short, HTTP 5xx)
+ * are retried up to o->attempts tries in all; HTTP 4xx is not retried. On failure nothing is
+ * left at path; the .part is deleted after HTTP 4xx and a wrong MD5, kept (the message says
+ * so) after transient failures, and removed when empty. o NULL: download_defaults(d->out).
+ * why (may be NULL) says what failed. Returns STATUS_RUNTIME on failure, with the message
+ * (naming the URL) in d.
+ */
+MUST_CHECK enum status download_file(const char *url, const char *path, const char *md5,
+                                     const struct download_options *o, struct diag *d,
+                                     enum download_failure *why);
+
+/* The MD5 of the file at path as 32 lowercase hex digits and a NUL; STATUS_RUNTIME, with the
+ * message in d, when it cannot be read. */
+MUST_CHECK enum status download_md5_file(const char *path, char out[33], struct diag *d);
+
+#endif
