@@ -1,20 +1,23 @@
 /*
- * data.c: CIFAR-10's binary files read into memory and checked, the archive downloaded and
- * unpacked when allowed (curl and tar, run without a shell), MD5 (RFC 1321), and the fixed
- * train/validation split. See data.h; covered by tests/test_data.c.
+ * data.c: CIFAR-10's binary files read into memory and checked, the archive downloaded
+ * (download.c) and unpacked (tar, run without a shell) when allowed, and the fixed
+ * train/validation split. See data.h; covered by tests/test_data.c (loading, the split) and
+ * tests/test_download.c (the download and unpacking).
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "data.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "download.h"
 #include "paths.h"
 #include "rng.h"
 
@@ -25,108 +28,6 @@
 #define CHUNK_RECORDS 256 /* records read per fread: 786 KB */
 
 extern char **environ;
-
-/* ---------------------------------------------------------------------------------------- */
-/* MD5 (RFC 1321), incremental */
-
-struct md5 {
-    uint32_t h[4];
-    uint64_t len; /* bytes so far */
-    unsigned char buf[64];
-};
-
-static const uint32_t md5_k[64] = {
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
-    0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
-    0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
-    0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
-    0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
-    0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
-    0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
-    0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
-    0xeb86d391};
-static const unsigned char md5_r[16] = {7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21};
-
-static void md5_init(struct md5 *m)
-{
-    *m = (struct md5){{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476}, 0, {0}};
-}
-
-static void md5_block(uint32_t h[4], const unsigned char *p)
-{
-    uint32_t w[16];
-    for (int i = 0; i < 16; i++) /* little-endian words, whatever the host's byte order */
-        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-               (uint32_t)p[4 * i + 3] << 24;
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
-    for (int i = 0; i < 64; i++) {
-        uint32_t f;
-        int g;
-        if (i < 16) f = (b & c) | (~b & d), g = i;
-        else if (i < 32) f = (d & b) | (~d & c), g = (5 * i + 1) & 15;
-        else if (i < 48) f = b ^ c ^ d, g = (3 * i + 5) & 15;
-        else f = c ^ (b | ~d), g = (7 * i) & 15;
-        uint32_t t = a + f + md5_k[i] + w[g];
-        int s = md5_r[(i >> 4) * 4 + (i & 3)];
-        a = d, d = c, c = b;
-        b += t << s | t >> (32 - s);
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d;
-}
-
-static void md5_update(struct md5 *m, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    size_t have = (size_t)(m->len & 63);
-    m->len += n;
-    if (have) { /* fill the partial block first */
-        size_t take = 64 - have < n ? 64 - have : n;
-        memcpy(m->buf + have, p, take);
-        p += take, n -= take, have += take;
-        if (have < 64) return;
-        md5_block(m->h, m->buf);
-    }
-    for (; n >= 64; p += 64, n -= 64) md5_block(m->h, p);
-    memcpy(m->buf, p, n);
-}
-
-static void md5_final(struct md5 *m, char out[33])
-{
-    uint64_t bits = m->len * 8;
-    unsigned char pad[72] = {0x80};
-    size_t padn = 64 - (size_t)((m->len + 8) & 63); /* 1..64 bytes: 0x80 then zeros */
-    for (int i = 0; i < 8; i++) pad[padn + (size_t)i] = (unsigned char)(bits >> 8 * i);
-    md5_update(m, pad, padn + 8);
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", (unsigned)(m->h[i / 4] >> 8 * (i % 4)) & 0xff);
-}
-
-void md5_hex(const void *data, size_t n, char out[33])
-{
-    struct md5 m;
-    md5_init(&m);
-    md5_update(&m, data, n);
-    md5_final(&m, out);
-}
-
-/* The MD5 of a file, read in chunks (the archive is 170 MB); false when it cannot be read. */
-static bool md5_file(const char *path, char out[33])
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    unsigned char *buf = malloc(1 << 16);
-    if (!buf) abort();
-    struct md5 m;
-    md5_init(&m);
-    size_t got;
-    while ((got = fread(buf, 1, 1 << 16, f)) > 0) md5_update(&m, buf, got);
-    bool ok = !ferror(f);
-    fclose(f);
-    free(buf);
-    md5_final(&m, out);
-    return ok;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Where the data is */
@@ -197,7 +98,7 @@ static int run_tool(char *const argv[])
     return WEXITSTATUS(status) == 127 ? -1 : WEXITSTATUS(status); /* 127: exec failed */
 }
 
-/* "curl is not installed", or how it failed doing `what` to `object`. */
+/* "tar is not installed", or how it failed doing `what` to `object`. */
 static void tool_error(struct diag *d, const char *tool, int rc, const char *what,
                        const char *object)
 {
@@ -209,68 +110,77 @@ static void tool_error(struct diag *d, const char *tool, int rc, const char *wha
                    rc == -2 ? "killed, or not started: status" : "exit status", rc);
 }
 
-enum status data_download(const char *root, const char *url, const char *md5, struct diag *d)
+/* rm -r path's entries, for nftw (FTW_DEPTH: a folder after its contents). */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-    char archive[4200], part[4210], dir[4200];
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Unpacks archive into a fresh folder in root and moves its cifar-10-batches-bin/ into root,
+ * so that root/cifar-10-batches-bin/ appears whole or not at all. The archive stays when tar
+ * fails (it is whole and checked: the next try need not download it again); one without
+ * cifar-10-batches-bin/ is deleted. */
+static enum status unpack(const char *root, const char *archive, const char *url, struct diag *d)
+{
+    char tmp[4200], from[4300], to[4300];
+    snprintf(tmp, sizeof tmp, "%s/.unpack-XXXXXX", root);
+    if (!mkdtemp(tmp)) {
+        diag_error(d, (struct mark){0}, "%s: cannot create a folder to unpack into: %s", root,
+                   strerror(errno));
+        return STATUS_RUNTIME;
+    }
+    snprintf(from, sizeof from, "%s/" BATCHES_DIR, tmp);
+    snprintf(to, sizeof to, "%s/" BATCHES_DIR, root);
+    char *tar[] = {"tar", "-xzf", (char *)archive, "-C", tmp, NULL};
+    int rc = run_tool(tar);
+    enum status st = STATUS_RUNTIME;
+    if (rc) {
+        tool_error(d, "tar", rc, "unpack", archive);
+        diag_hint(d, "the checked archive is kept at %s", archive);
+    } else if (!is_dir(from)) { /* whole and checked, yet not CIFAR-10: of no use to keep */
+        diag_error(d, (struct mark){0}, "%s: the archive from %s did not contain " BATCHES_DIR
+                   "/ (deleted)", archive, url);
+        remove(archive);
+    } else if (rename(from, to)) {
+        diag_error(d, (struct mark){0}, "%s: cannot move it to %s: %s", from, to,
+                   strerror(errno));
+    } else {
+        st = STATUS_OK;
+    }
+    nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return st;
+}
+
+enum status data_download(const char *root, const char *url, const char *md5,
+                          const struct download_options *o, struct diag *d)
+{
+    char archive[4200];
     snprintf(archive, sizeof archive, "%s/" ARCHIVE_NAME, root);
-    snprintf(part, sizeof part, "%s.part", archive);
+    bool created = !is_dir(root);
     if (!path_mkdirs(root)) {
         diag_error(d, (struct mark){0}, "%s: cannot create the data folder: %s", root,
                    strerror(errno));
         return STATUS_RUNTIME;
     }
-    if (d->out) fprintf(d->out, "runner: downloading %s into %s\n", url, root);
-    char *curl[] = {"curl", isatty(2) ? "-fL" : "-fLsS", "--retry", "2", "--connect-timeout",
-                    "20", "-o", part, (char *)url, NULL};
-    int rc = run_tool(curl);
-    if (rc) {
-        tool_error(d, "curl", rc, "download", url);
-        if (rc > 0)
-            diag_hint(d, "the machine may be offline; curl's exit statuses are in 'man curl' "
-                         "(6: host not found, 7: cannot connect, 22: HTTP error)");
-        remove(part);
-        return STATUS_RUNTIME;
-    }
-    char got[33];
-    if (!md5_file(part, got)) {
-        diag_error(d, (struct mark){0}, "%s: cannot read the download: %s", part, strerror(errno));
-        remove(part);
-        return STATUS_RUNTIME;
-    }
-    if (strcasecmp(got, md5) != 0) { /* a checksum pasted in capitals is the same */
-        diag_error(d, (struct mark){0}, "%s: MD5 %s, expected %s: the download is damaged or "
-                   "not the CIFAR-10 binary archive (deleted)", url, got, md5);
-        remove(part);
-        return STATUS_RUNTIME;
-    }
-    if (rename(part, archive)) {
-        diag_error(d, (struct mark){0}, "%s: cannot rename to %s: %s", part, archive,
-                   strerror(errno));
-        remove(part);
-        return STATUS_RUNTIME;
-    }
-    char *tar[] = {"tar", "-xzf", archive, "-C", (char *)root, NULL};
-    if ((rc = run_tool(tar))) { /* the archive stays: the download need not be repeated */
-        tool_error(d, "tar", rc, "unpack", archive);
-        diag_hint(d, "the checked archive is kept at %s", archive);
-        return STATUS_RUNTIME;
-    }
-    remove(archive);
-    snprintf(dir, sizeof dir, "%s/" BATCHES_DIR, root);
-    if (!is_dir(dir)) {
-        diag_error(d, (struct mark){0}, "%s: the archive from %s did not contain " BATCHES_DIR "/",
-                   root, url);
-        return STATUS_RUNTIME;
-    }
-    return STATUS_OK;
+    enum download_failure why;
+    enum status st = download_file(url, archive, md5, o, d, &why);
+    if (st && why == DOWNLOAD_FAILURE_CONNECT)
+        diag_hint(d, "without internet access, RUNNER_DATA can point at a copy of the data (a "
+                     "folder holding " BATCHES_DIR "/)");
+    if (!st) st = unpack(root, archive, url, d);
+    if (!st)
+        remove(archive);
+    else if (created)
+        rmdir(root); /* only when empty: a kept .part or archive stays */
+    return st;
 }
 
-/* The URL and MD5 to fetch: the official archive, or a mirror named by the environment. */
-static enum status download_default(const char *root, struct diag *d)
+enum status cifar10_download(const char *root, struct diag *d)
 {
     const char *url = env_nonempty("RUNNER_CIFAR10_URL");
     const char *md5 = url ? env_nonempty("RUNNER_CIFAR10_MD5") : NULL;
-    return data_download(root, url ? url : CIFAR10_URL, md5 ? md5 : CIFAR10_MD5, d);
+    return data_download(root, url ? url : CIFAR10_URL, md5 ? md5 : CIFAR10_MD5, NULL, d);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -397,7 +307,7 @@ enum status cifar10_load(const char *root, bool download, struct diag *d, struct
     memset(out, 0, sizeof *out);
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/" BATCHES_DIR, root);
-    if (!is_dir(dir) && (!download || download_default(root, d) != STATUS_OK || !is_dir(dir))) {
+    if (!is_dir(dir) && (!download || cifar10_download(root, d) != STATUS_OK || !is_dir(dir))) {
         diag_error(d, (struct mark){0}, "CIFAR-10 not found: %s/ does not exist", dir);
         hint_not_found(d, root, download);
         return STATUS_RUNTIME;

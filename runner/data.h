@@ -16,8 +16,9 @@
  * then blue, rows top to bottom. Every file is checked before use: its size must be a whole
  * number of records (10000 of them), every label in 0-9; an error names the file and the
  * record (0-based) that is wrong. When the folder is missing and downloading is allowed, the
- * official archive is fetched with curl, its MD5 checked and unpacked with tar; otherwise the
- * error says where the runner looked and how to fix it. Covered by tests/test_data.c.
+ * official archive is fetched with libcurl (download.h: resumed, retried, its MD5 checked) and
+ * unpacked with tar; otherwise the error says where the runner looked and how to fix it.
+ * Covered by tests/test_data.c and, for the download, tests/test_download.c.
  */
 #ifndef RUNNER_DATA_H
 #define RUNNER_DATA_H
@@ -28,6 +29,7 @@
 
 #include "common.h"
 #include "diag.h"
+#include "download.h"
 #include "spec.h"
 
 #define CIFAR_CLASSES 10
@@ -74,16 +76,22 @@ MUST_CHECK enum status cifar10_load(const char *root, bool download, struct diag
                                     struct cifar10 *out);
 void cifar10_free(struct cifar10 *c);
 
-/* Downloads url with curl to root/cifar-10-binary.tar.gz.part (root is created when missing),
- * checks its MD5 against md5 (32 hex digits, either case; a mismatch deletes it), renames it to
- * root/cifar-10-binary.tar.gz, unpacks it into root with tar, removes the archive and checks
- * that root/cifar-10-batches-bin/ is there. curl and tar run without a shell; file:// URLs
- * work (tests). */
+/*
+ * Downloads url into root/cifar-10-binary.tar.gz (download_file: through a .part, resumed and
+ * retried, its MD5 checked against md5), unpacks it with tar (without a shell) into a fresh
+ * folder in root, moves the cifar-10-batches-bin/ found there into root and removes the
+ * archive. root is created when missing (and removed again on failure when left empty). On
+ * failure root holds no cifar-10-batches-bin/, and no archive unless it is whole and checked
+ * and tar could not unpack it (the next call unpacks it without downloading); a .part is left
+ * only after an interruption, for the next call to resume, and the message says so. o NULL:
+ * download_defaults(d->out). file:// URLs work too.
+ */
 MUST_CHECK enum status data_download(const char *root, const char *url, const char *md5,
-                                     struct diag *d);
+                                     const struct download_options *o, struct diag *d);
 
-/* The MD5 of n bytes as 32 lowercase hex digits and a NUL. */
-void md5_hex(const void *data, size_t n, char out[33]);
+/* data_download of the official archive (CIFAR10_URL, CIFAR10_MD5), or of the mirror named by
+ * RUNNER_CIFAR10_URL (with RUNNER_CIFAR10_MD5): what cifar10_load does when allowed. */
+MUST_CHECK enum status cifar10_download(const char *root, struct diag *d);
 
 /*
  * Which training images train and which validate: a fixed pseudo-random order of 0..n-1 (the

@@ -1,14 +1,13 @@
 /*
- * test_data.c: CIFAR-10 loading, downloading and splitting (data.c), on a synthetic dataset in
+ * test_data.c: CIFAR-10 loading and splitting (data.c), on a synthetic dataset in
  * the official layout written once into a temporary folder: five training files and a test
  * file of 10000 records each, whose labels and pixels are a known function of (file, record),
  * and a batches.meta.txt. It loads with every label and pixel where it belongs; each kind of
  * damage (a bad label, a truncated file, an extra record, a missing file, two bad files at once,
  * a malformed list of class names) fails with STATUS_RUNTIME and a message that names the file
  * and the record, and leaves nothing to free; a missing folder says where it looked and how to
- * fix it. The download runs curl and tar on file:// archives (skipped where either is not
- * installed). MD5 is checked against RFC 1321's vectors, and the split for determinism, sizes,
- * order and its subset semantics.
+ * fix it. The split is checked for determinism, sizes, order and its subset semantics. The
+ * download and its unpacking are tests/test_download.c's.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -187,42 +186,10 @@ static void expect_failure(const char *root, int errors, const char *const *want
     free(msgs);
 }
 
-static bool have_tools(void)
-{
-    return system("command -v curl >/dev/null 2>&1 && command -v tar >/dev/null 2>&1") == 0;
-}
-
-static void md5_of_file(const char *path, char out[33])
-{
-    struct stat st;
-    if (stat(path, &st)) fail_msg("cannot stat %s", path);
-    char *p = slurp(path);
-    md5_hex(p, (size_t)st.st_size, out);
-    free(p);
-}
-
 static bool exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
-}
-
-/* Whether root/name exists. */
-static bool exists_in(const char *root, const char *name)
-{
-    char p[2048];
-    snprintf(p, sizeof p, "%s/%s", root, name);
-    return exists(p);
-}
-
-static enum status download(const char *root, const char *url, const char *md5, char **msgs)
-{
-    size_t len;
-    FILE *mem = open_memstream(msgs, &len);
-    struct diag d = {.out = mem};
-    enum status st = data_download(root, url, md5, &d);
-    fclose(mem);
-    return st;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -391,149 +358,7 @@ static void test_folder_missing(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Download */
-
-/* dir/name.tar.gz holding cifar-10-batches-bin/ from src (a folder under dir); its URL. */
-static const char *make_archive(const char *name, const char *src, char md5[33])
-{
-    static char url[1024];
-    char cmd[2048], archive[768];
-    snprintf(archive, sizeof archive, "%s.tar.gz", at(name));
-    snprintf(cmd, sizeof cmd, "tar -czf '%s' -C '%s' cifar-10-batches-bin", archive, at(src));
-    if (system(cmd)) fail_msg("%s failed", cmd);
-    md5_of_file(archive, md5);
-    snprintf(url, sizeof url, "file://%s", archive);
-    return url;
-}
-
-static void test_download(void **state)
-{
-    (void)state;
-    if (!have_tools()) skip();
-    variant("packsrc", NULL); /* links to the good files: tar keeps them as links */
-    char md5[33], *msgs;
-    const char *url = make_archive("pack", "packsrc", md5);
-    char root[512];
-    snprintf(root, sizeof root, "%s/made/by/download", at("dl"));
-    if (download(root, url, md5, &msgs)) fail_msg("%s", msgs);
-    free(msgs);
-    assert_true(exists_in(root, "cifar-10-batches-bin/data_batch_5.bin"));
-    assert_true(exists_in(root, "cifar-10-batches-bin/batches.meta.txt"));
-    assert_false(exists_in(root, "cifar-10-binary.tar.gz"));
-    assert_false(exists_in(root, "cifar-10-binary.tar.gz.part"));
-}
-
-static void test_download_bad_md5(void **state)
-{
-    (void)state;
-    if (!have_tools()) skip();
-    variant("md5src", NULL);
-    char md5[33], *msgs;
-    const char *url = make_archive("md5pack", "md5src", md5);
-    const char *wrong = "0123456789abcdef0123456789abcdef";
-    char root[512];
-    snprintf(root, sizeof root, "%s", at("dlmd5"));
-    assert_int_equal(download(root, url, wrong, &msgs), STATUS_RUNTIME);
-    expect_in(msgs, md5);
-    expect_in(msgs, wrong);
-    expect_in(msgs, url);
-    free(msgs);
-    assert_false(exists_in(root, "cifar-10-binary.tar.gz"));
-    assert_false(exists_in(root, "cifar-10-binary.tar.gz.part"));
-    assert_false(exists_in(root, "cifar-10-batches-bin"));
-}
-
-static void test_download_no_file(void **state)
-{
-    (void)state;
-    if (!have_tools()) skip();
-    char url[768], root[512], *msgs;
-    snprintf(url, sizeof url, "file://%s", at("no-such-archive.tar.gz"));
-    snprintf(root, sizeof root, "%s", at("dlnone"));
-    assert_int_equal(download(root, url, CIFAR10_MD5, &msgs), STATUS_RUNTIME);
-    expect_in(msgs, url);
-    expect_in(msgs, "exit status");
-    expect_in(msgs, "offline");
-    free(msgs);
-}
-
-/* Without curl on PATH: says so. */
-static void test_download_no_curl(void **state)
-{
-    (void)state;
-    char *path = strdup(getenv("PATH") ? getenv("PATH") : ""), *msgs;
-    setenv("PATH", at("empty"), 1);
-    enum status st = download(at("dlnocurl"), "file:///nothing", CIFAR10_MD5, &msgs);
-    setenv("PATH", path, 1);
-    free(path);
-    assert_int_equal(st, STATUS_RUNTIME);
-    expect_in(msgs, "curl is not installed");
-    free(msgs);
-}
-
-/* cifar10_load with download: a mirror named by RUNNER_CIFAR10_URL and RUNNER_CIFAR10_MD5;
- * then one that fails, which also says the data was not found. */
-static void test_load_downloads(void **state)
-{
-    (void)state;
-    if (!have_tools()) skip();
-    variant("mirrorsrc", NULL);
-    char md5[33], *msgs;
-    const char *url = make_archive("mirror", "mirrorsrc", md5);
-    setenv("RUNNER_CIFAR10_URL", url, 1);
-    setenv("RUNNER_CIFAR10_MD5", md5, 1);
-    struct cifar10 c;
-    struct diag d;
-    if (load(at("fetched"), true, &c, &msgs, &d)) fail_msg("%s", msgs);
-    free(msgs);
-    assert_int_equal(c.train.labels[1234], label_of(0, 1234));
-    cifar10_free(&c);
-
-    char bad[768];
-    snprintf(bad, sizeof bad, "file://%s", at("absent.tar.gz"));
-    setenv("RUNNER_CIFAR10_URL", bad, 1);
-    assert_int_equal(load(at("unfetched"), true, &c, &msgs, &d), STATUS_RUNTIME);
-    expect_in(msgs, bad);
-    expect_in(msgs, "CIFAR-10 not found");
-    expect_in(msgs, "scripts/get_cifar10.sh");
-    assert_null(c.train.pixels);
-    free(msgs);
-    unsetenv("RUNNER_CIFAR10_URL");
-    unsetenv("RUNNER_CIFAR10_MD5");
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* MD5, split, root */
-
-static void test_md5(void **state)
-{
-    (void)state;
-    static const char *const vectors[][2] = {
-        {"", "d41d8cd98f00b204e9800998ecf8427e"},
-        {"a", "0cc175b9c0f1b6a831c399e269772661"},
-        {"abc", "900150983cd24fb0d6963f7d28e17f72"},
-        {"message digest", "f96b697d7cb7938d525a2f31aaf161d0"},
-        {"abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b"},
-        {"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-         "d174ab98d277d9f5a5611c2c9f419d9f"},
-        {"1234567890123456789012345678901234567890123456789012345678901234567890123456789"
-         "0",
-         "57edf4a22be3c955ac49da2e2107b67a"},
-    };
-    char out[33];
-    for (size_t i = 0; i < ARRAY_LEN(vectors); i++) {
-        md5_hex(vectors[i][0], strlen(vectors[i][0]), out);
-        if (strcmp(out, vectors[i][1]))
-            fail_msg("md5(\"%s\") = %s, expected %s", vectors[i][0], out, vectors[i][1]);
-    }
-    /* 1 MiB of a pattern; the digest from md5sum. */
-    size_t n = 1 << 20;
-    unsigned char *buf = malloc(n);
-    for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 31 + (i >> 8));
-    md5_hex(buf, n, out);
-    assert_string_equal(out, "717f0920b9c39605f4ad6923e0e0953b");
-    free(buf);
-}
+/* Split, root */
 
 static bool sorted(const int64_t *v, int64_t n)
 {
@@ -639,12 +464,6 @@ int main(void)
         cmocka_unit_test(test_two_bad_files),
         cmocka_unit_test(test_meta_malformed),
         cmocka_unit_test(test_folder_missing),
-        cmocka_unit_test(test_download),
-        cmocka_unit_test(test_download_bad_md5),
-        cmocka_unit_test(test_download_no_file),
-        cmocka_unit_test(test_download_no_curl),
-        cmocka_unit_test(test_load_downloads),
-        cmocka_unit_test(test_md5),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_root),
     };
