@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "bench.h"
+#include "data.h"
 #include "device.h"
 #include "gpu_plan.h"
 #include "graph.h"
@@ -324,6 +325,43 @@ static int cmd_eval(const struct args *a)
 
 static int cmd_report(const struct args *a) { return (int)report_run(a->file); }
 
+/* runner download [DIR]: the download a run makes when its data is missing, then the check
+ * a run makes of the files. Reads its own arguments: the exit code, -1 for --help. */
+static int cmd_download_main(int argc, char **argv)
+{
+    const char *dir = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return -1;
+        if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "runner download: error: unknown option '%s'\n", a);
+            fprintf(stderr, "hint: runner download --help lists what it takes\n");
+            return 2;
+        }
+        if (dir) {
+            fprintf(stderr, "runner download: error: unexpected argument '%s'\n", a);
+            return 2;
+        }
+        dir = a;
+    }
+    char root[4096], batches[4200];
+    if (dir) snprintf(root, sizeof root, "%s", dir);
+    else data_root(NULL, root, sizeof root);
+    snprintf(batches, sizeof batches, "%s/cifar-10-batches-bin", root);
+    struct diag d = {.out = stderr};
+    struct stat sb;
+    if (stat(batches, &sb) == 0 && S_ISDIR(sb.st_mode))
+        fprintf(stderr, "runner: %s/ is already there\n", batches);
+    else if (cifar10_download(root, &d))
+        return 1;
+    struct cifar10 c;
+    if (cifar10_load(root, false, &d, &c)) return 1;
+    printf("%s/: %lld training and %lld test images, checked\n", batches,
+           (long long)c.train.n, (long long)c.test.n);
+    cifar10_free(&c);
+    return 0;
+}
+
 static const struct command commands[] = {
     {"train", "FILE [key=value ...] [--out DIR] [--resume DIR] [--stop-after-epoch N] [--profile]",
      "run an experiment (the default command)",
@@ -405,6 +443,15 @@ static const struct command commands[] = {
      "--warmup N untimed steps first (2), --profile the time per op kind and per layer.\n"
      "  runner bench experiments/resnet50_adam.yaml train.batch_size=128 --profile\n",
      cmd_bench, bench_options, NULL},
+    {"download", "[DIR]", "download CIFAR-10 into DIR (RUNNER_DATA, else data/cifar10)",
+     "Downloads the official CIFAR-10 archive into DIR as a run does when its data is\n"
+     "missing: resumed where an earlier try stopped, retried after network errors, its\n"
+     "MD5 checked, unpacked into DIR/cifar-10-batches-bin/; then checks every file as a\n"
+     "run does. Data already there is only checked. DIR defaults to RUNNER_DATA, else\n"
+     "data/cifar10; RUNNER_CIFAR10_URL (with RUNNER_CIFAR10_MD5) names a mirror.\n"
+     "Exit status: 0, 1 when the download or the check failed.\n"
+     "  runner download /srv/data/cifar10 && export RUNNER_DATA=/srv/data/cifar10\n",
+     NULL, NULL, cmd_download_main},
 };
 
 static const struct command *find_command(const char *name)

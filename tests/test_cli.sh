@@ -199,6 +199,49 @@ expect 2 "report: a hook that is not there" -- report "$tmp/unfinished"
 has "$err" "config.yaml:2:9: error: cannot find hook 'nope_missing.lua'"
 rm -rf "$tmp"
 
+# runner download [DIR], and scripts/get_cifar10.sh, which runs it: a mirror named by
+# RUNNER_CIFAR10_URL (a file:// archive whose batch files are links to one sparse file of the
+# right size) downloaded, unpacked and checked; data already there only checked; a mirror that
+# is not there is exit 1 and leaves nothing.
+tmp=$(mktemp -d)
+expect 0 "download help" -- download --help
+has "$out" "usage: runner download [DIR]"
+expect 2 "download: two folders" -- download "$tmp/a" "$tmp/b"
+has "$err" "runner download: error: unexpected argument '$tmp/b'"
+expect 2 "download: unknown option" -- download --fast
+has "$err" "runner download: error: unknown option '--fast'"
+mkdir -p "$tmp/src/cifar-10-batches-bin"
+truncate -s 30730000 "$tmp/zeros.bin"
+for b in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+    ln -s "$tmp/zeros.bin" "$tmp/src/cifar-10-batches-bin/$b.bin"
+done
+tar -czf "$tmp/mirror.tar.gz" -C "$tmp/src" cifar-10-batches-bin
+RUNNER_CIFAR10_URL="file://$tmp/mirror.tar.gz"
+RUNNER_CIFAR10_MD5=$(md5sum "$tmp/mirror.tar.gz" | cut -d' ' -f1)
+export RUNNER_CIFAR10_URL RUNNER_CIFAR10_MD5
+expect 0 "download from a mirror" -- download "$tmp/data"
+has "$err" "runner: downloading file://$tmp/mirror.tar.gz into $tmp/data"
+has "$out" "$tmp/data/cifar-10-batches-bin/: 50000 training and 10000 test images, checked"
+[ "$(ls -A "$tmp/data")" = cifar-10-batches-bin ] ||
+    { echo "FAIL: download left more than cifar-10-batches-bin/ in $tmp/data"; fails=$((fails + 1)); }
+expect 0 "download: already there" -- download "$tmp/data"
+has "$err" "runner: $tmp/data/cifar-10-batches-bin/ is already there"
+has "$out" "50000 training and 10000 test images, checked"
+if RUNNER_BIN=$runner bash scripts/get_cifar10.sh "$tmp/script" >"$out" 2>"$err"; then
+    has "$out" "$tmp/script/cifar-10-batches-bin/: 50000 training and 10000 test images, checked"
+else
+    echo "FAIL: scripts/get_cifar10.sh $tmp/script:"; sed 's/^/  /' "$err"; fails=$((fails + 1))
+fi
+RUNNER_BIN=$tmp/none bash scripts/get_cifar10.sh "$tmp/script2" >"$out" 2>"$err" &&
+    { echo "FAIL: get_cifar10.sh without a runner succeeded"; fails=$((fails + 1)); }
+has "$err" "get_cifar10: $tmp/none not found: build the runner first"
+RUNNER_CIFAR10_URL="file://$tmp/absent.tar.gz"
+expect 1 "download: a mirror that is not there" -- download "$tmp/none"
+has "$err" "runner: error: cannot download file://$tmp/absent.tar.gz: "
+[ ! -e "$tmp/none" ] || { echo "FAIL: a failed download left $tmp/none"; fails=$((fails + 1)); }
+unset RUNNER_CIFAR10_URL RUNNER_CIFAR10_MD5
+rm -rf "$tmp"
+
 # device: cuda where there is no GPU is a configuration error (exit 2).
 "$runner" --version >"$out" 2>&1
 if grep -qE "GPUs: none|CUDA: not built in" "$out"; then
