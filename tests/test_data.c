@@ -1,10 +1,10 @@
 /*
- * test_data.c: CIFAR-10 loading and splitting (data.c), on a synthetic dataset in
- * the official layout written once into a temporary folder: five training files and a test
- * file of 10000 records each, whose labels and pixels are a known function of (file, record),
- * and a batches.meta.txt. It loads with every label and pixel where it belongs; each kind of
- * damage (a bad label, a truncated file, an extra record, a missing file, two bad files at once,
- * a malformed list of class names) fails with STATUS_RUNTIME and a message that names the file
+ * test_data.c: CIFAR-10 loading and splitting (data.c), on a synthetic dataset in the official
+ * layout written once into a temporary folder: five training files and a test file of 10000
+ * records each, whose labels and pixels are a known function of (file, record), and a
+ * batches.meta.txt. It loads with every label and pixel where it belongs; each kind of damage
+ * (a bad label, a truncated file, an extra record, a missing file, two bad files at once, a
+ * malformed list of class names) fails with STATUS_RUNTIME and a message that names the file
  * and the record, and leaves nothing to free; a missing folder says where it looked and how to
  * fix it. The split is checked for determinism, sizes, order and its subset semantics. The
  * download and its unpacking are tests/test_download.c's.

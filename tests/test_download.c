@@ -6,14 +6,14 @@
  * gives up), ignore Range (200 with the whole file) or flip a byte of the body. It logs every
  * request's Range header. Covered: a plain download (the start and end lines, no progress
  * without a terminal; the progress line with one); a file already there; resuming within a call
- * and in the next call after a cut, from exactly the byte received; a .part already whole (416);
- * a server that ignores Range (the download starts again from zero); the low-speed limit; 503 retried, and given up
- * after the last try; 404 not retried; a wrong MD5; connection refused, quickly. Each checks
- * the message and what is left on disk. Then data_download end to end (a small archive whose
- * batch files are links to one sparse file of the right size), an archive without
- * cifar-10-batches-bin/, tar missing (the checked archive kept and used by the next call),
- * cifar10_load through RUNNER_CIFAR10_URL and RUNNER_CIFAR10_MD5, and MD5 itself against RFC
- * 1321's vectors. Nothing leaves 127.0.0.1.
+ * and in the next call after a cut, from exactly the byte received; a .part already whole
+ * (416); a server that ignores Range (the download starts again from zero); the low-speed
+ * limit; 503 retried, and given up after the last try; 404 not retried; a wrong MD5; connection
+ * refused, quickly. Each checks the message and what is left on disk. Then data_download end to
+ * end (a small archive whose batch files are links to one sparse file of the right size), an
+ * archive without cifar-10-batches-bin/, tar missing (the checked archive kept and used by the
+ * next call), cifar10_load through RUNNER_CIFAR10_URL and RUNNER_CIFAR10_MD5, and MD5 itself
+ * against RFC 1321's vectors. Nothing leaves 127.0.0.1.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
