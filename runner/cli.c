@@ -352,10 +352,10 @@ static int cmd_download_main(int argc, char **argv)
     struct stat sb;
     if (stat(batches, &sb) == 0 && S_ISDIR(sb.st_mode))
         fprintf(stderr, "runner: %s/ is already there\n", batches);
-    else if (cifar10_download(root, &d))
+    else if (cifar10_download(root, NULL, &d))
         return 1;
     struct cifar10 c;
-    if (cifar10_load(root, false, &d, &c)) return 1;
+    if (cifar10_load(root, false, NULL, &d, &c)) return 1;
     printf("%s/: %lld training and %lld test images, checked\n", batches,
            (long long)c.train.n, (long long)c.test.n);
     cifar10_free(&c);

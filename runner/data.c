@@ -168,6 +168,11 @@ enum status data_download(const char *root, const char *url, const char *md5,
     if (st && why == DOWNLOAD_FAILURE_CONNECT)
         diag_hint(d, "without internet access, RUNNER_DATA can point at a copy of the data (a "
                      "folder holding " BATCHES_DIR "/)");
+    if (!st && o && o->cancel && *o->cancel) {
+        diag_error(d, (struct mark){0}, "%s: interrupted before unpacking; the checked archive "
+                   "is kept, the next run unpacks it", archive);
+        st = STATUS_RUNTIME;
+    }
     if (!st) st = unpack(root, archive, url, d);
     if (!st)
         remove(archive);
@@ -176,11 +181,14 @@ enum status data_download(const char *root, const char *url, const char *md5,
     return st;
 }
 
-enum status cifar10_download(const char *root, struct diag *d)
+enum status cifar10_download(const char *root, const volatile sig_atomic_t *cancel,
+                             struct diag *d)
 {
     const char *url = env_nonempty("RUNNER_CIFAR10_URL");
     const char *md5 = url ? env_nonempty("RUNNER_CIFAR10_MD5") : NULL;
-    return data_download(root, url ? url : CIFAR10_URL, md5 ? md5 : CIFAR10_MD5, NULL, d);
+    struct download_options o = download_defaults(d->out);
+    o.cancel = cancel;
+    return data_download(root, url ? url : CIFAR10_URL, md5 ? md5 : CIFAR10_MD5, &o, d);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -302,12 +310,15 @@ static bool read_names(const char *dir, char names[CIFAR_CLASSES][32], struct di
     return d->errors == before;
 }
 
-enum status cifar10_load(const char *root, bool download, struct diag *d, struct cifar10 *out)
+enum status cifar10_load(const char *root, bool download, const volatile sig_atomic_t *cancel,
+                         struct diag *d, struct cifar10 *out)
 {
     memset(out, 0, sizeof *out);
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/" BATCHES_DIR, root);
-    if (!is_dir(dir) && (!download || cifar10_download(root, d) != STATUS_OK || !is_dir(dir))) {
+    if (!is_dir(dir) &&
+        (!download || cifar10_download(root, cancel, d) != STATUS_OK || !is_dir(dir))) {
+        if (download && cancel && *cancel) return STATUS_RUNTIME; /* the download said why */
         diag_error(d, (struct mark){0}, "CIFAR-10 not found: %s/ does not exist", dir);
         hint_not_found(d, root, download);
         return STATUS_RUNTIME;

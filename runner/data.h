@@ -5,7 +5,7 @@
  *     char root[4096];
  *     data_root(&spec->data, root, sizeof root);   // RUNNER_DATA > data.root > data/cifar10
  *     struct cifar10 c;
- *     if (cifar10_load(root, spec->data.download, &d, &c)) return 1;
+ *     if (cifar10_load(root, spec->data.download, NULL, &d, &c)) return 1;
  *     struct data_split sp;
  *     data_split(c.train.n, spec->data.subset, spec->data.val_split, &sp);
  *     ... c.train.pixels + sp.train[i] * CIFAR_IMAGE_BYTES ...
@@ -16,13 +16,15 @@
  * then blue, rows top to bottom. Every file is checked before use: its size must be a whole
  * number of records (10000 of them), every label in 0-9; an error names the file and the
  * record (0-based) that is wrong. When the folder is missing and downloading is allowed, the
- * official archive is fetched with libcurl (download.h: resumed, retried, its MD5 checked) and
- * unpacked with tar; otherwise the error says where the runner looked and how to fix it.
+ * official archive is fetched with libcurl (download.h: resumed, retried, its MD5 checked,
+ * stopped at once by a cancel flag a signal handler sets) and unpacked with tar; otherwise the
+ * error says where the runner looked and how to fix it.
  * Covered by tests/test_data.c and, for the download, tests/test_download.c.
  */
 #ifndef RUNNER_DATA_H
 #define RUNNER_DATA_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,10 +71,14 @@ const char *data_root_source(const struct spec_data *data);
  * Loads root/cifar-10-batches-bin/. When that folder is missing: with download, fetches the
  * archive (CIFAR10_URL or $RUNNER_CIFAR10_URL) into root, checks its MD5 and unpacks it there;
  * without, or when the download fails, reports where it looked and what to do (set
- * RUNNER_DATA, data.root, or allow the download). Every error goes to d with the path (and the
- * record) at fault; on failure *out holds nothing to free. Returns STATUS_RUNTIME on failure.
+ * RUNNER_DATA, data.root, or allow the download). cancel (NULL: none) is the download's cancel
+ * flag (download_options): once it is set the download stops, keeping its .part, and the load
+ * fails with only the download's message ("download interrupted; ..."), for the caller to end
+ * as its signal asks. Every error goes to d with the path (and the record) at fault; on
+ * failure *out holds nothing to free. Returns STATUS_RUNTIME on failure.
  */
-MUST_CHECK enum status cifar10_load(const char *root, bool download, struct diag *d,
+MUST_CHECK enum status cifar10_load(const char *root, bool download,
+                                    const volatile sig_atomic_t *cancel, struct diag *d,
                                     struct cifar10 *out);
 void cifar10_free(struct cifar10 *c);
 
@@ -83,15 +89,18 @@ void cifar10_free(struct cifar10 *c);
  * archive. root is created when missing (and removed again on failure when left empty). On
  * failure root holds no cifar-10-batches-bin/, and no archive unless it is whole and checked
  * and tar could not unpack it (the next call unpacks it without downloading); a .part is left
- * only after an interruption, for the next call to resume, and the message says so. o NULL:
- * download_defaults(d->out). file:// URLs work too.
+ * only after an interruption (o->cancel set included), for the next call to resume, and the
+ * message says so; a cancel after the download's checked end keeps the archive unpacked, for
+ * the next call to unpack. o NULL: download_defaults(d->out). file:// URLs work too.
  */
 MUST_CHECK enum status data_download(const char *root, const char *url, const char *md5,
                                      const struct download_options *o, struct diag *d);
 
 /* data_download of the official archive (CIFAR10_URL, CIFAR10_MD5), or of the mirror named by
- * RUNNER_CIFAR10_URL (with RUNNER_CIFAR10_MD5): what cifar10_load does when allowed. */
-MUST_CHECK enum status cifar10_download(const char *root, struct diag *d);
+ * RUNNER_CIFAR10_URL (with RUNNER_CIFAR10_MD5), with download_defaults and cancel (NULL:
+ * none): what cifar10_load does when allowed. */
+MUST_CHECK enum status cifar10_download(const char *root, const volatile sig_atomic_t *cancel,
+                                        struct diag *d);
 
 /*
  * Which training images train and which validate: a fixed pseudo-random order of 0..n-1 (the

@@ -1,7 +1,8 @@
 /*
  * download.c: download_file through libcurl (a Range request to resume the .part, retries
- * with a doubling wait, a progress line), and a file's MD5 through OpenSSL's EVP digest API.
- * See download.h; covered by tests/test_download.c.
+ * with a doubling wait, a progress line, a cancel flag read by the progress callback), and a
+ * file's MD5 through OpenSSL's EVP digest API. See download.h; covered by
+ * tests/test_download.c.
  */
 #include "download.h"
 
@@ -27,6 +28,7 @@
 
 #define MD5_CHUNK (1 << 16)    /* bytes read at a time: the archive is 170 MB */
 #define PROGRESS_EVERY_S 0.25  /* the progress line is redrawn at most this often */
+#define PAUSE_SLICE_S 0.05     /* the wait between tries looks at the cancel flag this often */
 
 /* ---------------------------------------------------------------------------------------- */
 /* MD5 */
@@ -97,11 +99,22 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void sleep_s(double s)
+static bool is_cancelled(const volatile sig_atomic_t *cancel)
 {
-    if (s <= 0) return;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) && errno == EINTR) continue;
+    return cancel && *cancel;
+}
+
+/* Waits s seconds, in slices, so that a cancel ends the wait within PAUSE_SLICE_S (a signal
+ * that lands in this thread ends the slice under way); false when cancelled. */
+static bool pause_s(double s, const volatile sig_atomic_t *cancel)
+{
+    double end = now_s() + s, left;
+    while (!is_cancelled(cancel) && (left = end - now_s()) > 0) {
+        double slice = left < PAUSE_SLICE_S ? left : PAUSE_SLICE_S;
+        struct timespec ts = {(time_t)slice, (long)((slice - (double)(time_t)slice) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    return !is_cancelled(cancel);
 }
 
 /* The size of path, -1 when there is no such file. */
@@ -151,6 +164,8 @@ struct transfer {
     double start, shown; /* when the try began, and when the line was last drawn */
     bool drawn;          /* a progress line is on the screen */
     bool complete;       /* it shows the last byte */
+    const volatile sig_atomic_t *cancel; /* the options' cancel flag; NULL: none */
+    bool cancelled;      /* the progress callback aborted the transfer for it */
 };
 
 static size_t on_write(char *p, size_t size, size_t n, void *user)
@@ -180,13 +195,20 @@ static void progress_draw(struct transfer *t, long long total, long long now)
     t->shown = now_s();
 }
 
+/* Called by libcurl as bytes arrive and, while none do, about once a second: non-zero (the
+ * transfer ends with CURLE_ABORTED_BY_CALLBACK) once the cancel flag is set. */
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
     (void)ultotal, (void)ulnow;
     struct transfer *t = user;
+    if (is_cancelled(t->cancel)) {
+        t->cancelled = true;
+        return 1;
+    }
     bool last = dltotal > 0 && dlnow == dltotal;
-    if (dlnow > 0 && !t->complete && (last || now_s() - t->shown >= PROGRESS_EVERY_S)) {
+    if (t->out && dlnow > 0 && !t->complete &&
+        (last || now_s() - t->shown >= PROGRESS_EVERY_S)) {
         progress_draw(t, (long long)dltotal, (long long)dlnow);
         t->complete = last;
     }
@@ -199,6 +221,7 @@ enum try_end {
     TRY_RANGE_IGNORED, /* asked to resume, the server would send the whole file: start at 0 */
     TRY_TRANSIENT,     /* worth another try */
     TRY_FAILED,        /* not worth another: HTTP 4xx, a bad URL, a disk error */
+    TRY_CANCELLED,     /* aborted for the cancel flag: no other try */
 };
 
 struct try_result {
@@ -228,11 +251,10 @@ static void set_options(CURL *h, const char *url, const struct download_options 
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)t->offset);
-    if (t->out) {
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    }
+    /* always: the callback draws the progress line (when t->out) and reads the cancel flag */
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 }
 
 static bool transient_code(CURLcode c)
@@ -261,6 +283,7 @@ static enum try_end classify(CURL *h, CURLcode c, const struct transfer *t, cons
                  c == CURLE_COULDNT_CONNECT ||
                  (c == CURLE_OPERATION_TIMEDOUT && r->http == 0 && connect_us == 0);
     if (c == CURLE_OK) return TRY_DONE;
+    if (c == CURLE_ABORTED_BY_CALLBACK && t->cancelled) return TRY_CANCELLED;
     if (c == CURLE_RANGE_ERROR && t->offset > 0) return TRY_RANGE_IGNORED;
     /* 416 to a resume: the .part is as long as the file already (its MD5 tells). */
     if (c == CURLE_HTTP_RETURNED_ERROR && r->http == 416 && t->offset > 0) return TRY_DONE;
@@ -281,7 +304,8 @@ static enum try_end try_once(const char *url, const char *part, const struct dow
                              FILE *progress, struct try_result *r)
 {
     *r = (struct try_result){0};
-    struct transfer t = {.part = fopen(part, "ab"), .out = progress, .start = now_s()};
+    struct transfer t = {.part = fopen(part, "ab"), .out = progress, .start = now_s(),
+                         .cancel = o->cancel};
     struct stat st;
     if (!t.part || fstat(fileno(t.part), &st)) {
         snprintf(r->message, sizeof r->message, "cannot open %s: %s", part, strerror(errno));
@@ -335,6 +359,23 @@ static enum status report_failure(const char *url, const char *part, enum try_en
         diag_hint(d, "the %lld bytes received are kept in %s: running again resumes the "
                      "download from there", kept, part);
     }
+    return STATUS_RUNTIME;
+}
+
+/* Reports a cancel: what the .part keeps for the next call (an empty one is removed). */
+static enum status report_cancelled(const char *url, const char *part, struct diag *d,
+                                    enum download_failure *why)
+{
+    *why = DOWNLOAD_FAILURE_CANCELLED;
+    long long kept = file_size(part);
+    char bytes[32];
+    if (kept > 0) {
+        diag_error(d, (struct mark){0}, "%s: download interrupted; %s kept in %s, the next run "
+                   "resumes it", url, size_text(kept, bytes, sizeof bytes), part);
+        return STATUS_RUNTIME;
+    }
+    if (kept == 0) remove(part);
+    diag_error(d, (struct mark){0}, "%s: download interrupted before its first byte", url);
     return STATUS_RUNTIME;
 }
 
@@ -415,7 +456,11 @@ enum status download_file(const char *url, const char *path, const char *md5,
     struct try_result r;
     enum try_end end;
     FILE *progress = o->progress ? d->out : NULL;
-    while ((end = try_once(url, part, o, progress, &r)) != TRY_DONE) {
+    for (;;) {
+        if (is_cancelled(o->cancel)) return report_cancelled(url, part, d, why);
+        if ((end = try_once(url, part, o, progress, &r)) == TRY_DONE) break;
+        if (end == TRY_CANCELLED || (end == TRY_TRANSIENT && is_cancelled(o->cancel)))
+            return report_cancelled(url, part, d, why);
         if (end == TRY_RANGE_IGNORED) { /* at most once a try: the .part is empty after it */
             FILE *f = fopen(part, "wb");
             if (!f || fclose(f)) {
@@ -430,7 +475,7 @@ enum status download_file(const char *url, const char *path, const char *md5,
             return report_failure(url, part, end, &r, tries, d, why);
         say(d, "download failed (%s); trying again in %.3g s (try %d of %d)", r.message,
             wait, tries + 1, o->attempts);
-        sleep_s(wait);
+        if (!pause_s(wait, o->cancel)) return report_cancelled(url, part, d, why);
         wait *= 2;
         tries++;
     }

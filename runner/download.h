@@ -12,7 +12,9 @@
  * the .part emptied. Once whole, the .part's MD5 is checked and it is renamed to PATH: a file
  * named PATH is always whole and checked. Nothing is written to stdout; d->out gets one line
  * when the download starts and one when it ends (with progress, a line updated in place in
- * between), one line per retry, and the errors. Covered by tests/test_download.c.
+ * between), one line per retry, and the errors. A cancel flag (set by a signal handler) stops
+ * the transfer, or the wait between tries, within about a second: the .part is kept for the
+ * next call to resume, and nothing is retried. Covered by tests/test_download.c.
  *
  * Threads: download_file may be called from any thread, one call per thread at a time. libcurl
  * is initialised (curl_global_init) once, by the first call, under pthread_once; it is never
@@ -21,6 +23,7 @@
 #ifndef RUNNER_DOWNLOAD_H
 #define RUNNER_DOWNLOAD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -34,10 +37,11 @@ struct download_options {
     long low_speed_bytes;  /* a try slower than low_speed_bytes per second ... */
     long low_speed_time_s; /* ... for low_speed_time_s seconds is abandoned (and retried) */
     bool progress;         /* a progress line updated in place on d->out (for a terminal) */
+    const volatile sig_atomic_t *cancel; /* non-zero (a signal came): stop now; NULL: none */
 };
 
 /* 3 tries, 2 s then 4 s apart; 20 s to connect; abandoned below 1 KB/s for 30 s; progress
- * when out is a terminal. */
+ * when out is a terminal; no cancel flag. */
 struct download_options download_defaults(FILE *out);
 
 /* Why download_file failed: what the caller may add to the message. */
@@ -47,6 +51,7 @@ enum download_failure {
     DOWNLOAD_FAILURE_HTTP,        /* the server answered an HTTP error (4xx, or 5xx every try) */
     DOWNLOAD_FAILURE_INTERRUPTED, /* cut short or too slow every try; the .part is kept */
     DOWNLOAD_FAILURE_CHECKSUM,    /* the whole file's MD5 is wrong; the .part is deleted */
+    DOWNLOAD_FAILURE_CANCELLED,   /* *o->cancel was set; not retried, the .part is kept */
     DOWNLOAD_FAILURE_OTHER,       /* a bad URL, an unreadable file:// path, a disk error */
 };
 
@@ -54,9 +59,11 @@ enum download_failure {
  * Downloads url into path (through path.part, see above) and checks its MD5 against md5 (32
  * hex digits, either case). A path already there with the right MD5 is kept, with the wrong
  * one replaced. Transient failures (no connection, a timeout, a transfer cut short, HTTP 5xx)
- * are retried up to o->attempts tries in all; HTTP 4xx is not retried. On failure nothing is
- * left at path; the .part is deleted after HTTP 4xx and a wrong MD5, kept (the message says
- * so) after transient failures, and removed when empty. o NULL: download_defaults(d->out).
+ * are retried up to o->attempts tries in all; HTTP 4xx is not retried. *o->cancel set during a
+ * try or the wait after one ends the call at once (libcurl's progress callback aborts the
+ * transfer), without another try. On failure nothing is left at path; the .part is deleted
+ * after HTTP 4xx and a wrong MD5, kept (the message says so) after transient failures and a
+ * cancel, and removed when empty. o NULL: download_defaults(d->out).
  * why (may be NULL) says what failed. Returns STATUS_RUNTIME on failure, with the message
  * (naming the URL) in d.
  */

@@ -78,7 +78,7 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     char root[4096];
     data_root(&s->data, root, sizeof root);
     struct cifar10 c;
-    if (cifar10_load(root, s->data.download, &d, &c)) {
+    if (cifar10_load(root, s->data.download, NULL, &d, &c)) {
         plan_free(p);
         return STATUS_RUNTIME;
     }

@@ -102,7 +102,8 @@ struct run {
 
 /* --------------------------------------------------------------------------------------- */
 /* SIGINT and SIGTERM: the step under way finishes, a checkpoint is saved, the run stops. A
- * second signal of the same kind takes its default action. */
+ * download of the data under way stops at once instead, keeping its .part for the next run
+ * (stop_signal is its cancel flag). A second signal of the same kind takes its default action. */
 
 static volatile sig_atomic_t stop_signal;
 
@@ -110,6 +111,12 @@ static void on_signal(int sig)
 {
     stop_signal = sig;
     signal(sig, SIG_DFL);
+}
+
+/* What a run stopped by sig ends with. */
+static enum status signal_status(int sig)
+{
+    return sig == SIGINT ? STATUS_SIGINT : STATUS_SIGTERM;
 }
 
 /* The evaluation plan takes the training plan's current weights and statistics; with an EMA
@@ -210,7 +217,8 @@ static enum status prepare(struct run *r)
 
     char root[4096];
     data_root(&s->data, root, sizeof root);
-    if (cifar10_load(root, s->data.download, &r->d, &r->data)) return STATUS_RUNTIME;
+    if (cifar10_load(root, s->data.download, &stop_signal, &r->d, &r->data))
+        return stop_signal ? signal_status(stop_signal) : STATUS_RUNTIME; /* nothing to save */
     data_split(r->data.train.n, s->data.subset, s->data.val_split, &r->split);
     if (r->split.ntrain < s->train.batch_size) {
         diag_error(&r->d, spec_mark(s, "train.batch_size"),
@@ -468,7 +476,7 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t fir
                      sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)e->epoch + 1,
                      (long long)e->step);
             say_resume(r, why);
-            return sig == SIGINT ? STATUS_SIGINT : STATUS_SIGTERM;
+            return signal_status(sig);
         }
         if (e->images) progress(r, e, b - 1, plan_clock() - r->started);
     }

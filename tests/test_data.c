@@ -164,7 +164,7 @@ static enum status load(const char *root, bool download, struct cifar10 *c, char
     size_t len;
     FILE *mem = open_memstream(msgs, &len);
     *d = (struct diag){.out = mem};
-    enum status st = cifar10_load(root, download, d, c);
+    enum status st = cifar10_load(root, download, NULL, d, c);
     fclose(mem);
     return st;
 }

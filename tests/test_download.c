@@ -3,17 +3,19 @@
  * (data.c), against an HTTP/1.1 server this test runs on 127.0.0.1 (an ephemeral port, in a
  * thread): it answers Range requests with 206 and Content-Range, and can answer 404, 503 a
  * number of times, cut a response short after a given byte (or hang there until the client
- * gives up), ignore Range (200 with the whole file) or flip a byte of the body. It logs every
- * request's Range header. Covered: a plain download (the start and end lines, no progress
- * without a terminal; the progress line with one); a file already there; resuming within a call
- * and in the next call after a cut, from exactly the byte received; a .part already whole
- * (416); a server that ignores Range (the download starts again from zero); the low-speed
- * limit; 503 retried, and given up after the last try; 404 not retried; a wrong MD5; connection
- * refused, quickly. Each checks the message and what is left on disk. Then data_download end to
- * end (a small archive whose batch files are links to one sparse file of the right size), an
- * archive without cifar-10-batches-bin/, tar missing (the checked archive kept and used by the
- * next call), cifar10_load through RUNNER_CIFAR10_URL and RUNNER_CIFAR10_MD5, and MD5 itself
- * against RFC 1321's vectors. Nothing leaves 127.0.0.1.
+ * gives up), ignore Range (200 with the whole file) or flip a byte of the body, and set a
+ * cancel flag once a response is sent. It logs every request's Range header. Covered: a plain
+ * download (the start and end lines, no progress without a terminal; the progress line with
+ * one); a file already there; resuming within a call and in the next call after a cut, from
+ * exactly the byte received; a .part already whole (416); a server that ignores Range (the
+ * download starts again from zero); the low-speed limit; 503 retried, and given up after the
+ * last try; 404 not retried; a wrong MD5; connection refused, quickly; the cancel flag set
+ * during a stalled transfer (a quick end, the .part kept, then resumed by the next call) and
+ * during the wait between tries. Each checks the message and what is left on disk. Then
+ * data_download end to end (a small archive whose batch files are links to one sparse file of
+ * the right size), an archive without cifar-10-batches-bin/, tar missing (the checked archive
+ * kept and used by the next call), cifar10_load through RUNNER_CIFAR10_URL and
+ * RUNNER_CIFAR10_MD5, and MD5 itself against RFC 1321's vectors. Nothing leaves 127.0.0.1.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,6 +25,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -44,7 +47,9 @@
 #define BODY_BYTES (1 << 20)
 #define BODY_MD5 "717f0920b9c39605f4ad6923e0e0953b" /* md5sum of body_fill's bytes */
 #define CUT 300000                                  /* where a response is cut short */
+#define CANCEL_DELAY_US 200000 /* from a response's last byte sent to srv.cancel set */
 #define MAX_LOG 16
+#define STALL_MS 8000 /* how long a stalled response hangs, at most */
 
 static char dir[256];
 
@@ -77,6 +82,7 @@ static struct {
     int cut_times;      /* the next this many responses end at file byte cut_at ... */
     long long cut_at;
     bool stall;         /* ... and then hang until the client leaves, instead of closing */
+    volatile sig_atomic_t *cancel; /* set to SIGINT CANCEL_DELAY_US after the next file's bytes */
     /* what it saw */
     int requests;
     char range[MAX_LOG][64]; /* each request's Range header, "" when it had none */
@@ -160,6 +166,8 @@ static void serve(int c)
     long long cut = -1;
     bool stall = false;
     if (!fail && f && srv.cut_times > 0) srv.cut_times--, cut = srv.cut_at, stall = srv.stall;
+    volatile sig_atomic_t *cancel = srv.cancel;
+    srv.cancel = NULL;
     pthread_mutex_unlock(&srv.lock);
 
     if (fail || !f) {
@@ -189,7 +197,8 @@ static void serve(int c)
     }
     long long end = cut > start && cut < len ? cut : len;
     if (send_all(c, head, (size_t)n)) send_body(c, f, (size_t)start, (size_t)end, corrupt);
-    if (stall) wait_close(c, 8000);
+    if (cancel) usleep(CANCEL_DELAY_US), *cancel = SIGINT; /* as a signal handler would */
+    if (stall) wait_close(c, STALL_MS);
 }
 
 static void *server_main(void *arg)
@@ -245,6 +254,7 @@ static void server_reset(void)
     srv.not_found = srv.ignore_range = srv.corrupt = srv.stall = false;
     srv.fail_503 = srv.cut_times = srv.requests = 0;
     srv.cut_at = 0;
+    srv.cancel = NULL;
     memset(srv.range, 0, sizeof srv.range);
     pthread_mutex_unlock(&srv.lock);
 }
@@ -398,6 +408,54 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The messages of a download read through a pipe, as they are written: *cancel is set once
+ * they contain `when`. */
+struct watcher {
+    int fd; /* the pipe's reading end */
+    const char *when;
+    volatile sig_atomic_t *cancel;
+    char text[8192];
+    size_t len;
+};
+
+static void *watch(void *arg)
+{
+    struct watcher *w = arg;
+    ssize_t got;
+    while (w->len + 1 < sizeof w->text &&
+           (got = read(w->fd, w->text + w->len, sizeof w->text - 1 - w->len)) > 0) {
+        w->len += (size_t)got;
+        w->text[w->len] = '\0';
+        if (strstr(w->text, w->when)) *w->cancel = SIGTERM;
+    }
+    return NULL;
+}
+
+/* download_file with *cancel (o->cancel) set by another thread once its messages contain
+ * `when`; the messages in *msgs (caller frees). */
+static enum status fetch_cancelled_at(const char *when, volatile sig_atomic_t *cancel,
+                                      const char *url, const char *path,
+                                      const struct download_options *o, char **msgs,
+                                      enum download_failure *why)
+{
+    int p[2];
+    if (pipe(p)) fail_msg("pipe failed");
+    struct watcher *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    *w = (struct watcher){.fd = p[0], .when = when, .cancel = cancel};
+    pthread_t t;
+    FILE *out = fdopen(p[1], "w");
+    if (!out || pthread_create(&t, NULL, watch, w)) fail_msg("cannot start the watcher");
+    struct diag d = {.out = out};
+    enum status st = download_file(url, path, BODY_MD5, o, &d, why);
+    fclose(out); /* the watcher reads to the end */
+    pthread_join(t, NULL);
+    close(p[0]);
+    *msgs = strdup(w->text);
+    free(w);
+    return st;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -636,6 +694,92 @@ static void test_stall(void **state)
     free(msgs);
 }
 
+/* The cancel flag set (as a signal handler sets it) while a transfer stalls after CUT bytes:
+ * download_file returns within about a second instead of waiting out the stall or the
+ * low-speed limit, with no other try; the .part keeps the bytes received and the message says
+ * so; nothing is at path. The next call, without the flag, asks for the rest and ends with
+ * the whole file. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    server_reset();
+    static volatile sig_atomic_t cancel;
+    cancel = 0;
+    srv.cut_times = 1, srv.cut_at = CUT, srv.stall = true, srv.cancel = &cancel;
+    char path[512], part[600], *msgs, want[1024], kept_text[64], range[64];
+    snprintf(path, sizeof path, "%s", at("cancel.bin"));
+    snprintf(part, sizeof part, "%s.part", path);
+    struct download_options o = quick(3);
+    o.cancel = &cancel;
+    enum download_failure why;
+    double t0 = now_s();
+    assert_int_equal(fetch(url_of("/body"), path, BODY_MD5, &o, &msgs, &why), STATUS_RUNTIME);
+    double took = now_s() - t0;
+    if (took > 3.0)
+        fail_msg("a cancelled download returned after %.1f s (the stall is %d s)", took,
+                 STALL_MS / 1000);
+    assert_int_equal(why, DOWNLOAD_FAILURE_CANCELLED);
+    assert_int_equal(requests(), 1);
+    long long kept = size_of(part);
+    if (kept <= 0 || kept > CUT) fail_msg("%s: %lld bytes, expected 1 to %d", part, kept, CUT);
+    if (kept < 100000) snprintf(kept_text, sizeof kept_text, "%lld bytes", kept);
+    else snprintf(kept_text, sizeof kept_text, "%.1f MB", (double)kept / 1e6);
+    snprintf(want, sizeof want, "runner: error: %s: download interrupted; %s kept in %s, the "
+             "next run resumes it\n", url_of("/body"), kept_text, part);
+    expect_in(msgs, want);
+    assert_null(strstr(msgs, "trying again"));
+    free(msgs);
+    assert_false(exists(path));
+
+    o.cancel = NULL;
+    if (fetch(url_of("/body"), path, BODY_MD5, &o, &msgs, &why)) fail_msg("%s", msgs);
+    assert_int_equal(why, DOWNLOAD_FAILURE_NONE);
+    assert_int_equal(requests(), 2);
+    snprintf(range, sizeof range, "bytes=%lld-", kept);
+    assert_string_equal(range_of(1), range);
+    expect_in(msgs, "(resuming after the ");
+    expect_body(path);
+    assert_false(exists(part));
+    free(msgs);
+}
+
+/* The cancel flag set during the 5 s wait after a 503: the wait ends at once, without another
+ * try; nothing was received, so nothing is left. Called with the flag still set: no request. */
+static void test_cancel_wait(void **state)
+{
+    (void)state;
+    server_reset();
+    srv.fail_503 = 100;
+    static volatile sig_atomic_t cancel;
+    cancel = 0;
+    char path[512], part[600], *msgs, want[1024];
+    snprintf(path, sizeof path, "%s", at("cancel_wait.bin"));
+    snprintf(part, sizeof part, "%s.part", path);
+    struct download_options o = quick(3);
+    o.backoff_s = 5, o.cancel = &cancel;
+    enum download_failure why;
+    double t0 = now_s();
+    assert_int_equal(fetch_cancelled_at("trying again in 5 s (try 2 of 3)", &cancel,
+                                        url_of("/body"), path, &o, &msgs, &why),
+                     STATUS_RUNTIME);
+    double took = now_s() - t0;
+    if (took > 2.0) fail_msg("the wait cancelled ended after %.1f s (it is 5 s)", took);
+    assert_int_equal(why, DOWNLOAD_FAILURE_CANCELLED);
+    assert_int_equal(requests(), 1);
+    snprintf(want, sizeof want, "runner: error: %s: download interrupted before its first "
+             "byte\n", url_of("/body"));
+    expect_in(msgs, want);
+    free(msgs);
+    assert_false(exists(path));
+    assert_false(exists(part));
+
+    assert_int_equal(fetch(url_of("/body"), path, BODY_MD5, &o, &msgs, &why), STATUS_RUNTIME);
+    assert_int_equal(why, DOWNLOAD_FAILURE_CANCELLED);
+    assert_int_equal(requests(), 1);
+    expect_in(msgs, want);
+    free(msgs);
+}
+
 /* 503 twice, then the file: three tries. 503 every time: an error after the third, naming the
  * status; nothing left. */
 static void test_server_error(void **state)
@@ -841,7 +985,7 @@ static void test_load_downloads(void **state)
     size_t len;
     FILE *mem = open_memstream(&msgs, &len);
     d = (struct diag){.out = mem};
-    enum status st = cifar10_load(at("fetched"), true, &d, &c);
+    enum status st = cifar10_load(at("fetched"), true, NULL, &d, &c);
     fclose(mem);
     if (st) fail_msg("%s", msgs);
     free(msgs);
@@ -854,7 +998,7 @@ static void test_load_downloads(void **state)
     setenv("RUNNER_CIFAR10_MD5", "0123456789abcdef0123456789abcdef", 1);
     mem = open_memstream(&msgs, &len);
     d = (struct diag){.out = mem};
-    assert_int_equal(cifar10_load(at("unfetched"), true, &d, &c), STATUS_RUNTIME);
+    assert_int_equal(cifar10_load(at("unfetched"), true, NULL, &d, &c), STATUS_RUNTIME);
     fclose(mem);
     expect_in(msgs, "MD5 mismatch: got ");
     expect_in(msgs, "CIFAR-10 not found");
@@ -916,6 +1060,8 @@ int main(void)
         cmocka_unit_test(test_part_complete),
         cmocka_unit_test(test_range_ignored),
         cmocka_unit_test(test_stall),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_cancel_wait),
         cmocka_unit_test(test_server_error),
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_bad_checksum),

@@ -618,7 +618,7 @@ static void test_loader_workers(void **state)
     struct spec *s;
     assert_int_equal(spec_load(at("tiny.yaml"), NULL, 0, &d, &s), STATUS_OK);
     struct cifar10 c;
-    assert_int_equal(cifar10_load(at("data"), false, &d, &c), STATUS_OK);
+    assert_int_equal(cifar10_load(at("data"), false, NULL, &d, &c), STATUS_OK);
     struct augment a;
     assert_int_equal(augment_init(&a, &s->augment.train, 3, 32, 32, &d), STATUS_OK);
     struct data_split sp;
