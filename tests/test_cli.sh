@@ -201,8 +201,10 @@ rm -rf "$tmp"
 
 # runner download [DIR], and scripts/get_cifar10.sh, which runs it: a mirror named by
 # RUNNER_CIFAR10_URL (a file:// archive whose batch files are links to one sparse file of the
-# right size) downloaded, unpacked and checked; data already there only checked; a mirror that
-# is not there is exit 1 and leaves nothing.
+# right size) downloaded, unpacked and checked; data already there only checked; a run whose
+# download (from a FIFO fed a few bytes at a time) gets SIGINT or SIGTERM exits 130 or 143 at
+# once, keeps the .part and makes no run directory, and runner download resumes the .part; a
+# mirror that is not there is exit 1 and leaves nothing.
 tmp=$(mktemp -d)
 expect 0 "download help" -- download --help
 has "$out" "usage: runner download [DIR]"
@@ -235,6 +237,58 @@ fi
 RUNNER_BIN=$tmp/none bash scripts/get_cifar10.sh "$tmp/script2" >"$out" 2>"$err" &&
     { echo "FAIL: get_cifar10.sh without a runner succeeded"; fails=$((fails + 1)); }
 has "$err" "get_cifar10: $tmp/none not found: build the runner first"
+# interrupted SIGNAL CODE NAME: `runner experiments/quick.yaml` downloading into $tmp/NAME from
+# $tmp/NAME.tar.gz, a FIFO that gets the mirror 8 bytes every 0.2 s, is sent SIGNAL once the
+# download has started; it must exit CODE within 10 s, leaving only the .part and saying so.
+interrupted() {
+    sig=$1 code=$2 name=$3 size=$(wc -c <"$tmp/mirror.tar.gz")
+    mkfifo "$tmp/$name.tar.gz"
+    (i=0; while [ $((i * 8)) -lt "$size" ]; do
+        dd if="$tmp/mirror.tar.gz" bs=8 skip=$i count=1 2>/dev/null || exit
+        i=$((i + 1)); sleep 0.2
+    done) >"$tmp/$name.tar.gz" &
+    writer=$!
+    RUNNER_CIFAR10_URL="file://$tmp/$name.tar.gz" RUNNER_DATA="$tmp/$name" \
+        "$runner" experiments/quick.yaml --out "$tmp/$name-run" >"$out" 2>"$err" &
+    pid=$! i=0
+    while ! grep -q "runner: downloading" "$err" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.5
+    kill -"$sig" $pid
+    i=0
+    while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 $pid 2>/dev/null; then
+        echo "FAIL: SIG$sig during the download: still running 10 s later"
+        kill -9 $pid
+        fails=$((fails + 1))
+    fi
+    wait $pid
+    rc=$?
+    kill $writer 2>/dev/null
+    wait $writer 2>/dev/null
+    if [ "$rc" -ne "$code" ]; then
+        echo "FAIL: SIG$sig during the download: exit $rc, expected $code"
+        sed 's/^/  stderr: /' "$err"
+        fails=$((fails + 1))
+    fi
+    has "$err" "runner: error: file://$tmp/$name.tar.gz: download interrupted; "
+    has "$err" " kept in $tmp/$name/cifar-10-binary.tar.gz.part, the next run resumes it"
+    if [ ! -s "$tmp/$name/cifar-10-binary.tar.gz.part" ] ||
+        [ "$(ls -A "$tmp/$name")" != cifar-10-binary.tar.gz.part ]; then
+        echo "FAIL: SIG$sig during the download: expected a .part alone in $tmp/$name:"
+        ls -lA "$tmp/$name" | sed 's/^/  /'
+        fails=$((fails + 1))
+    fi
+    [ ! -e "$tmp/$name-run" ] ||
+        { echo "FAIL: SIG$sig during the download left $tmp/$name-run"; fails=$((fails + 1)); }
+    rm -f "$tmp/$name.tar.gz"
+}
+interrupted INT 130 sigint
+interrupted TERM 143 sigterm
+cp "$tmp/mirror.tar.gz" "$tmp/sigint.tar.gz"
+RUNNER_CIFAR10_URL="file://$tmp/sigint.tar.gz"
+expect 0 "download: resumed after SIGINT" -- download "$tmp/sigint"
+has "$err" "of an earlier try)"
+has "$out" "$tmp/sigint/cifar-10-batches-bin/: 50000 training and 10000 test images, checked"
 RUNNER_CIFAR10_URL="file://$tmp/absent.tar.gz"
 expect 1 "download: a mirror that is not there" -- download "$tmp/none"
 has "$err" "runner: error: cannot download file://$tmp/absent.tar.gz: "
