@@ -515,8 +515,15 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
                                   c->stream), s, "gpu_pack_nchw");
         break;
     }
-    case GPU_OP_OUTPUT:
-        launched(c, gpu_convert(GPU_F32, a1, c->t, a0, s->n, c->stream), s, "gpu_convert");
+    case GPU_OP_OUTPUT: /* in PyTorch's order: a spatial output unpacked */
+        if (s->hw > 1)
+            launched(c, gpu_unpack_nhwc(a1, c->t, a0, N, (int)s->ch, (int)s->hw, 1, (int)s->ch,
+                                        c->stream), s, "gpu_unpack_nhwc");
+        else
+            launched(c, gpu_convert(GPU_F32, a1, c->t, a0, s->n, c->stream), s, "gpu_convert");
+        break;
+    case GPU_OP_GRAD_PACK:
+        launched(c, gpu_to_nhwc(c->t, a1, a0, N, s->ch, s->hw, c->stream), s, "gpu_to_nhwc");
         break;
     case GPU_OP_CONV:
     case GPU_OP_CONV_DGRAD:
@@ -572,8 +579,8 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
         break;
     }
     case GPU_OP_DROPOUT:
-        launched(c, gpu_dropout(c->t, a0, a1, a2, s->n, l->p.dropout.p, c->d_in, c->stream), s,
-                 "gpu_dropout");
+        launched(c, gpu_dropout(c->t, a0, a1, a2, s->n, s->ch, s->hw, l->p.dropout.p, c->d_in,
+                                c->stream), s, "gpu_dropout");
         break;
     case GPU_OP_DROPOUT_BWD:
         launched(c, gpu_dropout_backward(c->t, a0, a1, a2, s->n, l->p.dropout.p, c->stream), s,

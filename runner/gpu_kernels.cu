@@ -168,6 +168,25 @@ extern "C" cudaError_t gpu_pack_nchw(enum gpu_dtype t, void *y, const float *x, 
     });
 }
 
+template <typename T>
+__global__ void to_nhwc_kernel(T *y, const T *x, int64_t total, int64_t c, int64_t hw)
+{ // y (n, hw, c), x (n, c, hw); total = n hw c
+    GPU_FLAT_LOOP(i, total) y[i] = x[gpu_torch_index(i, c, hw)];
+}
+
+extern "C" cudaError_t gpu_to_nhwc(enum gpu_dtype t, void *y, const void *x, int64_t n,
+                                   int64_t c, int64_t hw, cudaStream_t s)
+{
+    int64_t total = n * hw * c;
+    if (total <= 0) return cudaGetLastError();
+    return gpu_by_type(t, [&](auto z) {
+        using T = decltype(z);
+        to_nhwc_kernel<T><<<gpu_flat_blocks(total), GPU_THREADS, 0, s>>>((T *)y, (const T *)x,
+                                                                         total, c, hw);
+        return cudaGetLastError();
+    });
+}
+
 extern "C" cudaError_t gpu_unpack_nhwc(float *y, enum gpu_dtype t, const void *x, int64_t n,
                                        int c, int h, int w, int cpad, cudaStream_t s)
 {
@@ -595,12 +614,12 @@ extern "C" cudaError_t gpu_gap_backward(enum gpu_dtype t, const void *dy, void *
 /* Dropout */
 
 template <typename T>
-__global__ void dropout_kernel(const T *x, T *y, uint8_t *mask, int64_t n, uint64_t threshold,
-                               float scale, const gpu_step_in *in)
-{ // x, y, mask: (n)
+__global__ void dropout_kernel(const T *x, T *y, uint8_t *mask, int64_t n, int64_t c, int64_t hw,
+                               uint64_t threshold, float scale, const gpu_step_in *in)
+{ // x, y, mask: (n) as (N, hw, c)
     uint64_t key = in->dropout_key;
     GPU_FLAT_LOOP(i, n) {
-        bool keep = gpu_dropout_keep(key, i, threshold);
+        bool keep = gpu_dropout_keep(key, gpu_torch_index(i, c, hw), threshold);
         mask[i] = keep;
         y[i] = gpu_to<T>(keep ? gpu_f32(x[i]) * scale : 0.0f);
     }
@@ -614,16 +633,16 @@ __global__ void dropout_bwd_kernel(const T *dy, T *dx, const uint8_t *mask, int6
 }
 
 extern "C" cudaError_t gpu_dropout(enum gpu_dtype t, const void *x, void *y, uint8_t *mask,
-                                   int64_t n, double p, const struct gpu_step_in *in,
-                                   cudaStream_t s)
+                                   int64_t n, int64_t c, int64_t hw, double p,
+                                   const struct gpu_step_in *in, cudaStream_t s)
 {
     if (n <= 0) return cudaGetLastError();
     uint64_t threshold = gpu_dropout_threshold(p);
     float scale = (float)(1 / (1 - p));
     return gpu_by_type(t, [&](auto zero) {
         using T = decltype(zero);
-        dropout_kernel<T><<<gpu_flat_blocks(n), GPU_THREADS, 0, s>>>((const T *)x, (T *)y, mask,
-                                                                     n, threshold, scale, in);
+        dropout_kernel<T><<<gpu_flat_blocks(n), GPU_THREADS, 0, s>>>(
+            (const T *)x, (T *)y, mask, n, c, hw, threshold, scale, in);
         return cudaGetLastError();
     });
 }

@@ -62,6 +62,9 @@ cudaError_t gpu_pack_nchw(enum gpu_dtype t, void *y, const float *x, int64_t n, 
 /* The reverse: x (n, h, w, cpad) T into y (n, c, h, w) fp32 (padding channels dropped). */
 cudaError_t gpu_unpack_nhwc(float *y, enum gpu_dtype t, const void *x, int64_t n, int c, int h,
                             int w, int cpad, cudaStream_t s);
+/* x (n, c, hw) T into y (n, hw, c) T: a gradient given in PyTorch's order, channels-last. */
+cudaError_t gpu_to_nhwc(enum gpu_dtype t, void *y, const void *x, int64_t n, int64_t c,
+                        int64_t hw, cudaStream_t s);
 
 /*
  * Softmax cross-entropy of logits (n, classes) fp32 against labels (n) or, when targets is
@@ -117,10 +120,12 @@ cudaError_t gpu_gap(enum gpu_dtype t, const void *x, void *y, int64_t n, int hw,
 cudaError_t gpu_gap_backward(enum gpu_dtype t, const void *dy, void *dx, int64_t n, int hw,
                              int c, cudaStream_t s);
 
-/* Dropout over n elements: kept where rng_uniform(in->dropout_key, i) >= p (the CPU
- * backend's draw), scaled by 1 / (1 - p); mask: n bytes. */
+/* Dropout over n elements of a tensor laid out (N, hw, c) (hw 1: any plain order): element i
+ * is kept where rng_uniform(in->dropout_key, j) >= p with j its index in PyTorch's (N, c, hw)
+ * order (the CPU backend's draw, element for element), scaled by 1 / (1 - p); mask: n bytes. */
 cudaError_t gpu_dropout(enum gpu_dtype t, const void *x, void *y, uint8_t *mask, int64_t n,
-                        double p, const struct gpu_step_in *in, cudaStream_t s);
+                        int64_t c, int64_t hw, double p, const struct gpu_step_in *in,
+                        cudaStream_t s);
 cudaError_t gpu_dropout_backward(enum gpu_dtype t, const void *dy, void *dx,
                                  const uint8_t *mask, int64_t n, double p, cudaStream_t s);
 

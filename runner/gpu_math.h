@@ -333,6 +333,13 @@ GPU_HD int64_t gpu_unpack_src(int64_t j, int c, int64_t hw, int cpad)
     return (t / c * hw + p) * cpad + t % c;
 }
 
+/* Element i of a tensor (n, hw, c) channels-last: its index in PyTorch's (n, c, hw) order. */
+GPU_HD int64_t gpu_torch_index(int64_t i, int64_t c, int64_t hw)
+{
+    int64_t ch = i % c, pix = i / c;
+    return (pix / hw * c + ch) * hw + pix % hw;
+}
+
 /* Dropout keeps element i where rng_uniform(key, i) >= p; as integers: the top 53 bits of
  * rng_bits(key, i) at least gpu_dropout_threshold(p) (p in [0, 1]). */
 GPU_HD uint64_t gpu_dropout_threshold(double p)

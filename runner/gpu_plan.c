@@ -4,6 +4,7 @@
  */
 #include "gpu_plan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +45,7 @@ const char *gpu_op_name(enum gpu_op op)
         "batchnorm (eval)", "batchnorm backward", "relu", "relu backward", "add", "copy",
         "gradient sum", "pool", "pool backward", "global_avg_pool",
         "global_avg_pool backward", "linear", "linear backward data",
-        "linear backward weight", "dropout", "dropout backward", "output"};
+        "linear backward weight", "dropout", "dropout backward", "output", "gradient pack"};
     return op < GPU_OP_COUNT ? names[op] : "?";
 }
 
@@ -132,14 +133,55 @@ static void count_consumers(struct builder *b)
     b->consumers[g->output]++;
 }
 
-/* The flatten (through identities and dropouts) that feeds linear layer li, or -1. */
-static int flatten_source(const struct builder *b, int li)
+/* Whether layer op keeps its input's device layout element for element (views and
+ * pointwise ops on one input). */
+static bool keeps_layout(enum op_kind op)
 {
-    int p = b->g->layers[li].in[0];
-    while (p >= 0 && (b->g->layers[p].op == OP_KIND_IDENTITY ||
-                      b->g->layers[p].op == OP_KIND_DROPOUT))
-        p = b->g->layers[p].in[0];
-    return p >= 0 && b->g->layers[p].op == OP_KIND_FLATTEN ? p : -1;
+    return op == OP_KIND_FLATTEN || op == OP_KIND_IDENTITY || op == OP_KIND_DROPOUT ||
+           op == OP_KIND_RELU;
+}
+
+/* The layout of producer p's output on the device (GRAPH_INPUT: the input): NHWC of the
+ * spatial map it is (or that a flatten, identity, dropout or relu made it from), as *ch
+ * channels at *hw pixels; *hw 1 where that is PyTorch's order (vectors, 1x1 maps). Returns
+ * the map's shape, or NULL for PyTorch's order. */
+static const struct shape *nhwc_layout(const struct graph *g, int p, int64_t *ch, int64_t *hw)
+{
+    const struct shape *s = p == GRAPH_INPUT ? &g->input : &g->layers[p].out;
+    int64_t numel = shape_numel(s);
+    while (p != GRAPH_INPUT && s->rank != 3 && keeps_layout(g->layers[p].op)) {
+        p = g->layers[p].in[0];
+        s = p == GRAPH_INPUT ? &g->input : &g->layers[p].out;
+    }
+    *ch = numel;
+    *hw = 1;
+    if (s->rank != 3 || s->d[1] * s->d[2] == 1) return NULL;
+    *ch = s->d[0];
+    *hw = s->d[1] * s->d[2];
+    return s;
+}
+
+bool gpu_plan_layout_ok(const struct graph *g, const struct graph_layer *l, char *why,
+                        size_t size)
+{
+    int64_t ch, hw, ch1, hw1;
+    const struct shape *s = l->nin ? nhwc_layout(g, l->in[0], &ch, &hw) : NULL;
+    if (l->op == OP_KIND_BATCHNORM && s && graph_input_shape(g, l, 0)->rank != 3) {
+        snprintf(why, size, "a batchnorm of a flattened %lldx%lldx%lld map is not offered by "
+                 "the GPU backend (it keeps maps channels-last); normalize the map before the "
+                 "flatten", (long long)s->d[0], (long long)s->d[1], (long long)s->d[2]);
+        return false;
+    }
+    if (l->op == OP_KIND_ADD && l->nin == 2) {
+        const struct shape *t = nhwc_layout(g, l->in[1], &ch1, &hw1);
+        if (hw != hw1 || ch != ch1) {
+            snprintf(why, size, "an add of two tensors whose elements are ordered differently "
+                     "on the GPU (a flattened %s and a %s) is not offered by the GPU backend",
+                     s ? "map" : "vector", t ? "flattened map" : "vector");
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Channels of the graph input as stored: padded when only convolutions read it. */
@@ -176,12 +218,14 @@ static void place_tensors(struct builder *b)
             t->cpad = l->in[0] == GRAPH_INPUT ? gp->in_cpad : t->dim[1];
             t->numel = t->dim[0] * t->dim[2] * t->dim[3] * t->cpad;
         } else if (weight) {
-            int f = flatten_source(b, gt->layer);
-            const struct shape *s = f >= 0 ? graph_input_shape(g, &g->layers[f], 0) : NULL;
-            if (s && s->rank == 3 && s->d[1] * s->d[2] > 1) {
+            int64_t ch, hw;
+            const struct shape *s = nhwc_layout(b->g, l->in[0], &ch, &hw);
+            if (s) { /* a linear layer reading a flattened map takes it as (H*W*C) */
                 t->layout = GPU_LAYOUT_HWC_IN;
                 t->dim[0] = gt->t.dim[0];
-                t->dim[1] = s->d[0], t->dim[2] = s->d[1], t->dim[3] = s->d[2];
+                t->dim[1] = s->d[0];
+                t->dim[2] = s->d[1];
+                t->dim[3] = s->d[2];
             }
         }
         if (gt->t.role == TENSOR_PARAM) {
@@ -276,12 +320,16 @@ static void forward(struct builder *b, enum gpu_prog pr)
         s->args[0] = x;
         s->args[1] = gl->out;
         if (op == GPU_OP_ADD) s->args[1] = gp->layers[slot(b, l->in[1])].out, s->args[2] = gl->out;
-        if (op == GPU_OP_DROPOUT) s->args[2] = new_buf(gp, GPU_BUF_MASK, n);
+        if (op == GPU_OP_DROPOUT) {
+            s->args[2] = new_buf(gp, GPU_BUF_MASK, n);
+            nhwc_layout(b->g, (int)li, &s->ch, &s->hw); /* masks are drawn by PyTorch's index */
+        }
     }
     s = add_step(gp, pr, GPU_OP_OUTPUT, g->output);
     s->args[0] = gp->layers[g->output].out;
     s->args[1] = gp->logits;
     s->n = gp->cfg.batch * gp->classes;
+    nhwc_layout(b->g, g->output, &s->ch, &s->hw);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -298,8 +346,11 @@ static int begin_grad(struct builder *b, int in, int64_t n, bool native, bool *a
 {
     struct gpu_plan *gp = b->gp;
     struct gpu_layer *pl = &gp->layers[slot(b, in)];
-    *accumulate = false, *sum = -1;
+    *accumulate = false;
+    *sum = -1;
     if (in == GRAPH_INPUT && !gp->cfg.input_grad) return -1;
+    /* the input's gradient as its kernels write it: with the padding channels */
+    if (in == GRAPH_INPUT) n = gp->bufs[gp->input].n;
     if (pl->grad < 0) {
         pl->grad = new_buf(gp, GPU_BUF_ACT, n);
         return pl->grad;
@@ -341,6 +392,17 @@ static void backward(struct builder *b)
     struct gpu_plan *gp = b->gp;
     const struct graph *g = b->g;
     gp->layers[g->output].grad = gp->dlogits;
+    int64_t ch, hw;
+    if (nhwc_layout(b->g, g->output, &ch, &hw)) {
+        /* a spatial output: its gradient arrives in PyTorch's order */
+        struct gpu_step *s = add_step(gp, GPU_PROG_BWD, GPU_OP_GRAD_PACK, -1);
+        gp->layers[g->output].grad = new_buf(gp, GPU_BUF_ACT, gp->cfg.batch * gp->classes);
+        s->args[0] = gp->dlogits;
+        s->args[1] = gp->layers[g->output].grad;
+        s->n = gp->cfg.batch * gp->classes;
+        s->ch = ch;
+        s->hw = hw;
+    }
     for (size_t k = g->nlayers; k-- > 0;) {
         const struct graph_layer *l = &g->layers[k];
         struct gpu_layer *gl = &gp->layers[k];

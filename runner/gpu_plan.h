@@ -13,7 +13,7 @@
  *                                                     .train = true}, &gp);
  *     ... the backend fills gp.bufs[i].bytes where only the library knows (reserve space)
  *     size_t act_bytes = gpu_plan_pack(&gp);
- *     for each step of gp.prog[GPU_PROG_FWD_TRAIN] ... (backend_cuda.c runs them)
+ *     for each step of gp.steps[GPU_PROG_FWD_TRAIN] ... (cuda_exec.c runs them)
  *     gpu_plan_free(&gp);
  *
  * Activations are NHWC in the compute type T; batchnorm's statistics, the loss and the
@@ -52,7 +52,9 @@ enum gpu_op {
     GPU_OP_LINEAR_WGRAD, /* (x, dy) */
     GPU_OP_DROPOUT,     /* (x, y, mask) */
     GPU_OP_DROPOUT_BWD, /* (dy, dx, mask) */
-    GPU_OP_OUTPUT,      /* (y, logits): the output layer's T values as f32 */
+    GPU_OP_OUTPUT,      /* (y, logits): the output layer's T values as f32, in PyTorch's order */
+    GPU_OP_GRAD_PACK,   /* (dlogits, dy): the output's gradient, (N, C*H*W) as PyTorch orders
+                           it, into the output's NHWC layout (a spatial output only) */
     GPU_OP_COUNT
 };
 
@@ -68,6 +70,9 @@ struct gpu_step {
     bool add;       /* batchnorm: an add fused after it (z, and dz in the backward) */
     bool accumulate; /* the gradient written adds to what is there (conv and linear dgrad) */
     int64_t n;      /* elements (pointwise ops) */
+    /* The layout of the tensor of an output, gradient-pack or dropout step: NHWC, ch channels
+     * at hw pixels per image (hw 1: the same order as PyTorch's) */
+    int64_t ch, hw;
 };
 
 enum gpu_buf_kind {
@@ -134,11 +139,19 @@ struct gpu_plan {
     int input;       /* buffer of the packed input */
     int input_grad;  /* its gradient (cfg.input_grad), else -1 */
     int logits;      /* f32 (N, F) */
-    int dlogits;     /* T (N, F): the output layer's gradient, written by the loss */
+    int dlogits;     /* T (N, F): the output's gradient in PyTorch's order, written by the loss
+                        (or given); the output layer's gradient itself, unless the output is
+                        spatial (then GPU_OP_GRAD_PACK makes that from it) */
     int64_t in_cpad; /* the input's channels as stored */
     int64_t classes;
     size_t act_bytes; /* gpu_plan_pack's */
 };
+
+/* Whether layer l of g can run with the device layouts (maps channels-last, flattened as
+ * (H*W*C)): a batchnorm of a flattened map, or an add of tensors ordered differently, cannot;
+ * why says so. (The rest of the edges are converted.) */
+bool gpu_plan_layout_ok(const struct graph *g, const struct graph_layer *l, char *why,
+                        size_t size);
 
 /* Builds the programs; allocation failure aborts (plans are small). */
 void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg,

@@ -593,6 +593,12 @@ static void test_pack_maps(void **state)
     assert_int_equal(gpu_pack_src(66, 3, 5, 8), 28);
     assert_int_equal(gpu_unpack_src(28, 3, 5, 8), 66);
     assert_int_equal(gpu_pack_src(67, 3, 5, 8), -1);
+    /* Unpadded channels-last to PyTorch's order (dropout's draw, a spatial output's gradient):
+     * the packing's source, and (n 1, pixel 3, c 2) of (2, 5, 3) at (1 * 3 + 2) * 5 + 3. */
+    for (int64_t i = 0; i < 2 * 5 * 3; i++)
+        assert_int_equal(gpu_torch_index(i, 3, 5), gpu_pack_src(i, 3, 5, 3));
+    assert_int_equal(gpu_torch_index((1 * 5 + 3) * 3 + 2, 3, 5), 28);
+    assert_int_equal(gpu_torch_index(7, 7, 1), 7);
     /* Beyond 2^31 elements. */
     int64_t big = (int64_t)40000 * 224 * 224 * 8 + 5 * 8 + 1;
     assert_int_equal(gpu_unpack_src(gpu_pack_src(big, 3, 224 * 224, 8), 3, 224 * 224, 8), big);

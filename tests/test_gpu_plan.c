@@ -69,6 +69,7 @@ static void bwd_args(const struct gpu_step *s, int *reads, int *nr, int *writes,
     case GPU_OP_POOL_BWD: R(0); R(1); R(2); W(3); break;
     case GPU_OP_GAP_BWD: R(0); W(1); break;
     case GPU_OP_DROPOUT_BWD: R(0); R(2); W(1); break;
+    case GPU_OP_GRAD_PACK: R(0); W(1); break;
     default: fail_msg("op %s in the backward program", gpu_op_name(s->op));
     }
 #undef R
@@ -145,6 +146,24 @@ static void check_packing(const struct gpu_plan *gp)
     }
 }
 
+/* What cuDNN reads and writes for a convolution of the input is (N, H, W, in_cpad): the input
+ * and its gradient hold that much. */
+static void check_input_sizes(const struct gpu_plan *gp, const struct graph *g)
+{
+    const struct shape *in = &g->input;
+    int64_t want = gp->cfg.batch * in->d[1] * in->d[2] * gp->in_cpad;
+    assert_true(gp->bufs[gp->input].n >= want);
+    for (int pr = 0; pr < GPU_PROGS; pr++)
+        for (size_t i = 0; i < gp->nsteps[pr]; i++) {
+            const struct gpu_step *s = &gp->steps[pr][i];
+            if (s->op != GPU_OP_CONV_DGRAD || g->layers[s->layer].in[0] != GRAPH_INPUT) continue;
+            if (gp->bufs[s->args[1]].n < want)
+                fail_msg("the input's gradient holds %lld elements, cuDNN writes %lld",
+                         (long long)gp->bufs[s->args[1]].n, (long long)want);
+        }
+    if (gp->input_grad >= 0) assert_true(gp->bufs[gp->input_grad].n >= want);
+}
+
 static int count(const struct gpu_plan *gp, enum gpu_prog pr, enum gpu_op op, int relu, int add)
 {
     int n = 0;
@@ -191,6 +210,7 @@ static void test_resnet50_program(void **state)
     assert_int_equal(acc, 16); /* every block's input feeds conv1 and the shortcut */
     check_gradients(&gp);
     check_packing(&gp);
+    check_input_sizes(&gp, n.g);
     /* input padded to 8 channels for the tensor cores; the stem's filter with it */
     assert_int_equal(gp.in_cpad, 8);
     const struct gpu_tensor *w = &gp.tensors[graph_find_tensor(n.g, "conv1.weight") - n.g->tensors];
@@ -290,6 +310,13 @@ static void test_other_ops(void **state)
     assert_int_equal(count(&gp, GPU_PROG_BWD, GPU_OP_COPY, -1, -1), 1);
     check_gradients(&gp);
     check_packing(&gp);
+    /* the dropout's masks are drawn by PyTorch's index of the flattened 16x2x2 map */
+    for (size_t i = 0; i < gp.nsteps[GPU_PROG_FWD_TRAIN]; i++) {
+        const struct gpu_step *s = &gp.steps[GPU_PROG_FWD_TRAIN][i];
+        if (s->op != GPU_OP_DROPOUT) continue;
+        assert_int_equal(s->ch, 16);
+        assert_int_equal(s->hw, 4);
+    }
     const struct gpu_tensor *fc = &gp.tensors[graph_find_tensor(n.g, "fc.weight") - n.g->tensors];
     assert_int_equal(fc->layout, GPU_LAYOUT_HWC_IN);
     /* torch's fc.weight[o][c][h][w] sits at device [o][h][w][c] */
@@ -305,6 +332,109 @@ static void test_other_ops(void **state)
     free(src), free(dev), free(back);
     gpu_plan_free(&gp);
     net_free(&n);
+}
+
+/* A graph whose output is a map: the output step unpacks it into PyTorch's (N, C*H*W), the
+ * backward program packs the gradient back first; the input's gradient has room for the
+ * padding channels cuDNN writes (3 channels stored as 8 in bf16, 4 in fp32). */
+static void test_spatial_output(void **state)
+{
+    (void)state;
+    const char *nets[] = {
+        "input: [3, 6, 5]\n"
+        "graph:\n"
+        "  - {name: c1, op: conv, out: 4, kernel: 3, pad: 1}\n"
+        "  - relu\n"
+        "  - flatten\n",
+        "input: [3, 6, 5]\n"
+        "graph:\n"
+        "  - {name: c1, op: conv, out: 4, kernel: 3, pad: 1}\n"
+        "  - flatten\n"
+        "  - {name: drop, op: dropout, p: 0.5}\n"};
+    enum gpu_dtype types[] = {GPU_F32, GPU_BF16, GPU_F16};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t t = 0; t < 3; t++) {
+            struct net n;
+            net_load(&n, nets[k]);
+            struct gpu_plan gp;
+            gpu_plan_build(n.g, &(struct gpu_plan_config){.batch = 2, .dtype = types[t],
+                                                          .train = true, .input_grad = true},
+                           &gp);
+            gpu_plan_pack(&gp);
+            assert_int_equal(gp.classes, 4 * 6 * 5);
+            for (int pr = GPU_PROG_FWD_TRAIN; pr <= GPU_PROG_FWD_EVAL; pr++) {
+                const struct gpu_step *o = &gp.steps[pr][gp.nsteps[pr] - 1];
+                assert_int_equal(o->op, GPU_OP_OUTPUT);
+                assert_int_equal(o->ch, 4);
+                assert_int_equal(o->hw, 30);
+            }
+            const struct gpu_step *b = &gp.steps[GPU_PROG_BWD][0];
+            assert_int_equal(b->op, GPU_OP_GRAD_PACK);
+            assert_int_equal(b->args[0], gp.dlogits);
+            assert_int_not_equal(b->args[1], gp.dlogits);
+            assert_int_equal(b->ch, 4);
+            assert_int_equal(b->hw, 30);
+            assert_int_equal(gp.layers[n.g->output].grad, b->args[1]);
+            check_gradients(&gp);
+            check_packing(&gp);
+            check_input_sizes(&gp, n.g);
+            assert_int_equal(gp.in_cpad, types[t] == GPU_F32 ? 4 : 8);
+            assert_int_equal(gp.bufs[gp.input_grad].n, 2 * 6 * 5 * gp.in_cpad);
+            gpu_plan_free(&gp);
+            net_free(&n);
+        }
+    /* a vector output (after a global pool) needs neither */
+    struct net n;
+    resnet50(&n);
+    struct gpu_plan gp;
+    gpu_plan_build(n.g, &(struct gpu_plan_config){.batch = 2, .dtype = GPU_BF16, .train = true},
+                   &gp);
+    assert_int_equal(gp.steps[GPU_PROG_FWD_EVAL][gp.nsteps[GPU_PROG_FWD_EVAL] - 1].hw, 1);
+    assert_int_equal(count(&gp, GPU_PROG_BWD, GPU_OP_GRAD_PACK, -1, -1), 0);
+    assert_int_equal(gp.layers[n.g->output].grad, gp.dlogits);
+    gpu_plan_free(&gp);
+    net_free(&n);
+}
+
+/* Layers the device layouts cannot serve are refused before planning, with the reason. */
+static void test_layout_refusals(void **state)
+{
+    (void)state;
+    const char *nets[] = {
+        "input: [3, 4, 4]\n"
+        "graph:\n"
+        "  - {name: c1, op: conv, out: 2, kernel: 3, pad: 1}\n"
+        "  - flatten\n"
+        "  - {name: bn, op: batchnorm}\n"
+        "  - {name: fc, op: linear, out: 5}\n",
+        "input: [3, 4, 4]\n"
+        "blocks:\n"
+        "  mix:\n"
+        "    params: []\n"
+        "    body:\n"
+        "      - {name: fc, op: linear, out: 32}\n"
+        "    join: [add]\n"
+        "graph:\n"
+        "  - {name: c1, op: conv, out: 2, kernel: 3, pad: 1}\n"
+        "  - flatten\n"
+        "  - {name: m, block: mix}\n"
+        "  - {name: fc2, op: linear, out: 5}\n"};
+    for (size_t k = 0; k < 2; k++) {
+        struct net n;
+        net_load(&n, nets[k]);
+        int refused = 0;
+        for (size_t li = 0; li < n.g->nlayers; li++) {
+            const struct graph_layer *l = &n.g->layers[li];
+            char why[256] = "";
+            bool ok = gpu_plan_layout_ok(n.g, l, why, sizeof why);
+            bool want = l->op != OP_KIND_BATCHNORM && l->op != OP_KIND_ADD;
+            if (ok != want) fail_msg("layer %s: %s", l->name, ok ? "accepted" : why);
+            if (!ok) assert_non_null(strstr(why, "GPU"));
+            refused += !ok;
+        }
+        assert_int_equal(refused, 1);
+        net_free(&n);
+    }
 }
 
 /* Conv filters (K, C, R, S) as (K, R, S, cpad): padding channels zero, the round trip exact. */
@@ -380,6 +510,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_other_ops),
         cmocka_unit_test(test_conv_layout),
+        cmocka_unit_test(test_spatial_output),
+        cmocka_unit_test(test_layout_refusals),
         cmocka_unit_test(test_algo_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
