@@ -132,8 +132,7 @@ struct cpu_trained {
 void cpu_trained(struct cpu *c, struct cpu_trained *t);
 
 /* The optimizer kernels (the backend's vtable entries; optim_cpu.c). */
-void cpu_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
-void cpu_adam_step(struct plan *p, const struct plan_adam *o, int64_t t);
+void cpu_update(struct plan *p, const struct plan_optimizer *o, int64_t t);
 double cpu_clip_grad_norm(struct plan *p, double max_norm);
 void cpu_ema_update(struct plan *p, int slot, double decay, bool first);
 uint64_t cpu_seed(struct cpu *c);

@@ -652,28 +652,21 @@ static void enqueue_check(struct cuda *c, double max_norm)
         CU(c, cudaMemsetAsync(&c->d_out->found_inf, 0, sizeof c->d_out->found_inf, c->stream));
 }
 
-static void set_in(struct cuda *c, double lr, double bias1, double bias2, bool first)
-{
-    c->h_in->lr = (float)lr;
-    c->h_in->bias1 = (float)bias1, c->h_in->bias2 = (float)bias2;
-    c->h_in->first = first;
-}
-
 static void enqueue_update(struct cuda *c, const struct plan_step *st)
 {
-    if (st->sgd) {
-        const struct plan_sgd *o = &st->sgd_o;
-        CU(c, gpu_sgd(&c->trained, o->momentum, o->dampening, o->weight_decay, o->nesterov,
-                      o->no_decay_vectors, c->d_in, c->d_out, c->stream));
+    const struct plan_optimizer *o = &st->opt;
+    if (o->kind == PLAN_OPT_SGD) {
+        const struct plan_sgd *g = &o->u.sgd;
+        CU(c, gpu_sgd(&c->trained, g->momentum, g->dampening, g->weight_decay, g->nesterov,
+                      g->no_decay_vectors, c->d_in, c->d_out, c->stream));
     } else {
-        const struct plan_adam *o = &st->adam_o;
-        CU(c, gpu_adam(&c->trained, o->beta1, o->beta2, o->eps, o->weight_decay, o->decoupled,
-                       o->amsgrad, o->no_decay_vectors, c->d_in, c->d_out, c->stream));
+        const struct plan_adam *a = &o->u.adam;
+        CU(c, gpu_adam(&c->trained, a->beta1, a->beta2, a->eps, a->weight_decay, a->decoupled,
+                       a->amsgrad, a->no_decay_vectors, c->d_in, c->d_out, c->stream));
     }
     if (st->ema_slot >= 0)
         CU(c, gpu_ema(&c->trained, st->ema_slot, st->ema_decay, c->d_in, c->d_out, c->stream));
-    if (c->t == GPU_F16)
-        CU(c, gpu_loss_scale_update(c->d_out, FP16_GROWTH_INTERVAL, c->stream));
+    CU(c, gpu_update_finish(c->d_out, c->d_in, c->t == GPU_F16, FP16_GROWTH_INTERVAL, c->stream));
 }
 
 /* After an update from given gradients (fp16): the loss scale back as it was. */
@@ -686,37 +679,33 @@ static void restore_scale(struct cuda *c)
     c->held_scale = 0;
 }
 
-/* The update's values into h_in (the learning rate, Adam's bias corrections, the first
- * update); the caller copies h_in to the device. */
-static void step_inputs(struct cuda *c, const struct plan_step *st)
+static double lr_of(const struct plan_optimizer *o)
 {
-    double lr = st->sgd ? st->sgd_o.lr : st->adam_o.lr;
-    double b1 = 1 - pow(st->adam_o.beta1, (double)st->t), b2 = 1 - pow(st->adam_o.beta2, (double)st->t);
-    set_in(c, lr, st->sgd ? 1 : b1, st->sgd ? 1 : b2, st->t == 1);
+    return o->kind == PLAN_OPT_SGD ? o->u.sgd.lr : o->u.adam.lr;
 }
 
-/* The eager entries: each one update's part (plan_update calls them in turn). */
-static void eager_update(struct cuda *c, const struct plan_step *st)
+/* The update's values into h_in (the caller copies h_in to the device): the learning rate,
+ * and, when the host knows it (`known`), the count of updates applied before this one; else
+ * the device's count goes on (steps in flight may have skipped theirs). */
+static void step_inputs(struct cuda *c, const struct plan_step *st, bool known)
 {
-    step_inputs(c, st);
+    c->h_in->lr = (float)lr_of(&st->opt);
+    c->h_in->set_updates = known;
+    c->h_in->updates = (int32_t)(st->t - 1);
+}
+
+/* The eager entries (plan_update calls them in turn): update t is number t. */
+static void cuda_update(struct plan *p, const struct plan_optimizer *o, int64_t t)
+{
+    struct cuda *c = impl(p);
+    struct plan_step st = {.opt = *o, .t = t, .ema_slot = -1};
+    step_inputs(c, &st, true);
     CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
     if (!c->checked) enqueue_check(c, 0);
-    enqueue_update(c, st);
+    enqueue_update(c, &st);
     c->checked = false;
     CU(c, cudaStreamSynchronize(c->stream));
     restore_scale(c);
-}
-
-static void cuda_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
-{
-    struct plan_step st = {.sgd = true, .sgd_o = *o, .t = first ? 1 : 2, .ema_slot = -1};
-    eager_update(impl(p), &st);
-}
-
-static void cuda_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
-{
-    struct plan_step st = {.adam_o = *o, .t = t, .ema_slot = -1};
-    eager_update(impl(p), &st);
 }
 
 static double cuda_clip_grad_norm(struct plan *p, double max_norm)
@@ -731,7 +720,8 @@ static double cuda_clip_grad_norm(struct plan *p, double max_norm)
 static void cuda_ema_update(struct plan *p, int slot, double decay, bool first)
 {
     struct cuda *c = impl(p);
-    c->h_in->first = first;
+    c->h_in->set_updates = 1; /* the EMA's first update copies: none applied before */
+    c->h_in->updates = first ? 0 : 1;
     CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
     CU(c, gpu_ema(&c->trained, slot, decay, c->d_in, c->d_out, c->stream));
     CU(c, cudaStreamSynchronize(c->stream));
@@ -748,17 +738,6 @@ static void enqueue_step(struct cuda *c, const void *arg)
     enqueue_update(c, st);
 }
 
-/* Whether a captured step can replay st: everything but the learning rate and the step's
- * number is baked into the graph. */
-static bool same_graph(const struct plan_step *a, const struct plan_step *b)
-{
-    struct plan_step x = *a, y = *b;
-    x.sgd_o.lr = y.sgd_o.lr = x.adam_o.lr = y.adam_o.lr = 0;
-    return x.smoothing == y.smoothing && x.sgd == y.sgd && x.clip_grad_norm == y.clip_grad_norm &&
-           x.ema_slot == y.ema_slot && x.ema_decay == y.ema_decay &&
-           memcmp(&x.sgd_o, &y.sgd_o, sizeof x.sgd_o) == 0 &&
-           memcmp(&x.adam_o, &y.adam_o, sizeof x.adam_o) == 0;
-}
 
 /*
  * A step on slot `next`: its values copied from the slot's pinned memory, the graph replayed
@@ -772,11 +751,11 @@ static void cuda_step_start(struct plan *p, const struct plan_step *st)
     struct cuda *c = impl(p);
     int s = c->next;
     restore_scale(c);
-    step_inputs(c, st);
+    step_inputs(c, st, c->inflight == 0);
     prepare(c, true); /* h_in to the device, the update's values with it */
     if (c->use_graphs) {
         int k = c->soft + 2 * c->from_dataset;
-        if (c->step_graph[k] && !same_graph(&c->step_key[k], st)) {
+        if (c->step_graph[k] && !gpu_same_step(&c->step_key[k], st)) {
             CU(c, cudaGraphExecDestroy(c->step_graph[k]));
             c->step_graph[k] = NULL;
         }
@@ -812,6 +791,7 @@ static void cuda_step_wait(struct plan *p, struct plan_step_result *r)
     r->correct = o->correct;
     r->grad_norm = o->grad_norm;
     r->skipped = c->t == GPU_F16 && o->found_inf;
+    r->updates = o->updates;
     c->oldest = s ^ 1;
     c->inflight--;
 }
@@ -854,8 +834,7 @@ const struct backend backend_cuda = {
     .get_input_grad = cuda_get_input_grad,
     .get_state = cuda_get_state,
     .set_state = cuda_set_state,
-    .sgd_step = cuda_sgd_step,
-    .adam_step = cuda_adam_step,
+    .update = cuda_update,
     .clip_grad_norm = cuda_clip_grad_norm,
     .ema_update = cuda_ema_update,
     .timings = cuda_timings,

@@ -34,8 +34,9 @@ extern "C" {
 /* Written by the host before each step (one copy of the whole struct). */
 struct gpu_step_in {
     float lr;
-    float bias1, bias2;   /* Adam's bias corrections: 1 - beta1^t, 1 - beta2^t */
-    int32_t first;        /* the first update: SGD's momentum buffer = gradient, EMA = weights */
+    int32_t set_updates;  /* nonzero: `updates` replaces the device's count of applied updates
+                             (the host knows it: nothing in flight, a resume, an eager update) */
+    int32_t updates;
     int32_t valid;        /* rows of the batch the loss counts (the rest are padding) */
     uint64_t dropout_key; /* seed ^ step: rng_uniform(dropout_key, element) */
 };
@@ -51,6 +52,9 @@ struct gpu_step_out {
     float grad_mult;    /* what the update multiplies every gradient by: 1 / loss_scale,
                            times the clipping factor */
     int32_t skipped;    /* updates skipped so far (fp16 overflow) */
+    int32_t updates;    /* updates applied so far (PyTorch's state['step']): the next one is
+                           number updates + 1 (Adam's bias corrections, SGD's first momentum
+                           step), and the EMA is seeded with the weights at the first */
 };
 
 /* Conversions. n elements of src (type from) into dst (type to); either may be fp32. */
@@ -163,8 +167,8 @@ size_t gpu_grad_work_bytes(int nchunks);
 cudaError_t gpu_grad_check(const struct gpu_trained *w, double max_norm,
                            struct gpu_step_out *out, void *work, cudaStream_t s);
 /* The updates, as torch.optim (see plan.h), with every gradient multiplied by
- * out->grad_mult first; nothing changes when out->found_inf. lr, bias corrections and the
- * first-step flag come from in. */
+ * out->grad_mult first; nothing changes when out->found_inf. lr comes from in; the update's
+ * number t from the applied ones before it (gpu_updates_before(in, out) + 1). */
 cudaError_t gpu_sgd(const struct gpu_trained *w, double momentum, double dampening,
                     double weight_decay, bool nesterov, bool no_decay_vectors,
                     const struct gpu_step_in *in, const struct gpu_step_out *out,
@@ -173,17 +177,19 @@ cudaError_t gpu_adam(const struct gpu_trained *w, double beta1, double beta2, do
                      double weight_decay, bool decoupled, bool amsgrad, bool no_decay_vectors,
                      const struct gpu_step_in *in, const struct gpu_step_out *out,
                      cudaStream_t s);
-/* The EMA in slot `slot`: = params when in->first, else decay * ema + (1 - decay) * params;
- * skipped when out->found_inf. */
+/* The EMA in slot `slot`: = params at the first applied update, else decay * ema + (1 -
+ * decay) * params; skipped when out->found_inf. */
 cudaError_t gpu_ema(const struct gpu_trained *w, int slot, double decay,
                     const struct gpu_step_in *in, const struct gpu_step_out *out,
                     cudaStream_t s);
 /* After an update: half_params = (T) params (for set_tensor and fp32 -> T refreshes). */
 cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_t s);
-/* fp16's dynamic loss scale, as torch.amp.GradScaler: after an overflow the scale halves
- * (good_steps = 0, skipped + 1); after growth_interval good steps in a row it doubles. */
-cudaError_t gpu_loss_scale_update(struct gpu_step_out *out, int growth_interval,
-                                  cudaStream_t s);
+/* After an update (and its EMA): out->updates counts it unless it was skipped; with
+ * loss_scaling, fp16's dynamic loss scale as torch.amp.GradScaler: after an overflow the
+ * scale halves (good_steps = 0, skipped + 1); after growth_interval good steps in a row it
+ * doubles. */
+cudaError_t gpu_update_finish(struct gpu_step_out *out, const struct gpu_step_in *in,
+                              bool loss_scaling, int growth_interval, cudaStream_t s);
 
 #ifdef __cplusplus
 }

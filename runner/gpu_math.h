@@ -97,6 +97,24 @@ GPU_HD float gpu_sgd_element(float w, float g, float *buf, float lr, float wd, f
     return gpu_fsub(w, gpu_fmul(lr, d));
 }
 
+/* Updates applied before this one: the count the host gives (set), else the one kept. */
+GPU_HD int32_t gpu_updates_before(int32_t set, int32_t given, int32_t kept)
+{
+    return set ? given : kept;
+}
+
+/* The count after an update: a skipped one (gradients overflowed) does not count. */
+GPU_HD int32_t gpu_updates_after(int32_t before, bool skipped)
+{
+    return skipped ? before : before + 1;
+}
+
+/* Adam's bias correction of update t (1, 2, ...): 1 - beta^t, as the CPU backend computes it. */
+GPU_HD double gpu_adam_bias(double beta, int64_t t)
+{
+    return 1 - pow(beta, (double)t);
+}
+
 /* Adam's scalars for one update, rounded to float as the CPU backend rounds them. */
 struct gpu_adam_scalars {
     float b1, b1c, b2, b2c; /* beta1, 1 - beta1, beta2, 1 - beta2 */

@@ -10,8 +10,9 @@
  * gpu_math.h's, the CPU backend's operations in its order, so an update from the same
  * gradients and scalars gives the CPU's bits. The gradients' norm sums squares in double, a
  * fixed tree per chunk, then the chunks in a fixed order. Step values (lr, the bias
- * corrections, the first-update flag, the loss scale, found_inf, grad_mult) are read on the
- * device, so a captured step replays with new ones.
+ * corrections from the count of applied updates, the loss scale, found_inf, grad_mult) are
+ * read on the device, so a captured step replays with new ones; a skipped update (fp16
+ * overflow) changes nothing and is not counted, as PyTorch's GradScaler skips optimizer.step.
  *
  * The element math is checked on the CPU by tests/test_gpu_math.c, the kernels on a GPU by
  * tests/test_ops_cuda.c.
@@ -25,6 +26,12 @@
 
 #define UPDATE_THREADS 256 /* per chunk */
 #define NORM_THREADS 256   /* per chunk, and the single block summing the chunks */
+
+/* The updates applied before this one. */
+__device__ __forceinline__ int32_t updates_before(const gpu_step_in *in, const gpu_step_out *out)
+{
+    return gpu_updates_before(in->set_updates, in->updates, out->updates);
+}
 
 /* Element i's gradient as stored: in the T copy for a half range, else fp32. */
 template <typename T>
@@ -114,7 +121,8 @@ __global__ void __launch_bounds__(UPDATE_THREADS)
 {
     gpu_chunk ch = w.chunks[blockIdx.x];
     gpu_range r = w.ranges[ch.range];
-    bool half = r.half && w.half_grads, skip = out->found_inf != 0, first = in->first != 0;
+    bool half = r.half && w.half_grads, skip = out->found_inf != 0;
+    bool first = updates_before(in, out) == 0;
     float lr = in->lr, mult = out->grad_mult, wd_r = no_decay_vectors && r.vector ? 0.0f : wd;
     T *hp = (T *)w.half_params;
     for (int64_t i = ch.begin + threadIdx.x; i < ch.end; i += UPDATE_THREADS) {
@@ -140,8 +148,9 @@ __global__ void __launch_bounds__(UPDATE_THREADS)
     bool half = r.half && w.half_grads, skip = out->found_inf != 0;
     bool decay = !(no_decay_vectors && r.vector);
     float mult = out->grad_mult;
-    gpu_adam_scalars a = gpu_adam_prepare(in->lr, in->bias1, in->bias2, beta1, beta2, eps,
-                                          weight_decay, decoupled);
+    int64_t t = (int64_t)updates_before(in, out) + 1;
+    gpu_adam_scalars a = gpu_adam_prepare(in->lr, gpu_adam_bias(beta1, t), gpu_adam_bias(beta2, t),
+                                          beta1, beta2, eps, weight_decay, decoupled);
     float *m = w.slots, *v = w.slots + w.nfloats, *vmax = w.slots + 2 * w.nfloats;
     T *hp = (T *)w.half_params;
     for (int64_t i = ch.begin + threadIdx.x; i < ch.end; i += UPDATE_THREADS) {
@@ -191,7 +200,7 @@ __global__ void ema_kernel(const float *params, float *ema, int64_t n, float d, 
                            const gpu_step_in *in, const gpu_step_out *out)
 { // params, ema: (n)
     if (out->found_inf) return;
-    bool first = in->first != 0;
+    bool first = updates_before(in, out) == 0;
     GPU_FLAT_LOOP(i, n) ema[i] = first ? params[i] : gpu_ema_element(ema[i], params[i], d, d1);
 }
 
@@ -212,15 +221,18 @@ extern "C" cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_
     return gpu_convert(w->t, w->half_params, GPU_F32, w->params, w->nfloats, s);
 }
 
-__global__ void loss_scale_kernel(gpu_step_out *out, int growth_interval)
+__global__ void update_finish_kernel(gpu_step_out *out, const gpu_step_in *in,
+                                     bool loss_scaling, int growth_interval)
 {
-    gpu_scaler_update(&out->loss_scale, &out->good_steps, &out->skipped, out->found_inf != 0,
-                      growth_interval);
+    bool inf = out->found_inf != 0;
+    out->updates = gpu_updates_after(updates_before(in, out), inf);
+    if (loss_scaling)
+        gpu_scaler_update(&out->loss_scale, &out->good_steps, &out->skipped, inf, growth_interval);
 }
 
-extern "C" cudaError_t gpu_loss_scale_update(struct gpu_step_out *out, int growth_interval,
-                                             cudaStream_t s)
+extern "C" cudaError_t gpu_update_finish(struct gpu_step_out *out, const struct gpu_step_in *in,
+                                         bool loss_scaling, int growth_interval, cudaStream_t s)
 {
-    loss_scale_kernel<<<1, 1, 0, s>>>(out, growth_interval);
+    update_finish_kernel<<<1, 1, 0, s>>>(out, in, loss_scaling, growth_interval);
     return cudaGetLastError();
 }

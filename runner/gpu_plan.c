@@ -620,6 +620,33 @@ void gpu_tensor_from_device(const struct gpu_tensor *t, const float *src, float 
 }
 
 /* --------------------------------------------------------------------------------------- */
+/* Captured steps */
+
+/* Whether a captured step can replay st: everything but the learning rate and the update's
+ * number is baked into the graph. Field by field: padding bytes are not compared. */
+static bool same_optimizer(const struct plan_optimizer *a, const struct plan_optimizer *b)
+{
+    if (a->kind != b->kind) return false;
+    if (a->kind == PLAN_OPT_SGD) {
+        const struct plan_sgd *x = &a->u.sgd, *y = &b->u.sgd;
+        return x->momentum == y->momentum && x->dampening == y->dampening &&
+               x->weight_decay == y->weight_decay && x->nesterov == y->nesterov &&
+               x->no_decay_vectors == y->no_decay_vectors;
+    }
+    const struct plan_adam *x = &a->u.adam, *y = &b->u.adam;
+    return x->beta1 == y->beta1 && x->beta2 == y->beta2 && x->eps == y->eps &&
+           x->weight_decay == y->weight_decay && x->decoupled == y->decoupled &&
+           x->amsgrad == y->amsgrad && x->no_decay_vectors == y->no_decay_vectors;
+}
+
+bool gpu_same_step(const struct plan_step *a, const struct plan_step *b)
+{
+    return a->smoothing == b->smoothing && a->clip_grad_norm == b->clip_grad_norm &&
+           a->ema_slot == b->ema_slot && a->ema_decay == b->ema_decay &&
+           same_optimizer(&a->opt, &b->opt);
+}
+
+/* --------------------------------------------------------------------------------------- */
 /* Memory */
 
 void gpu_plan_fixed_sizes(const struct gpu_plan *gp, int optimizer_slots, struct plan_sizes *s)

@@ -197,6 +197,11 @@ int64_t gpu_plan_largest_batch(const struct gpu_plan *gp, int optimizer_slots,
 void gpu_plan_sizes(const struct graph *g, int64_t batch, enum gpu_dtype t, int optimizer_slots,
                     struct plan_sizes *out);
 
+/* Whether a step captured for a replays b: the same but for the learning rate and the update's
+ * number (which the device reads at each replay). */
+struct plan_step;
+bool gpu_same_step(const struct plan_step *a, const struct plan_step *b);
+
 /* The text of an op for errors and profiles. */
 const char *gpu_op_name(enum gpu_op op);
 

@@ -52,7 +52,7 @@ static void sgd_range(const struct sgd_args *a, int64_t b, int64_t e, float wd)
     }
 }
 
-void cpu_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
+static void sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 {
     struct cpu_trained arenas, *c = &arenas;
     cpu_trained(p->impl, &arenas);
@@ -99,7 +99,7 @@ static inline void adam_range(const struct adam_args *a, int64_t b, int64_t e, f
     }
 }
 
-void cpu_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
+static void adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
 {
     struct cpu_trained arenas, *c = &arenas;
     cpu_trained(p->impl, &arenas);
@@ -157,6 +157,14 @@ double cpu_clip_grad_norm(struct plan *p, double max_norm)
         for (int64_t i = 0; i < n; i++) g[i] *= f;
     }
     return norm;
+}
+
+void cpu_update(struct plan *p, const struct plan_optimizer *o, int64_t t)
+{
+    if (o->kind == PLAN_OPT_SGD)
+        sgd_step(p, &o->u.sgd, t == 1);
+    else
+        adam_step(p, &o->u.adam, t);
 }
 
 void cpu_ema_update(struct plan *p, int slot, double decay, bool first)

@@ -245,20 +245,29 @@ void plan_get_input_grad(struct plan *p, float *dx)
     p->be->get_input_grad(p, dx);
 }
 
+/* Optimizer slots an update of o uses. */
+static int slots_of(const struct plan_optimizer *o)
+{
+    return o->kind == PLAN_OPT_ADAM ? 2 + o->u.adam.amsgrad : o->u.sgd.momentum != 0;
+}
+
+void plan_optimizer_step(struct plan *p, const struct plan_optimizer *o, int64_t t)
+{
+    if (p->opt.eval_only || p->opt.optimizer_slots < slots_of(o) || t < 1) abort();
+    double t0 = plan_clock();
+    p->be->update(p, o, t);
+    account(p, PLAN_UPDATE, t0);
+}
+
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first)
 {
-    if (p->opt.eval_only || (o->momentum != 0 && p->opt.optimizer_slots < 1)) abort();
-    double t0 = plan_clock();
-    p->be->sgd_step(p, o, first);
-    account(p, PLAN_UPDATE, t0);
+    plan_optimizer_step(p, &(struct plan_optimizer){.kind = PLAN_OPT_SGD, .u.sgd = *o},
+                        first ? 1 : 2);
 }
 
 void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
 {
-    if (p->opt.eval_only || p->opt.optimizer_slots < 2 + o->amsgrad) abort();
-    double t0 = plan_clock();
-    p->be->adam_step(p, o, t);
-    account(p, PLAN_UPDATE, t0);
+    plan_optimizer_step(p, &(struct plan_optimizer){.kind = PLAN_OPT_ADAM, .u.adam = *o}, t);
 }
 
 /* Clipping and the EMA are parts of an update: their time counts in its pass, not a call. */
@@ -312,6 +321,7 @@ void plan_step_start(struct plan *p, const struct plan_step *st)
     r->correct = count_correct(p);
     plan_backward(p, NULL);
     r->grad_norm = plan_update(p, st);
+    r->updates = st->t; /* every update applied */
 }
 
 void plan_step_wait(struct plan *p, struct plan_step_result *r)
@@ -350,10 +360,7 @@ double plan_update(struct plan *p, const struct plan_step *st)
 {
     double norm = 0;
     if (st->clip_grad_norm > 0) norm = plan_clip_grad_norm(p, st->clip_grad_norm);
-    if (st->sgd)
-        plan_sgd_step(p, &st->sgd_o, st->t == 1);
-    else
-        plan_adam_step(p, &st->adam_o, st->t);
+    plan_optimizer_step(p, &st->opt, st->t);
     /* AveragedModel copies the weights on its first update_parameters. */
     if (st->ema_slot >= 0) plan_ema_update(p, st->ema_slot, st->ema_decay, st->t == 1);
     return norm;

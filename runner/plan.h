@@ -71,15 +71,25 @@ struct plan_adam {
     bool no_decay_vectors; /* no weight decay on trained tensors of rank <= 1 (biases, BN) */
 };
 
+/* An optimizer as data: which one, and its settings. */
+enum plan_optimizer_kind { PLAN_OPT_SGD, PLAN_OPT_ADAM };
+struct plan_optimizer {
+    enum plan_optimizer_kind kind;
+    union {
+        struct plan_sgd sgd;   /* PLAN_OPT_SGD */
+        struct plan_adam adam; /* PLAN_OPT_ADAM (AdamW: decoupled) */
+    } u;
+};
+
 /* One whole training step: forward (training mode), loss, backward, gradient clipping, the
  * optimizer's update and the weights' EMA, as step.c runs it. A backend may run it in one go
  * (the CUDA backend replays it as one CUDA graph). */
 struct plan_step {
     double smoothing;      /* label smoothing */
-    bool sgd;              /* sgd, else adam */
-    struct plan_sgd sgd_o;
-    struct plan_adam adam_o;
-    int64_t t;             /* the update's number: 1, 2, ... */
+    struct plan_optimizer opt;
+    int64_t t;             /* the update's number if it is applied: 1 + the updates applied
+                              before it (a backend that skips updates keeps its own count while
+                              steps are in flight: plan_step_result.updates) */
     double clip_grad_norm; /* 0: off */
     int ema_slot;          /* -1: no EMA */
     double ema_decay;
@@ -90,6 +100,8 @@ struct plan_step_result {
     int64_t correct;  /* rows whose largest output is their label (soft targets: the same) */
     double grad_norm; /* before clipping (clip_grad_norm > 0) */
     bool skipped;     /* fp16: gradients overflowed, the update was skipped, the scale lowered */
+    int64_t updates;  /* updates applied so far, this step's included (skipped ones are not:
+                         PyTorch's state['step']) */
 };
 
 /* A training set for plan_set_dataset: images as bytes and their per-image transforms. */
@@ -134,8 +146,9 @@ struct backend {
     /* Optimizer value `slot` of a trained tensor, in PyTorch's layout (checkpoints). */
     void (*get_state)(struct plan *p, const struct graph_tensor *t, int slot, float *dst);
     void (*set_state)(struct plan *p, const struct graph_tensor *t, int slot, const float *src);
-    void (*sgd_step)(struct plan *p, const struct plan_sgd *o, bool first);
-    void (*adam_step)(struct plan *p, const struct plan_adam *o, int64_t t);
+    /* One optimizer update from the gradients in the plan; t: the update's number (1, 2, ...:
+     * Adam's bias corrections, SGD's first momentum step). */
+    void (*update)(struct plan *p, const struct plan_optimizer *o, int64_t t);
     double (*clip_grad_norm)(struct plan *p, double max_norm);
     void (*ema_update)(struct plan *p, int slot, double decay, bool first);
     /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
@@ -213,8 +226,11 @@ void plan_backward(struct plan *p, const float *dy);
 void plan_get_output(struct plan *p, float *y);     /* (N, F) */
 /* (N, C, H, W); needs input_grad; valid after plan_backward until the next forward. */
 void plan_get_input_grad(struct plan *p, float *dx);
+/* One update of optimizer o; t: the update's number, 1, 2, ... */
+void plan_optimizer_step(struct plan *p, const struct plan_optimizer *o, int64_t t);
+/* The same for SGD (first: t 1) and Adam. */
 void plan_sgd_step(struct plan *p, const struct plan_sgd *o, bool first);
-void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t); /* t: 1, 2, ... */
+void plan_adam_step(struct plan *p, const struct plan_adam *o, int64_t t);
 /* torch.nn.utils.clip_grad_norm_: the L2 norm of all the gradients together (summed in double
  * in a fixed order: the same bits on every run); when above max_norm, every gradient is scaled
  * by max_norm / (norm + 1e-6). Returns the norm before scaling. */

@@ -25,8 +25,9 @@ static void next_step(struct step_optimizer *o, double lr, double smoothing, str
 {
     o->updates++;
     o->sgd.lr = o->adam.lr = lr;
-    *st = (struct plan_step){.smoothing = smoothing, .sgd = o->type == SPEC_OPTIMIZER_SGD,
-                             .sgd_o = o->sgd, .adam_o = o->adam, .t = o->updates,
+    struct plan_optimizer opt = {.kind = PLAN_OPT_SGD, .u.sgd = o->sgd};
+    if (o->type != SPEC_OPTIMIZER_SGD) opt = (struct plan_optimizer){PLAN_OPT_ADAM, .u.adam = o->adam};
+    *st = (struct plan_step){.smoothing = smoothing, .opt = opt, .t = o->updates,
                              .clip_grad_norm = o->clip_grad_norm, .ema_slot = o->ema_slot,
                              .ema_decay = o->ema_decay};
 }
@@ -49,6 +50,9 @@ void train_step_start(struct plan *p, struct step_optimizer *o, double lr, doubl
 void train_step_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r)
 {
     plan_step_wait(p, r);
+    /* The count of applied updates is the backend's: a skipped fp16 step does not count, and
+     * while steps are in flight the count taken at their start was a guess. */
+    o->updates = r->updates;
     if (o->clip_grad_norm > 0) o->grad_norm = r->grad_norm;
 }
 

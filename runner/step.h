@@ -13,7 +13,7 @@
  * their own without weight decay. An update first clips the gradients to clip_grad_norm
  * (torch.nn.utils.clip_grad_norm_) and ends with the weights' EMA (ema_decay: what
  * torch.optim.swa_utils.AveragedModel keeps with avg_fn = decay * avg + (1 - decay) * w,
- * updated after every step). o counts the updates made (Adam's bias correction, SGD's first
+ * updated after every step). o counts the updates applied (Adam's bias correction, SGD's first
  * momentum step, the EMA's first copy). Covered by tests/test_optim.c (hand-computed values),
  * tests/test_optim_parity.c (twelve steps against torch.optim under every schedule) and
  * tests/test_parity.c (one ResNet-50 step).
@@ -34,7 +34,7 @@ struct step_optimizer {
     double grad_norm;      /* the gradients' norm before the last update's clipping */
     double ema_decay;
     int ema_slot;    /* the optimizer slot holding the weights' EMA (the last); -1: no EMA */
-    int64_t updates; /* made so far */
+    int64_t updates; /* applied so far (as the backend counts them: skipped fp16 steps not) */
 };
 
 /* The optimizer described by s, with no update made yet. Its slots are

@@ -135,9 +135,10 @@ static void keep_dataset(struct plan *p)
 
 static struct plan_step sgd_step(int64_t t)
 {
-    return (struct plan_step){.smoothing = 0.1, .sgd = true,
-                              .sgd_o = {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4},
-                              .t = t, .ema_slot = -1};
+    return (struct plan_step){
+        .smoothing = 0.1,
+        .opt = {PLAN_OPT_SGD, .u.sgd = {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4}},
+        .t = t, .ema_slot = -1};
 }
 
 static void test_resident_equals_uploaded(void **state)

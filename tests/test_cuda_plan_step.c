@@ -457,7 +457,8 @@ static void step_vs_cpu(enum plan_precision pr)
     snap_free(g, grads);
 
     /* One whole step (plan_train_step: a CUDA graph on the GPU): the loss and every update. */
-    struct plan_step st = {.smoothing = 0.1, .sgd = true, .sgd_o = sgd, .t = 1, .ema_slot = -1};
+    struct plan_step st = {.smoothing = 0.1, .opt = {PLAN_OPT_SGD, .u.sgd = sgd}, .t = 1,
+                           .ema_slot = -1};
     struct plan_step_result r[3];
     for (int k = 0; k < 3; k++) {
         snap_put(p[k], start[k]);
@@ -520,8 +521,10 @@ static void graph_vs_eager(enum plan_precision pr, const char *what)
         plan_set_input(b, x, labels);
         struct plan_step st = {.smoothing = 0.1, .t = t, .clip_grad_norm = 1.0, .ema_slot = 2,
                                .ema_decay = 0.9,
-                               .adam_o = {.lr = 1e-3 * (double)(4 - t), .beta1 = 0.9,
-                                          .beta2 = 0.999, .eps = 1e-8, .weight_decay = 1e-4}};
+                               .opt = {PLAN_OPT_ADAM,
+                                       .u.adam = {.lr = 1e-3 * (double)(4 - t), .beta1 = 0.9,
+                                                  .beta2 = 0.999, .eps = 1e-8,
+                                                  .weight_decay = 1e-4}}};
         struct plan_step_result ra, rb;
         plan_train_step(a, &st, &ra);
         plan_train_step(b, &st, &rb);

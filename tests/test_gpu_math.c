@@ -198,11 +198,13 @@ static void test_adam(void **state)
                                   .amsgrad = k->amsgrad,
                                   .no_decay_vectors = k->no_decay_vectors};
             plan_adam_step(t.p, &o, step);
-            /* With the CPU's scalars: its bits. With gpu_step_in's floats: within an ulp or so. */
+            /* With the CPU's scalars: its bits. With the device's (gpu_step_in's float lr, the
+             * bias corrections of the update's number): within an ulp or so. */
             struct gpu_adam_scalars a = gpu_adam_prepare(lr, b1, b2, k->beta1, k->beta2, k->eps,
                                                          k->wd, k->decoupled);
             struct gpu_adam_scalars fa =
-                gpu_adam_prepare((float)lr, (float)b1, (float)b2, k->beta1, k->beta2, k->eps,
+                gpu_adam_prepare((float)lr, gpu_adam_bias(k->beta1, step),
+                                 gpu_adam_bias(k->beta2, step), k->beta1, k->beta2, k->eps,
                                  k->wd, k->decoupled);
             for (int i = 0; i < NP; i++) {
                 bool decay = !(k->no_decay_vectors && i >= NW);
@@ -256,6 +258,49 @@ static void test_ema(void **state)
     }
     assert_true(fabsf(ema[3] - w[3]) > 1e-4f); /* the average lags the weights */
     net_close(&t);
+}
+
+/*
+ * The device's count of applied updates over fp16 steps, the first two overflowing: as
+ * PyTorch's GradScaler, a skipped step leaves optimizer.step uncalled, so Adam's state['step']
+ * and SGD's momentum buffer start at the first applied update (t 1, first), and the EMA is
+ * seeded with the weights there, not averaged from zeros. The host's count, when it gives one
+ * (nothing in flight, a resume), replaces the device's.
+ */
+static void test_skipped_updates(void **state)
+{
+    (void)state;
+    const bool overflow[] = {true, true, false, false, true, false};
+    const int32_t want_t[] = {1, 1, 1, 2, 3, 3}; /* each step's number if applied */
+    int32_t kept = 0;
+    float w = 1.0f, m = 0, v = 0, ema = 0, buf = 0;
+    bool seeded = false;
+    for (int s = 0; s < 6; s++) {
+        int32_t before = gpu_updates_before(0, 0, kept);
+        assert_int_equal(before + 1, want_t[s]);
+        if (!overflow[s]) {
+            struct gpu_adam_scalars a = gpu_adam_prepare(1e-3, gpu_adam_bias(0.9, before + 1),
+                                                         gpu_adam_bias(0.999, before + 1), 0.9,
+                                                         0.999, 1e-8, 0, false);
+            float w0 = w;
+            w = gpu_adam_element(w, 0.5f, &m, &v, NULL, &a, true);
+            /* Adam's first applied step moves by about lr whatever the gradient's size */
+            if (before == 0) assert_true(fabs((w0 - w) - 1e-3) < 1e-6);
+            float sgd_w = gpu_sgd_element(1.0f, 0.5f, &buf, 0.1f, 0, 0.9f, 1, false, before == 0);
+            if (before == 0) assert_true(buf == 0.5f && sgd_w == 0.95f); /* buf = d */
+            ema = before == 0 ? w : gpu_ema_element(ema, w, 0.9f, 0.1f);
+            if (before == 0) seeded = true;
+        }
+        kept = gpu_updates_after(before, overflow[s]);
+    }
+    assert_int_equal(kept, 3);
+    assert_true(seeded);
+    assert_true(ema > 0.99f); /* from the weights (about 1), never from zero */
+    /* the host's count replaces the device's */
+    assert_int_equal(gpu_updates_before(1, 41, kept), 41);
+    assert_int_equal(gpu_updates_after(gpu_updates_before(1, 41, kept), false), 42);
+    assert_true(gpu_adam_bias(0.9, 1) == 1 - 0.9);
+    assert_true(gpu_adam_bias(0.999, 3) == 1 - pow(0.999, 3));
 }
 
 static void test_clip_factor(void **state)
@@ -794,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_sgd),
         cmocka_unit_test(test_adam),
         cmocka_unit_test(test_ema),
+        cmocka_unit_test(test_skipped_updates),
         cmocka_unit_test(test_clip_factor),
         cmocka_unit_test(test_scaler),
         cmocka_unit_test(test_xent_row),

@@ -437,6 +437,42 @@ static void test_layout_refusals(void **state)
     }
 }
 
+/* A captured step replays another with the same settings, whatever its padding bytes hold and
+ * whatever its learning rate and update number; a setting changed needs a new capture. */
+static void test_same_step(void **state)
+{
+    (void)state;
+    struct plan_step a, b;
+    memset(&a, 0x5a, sizeof a);
+    memset(&b, 0xa5, sizeof b);
+    struct plan_step base = {.smoothing = 0.1, .t = 3, .clip_grad_norm = 1, .ema_slot = 2,
+                             .ema_decay = 0.99,
+                             .opt = {PLAN_OPT_ADAM, .u.adam = {.lr = 1e-3, .beta1 = 0.9,
+                                                               .beta2 = 0.999, .eps = 1e-8}}};
+    /* field by field, leaving the padding as memset left it */
+    a.smoothing = b.smoothing = base.smoothing;
+    a.clip_grad_norm = b.clip_grad_norm = base.clip_grad_norm;
+    a.ema_slot = b.ema_slot = base.ema_slot;
+    a.ema_decay = b.ema_decay = base.ema_decay;
+    a.opt.kind = b.opt.kind = PLAN_OPT_ADAM;
+    a.opt.u.adam = b.opt.u.adam = base.opt.u.adam;
+    a.t = 3, b.t = 9;
+    b.opt.u.adam.lr = 5e-4;
+    assert_true(gpu_same_step(&a, &b));
+    b.opt.u.adam.weight_decay = 1e-4;
+    assert_false(gpu_same_step(&a, &b));
+    b.opt.u.adam.weight_decay = a.opt.u.adam.weight_decay;
+    b.ema_slot = -1;
+    assert_false(gpu_same_step(&a, &b));
+    struct plan_step s1 = {.opt = {PLAN_OPT_SGD, .u.sgd = {.lr = 0.1, .momentum = 0.9}}};
+    struct plan_step s2 = s1;
+    s2.opt.u.sgd.lr = 0.01;
+    assert_true(gpu_same_step(&s1, &s2));
+    s2.opt.u.sgd.nesterov = true;
+    assert_false(gpu_same_step(&s1, &s2));
+    assert_false(gpu_same_step(&s1, &base));
+}
+
 /* Conv filters (K, C, R, S) as (K, R, S, cpad): padding channels zero, the round trip exact. */
 static void test_conv_layout(void **state)
 {
@@ -512,6 +548,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_conv_layout),
         cmocka_unit_test(test_spatial_output),
         cmocka_unit_test(test_layout_refusals),
+        cmocka_unit_test(test_same_step),
         cmocka_unit_test(test_algo_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
