@@ -114,22 +114,51 @@ static double max_abs(const double *v, size_t n)
     return m;
 }
 
+/* What check_eval found: ok, or the element that failed (a value that is not finite, or the
+ * worst error). */
+struct check_result {
+    bool ok;
+    size_t at;        /* the element named: the first that is not finite, else the worst */
+    double err, lim;  /* |got - want| at it and the tolerance it had */
+    const char *why;  /* NULL, or why the tensor fails before any comparison */
+};
+
+/* got (n) against want (n). A NaN or an infinity in got fails at once, at the first such
+ * element, whatever the tolerance (a NaN compares false with everything, so a running maximum
+ * of the errors would let the next finite element replace it); one in want is a bug of the
+ * test and fails the same way. Otherwise the worst |got - want| must be within tol of the
+ * tensor's largest magnitude. */
+static struct check_result check_eval(const float *got, const double *want, size_t n)
+{
+    struct check_result r = {.ok = true};
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(want[i]))
+            return (struct check_result){.at = i, .why = "the reference is not finite (a bug "
+                                                          "of the test)"};
+        if (!isfinite(got[i])) return (struct check_result){.at = i, .why = "not finite"};
+        double e = fabs((double)got[i] - want[i]);
+        if (i == 0 || e > r.err) r.err = e, r.at = i;
+    }
+    r.lim = tol * max_abs(want, n);
+    r.ok = r.err <= r.lim;
+    return r;
+}
+
 static void check(const char *op, const char *settings, const char *tensor, const float *got,
                   const double *want, size_t n)
 {
-    double scale = max_abs(want, n), worst = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - want[i]);
-        if (!(e <= worst)) worst = e, at = i;
-    }
-    if (!(worst / scale <= tol)) {
+    struct check_result r = check_eval(got, want, n);
+    if (r.ok) return;
+    if (r.why)
+        print_error("%s: %s (%s): %s: element %zu of %zu is %.9g, the reference %.9g: %s\n",
+                    target.name, op, settings, tensor, r.at, n, (double)got[r.at], want[r.at],
+                    r.why);
+    else
         print_error("%s: %s (%s): %s: element %zu of %zu is %.9g, the reference %.9g; error %.3g "
                     "of the tensor's scale %.3g (tolerance %.1e)\n",
-                    target.name, op, settings, tensor, at, n, (double)got[at], want[at],
-                    worst / scale, scale, tol);
-        fail();
-    }
+                    target.name, op, settings, tensor, r.at, n, (double)got[r.at], want[r.at],
+                    r.err / max_abs(want, n), max_abs(want, n), tol);
+    fail();
 }
 
 struct net {
