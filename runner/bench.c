@@ -170,14 +170,25 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
 
     struct step_optimizer opt;
     step_optimizer_init(&opt, &s->optimizer);
-    /* A backend that runs steps asynchronously (the GPU) gets the trainer's pattern: step i + 1
-     * is queued before step i's result is read, and a step's time is the interval between
-     * two results (the steady state, without the host's launch gap). */
+    /*
+     * How the timed window is measured (tests/bench/gpu_vs_torch.py times PyTorch's the same
+     * way): it opens when the last warm-up step's result has been read (at once, with no
+     * warm-up) and closes when the last timed step's result has been read, so it holds the
+     * work of exactly the timed steps, every one of them finished, and
+     * "window images/s" = steps x batch / the window. A backend that runs steps
+     * asynchronously (the GPU) gets the trainer's pattern: step i + 1 is queued before step
+     * i's result is read, so the device is never idle between steps, as PyTorch's loop
+     * without a synchronize per step; the last timed step starts nothing after it, and its
+     * result is waited for before the clock closes the window. One step's time is the
+     * interval between two results; their median is the last line. A synchronous backend
+     * (the CPU) and inference (plan_forward returns when its batch is done) time each step
+     * from its start to its end, one after the other.
+     */
     bool ahead = !o->infer && plan_steps_async(p);
-    double lr = s->optimizer.lr, ls = s->train.label_smoothing, last = plan_clock();
+    double lr = s->optimizer.lr, ls = s->train.label_smoothing, last = plan_clock(), open = last;
     if (ahead) train_step_start(p, &opt, lr, ls);
     for (int i = 0; i < o->warmup + o->steps; i++) {
-        if (i == o->warmup) plan_timings_reset(p);
+        if (i == o->warmup) plan_timings_reset(p), open = last;
         double t0 = ahead ? last : plan_clock(), loss = 0;
         if (o->infer) {
             plan_forward(p, false);
@@ -202,10 +213,14 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
         fprintf(out, "\n");
         fflush(out);
     }
+    if (ahead && plan_steps_pending(p) != 0) abort(); /* every started step waited for */
+    double window = last - open;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     fprintf(out, "peak memory: %.0f MiB resident\n", (double)ru.ru_maxrss / 1024);
     if (o->profile) bench_print_profile(out, p, g, o->steps, o->infer);
+    fprintf(out, "window images/s: %.2f (%d steps in %.1f ms, each waited for)\n",
+            (double)o->steps * (double)batch / window, o->steps, window * 1000);
     qsort(t, (size_t)o->steps, sizeof *t, by_value);
     double med = o->steps % 2 ? t[o->steps / 2] : (t[o->steps / 2 - 1] + t[o->steps / 2]) / 2;
     fprintf(out, "median images/s: %.2f\n", (double)batch / med);

@@ -8,7 +8,7 @@ and precision, in images/s.
         [--compile-mode default] [--no-compile]
 
 The runner side is `runner bench CONFIG device=cuda:N precision=P train.batch_size=B
-eval.batch_size=B --mode M --steps N --warmup W`; its last line, "median images/s: X", is the
+eval.batch_size=B --mode M --steps N --warmup W`; its line "window images/s: X" is the
 figure. The PyTorch side builds the network the config names (experiments/models/resnet50.yaml:
 torchvision's resnet50 with the CIFAR stem -- a 3x3/1 conv1, no max-pool -- as
 tests/parity/resnet50_step.py builds it; resnet18 and resnet101 likewise; resnet50_imagenet_stem:
@@ -17,9 +17,15 @@ it on synthetic input in channels_last: eager (with autocast for bf16 and fp16),
 torch.compile. A training step is zero_grad, forward, cross-entropy with the config's label
 smoothing, backward, the config's clipping and the optimizer's step (the config's SGD, Adam or
 AdamW with its settings and parameter groups, fused kernels where PyTorch has them; fp16 with a
-GradScaler); inference is a forward in eval mode under inference_mode. Both sides wait for the
-GPU after every step and report the median over the measured steps. cuDNN's benchmark mode is
-on (the runner searches its convolution algorithms too); TF32 follows train.tf32.
+GradScaler); inference is a forward in eval mode under inference_mode. Both sides time one
+window the same way (runner/bench.c says how the runner does): it opens when the warm-up steps
+are done and closes when the last timed step is done, so it holds exactly the timed steps'
+work; the figure is steps x batch / the window. Training steps are queued without waiting
+between them on both sides (PyTorch: no synchronize inside the window, one before each reading
+of the clock; the runner queues step i + 1 before it reads step i's result), as a training
+loop runs; inference waits for each batch on both sides (the runner's evaluation forward
+returns when its batch is done). cuDNN's benchmark mode is on (the runner searches its
+convolution algorithms too); TF32 follows train.tf32.
 
 Prints a table of images/s and ms per step and the ratios runner/eager and runner/compile.
 Exits 2, with the reason, where there is no GPU, no torch with CUDA, or no runner; 1 when a
@@ -105,9 +111,9 @@ def plan_facts(text):
 def runner_bench(a, overrides):
     out = run_runner(a.runner, ["bench", a.config] + overrides +
                      ["--mode", a.mode, "--steps", str(a.steps), "--warmup", str(a.warmup)])
-    m = re.search(r"^median images/s: ([\d.]+)", out, re.M)
+    m = re.search(r"^window images/s: ([\d.]+)", out, re.M)
     if not m:
-        die(f"no 'median images/s' line in the runner's output:\n{out}", 1)
+        die(f"no 'window images/s' line in the runner's output:\n{out}", 1)
     head = out.splitlines()[0] if out else ""
     return float(m.group(1)), head
 
@@ -161,18 +167,31 @@ def torch_optimizer(o, model, torch):
     die("cannot make the optimizer", 1)
 
 
-def time_steps(step, n, warmup, torch):
-    """Seconds of each of n steps after warmup ones, waiting for the GPU after each."""
+def time_steps(step, n, warmup, torch, wait_each):
+    """The window of n steps after warmup ones, timed as `runner bench` times its own
+    (runner/bench.c): torch.cuda.synchronize() before the clock opens the window, so the warm-up
+    is finished and outside it, and again before the clock closes it, so all n steps are
+    finished inside it. Inside, training steps (wait_each false) are only queued, as a training
+    loop runs and as the runner queues step i + 1 before reading step i's result (fp16's
+    GradScaler still reads found_inf on the host each step unless the optimizer is fused: a
+    wait PyTorch makes itself); inference (wait_each) waits for each batch, as the runner's
+    evaluation forward does. An event recorded after each step gives the steps' intervals on
+    the GPU, the counterpart of the runner's intervals between results. Returns the window in
+    seconds and the n intervals."""
     for _ in range(warmup):
         step()
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n + 1)]
     torch.cuda.synchronize()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    ends[0].record()
+    for i in range(n):
         step()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return times
+        ends[i + 1].record()
+        if wait_each:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    window = time.perf_counter() - t0
+    return window, [ends[i].elapsed_time(ends[i + 1]) / 1000 for i in range(n)]
 
 
 def torch_side(a, cfg, facts, torch, torchvision, compiled):
@@ -228,9 +247,10 @@ def torch_side(a, cfg, facts, torch, torchvision, compiled):
     torch.cuda.synchronize()
     first = time.perf_counter() - t0
     torch.cuda.reset_peak_memory_stats(dev)
-    times = time_steps(step, a.steps, max(a.warmup, 3 if compiled else 1), torch)
+    window, times = time_steps(step, a.steps, max(a.warmup, 3 if compiled else 1), torch,
+                               a.mode == "infer")
     peak = torch.cuda.max_memory_allocated(dev) / 2**20
-    return a.batch / statistics.median(times), first, peak, how
+    return a.batch * a.steps / window, first, peak, how, statistics.median(times)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,10 +316,10 @@ def main():
         rates["runner"].append(rate)
         info["runner"] = head
         for s in sides[1:]:
-            rate, first, peak, how = torch_side(a, cfg, facts, torch, torchvision,
-                                                s == "torch compile")
+            rate, first, peak, how, med_step = torch_side(a, cfg, facts, torch, torchvision,
+                                                          s == "torch compile")
             rates[s].append(rate)
-            info[s] = (first, peak, how)
+            info[s] = (first, peak, how, med_step)
         if a.rounds > 1:
             print(f"round {r + 1}: " + ", ".join(f"{s} {rates[s][-1]:.1f}" for s in sides),
                   flush=True)
@@ -318,8 +338,9 @@ def main():
     for s in sides:
         note = ""
         if s in info and s != "runner":
-            first, peak, how = info[s]
-            note = (f"first step {first:.1f} s, peak {peak:.0f} MiB"
+            first, peak, how, med_step = info[s]
+            note = (f"first step {first:.1f} s, median step {1000 * med_step:.2f} ms, "
+                    f"peak {peak:.0f} MiB"
                     + (f", optimizer {how}" if a.mode == "train" else ""))
         print(f"{s:22} {med[s]:12.1f} {1000 * a.batch / med[s]:10.2f}   {note}")
     print()
