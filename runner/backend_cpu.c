@@ -715,8 +715,7 @@ static enum status cpu_create(struct plan *p, struct diag *d)
         build(c);
         st = c->failed ? STATUS_RUNTIME : bind(c);
     }
-    if (st) cpu_destroy(p);
-    return st;
+    return st; /* on failure plan_create destroys what was made */
 }
 
 /* --------------------------------------------------------------------------------------- */

@@ -144,6 +144,15 @@ bool cuda_check_blas(struct cuda *c, cublasStatus_t e, const char *call, const c
 #define DNN(c, call) cuda_check_dnn((c), (call), #call, __FILE__, __LINE__)
 #define BLAS(c, call) cuda_check_blas((c), (call), #call, __FILE__, __LINE__)
 
+/* Whether cuDNN turned a call down for what it was asked (the NOT_SUPPORTED and BAD_PARAM
+ * categories: cuDNN 9's codes are hierarchical, 3003 is NOT_SUPPORTED_DATA_TYPE), rather
+ * than failed. */
+static inline bool cuda_dnn_declined(cudnnStatus_t st)
+{
+    int category = CUDNN_STATUS_CATEGORY((int)st);
+    return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+}
+
 /* cuda_exec.c: descriptors and algorithms for every layer (before the arenas: the
  * workspace and reserve sizes), the probe of cuDNN's fused batchnorm (after them), the steps,
  * and the descriptors' release. */

@@ -210,6 +210,14 @@ static void set_sizes(struct cuda *c)
     gpu_plan_fixed_sizes(&c->gp, c->plan->opt.optimizer_slots, &c->plan->sizes);
 }
 
+/* cuBLAS's math: TF32 only when asked (fp32), and never a reduction in 16 bits (split-K
+ * partial sums are kept in fp32, as the compute type says). */
+static cublasMath_t blas_math(enum gpu_dtype t, bool tf32)
+{
+    int m = t == GPU_F32 && tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    return (cublasMath_t)(m | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
+}
+
 static enum status cuda_create(struct plan *p, struct diag *d)
 {
     struct cuda *c = calloc(1, sizeof *c);
@@ -242,9 +250,7 @@ static enum status cuda_create(struct plan *p, struct diag *d)
     if (!CU(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) ||
         !DNN(c, cudnnCreate(&c->dnn)) || !DNN(c, cudnnSetStream(c->dnn, c->stream)) ||
         !BLAS(c, cublasCreate(&c->blas)) || !BLAS(c, cublasSetStream(c->blas, c->stream)) ||
-        !BLAS(c, cublasSetMathMode(c->blas, c->t == GPU_F32 && p->opt.tf32
-                                                ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                : CUBLAS_DEFAULT_MATH)) ||
+        !BLAS(c, cublasSetMathMode(c->blas, blas_math(c->t, p->opt.tf32))) ||
         !cuda_describe(c))
         return STATUS_RUNTIME;
     gpu_plan_pack(&c->gp);
@@ -459,6 +465,12 @@ static bool cuda_set_dataset(struct plan *p, const struct plan_dataset *ds, char
                  (double)bytes / (1 << 20), c->dev, (double)free_b / (1 << 20));
         return false;
     }
+    /* Steps captured with the old images would read freed memory: capture them afresh. */
+    for (int k = 2; k < 4; k++)
+        if (c->step_graph[k]) {
+            CU(c, cudaGraphExecDestroy(c->step_graph[k]));
+            c->step_graph[k] = NULL;
+        }
     if (c->images) CU(c, cudaFree(c->images));
     c->images = NULL;
     CU(c, cudaMalloc((void **)&c->images, bytes ? bytes : 1));

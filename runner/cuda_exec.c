@@ -360,17 +360,24 @@ static cudnnStatus_t bn_backward(struct cuda *c, const struct gpu_step *s)
         v->bwd_ws, cuda_buf(c, s->args[7]), c->gp.bufs[s->args[7]].bytes);
 }
 
-/* Runs every fused cuDNN batchnorm once, forward and backward, on the allocated (not yet
- * meaningful) buffers: a layer whose kernel cuDNN turns down falls back to ours. */
+/* Runs every fused cuDNN batchnorm of the training forward once, and its backward where it has
+ * one, on the allocated (not yet meaningful) buffers: a layer whose kernels cuDNN turns down
+ * (any status of the NOT_SUPPORTED or BAD_PARAM categories) falls back to ours. */
 bool cuda_probe_bn(struct cuda *c)
 {
-    for (size_t i = 0; i < c->gp.nsteps[GPU_PROG_BWD]; i++) {
-        const struct gpu_step *s = &c->gp.steps[GPU_PROG_BWD][i];
-        if (s->op != GPU_OP_BN_BWD || !c->layers[s->layer].bn->cudnn) continue;
-        cudnnStatus_t st = bn_forward(c, fwd_step(c, (size_t)s->layer));
-        if (st == CUDNN_STATUS_SUCCESS) st = bn_backward(c, s);
-        if (st == CUDNN_STATUS_NOT_SUPPORTED || st == CUDNN_STATUS_BAD_PARAM) {
-            c->layers[s->layer].bn->cudnn = false;
+    const struct gpu_plan *gp = &c->gp;
+    for (size_t i = 0; i < gp->nsteps[GPU_PROG_FWD_TRAIN]; i++) {
+        const struct gpu_step *f = &gp->steps[GPU_PROG_FWD_TRAIN][i];
+        if (f->op != GPU_OP_BN_TRAIN || !c->layers[f->layer].bn->cudnn) continue;
+        const struct gpu_step *b = NULL;
+        for (size_t k = 0; k < gp->nsteps[GPU_PROG_BWD] && !b; k++)
+            if (gp->steps[GPU_PROG_BWD][k].op == GPU_OP_BN_BWD &&
+                gp->steps[GPU_PROG_BWD][k].layer == f->layer)
+                b = &gp->steps[GPU_PROG_BWD][k];
+        cudnnStatus_t st = bn_forward(c, f);
+        if (st == CUDNN_STATUS_SUCCESS && b) st = bn_backward(c, b);
+        if (cuda_dnn_declined(st)) {
+            c->layers[f->layer].bn->cudnn = false;
             continue;
         }
         if (!DNN(c, st) || !CU(c, cudaStreamSynchronize(c->stream))) return false;

@@ -49,6 +49,7 @@ enum status plan_create(const struct graph *g, const struct backend *be,
     p->output = malloc(((size_t)o->batch * classes + 1) * sizeof *p->output);
     enum status st = p->labels && p->output ? be->create(p, d) : STATUS_RUNTIME;
     if (st) {
+        be->destroy(p); /* what a failed create made: memory, handles, descriptors */
         free(p->labels), free(p->output), free(p);
         return st;
     }
