@@ -13,7 +13,10 @@
  * the tolerance.
  *
  * The includer sets `target` (ops_target_use) before the cases run: the backend, its plan
- * options, the compute type's significand bits and the tolerances. With a 16-bit compute type
+ * options, the compute type's significand bits and the tolerances: a fraction of each
+ * tensor's largest magnitude (the CPU), or a bound for every element that follows from the
+ * compute type, the op's reduction lengths and its inputs' magnitudes ("Error bounds" below;
+ * the CUDA backend). A NaN or an infinity fails either way. With a 16-bit compute type
  * every random input, weight and gradient fed to a plan is first rounded to that many bits, so
  * the plan and the reference start from the same numbers and only the roundings of the
  * intermediate tensors the backend stores differ (sums are accumulated in fp32); the
@@ -51,9 +54,11 @@ struct ops_target {
     const struct backend *be;
     struct plan_options opt;  /* precision, tf32, device; each case sets batch and the rest */
     int bits;                 /* significand bits of the compute type: 24 (fp32), 11, 8 */
+    bool bounds;              /* each element within its bound (bound_at) instead of tol */
     double tol;               /* one op: max |got - want| / max |want| over a tensor */
     double tol_block;         /* a residual block (two convolutions, batchnorms, relus) */
-    double tol_update;        /* weights after optimizer steps from the plan's gradients */
+    double tol_update;        /* weights after optimizer steps from the plan's gradients (on
+                                 every target) */
 };
 
 static struct ops_target target;
@@ -114,6 +119,397 @@ static double max_abs(const double *v, size_t n)
     return m;
 }
 
+/* --------------------------------------------------------------------------------------- */
+/*
+ * Error bounds that follow from the compute type (targets with `bounds`: the CUDA backend).
+ *
+ * Every input, weight and output gradient a case gives the plan is exact in the compute type
+ * (rnd), and the backend sums in fp32 (cuDNN's and cuBLAS's compute type, its own kernels'
+ * float accumulators), so the reference (double, on the same numbers) and the plan differ
+ * only by roundings. With u = 2^-bits the compute type's unit roundoff (bf16 2^-8, fp16 2^-11,
+ * fp32 2^-24) and ua = 2^-23 fp32's for the sums (one bit more than round to nearest's 2^-24,
+ * for the truncating adders of tensor cores), element i of a result may be off by
+ *
+ *     bound_i = u |want_i|  +  L (u sqrt(q_i)  +  sk ua s_i)  +  L eta,    L = 6
+ *
+ * - u |want_i|: the result's own rounding when it is stored (Higham, Accuracy and Stability of
+ *   Numerical Algorithms, (2.4): |fl(x) - x| <= u |x|, round to nearest).
+ * - u sqrt(q_i): the roundings of the values stored in the compute type before the result (the
+ *   intermediate tensors of a chain, a convolution's output before its bias is added, and
+ *   partial results a library may keep in the output's type, as a split-K's; for one
+ *   reduction y = sum_k t_k this allowance is q = sum_k t_k^2).
+ *   Each moves its value v_j by at most u |v_j|, reaching element i with the coefficient c_ij
+ *   of the chain (first order); they are independent with mean 0, so by Hoeffding's
+ *   inequality their sum exceeds L u sqrt(sum_j (c_ij v_j)^2) = L u sqrt(q_i) with
+ *   probability at most 2 exp(-L^2 / 2) = 3e-8.
+ * - sk ua s_i: the fp32 sums. A sum of K terms t_k is off by at most gamma_K sum |t_k|
+ *   (Higham (3.4), gamma_K = K ua / (1 - K ua)) and, with errors of mean 0, by
+ *   L sqrt(K) ua sum |t_k| (Higham and Mary, A New Approach to Probabilistic Rounding Error
+ *   Analysis, SIAM J. Sci. Comput. 41 (2019), Thm 3.1); truncation's errors are not of mean 0,
+ *   but they act on partial sums that grow as sqrt(k), so they too stay within it. s_i is the
+ *   sum of |terms| of element i through its whole chain (the reference run on absolute
+ *   values, so the inputs' magnitudes count, not the result's: the error of a sum that cancels
+ *   scales with sum |a_k b_k|, not with |y|), and sk the sum of sqrt(K) over the reductions on
+ *   the way.
+ * - eta = 2^(emin - bits): half the smallest subnormal, the absolute error of a rounding into
+ *   fp16's subnormal range (emin -14; bf16 and fp32: -126, nothing).
+ *
+ * Why not a relative bound in u sqrt(K) or u K on |err| / sum |terms| with the compute type's u:
+ * bf16's u K exceeds 1 from K = 256 on (a 3x3 conv of 32 channels sums 288 terms), and
+ * u sqrt(K) sum |terms| is, for terms of random sign (sum |t| about sqrt(K) |y|), u K |y|: a
+ * 50% error would pass. The sums are fp32, and only roundings of stored values are the
+ * compute type's: those, bounded as above, leave a 10% error of a bf16 result failing
+ * (test_ops_cpu's test_bounds_tight shows it on a conv and on ResNet-50's classifier).
+ */
+
+#define BOUND_L 6.0
+#define BOUND_UA 0x1p-23
+
+/* The bound of every element of one result tensor (n): what bound_at adds up. */
+struct bound {
+    double *s; /* (n) sum of |terms| through the chain; NULL: |want| */
+    double *q; /* (n) sum of (coefficient x value)^2 over the values rounded on the way; NULL: 0 */
+    double sk; /* sum of sqrt(K) over the reductions on the way (0: the result is exact) */
+};
+
+static const struct bound EXACT = {0}; /* the result is its inputs' values: only u |want| */
+
+static void bound_free(struct bound *b)
+{
+    free(b->s), free(b->q);
+    *b = (struct bound){0};
+}
+
+/* The three parts of bound_i: the result's rounding, the values rounded on the way, the sums. */
+static void bound_parts(const struct bound *b, const double *want, size_t i, double part[3])
+{
+    double u = ldexp(1.0, -target.bits), s = b->s ? b->s[i] : fabs(want[i]);
+    double eta = ldexp(1.0, (target.bits == 11 ? -14 : -126) - target.bits);
+    part[0] = u * fabs(want[i]);
+    part[1] = BOUND_L * (u * sqrt(b->q ? b->q[i] : 0) + eta);
+    part[2] = BOUND_L * b->sk * BOUND_UA * s;
+}
+
+static double bound_at(const struct bound *b, const double *want, size_t i)
+{
+    double part[3];
+    bound_parts(b, want, i, part);
+    return part[0] + part[1] + part[2];
+}
+
+static double *vmap(const double *v, size_t n, bool square)
+{
+    double *r = zeros(n);
+    for (size_t i = 0; i < n; i++) r[i] = square ? v[i] * v[i] : fabs(v[i]);
+    return r;
+}
+
+static void vadd(double *y, const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* The bound of values given to the plan in the compute type, or of a copy of b. */
+static struct bound bound_of(const double *v, const struct bound *b, size_t n)
+{
+    struct bound r = {.s = vmap(v, n, false), .q = zeros(n), .sk = b ? b->sk : 0};
+    if (b && b->s) memcpy(r.s, b->s, n * sizeof *r.s);
+    if (b && b->q) memcpy(r.q, b->q, n * sizeof *r.q);
+    return r;
+}
+
+/* b where keep[i] > 0, else nothing (a relu: where it gives 0, both sides give exactly 0). */
+static void bound_mask(struct bound *b, const double *keep, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(keep[i] > 0)) b->s[i] = b->q[i] = 0;
+}
+
+/* a + b (an add, or a gradient that two consumers contribute), their values va and vb rounded
+ * where ra and rb (stored in the compute type before the add). */
+static struct bound bound_add(const struct bound *a, const double *va, bool ra,
+                              const struct bound *b, const double *vb, bool rb, size_t n)
+{
+    struct bound r = bound_of(va, a, n);
+    for (size_t i = 0; i < n; i++) {
+        r.s[i] += b && b->s ? b->s[i] : fabs(vb[i]);
+        r.q[i] += (b && b->q ? b->q[i] : 0) + (ra ? va[i] * va[i] : 0) + (rb ? vb[i] * vb[i] : 0);
+    }
+    r.sk += b ? b->sk : 0;
+    return r;
+}
+
+/* One operand of a bilinear op: its values (n), their bound (NULL: exact, as given to the
+ * plan) and whether the plan stores them in the compute type before the op reads them. */
+struct operand {
+    const double *v;
+    size_t n;
+    const struct bound *b;
+    bool rounded;
+};
+
+/* out = f(a, b), linear in each (a convolution's or a linear layer's three passes); out2 the
+ * bias's gradient it also gives (or NULL). */
+typedef void (*bilinear_fn)(const void *geom, const double *a, const double *b, double *out,
+                            double *out2);
+
+static double *operand_q(const struct operand *o)
+{
+    double *q = zeros(o->n);
+    for (size_t i = 0; i < o->n; i++)
+        q[i] = (o->b && o->b->q ? o->b->q[i] : 0) + (o->rounded ? o->v[i] * o->v[i] : 0);
+    return q;
+}
+
+/* The bound of out = f(a, b) (n), summing K terms per element, and of out2 (n2, summing K2;
+ * NULL: none): s through f on absolute values; q: a's and b's own q and roundings carried
+ * through f with squared coefficients, plus f's terms squared (the allowance for partial
+ * results in the compute type). */
+static void bound_bilinear(bilinear_fn f, const void *geom, struct operand a, struct operand b,
+                           size_t n, double K, struct bound *out, size_t n2, double K2,
+                           struct bound *out2)
+{
+    struct bound sa = bound_of(a.v, a.b, a.n), sb = bound_of(b.v, b.b, b.n);
+    double *qa = operand_q(&a), *qb = operand_q(&b), *a2 = vmap(a.v, a.n, true),
+           *b2 = vmap(b.v, b.n, true), *t = zeros(n), *t2 = zeros(n2);
+    *out = (struct bound){.s = zeros(n), .q = zeros(n), .sk = sa.sk + sb.sk + sqrt(K)};
+    if (out2) *out2 = (struct bound){.s = zeros(n2), .q = zeros(n2), .sk = sb.sk + sqrt(K2)};
+    f(geom, sa.s, sb.s, out->s, out2 ? out2->s : NULL);
+    const double *pass[3][2] = {{qa, b2}, {a2, qb}, {a2, b2}};
+    for (int k = 0; k < 3; k++) {
+        f(geom, pass[k][0], pass[k][1], t, out2 ? t2 : NULL);
+        vadd(out->q, t, n);
+        if (out2) vadd(out2->q, t2, n2);
+    }
+    bound_free(&sa), bound_free(&sb);
+    free(qa), free(qb), free(a2), free(b2), free(t), free(t2);
+}
+
+/* A bias added to an op's result y (n) after the op, in the compute type (the CUDA backend
+ * stores the op's result, then adds the bias): the bias's term and the rounding of y - bias;
+ * the channel of element i is (i / inner) % K. */
+static void bound_bias(struct bound *o, const double *y, const double *bias, size_t n, int K,
+                       size_t inner)
+{
+    for (size_t i = 0; i < n; i++) {
+        double b = bias[(i / inner) % (size_t)K], pre = y[i] - b;
+        o->s[i] += fabs(b);
+        o->q[i] += pre * pre + b * b;
+    }
+    o->sk += 1;
+}
+
+static void f_conv_fwd(const void *g, const double *x, const double *w, double *y, double *no)
+{
+    (void)no;
+    ref_conv_forward(g, x, w, NULL, y);
+}
+
+static void f_conv_data(const void *g, const double *dy, const double *w, double *dx, double *no)
+{
+    (void)no;
+    ref_conv_backward_data(g, dy, w, dx);
+}
+
+static void f_conv_filter(const void *g, const double *x, const double *dy, double *dw,
+                          double *db)
+{
+    ref_conv_backward_weights(g, x, dy, dw, db);
+}
+
+struct lin_geom {
+    int N, IN, OUT;
+};
+
+static void f_lin_fwd(const void *g, const double *x, const double *w, double *y, double *no)
+{
+    const struct lin_geom *l = g;
+    (void)no;
+    ref_linear_forward(l->N, l->IN, l->OUT, x, w, NULL, y);
+}
+
+static void f_lin_data(const void *g, const double *dy, const double *w, double *dx, double *no)
+{
+    const struct lin_geom *l = g;
+    (void)no;
+    ref_linear_backward_data(l->N, l->IN, l->OUT, dy, w, dx);
+}
+
+static void f_lin_filter(const void *g, const double *x, const double *dy, double *dw,
+                         double *db)
+{
+    const struct lin_geom *l = g;
+    ref_linear_backward_weights(l->N, l->IN, l->OUT, x, dy, dw, db);
+}
+
+/* A convolution's reduction lengths: forward C/g R S, data (K/g) R S, filter N P Q. */
+static double conv_k(const struct ref_conv *c, int pass)
+{
+    return pass == 0   ? (double)c->C / c->groups * c->R * c->S
+           : pass == 1 ? (double)c->K / c->groups * c->R * c->S
+                       : (double)c->N * c->P * c->Q;
+}
+
+/*
+ * Batchnorm over x (N, C, HW) in training, x's bound bx (NULL: exact) and rounded as for an
+ * operand: per channel the mean mu, var and s = 1 / sqrt(var + eps) of the reference, and
+ * for the bounds (first order in the errors e_j of x_j, |e_j| <= u sx_j, sx >= |x| x's s):
+ * mu moves by at most u mean(sx), var by 2 u mean(|x - mu| sx) <= 2 u Vm with
+ * Vm = mean(sx^2) + 2 |mu| mean(sx) (also the magnitude of sum x^2 - M mu^2, if a backend
+ * computes var so), s by u s qv with qv = Vm / (var + eps); so xhat_i = (x_i - mu) s moves by
+ * at most u X_i, X_i = s (sx_i + |mu| + mean(sx) + |x_i - mu| qv). The q parts: e_j reaches
+ * xhat_i through x_i (s), mu (s / M) and var (s xhat_i xhat_j / M).
+ */
+struct bn_bound {
+    int N, C, HW;
+    double *is, *qv;             /* (C) 1 / sqrt(var + eps), Vm / (var + eps) */
+    double *xhat, *X, *qx, *qxh; /* (N, C, HW) xhat, its magnitude X, x's q, xhat's q / s^2 */
+    double sk;                   /* of x, with the statistics' sums */
+};
+
+/* The element of channel c, image k, position j. */
+static size_t bn_at(const struct bn_bound *z, int k, int c, int j)
+{
+    return ((size_t)k * (size_t)z->C + (size_t)c) * (size_t)z->HW + (size_t)j;
+}
+
+/* z for a batchnorm of x (bx, rounded), and the bounds of its output y = gamma xhat + beta
+ * and of the running statistics updated from rm0, rv0 (their values before the step; by,
+ * brm, brv may be NULL). */
+static void bn_bound_train(struct bn_bound *z, int N, int C, int HW, double eps, double momentum,
+                           struct operand x, const double *gamma, const double *beta,
+                           const double *rm0, const double *rv0, struct bound *by,
+                           struct bound *brm, struct bound *brv)
+{
+    size_t n = x.n;
+    double M = (double)N * HW, unb = M > 1 ? M / (M - 1) : 1;
+    struct bound sx = bound_of(x.v, x.b, n);
+    *z = (struct bn_bound){.N = N, .C = C, .HW = HW, .is = zeros((size_t)C),
+                           .qv = zeros((size_t)C), .xhat = zeros(n), .X = zeros(n),
+                           .qx = operand_q(&x), .qxh = zeros(n),
+                           .sk = sx.sk + 2 * sqrt(M) + 2};
+    if (by) *by = (struct bound){.s = zeros(n), .q = zeros(n), .sk = z->sk};
+    if (brm) *brm = (struct bound){.s = zeros((size_t)C), .q = zeros((size_t)C), .sk = z->sk};
+    if (brv) *brv = (struct bound){.s = zeros((size_t)C), .q = zeros((size_t)C), .sk = z->sk};
+    for (int c = 0; c < C; c++) {
+        double mu = 0, var = 0, ms = 0, ms2 = 0, mq = 0, mxq = 0, mdq = 0;
+        for (int k = 0; k < N; k++)
+            for (int j = 0; j < HW; j++) {
+                size_t i = bn_at(z, k, c, j);
+                mu += x.v[i] / M, ms += sx.s[i] / M, ms2 += sx.s[i] * sx.s[i] / M;
+                mq += z->qx[i] / M;
+            }
+        for (int k = 0; k < N; k++)
+            for (int j = 0; j < HW; j++) {
+                size_t i = bn_at(z, k, c, j);
+                var += (x.v[i] - mu) * (x.v[i] - mu) / M;
+            }
+        double is = 1 / sqrt(var + eps), vm = ms2 + 2 * fabs(mu) * ms, qv = vm / (var + eps);
+        z->is[c] = is, z->qv[c] = qv;
+        for (int k = 0; k < N; k++)
+            for (int j = 0; j < HW; j++) {
+                size_t i = bn_at(z, k, c, j);
+                z->xhat[i] = (x.v[i] - mu) * is;
+                z->X[i] = is * (sx.s[i] + fabs(mu) + ms + fabs(x.v[i] - mu) * qv);
+                mxq += z->xhat[i] * z->xhat[i] * z->qx[i] / M;
+                mdq += (x.v[i] - mu) * (x.v[i] - mu) * z->qx[i] / M;
+            }
+        for (int k = 0; k < N; k++)
+            for (int j = 0; j < HW; j++) {
+                size_t i = bn_at(z, k, c, j);
+                z->qxh[i] = z->qx[i] + mq / M + z->xhat[i] * z->xhat[i] * mxq / M;
+                if (!by) continue;
+                by->s[i] = fabs(gamma[c]) * z->X[i] + fabs(beta[c]);
+                by->q[i] = gamma[c] * gamma[c] * is * is * z->qxh[i];
+            }
+        if (brm) {
+            brm->s[c] = (1 - momentum) * fabs(rm0[c]) + momentum * ms;
+            brm->q[c] = momentum * momentum * mq / M;
+        }
+        if (brv) {
+            brv->s[c] = (1 - momentum) * fabs(rv0[c]) + momentum * unb * vm;
+            brv->q[c] = momentum * momentum * unb * unb * 4 * mdq / M;
+        }
+    }
+    bound_free(&sx);
+}
+
+/* The bounds of the backward of z's batchnorm from g (the gradient reaching it, after a fused
+ * relu's mask), g's bound bg and rounding as for an operand: dx = gamma s (g - mean(g) -
+ * xhat mean(g xhat)), dgamma = sum g xhat, dbeta = sum g (any may be NULL). */
+static void bn_bound_backward(const struct bn_bound *z, const double *gamma, struct operand g,
+                              struct bound *bdx, struct bound *bdg, struct bound *bdb)
+{
+    size_t n = g.n;
+    double M = (double)z->N * z->HW;
+    struct bound sg = bound_of(g.v, g.b, n);
+    double *qg = operand_q(&g), sk = sg.sk + z->sk + sqrt(M) + 2;
+    if (bdx) *bdx = (struct bound){.s = zeros(n), .q = zeros(n), .sk = sk + sqrt(M)};
+    if (bdg) *bdg = (struct bound){.s = zeros((size_t)z->C), .q = zeros((size_t)z->C), .sk = sk};
+    if (bdb) *bdb = (struct bound){.s = zeros((size_t)z->C), .q = zeros((size_t)z->C),
+                                   .sk = sg.sk + sqrt(M)};
+    for (int c = 0; c < z->C; c++) {
+        double sb = 0, sgx = 0, qb = 0, qgx = 0, dg = 0, mq = 0, mxq = 0, mgq = 0;
+        double is = z->is[c], k2 = gamma[c] * gamma[c] * is * is;
+        for (int k = 0; k < z->N; k++)
+            for (int j = 0; j < z->HW; j++) {
+                size_t i = bn_at(z, k, c, j);
+                double xh = z->xhat[i];
+                sb += sg.s[i], sgx += sg.s[i] * z->X[i], qb += qg[i];
+                qgx += qg[i] * xh * xh + g.v[i] * g.v[i] * is * is * z->qxh[i];
+                dg += g.v[i] * xh;
+                mq += qg[i] / M, mxq += xh * xh * qg[i] / M;
+                mgq += g.v[i] * g.v[i] * is * is * z->qxh[i] / M;
+            }
+        if (bdg) bdg->s[c] = sgx, bdg->q[c] = qgx;
+        if (bdb) bdb->s[c] = sb, bdb->q[c] = qb;
+        if (!bdx) continue;
+        for (int k = 0; k < z->N; k++)
+            for (int j = 0; j < z->HW; j++) {
+                size_t i = bn_at(z, k, c, j);
+                double xh = z->xhat[i], mgx = dg / M;
+                bdx->s[i] = fabs(gamma[c]) * is * (sg.s[i] + sb / M + z->X[i] * sgx / M) *
+                            (1 + z->qv[c]);
+                bdx->q[i] = k2 * (qg[i] + mq / M + xh * xh * mxq / M +
+                                  mgx * mgx * is * is * z->qxh[i] + xh * xh * mgq / M);
+            }
+    }
+    bound_free(&sg);
+    free(qg);
+}
+
+static void bn_bound_free(struct bn_bound *z)
+{
+    free(z->is), free(z->qv), free(z->xhat), free(z->X), free(z->qx), free(z->qxh);
+}
+
+/* The bound of an evaluation batchnorm y = gamma (x - rm) / sqrt(rv + eps) + beta of x (bx,
+ * rounded), the running statistics being the reference's rm, rv with the bounds brm, brv of
+ * the plan's (NULL: exact). */
+static void bn_bound_eval(int N, int C, int HW, double eps, struct operand x, const double *gamma,
+                          const double *beta, const double *rm, const double *rv,
+                          const struct bound *brm, const struct bound *brv, struct bound *by)
+{
+    size_t n = x.n, hw = (size_t)HW;
+    struct bound sx = bound_of(x.v, x.b, n);
+    double *qx = operand_q(&x);
+    *by = (struct bound){.s = zeros(n), .q = zeros(n),
+                         .sk = sx.sk + fmax(brm ? brm->sk : 0, brv ? brv->sk : 0) + 2};
+    for (size_t i = 0; i < n; i++) {
+        size_t c = (i / hw) % (size_t)C;
+        double a = gamma[c] / sqrt(rv[c] + eps), d = x.v[i] - rm[c], h = d / (2 * (rv[c] + eps));
+        by->s[i] = fabs(a) * (sx.s[i] + (brm ? brm->s[c] : fabs(rm[c])) +
+                              fabs(h) * (brv ? brv->s[c] : 0)) + fabs(beta[c]);
+        by->q[i] = a * a * (qx[i] + (brm ? brm->q[c] : 0) + h * h * (brv ? brv->q[c] : 0));
+    }
+    (void)N;
+    bound_free(&sx);
+    free(qx);
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Checking a result */
+
 /* What check_eval found: ok, or the element that failed (a value that is not finite, or the
  * worst error). */
 struct check_result {
@@ -123,36 +519,55 @@ struct check_result {
     const char *why;  /* NULL, or why the tensor fails before any comparison */
 };
 
+/* Whether got is checked element by element against b (else against tol of the tensor's
+ * largest magnitude). */
+static bool elementwise(const struct bound *b)
+{
+    return target.bounds && b;
+}
+
 /* got (n) against want (n). A NaN or an infinity in got fails at once, at the first such
  * element, whatever the tolerance (a NaN compares false with everything, so a running maximum
  * of the errors would let the next finite element replace it); one in want is a bug of the
- * test and fails the same way. Otherwise the worst |got - want| must be within tol of the
- * tensor's largest magnitude. */
-static struct check_result check_eval(const float *got, const double *want, size_t n)
+ * test and fails the same way. Otherwise every |got_i - want_i| must be within bound_at(b)
+ * (elementwise), or the worst within tol of the tensor's largest magnitude; the element named
+ * is the one nearest its limit (the worst). */
+static struct check_result check_eval(const float *got, const double *want, size_t n,
+                                      const struct bound *b)
 {
     struct check_result r = {.ok = true};
+    double scale = tol * max_abs(want, n), worst = -1;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(want[i]))
             return (struct check_result){.at = i, .why = "the reference is not finite (a bug "
                                                           "of the test)"};
         if (!isfinite(got[i])) return (struct check_result){.at = i, .why = "not finite"};
-        double e = fabs((double)got[i] - want[i]);
-        if (i == 0 || e > r.err) r.err = e, r.at = i;
+        double e = fabs((double)got[i] - want[i]), lim = elementwise(b) ? bound_at(b, want, i)
+                                                                        : scale;
+        if (e / lim > worst) worst = e / lim, r.at = i, r.err = e, r.lim = lim;
     }
-    r.lim = tol * max_abs(want, n);
-    r.ok = r.err <= r.lim;
+    r.ok = worst <= 1;
     return r;
 }
 
+/* Fails (cmocka's fail) unless got passes check_eval; b NULL: against tol on every target. */
 static void check(const char *op, const char *settings, const char *tensor, const float *got,
-                  const double *want, size_t n)
+                  const double *want, size_t n, const struct bound *b)
 {
-    struct check_result r = check_eval(got, want, n);
+    struct check_result r = check_eval(got, want, n, b);
     if (r.ok) return;
+    double part[3];
+    if (elementwise(b)) bound_parts(b, want, r.at, part);
     if (r.why)
         print_error("%s: %s (%s): %s: element %zu of %zu is %.9g, the reference %.9g: %s\n",
                     target.name, op, settings, tensor, r.at, n, (double)got[r.at], want[r.at],
                     r.why);
+    else if (elementwise(b))
+        print_error("%s: %s (%s): %s: element %zu of %zu is %.9g, the reference %.9g; error "
+                    "%.3g, its bound %.3g (u = 2^-%d: the result's rounding %.2g, the values "
+                    "rounded on the way %.2g, the fp32 sums %.2g)\n",
+                    target.name, op, settings, tensor, r.at, n, (double)got[r.at], want[r.at],
+                    r.err, r.lim, target.bits, part[0], part[1], part[2]);
     else
         print_error("%s: %s (%s): %s: element %zu of %zu is %.9g, the reference %.9g; error %.3g "
                     "of the tensor's scale %.3g (tolerance %.1e)\n",
@@ -239,8 +654,9 @@ static double *rand_running_var(struct net *t, const char *name, int C)
     return rv;
 }
 
+/* Checks tensor name of t (its gradient with grad) against want, with want's bound b. */
 static void check_tensor(struct net *t, const char *op, const char *set, const char *name,
-                         bool grad, const double *want)
+                         bool grad, const double *want, const struct bound *b)
 {
     const struct graph_tensor *x = tensor(t, name);
     size_t n = (size_t)op_tensor_numel(&x->t);
@@ -251,55 +667,60 @@ static void check_tensor(struct net *t, const char *op, const char *set, const c
         plan_get_tensor(t->p, x, got);
     char what[192];
     snprintf(what, sizeof what, "%s%s", grad ? "gradient of " : "", name);
-    check(op, set, what, got, want, n);
+    check(op, set, what, got, want, n, b);
     free(got);
 }
 
-/* Runs forward (training) on x and checks the output against y; returns it (caller frees). */
+/* Runs forward (training) on x and checks the output against y (its bound by); returns it
+ * (caller frees). */
 static float *run_forward(struct net *t, const char *op, const char *set, const float *x,
-                          const double *y)
+                          const double *y, const struct bound *by)
 {
     plan_set_input(t->p, x, NULL);
     plan_forward(t->p, true);
     float *out = malloc((t->out_n + 1) * sizeof *out);
     plan_get_output(t->p, out);
-    check(op, set, "output", out, y, t->out_n);
+    check(op, set, "output", out, y, t->out_n, by);
     return out;
 }
 
-/* Runs backward from dy and checks the input's gradient against dx. */
+/* Runs backward from dy and checks the input's gradient against dx (its bound bdx). */
 static void run_backward(struct net *t, const char *op, const char *set, const float *dy,
-                         const double *dx)
+                         const double *dx, const struct bound *bdx)
 {
     float *gin = malloc((t->in_n + 1) * sizeof *gin);
     plan_backward(t->p, dy);
     plan_get_input_grad(t->p, gin);
-    check(op, set, "gradient of the input", gin, dx, t->in_n);
+    check(op, set, "gradient of the input", gin, dx, t->in_n, bdx);
     free(gin);
 }
 
 /* Runs forward (training) on x and backward from dy; checks the output and the input's
- * gradient against y and dx. */
+ * gradient against y and dx (their bounds by, bdx). */
 static void run_check(struct net *t, const char *op, const char *set, const float *x,
-                      const float *dy, const double *y, const double *dx)
+                      const float *dy, const double *y, const struct bound *by,
+                      const double *dx, const struct bound *bdx)
 {
-    free(run_forward(t, op, set, x, y));
-    run_backward(t, op, set, dy, dx);
+    free(run_forward(t, op, set, x, y, by));
+    run_backward(t, op, set, dy, dx, bdx);
 }
 
 /*
- * pre (n), the reference's input of a relu whose output the plan gave as y: where the two
- * disagree on the sign within the tolerance of zero (the compute type's rounding moved the
- * input across the kink), pre takes the plan's side, so the reference's backward passes the
- * gradient where the plan does. A disagreement farther from zero is left for the output check
- * to report. Returns how many elements changed.
+ * pre (n), the reference's input of a relu whose output the plan gave as y, the reference's
+ * output being want with the bound b: where the two disagree on the sign within the output's
+ * tolerance of zero (the compute type's rounding moved the input across the kink), pre takes
+ * the plan's side, so the reference's backward passes the gradient where the plan does. A
+ * disagreement farther from zero is left for the output check to report. Returns how many
+ * elements changed.
  */
-static int relu_kinks(double *pre, const float *y, size_t n, double scale)
+static int relu_kinks(double *pre, const float *y, const double *want, size_t n,
+                      const struct bound *b)
 {
     int k = 0;
+    double scale = tol * max_abs(want, n);
     for (size_t i = 0; i < n; i++) {
         bool on = y[i] > 0;
-        if (on != (pre[i] > 0) && fabs(pre[i]) <= tol * scale) {
+        if (on != (pre[i] > 0) && fabs(pre[i]) <= (elementwise(b) ? bound_at(b, want, i) : scale)) {
             pre[i] = on ? DBL_MIN : 0;
             k++;
         }
@@ -357,11 +778,21 @@ static void test_conv(void **state)
         ref_conv_forward(&c, xd, w, b, y);
         ref_conv_backward_data(&c, dyd, w, dx);
         ref_conv_backward_weights(&c, xd, dyd, dw, q->bias ? db : NULL);
-        run_check(&t, "conv", set, x, dy, y, dx);
-        check_tensor(&t, "conv", set, "x.weight", true, dw);
-        if (q->bias) check_tensor(&t, "conv", set, "x.bias", true, db);
+        /* One sum per element, of exact inputs (the bias added after the convolution). */
+        struct operand ox = {xd, t.in_n, NULL, false}, ow = {w, nw, NULL, false},
+                       ody = {dyd, t.out_n, NULL, false};
+        struct bound by, bdx, bdw, bdb = {0};
+        bound_bilinear(f_conv_fwd, &c, ox, ow, t.out_n, conv_k(&c, 0), &by, 0, 0, NULL);
+        if (q->bias) bound_bias(&by, y, b, t.out_n, q->K, (size_t)c.P * (size_t)c.Q);
+        bound_bilinear(f_conv_data, &c, ody, ow, t.in_n, conv_k(&c, 1), &bdx, 0, 0, NULL);
+        bound_bilinear(f_conv_filter, &c, ox, ody, nw, conv_k(&c, 2), &bdw,
+                       q->bias ? (size_t)q->K : 0, conv_k(&c, 2), q->bias ? &bdb : NULL);
+        run_check(&t, "conv", set, x, dy, y, &by, dx, &bdx);
+        check_tensor(&t, "conv", set, "x.weight", true, dw, &bdw);
+        if (q->bias) check_tensor(&t, "conv", set, "x.bias", true, db, &bdb);
         free(w), free(b), free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(dw),
             free(db);
+        bound_free(&by), bound_free(&bdx), bound_free(&bdw), bound_free(&bdb);
         net_close(&t);
     }
 }
@@ -441,16 +872,25 @@ static void test_pools(void **state)
         double *xd, *dyd;
         float *x = rand_f(t.in_n, &xd), *dy = rand_f(t.out_n, &dyd);
         double *y = zeros(t.out_n), *dx = zeros(t.in_n);
+        /* A maximum is exact; the sums (an average, the gradients of overlapping windows) are
+         * fp32 over at most k^2 terms, written once. */
+        double *xa = vmap(xd, t.in_n, false), *dya = vmap(dyd, t.out_n, false);
+        struct bound by = {0}, bdx = {.s = zeros(t.in_n), .sk = q->k + 1};
         if (q->op[0] == 'm') {
             untie_windows(&p, x, xd);
             ref_maxpool_forward(&p, xd, y);
             ref_maxpool_backward(&p, xd, dyd, dx);
+            ref_maxpool_backward(&p, xd, dya, bdx.s);
         } else {
             ref_avgpool_forward(&p, xd, y);
             ref_avgpool_backward(&p, dyd, dx);
+            by = (struct bound){.s = zeros(t.out_n), .sk = q->k + 1};
+            ref_avgpool_forward(&p, xa, by.s);
+            ref_avgpool_backward(&p, dya, bdx.s);
         }
-        run_check(&t, q->op, set, x, dy, y, dx);
-        free(xd), free(dyd), free(x), free(dy), free(y), free(dx);
+        run_check(&t, q->op, set, x, dy, y, &by, dx, &bdx);
+        free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(xa), free(dya);
+        bound_free(&by), bound_free(&bdx);
         net_close(&t);
     }
 
@@ -470,11 +910,30 @@ static void test_pools(void **state)
     ref_linear_backward_data(N, C, OUT, dyd, w, dp);
     ref_linear_backward_weights(N, C, OUT, pooled, dyd, dw, db);
     ref_global_avg_pool_backward(N, C, H * W, dp, dx);
-    run_check(&t, "global_avg_pool + linear", "N3 C17 5x7 out 6", x, dy, y, dx);
-    check_tensor(&t, "linear", "after global_avg_pool", "fc.weight", true, dw);
-    check_tensor(&t, "linear", "after global_avg_pool", "fc.bias", true, db);
+    /* The pooled vector and its gradient are stored in the compute type between the two. */
+    const size_t np = (size_t)N * C, nw = (size_t)OUT * C;
+    struct lin_geom lg = {N, C, OUT};
+    struct bound bp = {.s = zeros(np), .sk = sqrt(H * W) + 1}, by, bdp, bdw, bdb;
+    double *xa = vmap(xd, t.in_n, false);
+    ref_global_avg_pool_forward(N, C, H * W, xa, bp.s);
+    struct operand op = {pooled, np, &bp, true}, ow = {w, nw, NULL, false},
+                   ody = {dyd, t.out_n, NULL, false};
+    bound_bilinear(f_lin_fwd, &lg, op, ow, t.out_n, C, &by, 0, 0, NULL);
+    bound_bias(&by, y, b, t.out_n, OUT, 1);
+    bound_bilinear(f_lin_data, &lg, ody, ow, np, OUT, &bdp, 0, 0, NULL);
+    bound_bilinear(f_lin_filter, &lg, op, ody, nw, N, &bdw, OUT, N, &bdb);
+    struct bound bdx = {.s = zeros(t.in_n), .q = zeros(t.in_n), .sk = bdp.sk + 1};
+    for (size_t i = 0; i < np; i++) bdp.q[i] += dp[i] * dp[i];
+    ref_global_avg_pool_backward(N, C, H * W, bdp.s, bdx.s);
+    ref_global_avg_pool_backward(N, C, H * W, bdp.q, bdx.q);
+    for (size_t i = 0; i < t.in_n; i++) bdx.q[i] /= H * W;
+    run_check(&t, "global_avg_pool + linear", "N3 C17 5x7 out 6", x, dy, y, &by, dx, &bdx);
+    check_tensor(&t, "linear", "after global_avg_pool", "fc.weight", true, dw, &bdw);
+    check_tensor(&t, "linear", "after global_avg_pool", "fc.bias", true, db, &bdb);
     free(w), free(b), free(xd), free(dyd), free(x), free(dy), free(pooled), free(y), free(dp),
-        free(dx), free(dw), free(db);
+        free(dx), free(dw), free(db), free(xa);
+    bound_free(&bp), bound_free(&by), bound_free(&bdp), bound_free(&bdw), bound_free(&bdb),
+        bound_free(&bdx);
     net_close(&t);
 }
 
@@ -503,24 +962,34 @@ static void test_batchnorm(void **state)
         for (size_t i = 0; i < t.in_n; i++) xd[i] = x[i] = rnd((float)(x[i] * 3 + 1)); /* not centred */
         double *y = zeros(t.out_n), *dx = zeros(t.in_n), *mean = zeros((size_t)C),
                *var = zeros((size_t)C), *dg = zeros((size_t)C), *dbeta = zeros((size_t)C);
+        struct bn_bound z;
+        struct bound by, brm, brv, bdx, bdg, bdb, bye;
+        struct operand ox = {xd, t.in_n, NULL, false};
+        bn_bound_train(&z, N, C, H * W, 1e-3, 0.2, ox, gamma, beta, rm, rv, &by, &brm, &brv);
+        bn_bound_backward(&z, gamma, (struct operand){dyd, t.out_n, NULL, false}, &bdx, &bdg,
+                          &bdb);
         ref_batchnorm_forward_train(N, C, H * W, 1e-3, 0.2, xd, gamma, beta, y, mean, var, rm, rv);
         ref_batchnorm_backward(N, C, H * W, 1e-3, xd, dyd, gamma, mean, var, dx, dg, dbeta);
-        run_check(&t, "batchnorm", set, x, dy, y, dx);
-        check_tensor(&t, "batchnorm", set, "bn.weight", true, dg);
-        check_tensor(&t, "batchnorm", set, "bn.bias", true, dbeta);
-        check_tensor(&t, "batchnorm", set, "bn.running_mean", false, rm);
-        check_tensor(&t, "batchnorm", set, "bn.running_var", false, rv);
+        run_check(&t, "batchnorm", set, x, dy, y, &by, dx, &bdx);
+        check_tensor(&t, "batchnorm", set, "bn.weight", true, dg, &bdg);
+        check_tensor(&t, "batchnorm", set, "bn.bias", true, dbeta, &bdb);
+        check_tensor(&t, "batchnorm", set, "bn.running_mean", false, rm, &brm);
+        check_tensor(&t, "batchnorm", set, "bn.running_var", false, rv, &brv);
         int64_t count = 0;
         plan_get_tensor(t.p, tensor(&t, "bn.num_batches_tracked"), &count);
         assert_int_equal(count, 1);
 
         /* Evaluation: the running statistics, which do not change. */
         ref_batchnorm_forward_infer(N, C, H * W, 1e-3, xd, gamma, beta, rm, rv, y);
+        bn_bound_eval(N, C, H * W, 1e-3, ox, gamma, beta, rm, rv, &brm, &brv, &bye);
         plan_forward(t.p, false);
         float *out = malloc((t.out_n + 1) * sizeof *out);
         plan_get_output(t.p, out);
-        check("batchnorm (evaluation)", set, "output", out, y, t.out_n);
-        check_tensor(&t, "batchnorm (evaluation)", set, "bn.running_mean", false, rm);
+        check("batchnorm (evaluation)", set, "output", out, y, t.out_n, &bye);
+        check_tensor(&t, "batchnorm (evaluation)", set, "bn.running_mean", false, rm, &brm);
+        bn_bound_free(&z);
+        bound_free(&by), bound_free(&brm), bound_free(&brv), bound_free(&bdx), bound_free(&bdg),
+            bound_free(&bdb), bound_free(&bye);
         free(out), free(gamma), free(beta), free(rm), free(rv);
         free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(mean), free(var), free(dg),
             free(dbeta);
@@ -547,7 +1016,7 @@ static void test_pointwise_and_blocks(void **state)
     double *y = zeros(t.out_n), *dx = zeros(t.in_n);
     ref_relu_forward((int64_t)t.in_n, xd, y);
     ref_relu_backward((int64_t)t.in_n, xd, dyd, dx);
-    run_check(&t, "relu + identity", "N2 C20 5x3", x, dy, y, dx);
+    run_check(&t, "relu + identity", "N2 C20 5x3", x, dy, y, &EXACT, dx, &EXACT);
     free(xd), free(dyd), free(x), free(dy), free(y), free(dx);
     net_close(&t);
 
@@ -572,16 +1041,29 @@ static void test_pointwise_and_blocks(void **state)
     ref_conv_forward(&c, xd, w, NULL, conv);
     ref_add_forward((int64_t)t.out_n, conv, xd, sum);
     ref_relu_forward((int64_t)t.out_n, sum, y);
-    float *out = run_forward(&t, "add (residual block)", "identity shortcut", x, y);
-    relu_kinks(sum, out, t.out_n, max_abs(y, t.out_n));
+    /* The conv's output is stored before the add; so is its data gradient before the
+     * shortcut's is added. */
+    const size_t nw = (size_t)C2 * C2 * 9;
+    struct operand ox = {xd, t.in_n, NULL, false}, ow = {w, nw, NULL, false};
+    struct bound bc, bcd, bdx, bdw;
+    bound_bilinear(f_conv_fwd, &c, ox, ow, t.out_n, conv_k(&c, 0), &bc, 0, 0, NULL);
+    struct bound by = bound_add(&bc, conv, true, NULL, xd, false, t.out_n);
+    float *out = run_forward(&t, "add (residual block)", "identity shortcut", x, y, &by);
+    relu_kinks(sum, out, y, t.out_n, &by);
     ref_relu_backward((int64_t)t.out_n, sum, dyd, dsum);
     ref_conv_backward_data(&c, dsum, w, dx);
+    struct operand ods = {dsum, t.out_n, NULL, false};
+    bound_bilinear(f_conv_data, &c, ods, ow, t.in_n, conv_k(&c, 1), &bcd, 0, 0, NULL);
+    bdx = bound_add(&bcd, dx, true, NULL, dsum, false, t.in_n);
     for (size_t i = 0; i < t.in_n; i++) dx[i] += dsum[i];
     ref_conv_backward_weights(&c, xd, dsum, dw, NULL);
-    run_backward(&t, "add (residual block)", "identity shortcut", dy, dx);
-    check_tensor(&t, "add (residual block)", "identity shortcut", "a.conv.weight", true, dw);
+    bound_bilinear(f_conv_filter, &c, ox, ods, nw, conv_k(&c, 2), &bdw, 0, 0, NULL);
+    run_backward(&t, "add (residual block)", "identity shortcut", dy, dx, &bdx);
+    check_tensor(&t, "add (residual block)", "identity shortcut", "a.conv.weight", true, dw,
+                 &bdw);
     free(w), free(xd), free(dyd), free(x), free(dy), free(conv), free(sum), free(y), free(dx),
         free(dsum), free(dw), free(out);
+    bound_free(&bc), bound_free(&by), bound_free(&bcd), bound_free(&bdx), bound_free(&bdw);
     net_close(&t);
 }
 
@@ -594,6 +1076,8 @@ struct bn_ref {
     const char *name;
     int C;
     double *gamma, *beta, *rm, *rv, *mean, *var, *dg, *db;
+    struct bn_bound z;                         /* of the training forward */
+    struct bound y, rm_b, rv_b, dg_b, db_b, e; /* e: the evaluation's output */
 };
 
 static void bn_ref_open(struct bn_ref *b, struct net *t, const char *name, int C)
@@ -612,21 +1096,43 @@ static void bn_ref_open(struct bn_ref *b, struct net *t, const char *name, int C
     b->dg = zeros((size_t)C), b->db = zeros((size_t)C);
 }
 
-/* The training forward of x (N, C, HW) into y, eps 1e-5 and momentum 0.1 (the defaults). */
-static void bn_ref_train(struct bn_ref *b, int N, int HW, const double *x, double *y)
+/* The training forward of x (N, C, HW; read as the operand ox: its bound, stored in the
+ * compute type) into y, eps 1e-5 and momentum 0.1 (the defaults), with its bounds. */
+static void bn_ref_train(struct bn_ref *b, int N, int HW, struct operand ox, double *y)
 {
-    ref_batchnorm_forward_train(N, b->C, HW, 1e-5, 0.1, x, b->gamma, b->beta, y, b->mean,
+    bn_bound_train(&b->z, N, b->C, HW, 1e-5, 0.1, ox, b->gamma, b->beta, b->rm, b->rv, &b->y,
+                   &b->rm_b, &b->rv_b);
+    ref_batchnorm_forward_train(N, b->C, HW, 1e-5, 0.1, ox.v, b->gamma, b->beta, y, b->mean,
                                 b->var, b->rm, b->rv);
+}
+
+/* Its backward from g (the operand: the gradient after the relu's mask) into dx, with the
+ * bounds of dx (bdx) and of the parameters' gradients. */
+static void bn_ref_backward(struct bn_ref *b, int N, int HW, const double *x, struct operand g,
+                            double *dx, struct bound *bdx)
+{
+    bn_bound_backward(&b->z, b->gamma, g, bdx, &b->dg_b, &b->db_b);
+    ref_batchnorm_backward(N, b->C, HW, 1e-5, x, g.v, b->gamma, b->mean, b->var, dx, b->dg,
+                           b->db);
+}
+
+/* The evaluation forward of x (the operand ox) into y, with its bound (b->e). */
+static void bn_ref_eval(struct bn_ref *b, int N, int HW, struct operand ox, double *y)
+{
+    bn_bound_eval(N, b->C, HW, 1e-5, ox, b->gamma, b->beta, b->rm, b->rv, &b->rm_b, &b->rv_b,
+                  &b->e);
+    ref_batchnorm_forward_infer(N, b->C, HW, 1e-5, ox.v, b->gamma, b->beta, b->rm, b->rv, y);
 }
 
 static void bn_ref_check(struct bn_ref *b, struct net *t, const char *set)
 {
     static const char *const what[] = {"weight", "bias", "running_mean", "running_var"};
     double *want[] = {b->dg, b->db, b->rm, b->rv};
+    const struct bound *bounds[] = {&b->dg_b, &b->db_b, &b->rm_b, &b->rv_b};
     for (int i = 0; i < 4; i++) {
         char n[128];
         snprintf(n, sizeof n, "%s.%s", b->name, what[i]);
-        check_tensor(t, "batchnorm in a residual block", set, n, i < 2, want[i]);
+        check_tensor(t, "batchnorm in a residual block", set, n, i < 2, want[i], bounds[i]);
     }
 }
 
@@ -634,6 +1140,18 @@ static void bn_ref_close(struct bn_ref *b)
 {
     free(b->gamma), free(b->beta), free(b->rm), free(b->rv), free(b->mean), free(b->var),
         free(b->dg), free(b->db);
+    bn_bound_free(&b->z);
+    bound_free(&b->y), bound_free(&b->rm_b), bound_free(&b->rv_b), bound_free(&b->dg_b),
+        bound_free(&b->db_b), bound_free(&b->e);
+}
+
+/* The bound of a relu's output from its input's (b, the values pre), stored: nothing where
+ * the relu gives 0. */
+static struct bound bound_relu(const struct bound *b, const double *pre, size_t n)
+{
+    struct bound r = bound_of(pre, b, n);
+    bound_mask(&r, pre, n);
+    return r;
 }
 
 static void test_residual_batchnorm(void **state)
@@ -667,7 +1185,7 @@ static void test_residual_batchnorm(void **state)
         struct ref_conv cd = {N, C, S, S, Wd, 1, 1, P, P, st, st, 0, 0, 1, 1, 1};
         double *w1 = rand_tensor(&t, "a.conv1.weight"), *w2 = rand_tensor(&t, "a.conv2.weight");
         double *wd = proj ? rand_tensor(&t, "a.down.weight") : NULL;
-        struct bn_ref b1, b2, bd = {0};
+        struct bn_ref b1 = {0}, b2 = {0}, bd = {0};
         bn_ref_open(&b1, &t, "a.bn1", Wd);
         bn_ref_open(&b2, &t, "a.bn2", Wd);
         if (proj)
@@ -678,83 +1196,117 @@ static void test_residual_batchnorm(void **state)
         double *xd, *dyd;
         float *x = rand_f(t.in_n, &xd), *dy = rand_f(t.out_n, &dyd);
         size_t n = t.out_n; /* every activation after the first conv has the output's size */
+        const size_t nx = t.in_n, nw1 = (size_t)Wd * C * 9, nw2 = (size_t)Wd * Wd * 9,
+                     nwd = (size_t)Wd * C;
         double *h1 = zeros(n), *a1 = zeros(n), *r1 = zeros(n), *h2 = zeros(n), *a2 = zeros(n);
         double *hd = zeros(n), *ad = zeros(n), *sum = zeros(n), *y = zeros(n);
-        /* Forward; the convolutions' outputs and the inner relu's rounded as stored. */
+        /* Forward; the convolutions' outputs and the inner relu's rounded as stored (the
+         * bounds: h1, r1, h2, hd and the shortcut's batchnorm output are stored in the
+         * compute type; bn2, the add and the last relu are one kernel). */
+        struct operand ox = {xd, nx, NULL, false}, ow1 = {w1, nw1, NULL, false},
+                       ow2 = {w2, nw2, NULL, false}, owd = {wd, nwd, NULL, false};
+        struct bound bh1, br1, bh2, bhd = {0}, by;
         ref_conv_forward(&c1, xd, w1, NULL, h1);
         rnd_all(h1, n);
-        bn_ref_train(&b1, N, P * P, h1, a1);
+        bound_bilinear(f_conv_fwd, &c1, ox, ow1, n, conv_k(&c1, 0), &bh1, 0, 0, NULL);
+        bn_ref_train(&b1, N, P * P, (struct operand){h1, n, &bh1, true}, a1);
         ref_relu_forward((int64_t)n, a1, r1);
         rnd_all(r1, n);
+        br1 = bound_relu(&b1.y, a1, n);
         ref_conv_forward(&c2, r1, w2, NULL, h2);
         rnd_all(h2, n);
-        bn_ref_train(&b2, N, P * P, h2, a2);
+        bound_bilinear(f_conv_fwd, &c2, (struct operand){r1, n, &br1, true}, ow2, n,
+                       conv_k(&c2, 0), &bh2, 0, 0, NULL);
+        bn_ref_train(&b2, N, P * P, (struct operand){h2, n, &bh2, true}, a2);
         if (proj) {
             ref_conv_forward(&cd, xd, wd, NULL, hd);
             rnd_all(hd, n);
-            bn_ref_train(&bd, N, P * P, hd, ad);
+            bound_bilinear(f_conv_fwd, &cd, ox, owd, n, conv_k(&cd, 0), &bhd, 0, 0, NULL);
+            bn_ref_train(&bd, N, P * P, (struct operand){hd, n, &bhd, true}, ad);
         } else {
             memcpy(ad, xd, n * sizeof *ad);
         }
         ref_add_forward((int64_t)n, a2, ad, sum);
         ref_relu_forward((int64_t)n, sum, y);
-        float *out = run_forward(&t, "residual block", set, x, y);
-        relu_kinks(sum, out, n, max_abs(y, n));
+        by = bound_add(&b2.y, a2, false, proj ? &bd.y : NULL, ad, proj, n);
+        float *out = run_forward(&t, "residual block", set, x, y, &by);
+        relu_kinks(sum, out, y, n, &by);
 
-        /* Backward. */
+        /* Backward (the bounds: every gradient but the relu's is stored). */
         double *dsum = zeros(n), *dh = zeros(n), *dr = zeros(n), *da = zeros(n),
-               *dx = zeros(t.in_n), *dxd = zeros(t.in_n);
-        double *dw1 = zeros((size_t)Wd * C * 9), *dw2 = zeros((size_t)Wd * Wd * 9),
-               *dwd = zeros((size_t)Wd * C);
+               *dx = zeros(nx), *dxd = zeros(nx);
+        double *dw1 = zeros(nw1), *dw2 = zeros(nw2), *dwd = zeros(nwd);
+        struct bound bdh, bdxd = {0}, bdwd = {0}, bdr, bda, bdx1, bdw1, bdw2, bdx;
         ref_relu_backward((int64_t)n, sum, dyd, dsum);
+        struct operand og = {dsum, n, NULL, false};
         if (proj) {
-            ref_batchnorm_backward(N, Wd, P * P, 1e-5, hd, dsum, bd.gamma, bd.mean, bd.var, dh,
-                                   bd.dg, bd.db);
+            bn_ref_backward(&bd, N, P * P, hd, og, dh, &bdh);
             ref_conv_backward_data(&cd, dh, wd, dxd);
             ref_conv_backward_weights(&cd, xd, dh, dwd, NULL);
+            struct operand odh = {dh, n, &bdh, true};
+            bound_bilinear(f_conv_data, &cd, odh, owd, nx, conv_k(&cd, 1), &bdxd, 0, 0, NULL);
+            bound_bilinear(f_conv_filter, &cd, ox, odh, nwd, conv_k(&cd, 2), &bdwd, 0, 0, NULL);
+            bound_free(&bdh);
         } else {
             memcpy(dxd, dsum, n * sizeof *dxd);
         }
-        ref_batchnorm_backward(N, Wd, P * P, 1e-5, h2, dsum, b2.gamma, b2.mean, b2.var, dh, b2.dg,
-                               b2.db);
+        bn_ref_backward(&b2, N, P * P, h2, og, dh, &bdh);
         ref_conv_backward_data(&c2, dh, w2, dr);
         ref_conv_backward_weights(&c2, r1, dh, dw2, NULL);
+        struct operand odh2 = {dh, n, &bdh, true};
+        bound_bilinear(f_conv_data, &c2, odh2, ow2, n, conv_k(&c2, 1), &bdr, 0, 0, NULL);
+        bound_bilinear(f_conv_filter, &c2, (struct operand){r1, n, &br1, true}, odh2, nw2,
+                       conv_k(&c2, 2), &bdw2, 0, 0, NULL);
+        bound_free(&bdh);
         ref_relu_backward((int64_t)n, a1, dr, da);
-        ref_batchnorm_backward(N, Wd, P * P, 1e-5, h1, da, b1.gamma, b1.mean, b1.var, dh, b1.dg,
-                               b1.db);
+        bda = bound_of(dr, &bdr, n);
+        bound_mask(&bda, a1, n);
+        bn_ref_backward(&b1, N, P * P, h1, (struct operand){da, n, &bda, true}, dh, &bdh);
         ref_conv_backward_data(&c1, dh, w1, dx);
         ref_conv_backward_weights(&c1, xd, dh, dw1, NULL);
-        for (size_t i = 0; i < t.in_n; i++) dx[i] += dxd[i];
-        run_backward(&t, "residual block", set, dy, dx);
-        check_tensor(&t, "residual block", set, "a.conv1.weight", true, dw1);
-        check_tensor(&t, "residual block", set, "a.conv2.weight", true, dw2);
+        struct operand odh1 = {dh, n, &bdh, true};
+        bound_bilinear(f_conv_data, &c1, odh1, ow1, nx, conv_k(&c1, 1), &bdx1, 0, 0, NULL);
+        bound_bilinear(f_conv_filter, &c1, ox, odh1, nw1, conv_k(&c1, 2), &bdw1, 0, 0, NULL);
+        bound_free(&bdh);
+        bdx = bound_add(&bdx1, dx, true, proj ? &bdxd : NULL, dxd, proj, nx);
+        for (size_t i = 0; i < nx; i++) dx[i] += dxd[i];
+        run_backward(&t, "residual block", set, dy, dx, &bdx);
+        check_tensor(&t, "residual block", set, "a.conv1.weight", true, dw1, &bdw1);
+        check_tensor(&t, "residual block", set, "a.conv2.weight", true, dw2, &bdw2);
         bn_ref_check(&b1, &t, set);
         bn_ref_check(&b2, &t, set);
         if (proj) {
-            check_tensor(&t, "residual block", set, "a.down.weight", true, dwd);
+            check_tensor(&t, "residual block", set, "a.down.weight", true, dwd, &bdwd);
             bn_ref_check(&bd, &t, set);
         }
 
         /* Evaluation: the running statistics, through the same fused join. */
-        ref_batchnorm_forward_infer(N, Wd, P * P, 1e-5, h1, b1.gamma, b1.beta, b1.rm, b1.rv, a1);
+        struct bound br1e, bh2e, bye;
+        bn_ref_eval(&b1, N, P * P, (struct operand){h1, n, &bh1, true}, a1);
         ref_relu_forward((int64_t)n, a1, r1);
         rnd_all(r1, n);
+        br1e = bound_relu(&b1.e, a1, n);
         ref_conv_forward(&c2, r1, w2, NULL, h2);
         rnd_all(h2, n);
-        ref_batchnorm_forward_infer(N, Wd, P * P, 1e-5, h2, b2.gamma, b2.beta, b2.rm, b2.rv, a2);
-        if (proj)
-            ref_batchnorm_forward_infer(N, Wd, P * P, 1e-5, hd, bd.gamma, bd.beta, bd.rm, bd.rv,
-                                        ad);
+        bound_bilinear(f_conv_fwd, &c2, (struct operand){r1, n, &br1e, true}, ow2, n,
+                       conv_k(&c2, 0), &bh2e, 0, 0, NULL);
+        bn_ref_eval(&b2, N, P * P, (struct operand){h2, n, &bh2e, true}, a2);
+        if (proj) bn_ref_eval(&bd, N, P * P, (struct operand){hd, n, &bhd, true}, ad);
         ref_add_forward((int64_t)n, a2, ad, sum);
         ref_relu_forward((int64_t)n, sum, y);
+        bye = bound_add(&b2.e, a2, false, proj ? &bd.e : NULL, ad, proj, n);
         plan_forward(t.p, false);
         plan_get_output(t.p, out);
-        check("residual block (evaluation)", set, "output", out, y, n);
+        check("residual block (evaluation)", set, "output", out, y, n, &bye);
 
         free(w1), free(w2), free(wd), free(xd), free(dyd), free(x), free(dy), free(out);
         free(h1), free(a1), free(r1), free(h2), free(a2), free(hd), free(ad), free(sum), free(y);
         free(dsum), free(dh), free(dr), free(da), free(dx), free(dxd), free(dw1), free(dw2),
             free(dwd);
+        bound_free(&bh1), bound_free(&br1), bound_free(&bh2), bound_free(&bhd), bound_free(&by);
+        bound_free(&bdxd), bound_free(&bdwd), bound_free(&bdr), bound_free(&bda);
+        bound_free(&bdx1), bound_free(&bdw1), bound_free(&bdw2), bound_free(&bdx);
+        bound_free(&br1e), bound_free(&bh2e), bound_free(&bye);
         bn_ref_close(&b1), bn_ref_close(&b2);
         if (proj) bn_ref_close(&bd);
         net_close(&t);
@@ -787,11 +1339,22 @@ static void test_linear(void **state)
         ref_linear_forward(N, IN, OUT, xd, w, b, y);
         ref_linear_backward_data(N, IN, OUT, dyd, w, dx);
         ref_linear_backward_weights(N, IN, OUT, xd, dyd, dw, bias ? db : NULL);
-        run_check(&t, "linear", set, x, dy, y, dx);
-        check_tensor(&t, "linear", set, "fc.weight", true, dw);
-        if (bias) check_tensor(&t, "linear", set, "fc.bias", true, db);
+        /* One sum per element, of exact inputs (the bias added after the product). */
+        struct lin_geom lg = {N, IN, OUT};
+        struct operand ox = {xd, t.in_n, NULL, false}, ow = {w, (size_t)IN * OUT, NULL, false},
+                       ody = {dyd, t.out_n, NULL, false};
+        struct bound by, bdx, bdw, bdb = {0};
+        bound_bilinear(f_lin_fwd, &lg, ox, ow, t.out_n, IN, &by, 0, 0, NULL);
+        if (bias) bound_bias(&by, y, b, t.out_n, OUT, 1);
+        bound_bilinear(f_lin_data, &lg, ody, ow, t.in_n, OUT, &bdx, 0, 0, NULL);
+        bound_bilinear(f_lin_filter, &lg, ox, ody, (size_t)IN * OUT, N, &bdw,
+                       bias ? (size_t)OUT : 0, N, bias ? &bdb : NULL);
+        run_check(&t, "linear", set, x, dy, y, &by, dx, &bdx);
+        check_tensor(&t, "linear", set, "fc.weight", true, dw, &bdw);
+        if (bias) check_tensor(&t, "linear", set, "fc.bias", true, db, &bdb);
         free(w), free(b), free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(dw),
             free(db);
+        bound_free(&by), bound_free(&bdx), bound_free(&bdw), bound_free(&bdb);
         net_close(&t);
     }
 }
@@ -820,10 +1383,25 @@ static void test_flatten_blocked(void **state)
     ref_linear_backward_data(N, (int)F, 4, dyd, fw, dh);
     ref_linear_backward_weights(N, (int)F, 4, h, dyd, dfw, NULL);
     ref_conv_backward_data(&c, dh, w, dx);
-    run_check(&t, "conv + flatten + linear", "K24 6x5", x, dy, y, dx);
-    check_tensor(&t, "linear", "after flatten", "fc.weight", true, dfw);
+    /* The conv's output and its gradient are stored in the compute type between the two. */
+    const size_t nh = (size_t)N * F;
+    struct lin_geom lg = {N, (int)F, 4};
+    struct operand ox = {xd, t.in_n, NULL, false}, ow = {w, (size_t)K * C * 9, NULL, false},
+                   ofw = {fw, 4 * F, NULL, false}, ody = {dyd, t.out_n, NULL, false};
+    struct bound bh, by, bdh, bdx, bdfw;
+    bound_bilinear(f_conv_fwd, &c, ox, ow, nh, conv_k(&c, 0), &bh, 0, 0, NULL);
+    struct operand oh = {h, nh, &bh, true};
+    bound_bilinear(f_lin_fwd, &lg, oh, ofw, t.out_n, (double)F, &by, 0, 0, NULL);
+    bound_bias(&by, y, fb, t.out_n, 4, 1);
+    bound_bilinear(f_lin_data, &lg, ody, ofw, nh, 4, &bdh, 0, 0, NULL);
+    bound_bilinear(f_conv_data, &c, (struct operand){dh, nh, &bdh, true}, ow, t.in_n,
+                   conv_k(&c, 1), &bdx, 0, 0, NULL);
+    bound_bilinear(f_lin_filter, &lg, oh, ody, 4 * F, N, &bdfw, 0, 0, NULL);
+    run_check(&t, "conv + flatten + linear", "K24 6x5", x, dy, y, &by, dx, &bdx);
+    check_tensor(&t, "linear", "after flatten", "fc.weight", true, dfw, &bdfw);
     free(w), free(fw), free(fb), free(xd), free(dyd), free(x), free(dy), free(h), free(y),
         free(dh), free(dx), free(dfw);
+    bound_free(&bh), bound_free(&by), bound_free(&bdh), bound_free(&bdx), bound_free(&bdfw);
     net_close(&t);
 }
 
@@ -923,7 +1501,18 @@ static void test_loss(void **state)
         plan_backward(t.p, NULL);
         float *g = malloc(t.in_n * sizeof *g);
         plan_get_input_grad(t.p, g);
-        check("softmax cross-entropy", set, "gradient of the logits", g, dz, t.in_n);
+        /* dz = (softmax - target) / N from fp32 exponentials and a sum of K, stored once:
+         * its terms are the softmax's and the target's. */
+        struct bound bdz = {.s = zeros(t.in_n), .sk = sqrt(K) + 4};
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < K; j++) {
+                double qt = soft ? qd[i * K + j]
+                                 : (1 - smoothing[s]) * (j == lab[i]) + smoothing[s] / K;
+                size_t at = (size_t)i * K + (size_t)j;
+                bdz.s[at] = (fabs(N * dz[at] + qt) + fabs(qt)) / N;
+            }
+        check("softmax cross-entropy", set, "gradient of the logits", g, dz, t.in_n, &bdz);
+        bound_free(&bdz);
         if (soft) { /* the next input's labels replace the targets */
             plan_set_input(t.p, z, labels);
             plan_forward(t.p, true);
@@ -988,8 +1577,8 @@ static void test_optimizers(void **state)
                 ref_adam_step(OUT, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decoupled,
                               step, b, gbd, mb, vb);
             }
-            check_tensor(&t, names[kind], "after a step", "fc.weight", false, w);
-            check_tensor(&t, names[kind], "after a step", "fc.bias", false, b);
+            check_tensor(&t, names[kind], "after a step", "fc.weight", false, w, NULL);
+            check_tensor(&t, names[kind], "after a step", "fc.bias", false, b, NULL);
             free(xd), free(dyd), free(x), free(dy);
         }
         free(w), free(b), free(mw), free(vw), free(mb), free(vb);

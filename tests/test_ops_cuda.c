@@ -8,21 +8,23 @@
  * three times: fp32 (TF32 off), bf16 and fp16. Exit 77 (skipped) without a usable GPU; with
  * RUNNER_REQUIRE_GPU=1 that is a failure.
  *
- * Tolerances, as max |got - want| / max |want| over a tensor:
- * - fp32, TF32 off: 1e-4, as the CPU backend (fp32 sums of at most a few thousand terms).
- * - bf16 (8 significand bits, unit roundoff u = 2^-8) and fp16 (11 bits, u = 2^-11): every
- *   input, weight and output gradient given to the plan is exact in the compute type, and
- *   convolutions, matrix products, batchnorm and pooling sum in fp32 (cuDNN's and cuBLAS's
- *   compute type), so an output differs from the reference only by the roundings of the
- *   tensors the backend stores in 16 bits (outputs, intermediate activations, gradients),
- *   each at most u of its value, plus the fp32 sums' L 2^-24 <= 1.2e-4 for the longest
- *   reduction here (L = 2048, the linear layer) -- it does not grow with the reduction length
- *   as a 16-bit accumulation would (about sqrt(L) u). One op: 8u (bf16 3.1e-2, fp16 3.9e-3);
- *   a residual block, whose chain rounds about twice as often (conv, bn, relu, conv, bn, add,
- *   relu and back): 16u (bf16 6.3e-2, fp16 7.8e-3). The loss: relative 1e-5 (fp32 on exact
- *   logits). Weights after optimizer steps from the plan's own gradients: 1e-4 in every
- *   precision (fp32 master weights and optimizer state). Dropout: each element within
- *   max(1e-6, 2u |want|).
+ * Tolerances: every element within the bound that follows from the compute type, derived in
+ * tests/ops_cases.h ("Error bounds"). Every input, weight and output gradient given to the
+ * plan is exact in the compute type and the backend sums in fp32 (cuDNN's and cuBLAS's
+ * compute type, TF32 off, cuBLAS kept from reducing in 16 bits), so element i of a result may
+ * be off by u |want_i| (its own rounding; u = 2^-24 fp32, 2^-11 fp16, 2^-8 bf16), plus
+ * 6 u sqrt(q_i) for the values stored in the compute type on its way (q_i: the sum of their
+ * squares times their coefficients squared: the intermediate tensors of a chain and the
+ * allowance for partial results a library keeps in the output's type; Hoeffding's
+ * inequality), plus 6 sk 2^-23 s_i for the fp32 sums (s_i: the sum of |terms| through the
+ * chain, sk: the sum of sqrt(K) over its reductions of K terms; Higham and Mary's
+ * probabilistic bound), plus half fp16's smallest subnormal per rounding. The reduction
+ * lengths: a conv's C/g R S (forward), K/g R S (data), N P Q (filter), a linear layer's IN,
+ * OUT and N, batchnorm's N H W, a pool's k^2. A 10% error of a bf16 result fails
+ * (test_ops_cpu's test_bounds_tight). The loss: relative 1e-5 (fp32 on exact logits). Weights
+ * after optimizer steps from the plan's own gradients: 1e-4 of the tensor's largest
+ * magnitude in every precision (fp32 master weights and optimizer state, as on the CPU).
+ * Dropout: each element within max(1e-6, 2u |want|).
  */
 #ifndef RUNNER_HAVE_CUDA
 #error "test_ops_cuda.c is built only with the CUDA backend (RUNNER_HAVE_CUDA)"
@@ -30,14 +32,13 @@
 
 #include "ops_cases.h"
 
-/* The CUDA backend on device 0 with precision pr and bits significand bits. */
+/* The CUDA backend on device 0 with precision pr and bits significand bits: every op and
+ * block checked element by element against its bound, the optimizer steps against 1e-4. */
 static void use(const char *name, enum plan_precision pr, int bits)
 {
-    double u = ldexp(1.0, -bits);
     struct ops_target t = {.name = name, .be = &backend_cuda,
                            .opt = {.precision = pr, .tf32 = false, .device = 0}, .bits = bits,
-                           .tol = 8 * u, .tol_block = 16 * u, .tol_update = 1e-4};
-    if (pr == PLAN_FP32) t.tol = t.tol_block = 1e-4;
+                           .bounds = true, .tol_update = 1e-4};
     ops_target_use(&t);
 }
 
