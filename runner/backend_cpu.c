@@ -721,7 +721,7 @@ static enum status cpu_create(struct plan *p, struct diag *d)
 /* --------------------------------------------------------------------------------------- */
 /* Running */
 
-static void run(struct cpu *c, enum cpu_phase ph)
+static enum status run(struct cpu *c, enum cpu_phase ph)
 {
     bool profile = c->plan->opt.profile;
     for (size_t i = 0; i < c->nsteps[ph]; i++) {
@@ -730,17 +730,18 @@ static void run(struct cpu *c, enum cpu_phase ph)
         if (s->prim) {
             dnnl_status_t st = dnnl_primitive_execute(s->prim, c->stream, s->nargs + 1, s->exec);
             if (st != dnnl_success) {
-                /* The arguments were checked when the plan was built: a bug, not bad input. */
-                fprintf(stderr, "runner: oneDNN failed (status %d) running %s%s%s\n", (int)st,
-                        s->layer ? "layer '" : "a plan step", s->layer ? s->layer->name : "",
-                        s->layer ? "'" : "");
+                /* The arguments were checked when the plan was built: a bug, not bad input.
+                 * What does not fit goes first, then the failure. */
                 const_dnnl_primitive_desc_t pd;
                 dnnl_primitive_get_primitive_desc(s->prim, &pd);
                 for (int a = 0; a < s->nargs; a++)
                     if (!onednn_pd_arg_is(pd, s->args[a].dnnl_arg, &s->args[a].md))
                         fprintf(stderr, "  argument %d: not an argument of it, or laid out "
                                 "otherwise\n", s->args[a].dnnl_arg);
-                abort();
+                plan_fail(c->plan, "oneDNN failed (status %d) running %s%s%s", (int)st,
+                          s->layer ? "layer '" : "a plan step", s->layer ? s->layer->name : "",
+                          s->layer ? "'" : "");
+                return STATUS_RUNTIME;
             }
         } else
             s->kernel(c, s);
@@ -751,6 +752,7 @@ static void run(struct cpu *c, enum cpu_phase ph)
         }
     }
     dnnl_stream_wait(c->stream);
+    return STATUS_OK;
 }
 
 static void cpu_timings(struct plan *p, plan_timing_fn fn, void *ctx)
@@ -787,36 +789,37 @@ static size_t out_bytes(struct cpu *c)
            sizeof(float);
 }
 
-static void cpu_forward(struct plan *p, bool train)
+static enum status cpu_forward(struct plan *p, bool train)
 {
-    run(p->impl, train ? CPU_FWD_TRAIN : CPU_FWD_EVAL);
+    return run(p->impl, train ? CPU_FWD_TRAIN : CPU_FWD_EVAL);
 }
 
-static double cpu_loss(struct plan *p, double smoothing)
+static enum status cpu_loss(struct plan *p, double smoothing, double *loss)
 {
     struct cpu *c = p->impl;
-    return loss_kernel(buf_ptr(c, c->out_plain), c->labels, c->soft ? c->targets : NULL,
-                       cpu_batch(c),
-                       shape_numel(&c->g->layers[c->g->output].out), smoothing,
-                       buf_ptr(c, c->grad_plain), buf_ptr(c, c->row_loss));
+    *loss = loss_kernel(buf_ptr(c, c->out_plain), c->labels, c->soft ? c->targets : NULL,
+                        cpu_batch(c), shape_numel(&c->g->layers[c->g->output].out), smoothing,
+                        buf_ptr(c, c->grad_plain), buf_ptr(c, c->row_loss));
+    return STATUS_OK;
 }
 
-static void cpu_backward(struct plan *p, const float *dy)
+static enum status cpu_backward(struct plan *p, const float *dy)
 {
     struct cpu *c = p->impl;
     if (dy) memcpy(buf_ptr(c, c->grad_plain), dy, out_bytes(c));
-    run(c, CPU_BWD);
+    return run(c, CPU_BWD);
 }
 
-static void cpu_get_output(struct plan *p, float *y)
+static enum status cpu_get_output(struct plan *p, float *y)
 {
     struct cpu *c = p->impl;
     memcpy(y, buf_ptr(c, c->out_plain), out_bytes(c));
+    return STATUS_OK;
 }
 
 /* Copies between a plain buffer and memory laid out as md (a reorder: plan edges only). */
-static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside, void *plain,
-                      bool in)
+static enum status edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside,
+                             void *plain, bool in)
 {
     struct onednn_mds tmp = {0}; /* the plain layout, made for this copy only */
     dnnl_memory_desc_t pmd;
@@ -828,7 +831,7 @@ static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside,
         else
             memcpy(plain, inside, n);
         onednn_mds_free(&tmp);
-        return;
+        return STATUS_OK;
     }
     dnnl_memory_t a, b;
     dnnl_primitive_desc_t pd;
@@ -837,80 +840,94 @@ static void edge_copy(struct cpu *c, const dnnl_memory_desc_t *md, void *inside,
     if (onednn_memory_create(&a, smd, c->eng, in ? plain : inside) ||
         onednn_memory_create(&b, dmd, c->eng, in ? inside : plain) ||
         onednn_reorder_pd(&pd, smd, dmd, c->eng, NULL) || dnnl_primitive_create(&r, pd)) {
-        fprintf(stderr, "runner: oneDNN reorder at the plan's edge failed\n");
-        abort();
+        onednn_mds_free(&tmp);
+        plan_fail(c->plan, "oneDNN's reorder at the plan's edge failed");
+        return STATUS_RUNTIME;
     }
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
-    dnnl_primitive_execute(r, c->stream, 2, args);
+    dnnl_status_t st = dnnl_primitive_execute(r, c->stream, 2, args);
     dnnl_stream_wait(c->stream);
     dnnl_primitive_destroy(r);
     dnnl_primitive_desc_destroy(pd);
     dnnl_memory_destroy(a);
     dnnl_memory_destroy(b);
     onednn_mds_free(&tmp);
+    if (st == dnnl_success) return STATUS_OK;
+    plan_fail(c->plan, "oneDNN's reorder at the plan's edge failed (status %d)", (int)st);
+    return STATUS_RUNTIME;
 }
 
 /* The input is laid out plain (NCHW, as build makes in_md): a batch is copied as it is. */
-static void cpu_get_input_grad(struct plan *p, float *dx)
+static enum status cpu_get_input_grad(struct plan *p, float *dx)
 {
     struct cpu *c = p->impl;
-    if (c->in_grad < 0) return;
-    memcpy(dx, buf_ptr(c, c->in_grad), onednn_md_size(&c->in_md));
+    size_t n = onednn_md_size(&c->in_md);
+    if (c->in_grad < 0)
+        memset(dx, 0, n); /* nothing reaches the input */
+    else
+        memcpy(dx, buf_ptr(c, c->in_grad), n);
+    return STATUS_OK;
 }
 
-static void cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
+static enum status cpu_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
     struct cpu *c = p->impl;
     memcpy(buf_ptr(c, c->in_buf), x, onednn_md_size(&c->in_md));
     if (labels) memcpy(c->labels, labels, (size_t)cpu_batch(c) * sizeof *labels);
     c->soft = false;
+    return STATUS_OK;
 }
 
-static void cpu_set_targets(struct plan *p, const float *q)
+static enum status cpu_set_targets(struct plan *p, const float *q)
 {
     struct cpu *c = p->impl;
     if (q) memcpy(c->targets, q, (size_t)cpu_batch(c) * (size_t)cpu_classes(c) * sizeof *q);
     c->soft = q != NULL;
+    return STATUS_OK;
 }
 
-static void cpu_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
-                           const void *src)
+static enum status cpu_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
+                                  const void *src)
 {
     struct cpu *c = p->impl;
     size_t i = (size_t)(t - c->g->tensors);
     if (t->t.dtype == TENSOR_I64) {
         if (!grad) memcpy(c->params + c->toff[i], src, 8);
-        return;
+        return STATUS_OK;
     }
-    edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], (void *)src, true);
+    return edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], (void *)src,
+                     true);
 }
 
-static void cpu_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad, void *dst)
+static enum status cpu_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
+                                  void *dst)
 {
     struct cpu *c = p->impl;
     size_t i = (size_t)(t - c->g->tensors);
     if (t->t.dtype == TENSOR_I64) {
         memcpy(dst, c->params + c->toff[i], 8);
-        return;
+        return STATUS_OK;
     }
-    edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], dst, false);
+    return edge_copy(c, &c->tmd[i], (grad ? c->grads : c->params) + c->toff[i], dst, false);
 }
 
 /* Optimizer slots follow the parameter arena's layout, one arena-sized block per slot. */
-static void cpu_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
+static enum status cpu_get_state(struct plan *p, const struct graph_tensor *t, int slot,
+                                 float *dst)
 {
     struct cpu *c = p->impl;
     size_t i = (size_t)(t - c->g->tensors);
-    edge_copy(c, &c->tmd[i], c->optim + (size_t)slot * c->param_bytes + c->toff[i], dst, false);
+    return edge_copy(c, &c->tmd[i], c->optim + (size_t)slot * c->param_bytes + c->toff[i], dst,
+                     false);
 }
 
-static void cpu_set_state(struct plan *p, const struct graph_tensor *t, int slot,
-                          const float *src)
+static enum status cpu_set_state(struct plan *p, const struct graph_tensor *t, int slot,
+                                 const float *src)
 {
     struct cpu *c = p->impl;
     size_t i = (size_t)(t - c->g->tensors);
-    edge_copy(c, &c->tmd[i], c->optim + (size_t)slot * c->param_bytes + c->toff[i], (void *)src,
-              true);
+    return edge_copy(c, &c->tmd[i], c->optim + (size_t)slot * c->param_bytes + c->toff[i],
+                     (void *)src, true);
 }
 
 /* --------------------------------------------------------------------------------------- */

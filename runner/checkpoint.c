@@ -70,6 +70,11 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
                             const struct checkpoint_state *s, const char *dir, int64_t keep,
                             char *path, size_t size, struct diag *d)
 {
+    if (plan_status(p)) { /* the last good checkpoint stays the latest */
+        diag_error(d, (struct mark){0}, "%s: no checkpoint written: the plan failed (%s)", dir,
+                   plan_error(p));
+        return STATUS_RUNTIME;
+    }
     char sub[4200];
     snprintf(sub, sizeof sub, "%s/checkpoints", dir);
     if (!path_mkdirs(sub)) {

@@ -132,9 +132,9 @@ struct cpu_trained {
 void cpu_trained(struct cpu *c, struct cpu_trained *t);
 
 /* The optimizer kernels (the backend's vtable entries; optim_cpu.c). */
-void cpu_update(struct plan *p, const struct plan_optimizer *o, int64_t t);
-double cpu_clip_grad_norm(struct plan *p, double max_norm);
-void cpu_ema_update(struct plan *p, int slot, double decay, bool first);
+enum status cpu_update(struct plan *p, const struct plan_optimizer *o, int64_t t);
+enum status cpu_clip_grad_norm(struct plan *p, double max_norm, double *norm);
+enum status cpu_ema_update(struct plan *p, int slot, double decay, bool first);
 uint64_t cpu_seed(struct cpu *c);
 const struct plan_options *cpu_options(struct cpu *c);
 

@@ -6,9 +6,11 @@
  *
  * Every CUDA, cuDNN and cuBLAS call is checked: at plan time a failure goes to the plan's
  * diagnostics (the call's text, the library's error string, the device, file:line) and the
- * plan is not made; while running, a failure prints the same and exits with status 1 (no
- * state on the GPU can be trusted after it). RUNNER_SYNC_DEBUG=1 synchronizes after every
- * kernel, so an asynchronous failure is blamed on the step that caused it.
+ * plan is not made; while running, a failure says the same through plan_fail and the plan
+ * fails (no state on the GPU can be trusted after it): every entry returns STATUS_RUNTIME.
+ * A failure while capturing a CUDA graph only makes the plan run kernel by kernel, with a
+ * warning. RUNNER_SYNC_DEBUG=1 synchronizes after every kernel, so an asynchronous failure
+ * is blamed on the step that caused it.
  */
 #ifndef RUNNER_CUDA_H
 #define RUNNER_CUDA_H
@@ -64,6 +66,8 @@ struct cuda {
     const struct graph *g;
     struct diag *d;
     bool failed;
+    bool capturing;          /* a graph is being captured: failures are the capture's */
+    char capture_error[512]; /* its first */
     int dev;
     char gpu_name[256];
     int cc; /* compute capability, major * 10 + minor */
@@ -128,6 +132,7 @@ struct cuda {
      * evaluation; NULL: not captured. */
     cudaGraphExec_t step_graph[4], eval_graph;
     struct plan_step step_key[4]; /* what a captured step was captured with */
+    bool step_warm[4], eval_warm;  /* run once kernel by kernel: the next run is captured */
 
     /* --profile: an event after every step of the last program run */
     cudaEvent_t *events[GPU_PROGS];
@@ -135,7 +140,8 @@ struct cuda {
     int64_t *step_calls[GPU_PROGS];
 };
 
-/* Checks a call's result: at plan time into c->d (returns false), else fatal. */
+/* Checks a call's result (false: it failed): at plan time into c->d; while capturing, into
+ * c->capture_error; else the plan fails (plan_fail). */
 bool cuda_check_rt(struct cuda *c, cudaError_t e, const char *call, const char *file, int line);
 bool cuda_check_dnn(struct cuda *c, cudnnStatus_t e, const char *call, const char *file, int line);
 bool cuda_check_blas(struct cuda *c, cublasStatus_t e, const char *call, const char *file,
@@ -160,6 +166,12 @@ bool cuda_describe(struct cuda *c);
 bool cuda_probe_bn(struct cuda *c);
 void cuda_run_step(struct cuda *c, const struct gpu_step *s);
 void cuda_release(struct cuda *c);
+
+/* cuda_backend.c: captures what enqueue enqueues as a CUDA graph into *exec; false (one
+ * warning, graphs off for the plan) when the capture fails. */
+bool cuda_capture(struct cuda *c, cudaGraphExec_t *exec,
+                  void (*enqueue)(struct cuda *, const void *), const void *arg,
+                  const char *what);
 
 /* Device pointer of buffer i (NULL for -1). */
 void *cuda_buf(struct cuda *c, int i);

@@ -26,22 +26,40 @@ static struct cuda *impl(struct plan *p)
 /* --------------------------------------------------------------------------------------- */
 /* Errors */
 
+/* A failed call. At plan time it goes to the plan's diagnostics; while capturing a graph it
+ * is kept for the warning that the step runs kernel by kernel instead; while running, the
+ * plan fails (plan_fail: the terminal and run.log say what), every entry returns
+ * STATUS_RUNTIME from then on, and the caller stops, keeping its last checkpoint. Only the
+ * first failure is reported: what follows from it explains nothing. */
 static bool failed(struct cuda *c, const char *call, const char *what, const char *file, int line)
 {
-    if (c->d) { /* at plan time: the first failure is the one to report */
+    const char *gpu = c->gpu_name[0] ? c->gpu_name : "GPU";
+    if (c->capturing) {
+        if (!c->capture_error[0])
+            snprintf(c->capture_error, sizeof c->capture_error, "%s: %s", call, what);
+        return false;
+    }
+    if (c->d) {
         if (!c->failed)
             diag_error(c->d, (struct mark){0}, "%s failed on cuda:%d (%s): %s (%s:%d)", call,
-                       c->dev, c->gpu_name[0] ? c->gpu_name : "GPU", what, file, line);
+                       c->dev, gpu, what, file, line);
         c->failed = true;
         return false;
     }
-    /* while running: nothing on the device can be trusted any more */
-    fprintf(stderr, "runner: error: %s failed on cuda:%d (%s): %s (%s:%d)\n", call, c->dev,
-            c->gpu_name, what, file, line);
-    if (!c->sync_debug)
-        fprintf(stderr, "runner: hint: errors of CUDA kernels show up at a later call; "
-                        "RUNNER_SYNC_DEBUG=1 checks after every kernel to name the right one\n");
-    exit(1);
+    if (!c->failed) /* nothing on the device can be trusted any more */
+        plan_fail(c->plan, "%s failed on cuda:%d (%s): %s (%s:%d)%s", call, c->dev, gpu, what,
+                  file, line,
+                  c->sync_debug ? "" : "; errors of CUDA kernels show up at a later call: "
+                                       "RUNNER_SYNC_DEBUG=1 checks after every kernel to name "
+                                       "the one that failed");
+    c->failed = true;
+    return false;
+}
+
+/* What a run-time entry returns. */
+static enum status done(const struct cuda *c)
+{
+    return c->failed ? STATUS_RUNTIME : STATUS_OK;
 }
 
 bool cuda_check_rt(struct cuda *c, cudaError_t e, const char *call, const char *file, int line)
@@ -269,7 +287,7 @@ static enum status cuda_create(struct plan *p, struct diag *d)
             for (size_t i = 0; i < n; i++)
                 if (!CU(c, cudaEventCreate(&c->events[pr][i]))) return STATUS_RUNTIME;
         }
-    c->d = NULL; /* from here on, a failure is fatal */
+    c->d = NULL; /* from here on, a failure fails the plan (plan_fail) */
     return STATUS_OK;
 }
 
@@ -335,14 +353,14 @@ static float grad_scale(struct cuda *c)
     return c->h_out->loss_scale;
 }
 
-static void put(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot,
-                const float *src)
+static enum status put(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot,
+                       const float *src)
 {
     size_t ti;
     const struct gpu_tensor *t = dev_tensor(c, gt, &ti);
     if (t->offset < 0) { /* a counter */
         memcpy(&c->counters[ti], src, sizeof *c->counters);
-        return;
+        return STATUS_OK;
     }
     float *host = malloc((size_t)t->numel * sizeof *host);
     if (!host) abort();
@@ -362,15 +380,17 @@ static void put(struct cuda *c, const struct graph_tensor *gt, bool grad, int sl
     free(host);
     if (!grad && slot < 0 && t->trained) c->half_stale = true;
     if (grad) c->checked = false;
+    return done(c);
 }
 
-static void get(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot, float *dst)
+static enum status get(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot,
+                       float *dst)
 {
     size_t ti;
     const struct gpu_tensor *t = dev_tensor(c, gt, &ti);
     if (t->offset < 0) {
         memcpy(dst, &c->counters[ti], sizeof *c->counters);
-        return;
+        return STATUS_OK;
     }
     float *host = malloc((size_t)t->numel * sizeof *host);
     if (!host) abort();
@@ -387,28 +407,31 @@ static void get(struct cuda *c, const struct graph_tensor *gt, bool grad, int sl
     }
     gpu_tensor_from_device(t, host, dst);
     free(host);
+    return done(c);
 }
 
-static void cuda_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
-                            const void *src)
+static enum status cuda_set_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
+                                   const void *src)
 {
-    put(impl(p), t, grad, -1, src);
+    return put(impl(p), t, grad, -1, src);
 }
 
-static void cuda_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad, void *dst)
+static enum status cuda_get_tensor(struct plan *p, const struct graph_tensor *t, bool grad,
+                                   void *dst)
 {
-    get(impl(p), t, grad, -1, dst);
+    return get(impl(p), t, grad, -1, dst);
 }
 
-static void cuda_set_state(struct plan *p, const struct graph_tensor *t, int slot,
-                           const float *src)
+static enum status cuda_set_state(struct plan *p, const struct graph_tensor *t, int slot,
+                                  const float *src)
 {
-    put(impl(p), t, false, slot, src);
+    return put(impl(p), t, false, slot, src);
 }
 
-static void cuda_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
+static enum status cuda_get_state(struct plan *p, const struct graph_tensor *t, int slot,
+                                  float *dst)
 {
-    get(impl(p), t, false, slot, dst);
+    return get(impl(p), t, false, slot, dst);
 }
 
 /* Before writing slot `next`'s pinned memory: a copy staged from it earlier (a batch set
@@ -426,7 +449,7 @@ static void stage(struct cuda *c, void *dst, const void *src, size_t bytes)
     c->staged = true;
 }
 
-static void cuda_set_input(struct plan *p, const float *x, const int32_t *labels)
+static enum status cuda_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
     struct cuda *c = impl(p);
     int64_t n = p->opt.batch;
@@ -442,6 +465,7 @@ static void cuda_set_input(struct plan *p, const float *x, const int32_t *labels
     }
     c->soft = false;
     c->from_dataset = false;
+    return done(c);
 }
 
 static bool cuda_set_dataset(struct plan *p, const struct plan_dataset *ds, char *why,
@@ -466,22 +490,27 @@ static bool cuda_set_dataset(struct plan *p, const struct plan_dataset *ds, char
         return false;
     }
     /* Steps captured with the old images would read freed memory: capture them afresh. */
-    for (int k = 2; k < 4; k++)
-        if (c->step_graph[k]) {
-            CU(c, cudaGraphExecDestroy(c->step_graph[k]));
-            c->step_graph[k] = NULL;
-        }
+    for (int k = 2; k < 4; k++) {
+        if (c->step_graph[k]) CU(c, cudaGraphExecDestroy(c->step_graph[k]));
+        c->step_graph[k] = NULL;
+        c->step_warm[k] = false;
+    }
     if (c->images) CU(c, cudaFree(c->images));
     c->images = NULL;
-    CU(c, cudaMalloc((void **)&c->images, bytes ? bytes : 1));
+    if (!CU(c, cudaMalloc((void **)&c->images, bytes ? bytes : 1))) {
+        c->images = NULL;
+        snprintf(why, size, "%s", plan_error(p));
+        return false;
+    }
     upload(c, c->images, ds->pixels, bytes);
     c->image_count = ds->count;
     c->aug = *a;
-    return true;
+    if (c->failed) snprintf(why, size, "%s", plan_error(p));
+    return !c->failed;
 }
 
-static void cuda_set_batch(struct plan *p, const int64_t *image, const uint64_t *key,
-                           const int32_t *labels)
+static enum status cuda_set_batch(struct plan *p, const int64_t *image, const uint64_t *key,
+                                  const int32_t *labels)
 {
     struct cuda *c = impl(p);
     size_t n = (size_t)p->opt.batch, at = (size_t)c->next * n;
@@ -498,29 +527,32 @@ static void cuda_set_batch(struct plan *p, const int64_t *image, const uint64_t 
     stage(c, c->labels, c->h_labels + at, n * 4);
     c->soft = false;
     c->from_dataset = true;
+    return done(c);
 }
 
-static void cuda_set_targets(struct plan *p, const float *q)
+static enum status cuda_set_targets(struct plan *p, const float *q)
 {
     struct cuda *c = impl(p);
     c->soft = q != NULL;
     if (q) upload(c, c->targets, q, (size_t)(p->opt.batch * c->gp.classes) * 4);
+    return done(c);
 }
 
-static void cuda_get_output(struct plan *p, float *y)
+static enum status cuda_get_output(struct plan *p, float *y)
 {
     struct cuda *c = impl(p);
     download(c, y, cuda_buf(c, c->gp.logits), (size_t)(p->opt.batch * c->gp.classes) * 4);
+    return done(c);
 }
 
-static void cuda_get_input_grad(struct plan *p, float *dx)
+static enum status cuda_get_input_grad(struct plan *p, float *dx)
 {
     struct cuda *c = impl(p);
     const struct shape *in = &p->g->input;
     size_t n = (size_t)(p->opt.batch * shape_numel(in));
     if (c->gp.input_grad < 0) { /* nothing reaches the input */
         memset(dx, 0, n * sizeof *dx);
-        return;
+        return STATUS_OK;
     }
     int d[4];
     cuda_nchw(c, in, 0, d);
@@ -530,6 +562,7 @@ static void cuda_get_input_grad(struct plan *p, float *dx)
     float scale = grad_scale(c);
     if (scale != 1)
         for (size_t i = 0; i < n; i++) dx[i] /= scale;
+    return done(c);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -581,16 +614,31 @@ static void prepare(struct cuda *c, bool train)
         if (c->g->layers[li].op == OP_KIND_BATCHNORM) c->counters[c->g->layers[li].tensor0 + 4]++;
 }
 
-/* Captures what enqueue(c, arg) enqueues as a graph, once. */
-static void capture(struct cuda *c, cudaGraphExec_t *exec, void (*enqueue)(struct cuda *, const void *),
-                    const void *arg)
+/*
+ * Captures what enqueue(c, arg) enqueues as a graph (`what`, for the warning). A program is
+ * captured only once it has run kernel by kernel (cuda_warm), so that lazy module loading and
+ * the libraries' first-use set-up are done outside the capture. false when the capture or its
+ * instantiation fails: one warning, and the plan runs kernel by kernel from then on.
+ */
+bool cuda_capture(struct cuda *c, cudaGraphExec_t *exec,
+                  void (*enqueue)(struct cuda *, const void *), const void *arg, const char *what)
 {
-    cudaGraph_t graph;
+    cudaGraph_t graph = NULL;
+    c->capturing = true;
+    c->capture_error[0] = 0;
     CU(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
     enqueue(c, arg);
     CU(c, cudaStreamEndCapture(c->stream, &graph));
-    CU(c, cudaGraphInstantiate(exec, graph, 0));
-    CU(c, cudaGraphDestroy(graph));
+    if (!c->capture_error[0]) CU(c, cudaGraphInstantiate(exec, graph, 0));
+    if (graph) cudaGraphDestroy(graph);
+    c->capturing = false;
+    if (!c->capture_error[0]) return true;
+    *exec = NULL;
+    (void)cudaGetLastError(); /* the capture's error is not the next call's */
+    c->use_graphs = false;
+    plan_warn(c->plan, "cuda:%d: capturing %s as a CUDA graph failed (%s); running it kernel "
+              "by kernel from now on (slower)", c->dev, what, c->capture_error);
+    return false;
 }
 
 static void enqueue_eval(struct cuda *c, const void *arg)
@@ -599,20 +647,23 @@ static void enqueue_eval(struct cuda *c, const void *arg)
     run(c, GPU_PROG_FWD_EVAL);
 }
 
-static void cuda_forward(struct plan *p, bool train)
+static enum status cuda_forward(struct plan *p, bool train)
 {
     struct cuda *c = impl(p);
     prepare(c, train);
-    if (train) {
+    bool graph = !train && c->use_graphs && !c->from_dataset;
+    if (graph && !c->eval_graph && c->eval_warm)
+        cuda_capture(c, &c->eval_graph, enqueue_eval, NULL, "the evaluation");
+    if (graph) c->eval_warm = true;
+    if (train)
         run(c, GPU_PROG_FWD_TRAIN);
-    } else if (c->use_graphs && !c->from_dataset) {
-        if (!c->eval_graph) capture(c, &c->eval_graph, enqueue_eval, NULL);
+    else if (c->use_graphs && c->eval_graph)
         CU(c, cudaGraphLaunch(c->eval_graph, c->stream));
-    } else {
+    else
         run(c, GPU_PROG_FWD_EVAL);
-    }
     c->checked = false;
     CU(c, cudaStreamSynchronize(c->stream)); /* done on return, as the CPU's */
+    return done(c);
 }
 
 static void enqueue_loss(struct cuda *c, double smoothing)
@@ -622,15 +673,16 @@ static void enqueue_loss(struct cuda *c, double smoothing)
                            cuda_buf(c, c->gp.dlogits), c->d_in, c->d_out, c->stream));
 }
 
-static double cuda_loss(struct plan *p, double smoothing)
+static enum status cuda_loss(struct plan *p, double smoothing, double *loss)
 {
     struct cuda *c = impl(p);
     enqueue_loss(c, smoothing);
     download(c, c->h_out, c->d_out, sizeof *c->h_out);
-    return (double)c->h_out->loss_sum / (double)p->opt.batch;
+    *loss = (double)c->h_out->loss_sum / (double)p->opt.batch;
+    return done(c);
 }
 
-static void cuda_backward(struct plan *p, const float *dy)
+static enum status cuda_backward(struct plan *p, const float *dy)
 {
     struct cuda *c = impl(p);
     if (dy) {
@@ -649,6 +701,7 @@ static void cuda_backward(struct plan *p, const float *dy)
     run(c, GPU_PROG_BWD);
     c->checked = false;
     CU(c, cudaStreamSynchronize(c->stream));
+    return done(c);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -707,7 +760,7 @@ static void step_inputs(struct cuda *c, const struct plan_step *st, bool known)
 }
 
 /* The eager entries (plan_update calls them in turn): update t is number t. */
-static void cuda_update(struct plan *p, const struct plan_optimizer *o, int64_t t)
+static enum status cuda_update(struct plan *p, const struct plan_optimizer *o, int64_t t)
 {
     struct cuda *c = impl(p);
     struct plan_step st = {.opt = *o, .t = t, .ema_slot = -1};
@@ -718,18 +771,20 @@ static void cuda_update(struct plan *p, const struct plan_optimizer *o, int64_t 
     c->checked = false;
     CU(c, cudaStreamSynchronize(c->stream));
     restore_scale(c);
+    return done(c);
 }
 
-static double cuda_clip_grad_norm(struct plan *p, double max_norm)
+static enum status cuda_clip_grad_norm(struct plan *p, double max_norm, double *norm)
 {
     struct cuda *c = impl(p);
     enqueue_check(c, max_norm);
     c->checked = true;
     download(c, c->h_out, c->d_out, sizeof *c->h_out);
-    return c->h_out->grad_norm;
+    *norm = c->h_out->grad_norm;
+    return done(c);
 }
 
-static void cuda_ema_update(struct plan *p, int slot, double decay, bool first)
+static enum status cuda_ema_update(struct plan *p, int slot, double decay, bool first)
 {
     struct cuda *c = impl(p);
     c->h_in->set_updates = 1; /* the EMA's first update copies: none applied before */
@@ -737,6 +792,7 @@ static void cuda_ema_update(struct plan *p, int slot, double decay, bool first)
     CU(c, cudaMemcpyAsync(c->d_in, c->h_in, sizeof *c->d_in, cudaMemcpyHostToDevice, c->stream));
     CU(c, gpu_ema(&c->trained, slot, decay, c->d_in, c->d_out, c->stream));
     CU(c, cudaStreamSynchronize(c->stream));
+    return done(c);
 }
 
 /* The whole step, as one CUDA graph replay (or kernel by kernel). */
@@ -758,27 +814,29 @@ static void enqueue_step(struct cuda *c, const void *arg)
  * be done, which it nearly always is by the time this one is enqueued. The device is never
  * left idle while the host prepares the next batch.
  */
-static void cuda_step_start(struct plan *p, const struct plan_step *st)
+static enum status cuda_step_start(struct plan *p, const struct plan_step *st)
 {
     struct cuda *c = impl(p);
     int s = c->next;
     restore_scale(c);
     step_inputs(c, st, c->inflight == 0);
     prepare(c, true); /* h_in to the device, the update's values with it */
+    int k = c->soft + 2 * c->from_dataset;
     if (c->use_graphs) {
-        int k = c->soft + 2 * c->from_dataset;
         if (c->step_graph[k] && !gpu_same_step(&c->step_key[k], st)) {
             CU(c, cudaGraphExecDestroy(c->step_graph[k]));
             c->step_graph[k] = NULL;
         }
-        if (!c->step_graph[k]) {
-            capture(c, &c->step_graph[k], enqueue_step, st);
+        /* the first step of each kind runs kernel by kernel; the second is captured */
+        if (!c->step_graph[k] && c->step_warm[k] &&
+            cuda_capture(c, &c->step_graph[k], enqueue_step, st, "the training step"))
             c->step_key[k] = *st;
-        }
-        CU(c, cudaGraphLaunch(c->step_graph[k], c->stream));
-    } else {
-        enqueue_step(c, st);
+        c->step_warm[k] = true;
     }
+    if (c->use_graphs && c->step_graph[k])
+        CU(c, cudaGraphLaunch(c->step_graph[k], c->stream));
+    else
+        enqueue_step(c, st);
     CU(c, cudaMemcpyAsync(&c->h_res[s], c->d_out, sizeof *c->h_res, cudaMemcpyDeviceToHost,
                           c->stream));
     CU(c, cudaEventRecord(c->done[s], c->stream));
@@ -790,9 +848,10 @@ static void cuda_step_start(struct plan *p, const struct plan_step *st)
     if (c->recorded[c->next]) CU(c, cudaEventSynchronize(c->done[c->next]));
     c->h_ins[c->next] = c->h_ins[s];
     c->h_in = &c->h_ins[c->next];
+    return done(c);
 }
 
-static void cuda_step_wait(struct plan *p, struct plan_step_result *r)
+static enum status cuda_step_wait(struct plan *p, struct plan_step_result *r)
 {
     struct cuda *c = impl(p);
     if (!c->inflight) abort();
@@ -806,6 +865,7 @@ static void cuda_step_wait(struct plan *p, struct plan_step_result *r)
     r->updates = o->updates;
     c->oldest = s ^ 1;
     c->inflight--;
+    return done(c);
 }
 
 static void cuda_timings(struct plan *p, plan_timing_fn fn, void *ctx)

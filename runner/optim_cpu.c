@@ -132,7 +132,7 @@ static void adam_step(struct plan *p, const struct plan_adam *o, int64_t t)
  * the threads that compute it. */
 #define NORM_CHUNKS 256
 
-double cpu_clip_grad_norm(struct plan *p, double max_norm)
+enum status cpu_clip_grad_norm(struct plan *p, double max_norm, double *out)
 {
     struct cpu_trained arenas, *c = &arenas;
     cpu_trained(p->impl, &arenas);
@@ -156,18 +156,20 @@ double cpu_clip_grad_norm(struct plan *p, double max_norm)
 #pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++) g[i] *= f;
     }
-    return norm;
+    *out = norm;
+    return STATUS_OK;
 }
 
-void cpu_update(struct plan *p, const struct plan_optimizer *o, int64_t t)
+enum status cpu_update(struct plan *p, const struct plan_optimizer *o, int64_t t)
 {
     if (o->kind == PLAN_OPT_SGD)
         sgd_step(p, &o->u.sgd, t == 1);
     else
         adam_step(p, &o->u.adam, t);
+    return STATUS_OK;
 }
 
-void cpu_ema_update(struct plan *p, int slot, double decay, bool first)
+enum status cpu_ema_update(struct plan *p, int slot, double decay, bool first)
 {
     struct cpu_trained arenas, *c = &arenas;
     cpu_trained(p->impl, &arenas);
@@ -176,9 +178,10 @@ void cpu_ema_update(struct plan *p, int slot, double decay, bool first)
     float *restrict ema = (float *)(c->optim + (size_t)slot * c->param_bytes);
     if (first) {
         memcpy(ema, w, c->param_bytes);
-        return;
+        return STATUS_OK;
     }
     const float d = (float)decay, d1 = (float)(1 - decay);
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) ema[i] = d * ema[i] + d1 * w[i];
+    return STATUS_OK;
 }

@@ -6,6 +6,7 @@
 #include "plan.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,61 @@ double plan_clock(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* Failures and warnings */
+
+enum status plan_status(const struct plan *p)
+{
+    return p->status;
+}
+
+const char *plan_error(const struct plan *p)
+{
+    return p->error;
+}
+
+static void message(struct plan *p, bool error, const char *line)
+{
+    if (p->opt.message)
+        p->opt.message(p->opt.message_ctx, error, line);
+    else
+        fprintf(stderr, "runner: %s: %s\n", error ? "error" : "warning", line);
+}
+
+void plan_fail(struct plan *p, const char *fmt, ...)
+{
+    if (p->status) return; /* the first failure is the one that explains */
+    p->status = STATUS_RUNTIME;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->error, sizeof p->error, fmt, ap);
+    va_end(ap);
+    message(p, true, p->error);
+}
+
+void plan_warn(struct plan *p, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    message(p, false, line);
+}
+
+/* Records a backend entry's result; true when the plan still works. */
+static bool note(struct plan *p, enum status st)
+{
+    if (st && !p->status) plan_fail(p, "the %s backend failed", p->be->name);
+    return !p->status;
+}
+
+/* Bytes of tensor t as it crosses the edge (f32, or the i64 counters). */
+static size_t tensor_bytes(const struct graph_tensor *t)
+{
+    return (size_t)op_tensor_numel(&t->t) * (t->t.dtype == TENSOR_I64 ? 8 : 4);
 }
 
 /* Adds the time since t0 to pass ps. */
@@ -67,24 +123,26 @@ void plan_free(struct plan *p)
 
 void plan_set_tensor(struct plan *p, const struct graph_tensor *t, const void *src)
 {
-    p->be->set_tensor(p, t, false, src);
+    if (!p->status) note(p, p->be->set_tensor(p, t, false, src));
 }
 
 void plan_get_tensor(struct plan *p, const struct graph_tensor *t, void *dst)
 {
-    p->be->get_tensor(p, t, false, dst);
+    if (p->status || !note(p, p->be->get_tensor(p, t, false, dst)))
+        memset(dst, 0, tensor_bytes(t));
 }
 
 void plan_set_grad(struct plan *p, const struct graph_tensor *t, const float *src)
 {
     if (p->opt.eval_only || t->t.role != TENSOR_PARAM) abort();
-    p->be->set_tensor(p, t, true, src);
+    if (!p->status) note(p, p->be->set_tensor(p, t, true, src));
 }
 
 void plan_get_grad(struct plan *p, const struct graph_tensor *t, float *dst)
 {
     if (p->opt.eval_only) abort();
-    p->be->get_tensor(p, t, true, dst);
+    if (p->status || !note(p, p->be->get_tensor(p, t, true, dst)))
+        memset(dst, 0, tensor_bytes(t));
 }
 
 void plan_init_params(struct plan *p, uint64_t seed)
@@ -121,7 +179,7 @@ void plan_init_params(struct plan *p, uint64_t seed)
                 buf[j] = (float)v;
             }
         }
-        p->be->set_tensor(p, &g->tensors[i], false, buf);
+        plan_set_tensor(p, &g->tensors[i], buf);
     }
     free(buf);
 }
@@ -129,12 +187,16 @@ void plan_init_params(struct plan *p, uint64_t seed)
 void plan_set_input(struct plan *p, const float *x, const int32_t *labels)
 {
     if (labels) memcpy(p->labels, labels, (size_t)p->opt.batch * sizeof *labels);
-    p->be->set_input(p, x, labels);
+    if (!p->status) note(p, p->be->set_input(p, x, labels));
 }
 
 bool plan_set_dataset(struct plan *p, const struct plan_dataset *ds, char *why, size_t size)
 {
     if (p->opt.eval_only) abort();
+    if (p->status) {
+        snprintf(why, size, "%s", p->error);
+        return false;
+    }
     if (p->be->set_dataset) return p->be->set_dataset(p, ds, why, size);
     free(p->data_aug), free(p->data_x);
     p->data_aug = malloc(sizeof *p->data_aug);
@@ -184,37 +246,39 @@ void plan_set_batch(struct plan *p, const int64_t *image, const uint64_t *key,
                     const int32_t *labels)
 {
     memcpy(p->labels, labels, (size_t)p->opt.batch * sizeof *labels);
+    if (p->status) return;
     if (p->be->set_batch) {
-        p->be->set_batch(p, image, key, labels);
+        note(p, p->be->set_batch(p, image, key, labels));
         return;
     }
     if (!p->data_aug) abort(); /* plan_set_dataset first */
     host_batch(p, image, key);
-    p->be->set_input(p, p->data_x, labels);
+    note(p, p->be->set_input(p, p->data_x, labels));
 }
 
 void plan_get_state(struct plan *p, const struct graph_tensor *t, int slot, float *dst)
 {
     if (t->t.role != TENSOR_PARAM || slot < 0 || slot >= p->opt.optimizer_slots) abort();
-    p->be->get_state(p, t, slot, dst);
+    if (p->status || !note(p, p->be->get_state(p, t, slot, dst)))
+        memset(dst, 0, tensor_bytes(t));
 }
 
 void plan_set_state(struct plan *p, const struct graph_tensor *t, int slot, const float *src)
 {
     if (t->t.role != TENSOR_PARAM || slot < 0 || slot >= p->opt.optimizer_slots) abort();
-    p->be->set_state(p, t, slot, src);
+    if (!p->status) note(p, p->be->set_state(p, t, slot, src));
 }
 
 void plan_set_targets(struct plan *p, const float *q)
 {
-    p->be->set_targets(p, q);
+    if (!p->status) note(p, p->be->set_targets(p, q));
 }
 
 void plan_forward(struct plan *p, bool train)
 {
     if (train && p->opt.eval_only) abort(); /* a caller's bug: see plan_options */
     double t0 = plan_clock();
-    p->be->forward(p, train);
+    if (!p->status) note(p, p->be->forward(p, train));
     if (train) p->steps++;
     account(p, train ? PLAN_FORWARD : PLAN_EVAL, t0);
 }
@@ -222,8 +286,8 @@ void plan_forward(struct plan *p, bool train)
 double plan_loss(struct plan *p, double smoothing)
 {
     if (p->opt.eval_only) abort();
-    double t0 = plan_clock();
-    double loss = p->be->loss(p, smoothing);
+    double t0 = plan_clock(), loss = 0;
+    if (!p->status && !note(p, p->be->loss(p, smoothing, &loss))) loss = 0;
     account(p, PLAN_LOSS, t0);
     return loss;
 }
@@ -232,18 +296,20 @@ void plan_backward(struct plan *p, const float *dy)
 {
     if (p->opt.eval_only) abort();
     double t0 = plan_clock();
-    p->be->backward(p, dy);
+    if (!p->status) note(p, p->be->backward(p, dy));
     account(p, PLAN_BACKWARD, t0);
 }
 
 void plan_get_output(struct plan *p, float *y)
 {
-    p->be->get_output(p, y);
+    size_t n = (size_t)p->opt.batch * (size_t)shape_numel(&p->g->layers[p->g->output].out);
+    if (p->status || !note(p, p->be->get_output(p, y))) memset(y, 0, n * sizeof *y);
 }
 
 void plan_get_input_grad(struct plan *p, float *dx)
 {
-    p->be->get_input_grad(p, dx);
+    size_t n = (size_t)p->opt.batch * (size_t)shape_numel(&p->g->input);
+    if (p->status || !note(p, p->be->get_input_grad(p, dx))) memset(dx, 0, n * sizeof *dx);
 }
 
 /* Optimizer slots an update of o uses. */
@@ -256,7 +322,7 @@ void plan_optimizer_step(struct plan *p, const struct plan_optimizer *o, int64_t
 {
     if (p->opt.eval_only || p->opt.optimizer_slots < slots_of(o) || t < 1) abort();
     double t0 = plan_clock();
-    p->be->update(p, o, t);
+    if (!p->status) note(p, p->be->update(p, o, t));
     account(p, PLAN_UPDATE, t0);
 }
 
@@ -276,7 +342,8 @@ double plan_clip_grad_norm(struct plan *p, double max_norm)
 {
     if (p->opt.eval_only || !(max_norm > 0)) abort();
     double t0 = plan_clock();
-    double norm = p->be->clip_grad_norm(p, max_norm);
+    double norm = 0;
+    if (!p->status && !note(p, p->be->clip_grad_norm(p, max_norm, &norm))) norm = 0;
     p->pass_seconds[PLAN_UPDATE] += plan_clock() - t0;
     return norm;
 }
@@ -285,7 +352,7 @@ void plan_ema_update(struct plan *p, int slot, double decay, bool first)
 {
     if (p->opt.eval_only || slot < 0 || slot >= p->opt.optimizer_slots) abort();
     double t0 = plan_clock();
-    p->be->ema_update(p, slot, decay, first);
+    if (!p->status) note(p, p->be->ema_update(p, slot, decay, first));
     p->pass_seconds[PLAN_UPDATE] += plan_clock() - t0;
 }
 
@@ -307,16 +374,19 @@ static int64_t count_correct(struct plan *p)
 void plan_step_start(struct plan *p, const struct plan_step *st)
 {
     if (p->opt.eval_only || p->started + p->ndone >= 2) abort();
-    if (p->be->step_start) {
+    if (p->be->step_start && !p->status) {
         double t0 = plan_clock();
-        p->be->step_start(p, st);
+        bool ok = note(p, p->be->step_start(p, st));
         p->steps++;
-        p->started++;
         p->pass_seconds[PLAN_FORWARD] += plan_clock() - t0; /* the whole step: one replay */
-        return;
+        if (ok) {
+            p->started++;
+            return;
+        }
     }
     struct plan_step_result *r = &p->done[p->ndone++];
     *r = (struct plan_step_result){0};
+    if (p->status) return; /* a failed plan: an empty result */
     plan_forward(p, true);
     r->loss = plan_loss(p, st->smoothing);
     r->correct = count_correct(p);
@@ -330,7 +400,7 @@ void plan_step_wait(struct plan *p, struct plan_step_result *r)
     if (p->started) {
         double t0 = plan_clock();
         *r = (struct plan_step_result){0};
-        p->be->step_wait(p, r);
+        if (!p->status && !note(p, p->be->step_wait(p, r))) *r = (struct plan_step_result){0};
         p->started--;
         account(p, PLAN_FORWARD, t0);
         return;

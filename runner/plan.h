@@ -50,6 +50,10 @@ struct plan_options {
     bool no_graph;       /* run every kernel from the host instead of replaying CUDA graphs */
     int device;          /* cuda:N */
     const char *algo_cache; /* file of searched convolution algorithms; NULL: none kept */
+    /* Where the backend's run-time warnings and its failure go, a line each without the
+     * newline (error: the failure); NULL: standard error, as "runner: warning: ..." */
+    void (*message)(void *ctx, bool error, const char *line);
+    void *message_ctx;
 };
 
 struct plan_sizes {
@@ -127,43 +131,51 @@ typedef void (*plan_timing_fn)(void *ctx, const struct plan_timing *t);
 
 struct plan;
 
-/* A backend: what it can run and how it builds a plan (backend_cpu.c, backend_cuda.cu). */
+/* A backend: what it can run and how it builds a plan (backend_cpu.c, backend_cuda.c).
+ *
+ * The run-time entries return STATUS_OK, or STATUS_RUNTIME when the device failed: the backend
+ * has said what failed (plan_fail) and its state can no longer be trusted, so plan.c calls
+ * nothing more but destroy (plan_status). */
 struct backend {
     const char *name;
     /* Whether the backend runs this layer of g; why says what it lacks. */
     bool (*supports)(const struct graph *g, const struct graph_layer *l, char *why, size_t size);
+    /* On failure (an error in d), plan_create calls destroy on what it made. */
     MUST_CHECK enum status (*create)(struct plan *p, struct diag *d);
     void (*destroy)(struct plan *p);
-    void (*set_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, const void *src);
-    void (*get_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, void *dst);
-    void (*set_input)(struct plan *p, const float *x, const int32_t *labels);
-    void (*set_targets)(struct plan *p, const float *q);
-    void (*forward)(struct plan *p, bool train);
-    double (*loss)(struct plan *p, double smoothing);
-    void (*backward)(struct plan *p, const float *dy);
-    void (*get_output)(struct plan *p, float *y);
-    void (*get_input_grad)(struct plan *p, float *dx);
+    enum status (*set_tensor)(struct plan *p, const struct graph_tensor *t, bool grad,
+                              const void *src);
+    enum status (*get_tensor)(struct plan *p, const struct graph_tensor *t, bool grad, void *dst);
+    enum status (*set_input)(struct plan *p, const float *x, const int32_t *labels);
+    enum status (*set_targets)(struct plan *p, const float *q);
+    enum status (*forward)(struct plan *p, bool train);
+    enum status (*loss)(struct plan *p, double smoothing, double *loss);
+    enum status (*backward)(struct plan *p, const float *dy);
+    enum status (*get_output)(struct plan *p, float *y);
+    enum status (*get_input_grad)(struct plan *p, float *dx);
     /* Optimizer value `slot` of a trained tensor, in PyTorch's layout (checkpoints). */
-    void (*get_state)(struct plan *p, const struct graph_tensor *t, int slot, float *dst);
-    void (*set_state)(struct plan *p, const struct graph_tensor *t, int slot, const float *src);
+    enum status (*get_state)(struct plan *p, const struct graph_tensor *t, int slot, float *dst);
+    enum status (*set_state)(struct plan *p, const struct graph_tensor *t, int slot,
+                             const float *src);
     /* One optimizer update from the gradients in the plan; t: the update's number (1, 2, ...:
      * Adam's bias corrections, SGD's first momentum step). */
-    void (*update)(struct plan *p, const struct plan_optimizer *o, int64_t t);
-    double (*clip_grad_norm)(struct plan *p, double max_norm);
-    void (*ema_update)(struct plan *p, int slot, double decay, bool first);
+    enum status (*update)(struct plan *p, const struct plan_optimizer *o, int64_t t);
+    enum status (*clip_grad_norm)(struct plan *p, double max_norm, double *norm);
+    enum status (*ema_update)(struct plan *p, int slot, double decay, bool first);
     /* Calls fn for every kernel timed so far (profile on); with fn NULL, zeroes the times. */
     void (*timings)(struct plan *p, plan_timing_fn fn, void *ctx);
     /* The whole step in one go, asynchronously: step_start enqueues it (a batch set before),
      * step_wait returns the oldest started step's result; at most two steps are started and
      * not waited for. NULL: plan.c runs the entries above in turn. */
-    void (*step_start)(struct plan *p, const struct plan_step *st);
-    void (*step_wait)(struct plan *p, struct plan_step_result *r);
+    enum status (*step_start)(struct plan *p, const struct plan_step *st);
+    enum status (*step_wait)(struct plan *p, struct plan_step_result *r);
     /* The training set kept by the backend, augmented where it runs (plan_set_dataset); NULL:
-     * plan.c augments each batch on the host and calls set_input. */
+     * plan.c augments each batch on the host and calls set_input. false, with why: no room
+     * (or the device failed: plan_status then says so). */
     MUST_CHECK bool (*set_dataset)(struct plan *p, const struct plan_dataset *ds, char *why,
                                    size_t size);
-    void (*set_batch)(struct plan *p, const int64_t *image, const uint64_t *key,
-                      const int32_t *labels);
+    enum status (*set_batch)(struct plan *p, const int64_t *image, const uint64_t *key,
+                             const int32_t *labels);
 };
 
 extern const struct backend backend_cpu;
@@ -191,7 +203,21 @@ struct plan {
     int64_t data_count;
     float *data_x;
     void *impl;    /* the backend's */
+    enum status status; /* STATUS_RUNTIME from the backend's first run-time failure on */
+    char error[1024];   /* what failed */
 };
+
+/* STATUS_OK while the plan works; STATUS_RUNTIME from its backend's first run-time failure on
+ * (a CUDA error: the device's state is lost). After a failure every plan call returns at
+ * once, leaving outputs zero, and the plan can only be freed; plan_error says what failed
+ * ("" while none has). Callers check it where a result matters: after a step, an evaluation,
+ * before saving. */
+enum status plan_status(const struct plan *p);
+const char *plan_error(const struct plan *p);
+/* For backends: a run-time failure (the first one is kept and goes to the plan's message
+ * sink; the backend returns STATUS_RUNTIME), and a warning (to the sink). */
+void plan_fail(struct plan *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void plan_warn(struct plan *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
 /* Compiles g for backend be; errors (an unsupported layer, a library failure) go to d. */
 MUST_CHECK enum status plan_create(const struct graph *g, const struct backend *be,

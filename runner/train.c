@@ -62,8 +62,33 @@ static void say(struct out *o, const char *fmt, ...)
     }
 }
 
+/* A backend's warning or failure (plan_options.message): the terminal and run.log. */
+static void plan_message(void *ctx, bool error, const char *line)
+{
+    struct out *o = ctx;
+    if (o->bar) {
+        fputs("\r\033[K", stdout);
+        fflush(stdout);
+        o->bar = false;
+    }
+    fprintf(stderr, "runner: %s: %s\n", error ? "error" : "warning", line);
+    if (o->log) {
+        fprintf(o->log, "%s: %s\n", error ? "error" : "warning", line);
+        fflush(o->log);
+    }
+}
+
 /* --------------------------------------------------------------------------------------- */
 /* One run's state */
+
+/* The run's figures over all its epochs, for summary.json. */
+struct totals {
+    int64_t epochs, steps, best_epoch;
+    double best_val_acc, last_val_acc, train_seconds, train_images;
+    double past_seconds; /* a resumed run's epochs before it */
+    bool has_val;
+    char stopped[1400]; /* why training ended before its epochs (a hook's request, a failure) */
+};
 
 struct run {
     const struct spec *s;
@@ -93,6 +118,9 @@ struct run {
     char started_text[32]; /* local time, "2026-11-25 14:03:59" */
     struct checkpoint_state from; /* where training starts: zero, or the resumed checkpoint */
     char resumed_from[4400];      /* the checkpoint's path */
+    bool checkpointed;            /* a checkpoint to resume from exists (saved, or resumed) */
+    char failure[1400];           /* a plan's run-time failure: what, where; "" */
+    struct totals totals;
     struct pretrained_result pretrained;
     struct hooks *hooks;   /* the experiment's hooks: list; NULL when none */
     struct hooks_info info;
@@ -207,6 +235,7 @@ static enum status prepare(struct run *r)
     const struct spec *s = r->s;
     r->classes = model_classes(s);
     if (device_choose(s, &r->dev, &r->d)) return STATUS_CONFIG;
+    if (r->opt->backend) r->dev.be = r->opt->backend;
     r->workers = s->data.workers > 0 ? (int)s->data.workers : loader_default_workers();
     if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
         augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))
@@ -232,6 +261,8 @@ static enum status prepare(struct run *r)
     po.batch = s->train.batch_size;
     po.optimizer_slots = model_optimizer_slots(s);
     po.profile = r->opt->profile;
+    po.message = plan_message;
+    po.message_ctx = &r->out;
     if (plan_create(r->g, r->dev.be, &po, &r->d, &r->train)) return STATUS_RUNTIME;
     po.batch = s->eval.batch_size;
     po.eval_only = true;
@@ -395,6 +426,7 @@ static enum status save(struct run *r, const struct epoch_stats *e, int64_t batc
                         sizeof path, &r->d))
         return STATUS_RUNTIME;
     say(&r->out, "checkpoint: %s\n", path);
+    r->checkpointed = true;
     return STATUS_OK;
 }
 
@@ -412,11 +444,41 @@ struct started {
 
 /* Waits for step q's result and adds it to the epoch's figures; STATUS_RUNTIME when its loss
  * is not finite. */
+/* A plan that failed while running (its backend said what): where, for summary.json's
+ * "stopped" and the lines that end the run. Returns STATUS_RUNTIME. */
+static enum status plan_failed(struct run *r, const struct plan *p, const char *where)
+{
+    snprintf(r->failure, sizeof r->failure, "%s failed %s: %s",
+             p == r->train ? "training" : "evaluation", where, plan_error(p));
+    return STATUS_RUNTIME;
+}
+
+/* The training plan failed at step `step` of epoch e. */
+static enum status step_failed(struct run *r, const struct epoch_stats *e, int64_t step)
+{
+    char where[96];
+    snprintf(where, sizeof where, "in epoch %lld at step %lld", (long long)e->epoch + 1,
+             (long long)step);
+    return plan_failed(r, r->train, where);
+}
+
+/* STATUS_RUNTIME (and r->failure) when either plan has failed: checked after what matters
+ * (a step's result, an evaluation), `where` with its epoch (1-based) saying when. */
+static enum status plans_ok(struct run *r, const char *where, int64_t epoch)
+{
+    char at[128];
+    snprintf(at, sizeof at, "%s %lld", where, (long long)epoch);
+    if (plan_status(r->train)) return plan_failed(r, r->train, at);
+    if (plan_status(r->eval)) return plan_failed(r, r->eval, at);
+    return STATUS_OK;
+}
+
 static enum status finish_step(struct run *r, struct epoch_stats *e, const struct started *q,
                                double t0)
 {
     struct plan_step_result res;
     train_step_wait(r->train, &r->optimizer, &res);
+    if (plan_status(r->train)) return step_failed(r, e, q->step);
     if (!isfinite(res.loss)) {
         if (r->out.bar) say(&r->out, "\n");
         const char *what = isnan(res.loss) ? "not a number" : "infinite";
@@ -464,6 +526,7 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t fir
         e->lr = schedule_lr(&r->schedule, e->step);
         train_step_start(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
         struct started now = {.batch = b, .step = ++e->step, .n = bt->n};
+        if (plan_status(r->train)) return step_failed(r, e, now.step);
         if (pending && (st = finish_step(r, e, &q, t0))) return st;
         q = now, pending = true;
         if (stop_signal) {
@@ -508,13 +571,6 @@ static void write_metrics(struct run *r, const struct epoch_stats *e)
 /* --------------------------------------------------------------------------------------- */
 /* The end: test set, tables, samples, model, summary */
 
-struct totals {
-    int64_t epochs, steps, best_epoch;
-    double best_val_acc, last_val_acc, train_seconds, train_images;
-    double past_seconds; /* a resumed run's epochs before it */
-    bool has_val;
-    char stopped[256]; /* why training ended before its epochs (a hook's request); "" */
-};
 
 /* A resumed run's totals over the epochs before it, from the metric rows kept. */
 static void past_epochs(struct run *r, struct totals *t)
@@ -538,47 +594,23 @@ static void past_epochs(struct run *r, struct totals *t)
     free(text);
 }
 
-static enum status finish(struct run *r, const struct totals *t)
+/* summary.json: the test results (res NULL: none, as when the run was not tested or failed),
+ * the totals, where and how the run ran, and why it stopped early (t->stopped). */
+static enum status write_summary(struct run *r, const struct totals *t,
+                                 const struct eval_result *res, double macro_f1)
 {
     const struct spec *s = r->s;
-    struct eval_result res = {0};
-    double macro_f1 = 0;
-    bool tested = s->eval.test;
-    /* The model is what evaluation measures: the weights, or their EMA when
-     * optimizer.ema_decay is on (the raw weights stay in the checkpoints). */
-    sync_eval(r);
-    if (tested) {
-        if (evaluate(r->eval, r->test_loader, s->eval.flip_tta, &res)) return STATUS_RUNTIME;
-        say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
-            (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
-        if (write_confusion(r->dir, &res, r->data.class_names, &r->d) ||
-            write_per_class(r->dir, &res, r->data.class_names, &macro_f1, &r->d) ||
-            write_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, r->data.class_names,
-                          s->eval.samples, &r->d)) {
-            eval_result_free(&res);
-            return STATUS_RUNTIME;
-        }
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", r->dir);
-    if (weights_save(r->eval, path, ST_F32, &r->d)) {
-        eval_result_free(&res);
-        return STATUS_RUNTIME;
-    }
     double seconds = plan_clock() - r->started + t->past_seconds;
     FILE *f = file_begin(r->dir, "summary.json", &r->d);
-    if (!f) {
-        eval_result_free(&res);
-        return STATUS_RUNTIME;
-    }
+    if (!f) return STATUS_RUNTIME;
     fprintf(f, "{\n  \"name\": ");
     json_write_string(f, s->name);
-    if (tested)
+    if (res)
         fprintf(f, ",\n  \"test_acc\": %.9g,\n  \"test_loss\": %.9g,\n  \"macro_f1\": %.9g",
-                res.acc, res.loss, macro_f1);
+                res->acc, res->loss, macro_f1);
     else
         fprintf(f, ",\n  \"test_acc\": null,\n  \"test_loss\": null,\n  \"macro_f1\": null");
-    fprintf(f, ",\n  \"flip_tta\": %s", s->eval.flip_tta && tested ? "true" : "false");
+    fprintf(f, ",\n  \"flip_tta\": %s", s->eval.flip_tta && res ? "true" : "false");
     if (t->has_val)
         fprintf(f, ",\n  \"best_val_acc\": %.9g,\n  \"best_epoch\": %lld,\n  \"final_val_acc\": %.9g",
                 t->best_val_acc, (long long)t->best_epoch, t->last_val_acc);
@@ -601,9 +633,46 @@ static enum status finish(struct run *r, const struct totals *t)
     else
         fprintf(f, "null");
     fprintf(f, "\n}\n");
+    return file_end(f, r->dir, "summary.json", &r->d) ? STATUS_RUNTIME : STATUS_OK;
+}
+
+static enum status finish(struct run *r, const struct totals *t)
+{
+    const struct spec *s = r->s;
+    struct eval_result res = {0};
+    double macro_f1 = 0;
+    bool tested = s->eval.test;
+    /* The model is what evaluation measures: the weights, or their EMA when
+     * optimizer.ema_decay is on (the raw weights stay in the checkpoints). */
+    sync_eval(r);
+    if (tested) {
+        enum status st = evaluate(r->eval, r->test_loader, s->eval.flip_tta, &res);
+        if (st) return st;
+        if ((st = plans_ok(r, "testing after epoch", t->epochs))) {
+            eval_result_free(&res);
+            return st;
+        }
+        say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
+            (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
+        if (write_confusion(r->dir, &res, r->data.class_names, &r->d) ||
+            write_per_class(r->dir, &res, r->data.class_names, &macro_f1, &r->d) ||
+            write_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, r->data.class_names,
+                          s->eval.samples, &r->d)) {
+            eval_result_free(&res);
+            return STATUS_RUNTIME;
+        }
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", r->dir);
+    if (weights_save(r->eval, path, ST_F32, &r->d)) {
+        eval_result_free(&res);
+        return STATUS_RUNTIME;
+    }
+    enum status st = write_summary(r, t, tested ? &res : NULL, macro_f1);
     eval_result_free(&res);
-    if (file_end(f, r->dir, "summary.json", &r->d)) return STATUS_RUNTIME;
+    if (st) return st;
     char clk[32];
+    double seconds = plan_clock() - r->started + t->past_seconds;
     say(&r->out, "done in %s: %s\n", clock_text(seconds, clk, sizeof clk), r->dir);
     return STATUS_OK;
 }
@@ -680,6 +749,7 @@ static enum status run(struct run *r)
                                 sizeof r->resumed_from, &r->d)))
         return st;
     if ((st = open_dir(r))) return st;
+    r->checkpointed = r->opt->resume != NULL;
     char clk[32];
     say(&r->out, "run %s: %s\n", s->name, r->dir);
     say(&r->out,
@@ -701,16 +771,17 @@ static enum status run(struct run *r)
     if (r->pretrained.line[0]) say(&r->out, "%s\n", r->pretrained.line);
     if ((st = open_hooks(r))) return st;
 
-    struct totals t = {.has_val = r->split.nval > 0, .best_val_acc = -1};
-    if (r->hooks) hook_outcome(r, hooks_start(r->hooks, &r->info), NULL, t.stopped,
-                               sizeof t.stopped);
+    struct totals *t = &r->totals;
+    *t = (struct totals){.has_val = r->split.nval > 0, .best_val_acc = -1};
+    if (r->hooks) hook_outcome(r, hooks_start(r->hooks, &r->info), NULL, t->stopped,
+                               sizeof t->stopped);
     if (r->opt->resume) {
         say(&r->out, "resumed from %s: epoch %lld, batch %lld, step %lld\n", r->resumed_from,
             (long long)r->from.epoch + 1, (long long)r->from.batch, (long long)r->from.step);
-        past_epochs(r, &t);
+        past_epochs(r, t);
     }
     struct epoch_stats e = {.step = r->from.step};
-    for (int64_t epoch = r->from.epoch; epoch < s->train.epochs && !t.stopped[0]; epoch++) {
+    for (int64_t epoch = r->from.epoch; epoch < s->train.epochs && !t->stopped[0]; epoch++) {
         double t0 = plan_clock();
         int64_t first = 0;
         e = (struct epoch_stats){.epoch = epoch, .step = e.step};
@@ -719,16 +790,20 @@ static enum status run(struct run *r)
             e.loss_sum = r->from.loss_sum, e.correct = r->from.correct, e.images = r->from.images;
         }
         if ((st = train_epoch(r, &e, first))) return st;
-        t.train_seconds += e.train_seconds;
-        t.train_images += (double)e.timed_images;
+        t->train_seconds += e.train_seconds;
+        t->train_images += (double)e.timed_images;
         if (r->val_loader) {
             sync_eval(r);
             struct eval_result v;
-            if (evaluate(r->eval, r->val_loader, false, &v)) return STATUS_RUNTIME;
+            if ((st = evaluate(r->eval, r->val_loader, false, &v))) return st;
+            if ((st = plans_ok(r, "validating after epoch", epoch + 1))) {
+                eval_result_free(&v);
+                return st;
+            }
             e.has_val = true, e.val_loss = v.loss, e.val_acc = v.acc;
             eval_result_free(&v);
-            if (e.val_acc > t.best_val_acc) t.best_val_acc = e.val_acc, t.best_epoch = epoch + 1;
-            t.last_val_acc = e.val_acc;
+            if (e.val_acc > t->best_val_acc) t->best_val_acc = e.val_acc, t->best_epoch = epoch + 1;
+            t->last_val_acc = e.val_acc;
         }
         e.seconds = plan_clock() - t0;
         write_metrics(r, &e);
@@ -743,20 +818,20 @@ static enum status run(struct run *r)
             say(&r->out, "epoch %lld/%lld: train loss %.4f acc %.4f | lr %.3g | %.1f s, %.0f img/s\n",
                 (long long)epoch + 1, s->train.epochs, e.loss_sum / images,
                 (double)e.correct / images, e.lr, e.seconds, ips);
-        t.epochs = epoch + 1;
+        t->epochs = epoch + 1;
         const char *why = NULL;
         if (r->hooks) {
             enum hook_outcome o = hooks_epoch_end(r->hooks, &r->info, &why);
-            hook_outcome(r, o, why, t.stopped, sizeof t.stopped);
+            hook_outcome(r, o, why, t->stopped, sizeof t->stopped);
         }
-        if (t.stopped[0] && epoch + 1 < s->train.epochs)
+        if (t->stopped[0] && epoch + 1 < s->train.epochs)
             say(&r->out, "training stops after epoch %lld: %s\n", (long long)epoch + 1,
-                t.stopped);
+                t->stopped);
         else
-            t.stopped[0] = 0; /* the last epoch: nothing left to stop */
+            t->stopped[0] = 0; /* the last epoch: nothing left to stop */
         int64_t every = s->checkpoint.every_epochs;
         bool stop = r->opt->stop_after_epoch == epoch + 1 && epoch + 1 < s->train.epochs;
-        if (((every > 0 && (epoch + 1) % every == 0) || stop || t.stopped[0]) &&
+        if (((every > 0 && (epoch + 1) % every == 0) || stop || t->stopped[0]) &&
             save(r, &e, r->steps_per_epoch))
             return STATUS_RUNTIME;
         if (stop) {
@@ -767,17 +842,35 @@ static enum status run(struct run *r)
             return STATUS_OK;
         }
     }
-    t.steps = e.step;
+    t->steps = e.step;
     if (r->from.epoch >= s->train.epochs)
         say(&r->out, "the run had already trained its %lld epochs\n", s->train.epochs);
-    say(&r->out, "trained %lld epochs in %s\n", (long long)t.epochs,
+    say(&r->out, "trained %lld epochs in %s\n", (long long)t->epochs,
         clock_text(plan_clock() - r->started, clk, sizeof clk));
-    if (r->opt->profile) print_profile(r, t.steps);
-    if ((st = finish(r, &t))) return st;
-    if (r->hooks && hooks_end(r->hooks, &r->info, t.stopped[0] ? t.stopped : NULL) == HOOK_FAILED &&
+    if (r->opt->profile) print_profile(r, t->steps);
+    if ((st = finish(r, t))) return st;
+    if (r->hooks && hooks_end(r->hooks, &r->info, t->stopped[0] ? t->stopped : NULL) == HOOK_FAILED &&
         s->hooks_fail == SPEC_HOOKS_FAIL_STOP)
         say(&r->out, "a hook failed at the end of the run (its files are all written)\n");
     return STATUS_OK;
+}
+
+/* A plan failed while running: summary.json says what and where ("stopped"), the last
+ * checkpoint stays the latest, and the way on is printed. */
+static void record_failure(struct run *r)
+{
+    if (r->out.bar) say(&r->out, "\n");
+    if (!r->dir_open) return;
+    struct totals *t = &r->totals;
+    snprintf(t->stopped, sizeof t->stopped, "%s", r->failure);
+    if (write_summary(r, t, NULL, 0))
+        say(&r->out, "summary.json could not be written\n");
+    say(&r->out, "the run stopped: %s\n", r->failure);
+    if (r->checkpointed)
+        say_resume(r, "the last checkpoint is intact");
+    else
+        say(&r->out, "no checkpoint was saved before the failure; start again with:\n  %s\n",
+            r->opt->command ? r->opt->command : "runner FILE");
 }
 
 enum status train_run(const struct spec *s, const struct graph *g, const struct train_options *o)
@@ -798,6 +891,7 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     sigaction(SIGINT, &on, &old_int);
     sigaction(SIGTERM, &on, &old_term);
     enum status st = run(r);
+    if (r->failure[0]) record_failure(r);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (st && r->out.bar) say(&r->out, "\n");

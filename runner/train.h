@@ -23,6 +23,7 @@
 
 #include "common.h"
 #include "graph.h"
+#include "plan.h"
 #include "spec.h"
 
 struct train_options {
@@ -31,6 +32,8 @@ struct train_options {
     int64_t stop_after_epoch; /* > 0: save a checkpoint after this epoch and stop */
     bool profile;       /* time per pass, the data loader's waits, and per op kind */
     const char *command; /* how the run was started, for the resume hint ("runner FILE ...") */
+    const struct backend *backend; /* runs the plans instead of the device's backend (a test's
+                                      failing backend); NULL: the device's */
 };
 
 MUST_CHECK enum status train_run(const struct spec *s, const struct graph *g,

@@ -98,6 +98,11 @@ void *weights_add(struct plan *p, struct st_writer *w, enum st_dtype as)
 
 enum status weights_save(struct plan *p, const char *path, enum st_dtype as, struct diag *d)
 {
+    if (plan_status(p)) { /* its tensors are lost: nothing true to save */
+        diag_error(d, (struct mark){0}, "%s: not written: the plan failed (%s)", path,
+                   plan_error(p));
+        return STATUS_RUNTIME;
+    }
     struct st_writer *w = st_writer_new();
     st_add_metadata(w, "format", "pt");
     void *data = weights_add(p, w, as);

@@ -547,6 +547,47 @@ static void test_sigterm_and_resume(void **state)
     expect_same_run(run1, out);
 }
 
+/* A backend whose device fails at the 45th training forward (epoch 2 of 30 steps each), as a
+ * CUDA error would: the run ends with STATUS_RUNTIME, run.log and summary.json say what failed
+ * where, the checkpoint of epoch 1 stays the latest (none is written from the failed plan),
+ * and resuming from it on a working backend ends as the straight run. */
+static int forwards_left;
+
+static enum status failing_forward(struct plan *p, bool train)
+{
+    if (train && --forwards_left == 0) {
+        plan_fail(p, "the device stopped answering");
+        return STATUS_RUNTIME;
+    }
+    return backend_cpu.forward(p, train);
+}
+
+static void test_device_failure(void **state)
+{
+    (void)state;
+    char b1[512], b2[512];
+    const char *run1 = straight_run(b1, sizeof b1), *out = keep(b2, sizeof b2, "failed");
+    struct backend failing = backend_cpu;
+    failing.forward = failing_forward;
+    forwards_left = 45;
+    struct train_options o = {.out = out, .backend = &failing};
+    assert_int_equal(run_with(&o, NULL, 0), STATUS_RUNTIME);
+    assert_int_equal(count_checkpoints(out), 1);
+    char *summary = read_run_file(out, "summary.json"), *log = read_run_file(out, "run.log");
+    if (!strstr(summary, "\"stopped\": \"training failed in epoch 2 at step 45: the device "
+                         "stopped answering\""))
+        fail_msg("summary.json: %s", summary);
+    assert_non_null(strstr(summary, "\"test_acc\": null"));
+    assert_non_null(strstr(log, "error: the device stopped answering"));
+    assert_non_null(strstr(log, "--resume"));
+    char *jsonl = read_run_file(out, "metrics.jsonl");
+    assert_int_equal(count_lines(jsonl), 1); /* epoch 1 only */
+    free(summary), free(log), free(jsonl);
+    o = (struct train_options){.resume = out};
+    assert_int_equal(run_with(&o, NULL, 0), STATUS_OK);
+    expect_same_run(run1, out);
+}
+
 /* runner eval: a run's weights measured again give the run's test figures, from the run
  * directory or from the experiment with model.pretrained; weights of another network fail. */
 static void test_eval(void **state)
@@ -683,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_sigterm_and_resume),
+        cmocka_unit_test(test_device_failure),
         cmocka_unit_test(test_eval),
         cmocka_unit_test(test_loader_workers),
     };
