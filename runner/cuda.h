@@ -24,6 +24,7 @@
 #include <cudnn.h>
 
 #include "augment_gpu.h"
+#include "gpu_cache.h"
 #include "gpu_kernels.h"
 #include "gpu_plan.h"
 #include "plan.h"
@@ -77,6 +78,7 @@ struct cuda {
     bool sync_debug;
     bool use_graphs;
 
+    struct gpu_cache cache; /* the convolution algorithms searched (opt.algo_cache's file) */
     cudaStream_t stream;
     cudnnHandle_t dnn;
     cublasHandle_t blas;

@@ -104,12 +104,7 @@ static enum gpu_dtype dtype_of(enum plan_precision p)
 static bool cuda_supports(const struct graph *g, const struct graph_layer *l, char *why,
                           size_t size)
 {
-    if ((l->op == OP_KIND_MAXPOOL || l->op == OP_KIND_AVGPOOL) && l->p.pool.ceil_mode) {
-        snprintf(why, size, "ceil_mode: true is not offered by the GPU backend (cuDNN's "
-                            "pooling rounds down)");
-        return false;
-    }
-    return gpu_plan_layout_ok(g, l, why, size);
+    return gpu_plan_supports(g, l, why, size);
 }
 
 static bool dev_alloc(struct cuda *c, void **p, size_t bytes)

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpu_cache.h"
 #include "op.h"
 
 #define MAX_SEARCH_WORKSPACE ((size_t)1 << 30) /* an algorithm needing more is not taken */
@@ -44,9 +43,6 @@ static int64_t in_cpad(const struct cuda *c, const struct graph_layer *l, int i)
 /* --------------------------------------------------------------------------------------- */
 /* Convolution algorithms */
 
-static struct gpu_cache cache;
-static bool cache_open;
-
 static void conv_key(const struct cuda *c, const char *pass, const int x[4], const int w[4],
                      const struct conv_params *p, char *key, size_t size)
 {
@@ -59,18 +55,57 @@ static void conv_key(const struct cuda *c, const char *pass, const int x[4], con
              o->tf32 ? "tf32" : "fast", o->deterministic ? " det" : "");
 }
 
-/* The first usable result of a search: succeeded, within the workspace limit, and
- * deterministic when asked. Returns its index, or -1. */
-#define PICK(perf, n, det)                                                                     \
-    ({                                                                                         \
-        int pick_ = -1;                                                                        \
-        for (int i_ = 0; i_ < (n) && pick_ < 0; i_++)                                          \
-            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS &&                                   \
-                (perf)[i_].memory <= MAX_SEARCH_WORKSPACE &&                                   \
-                (!(det) || (perf)[i_].determinism == CUDNN_DETERMINISTIC))                     \
-                pick_ = i_;                                                                    \
-        pick_;                                                                                 \
-    })
+/* What a search says of one algorithm, whichever pass it was for. */
+struct algo_perf {
+    int algo;
+    cudnnStatus_t status;
+    size_t memory;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+};
+
+#define AS_PERF(r) \
+    ((struct algo_perf){(int)(r).algo, (r).status, (r).memory, (r).determinism, (r).mathType})
+
+/* The first usable result of a search (they come fastest first): succeeded, within the
+ * workspace limit, and deterministic when asked; NULL when none is. */
+static const struct algo_perf *pick(const struct algo_perf *perf, int n, bool det)
+{
+    for (int i = 0; i < n; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= MAX_SEARCH_WORKSPACE &&
+            (!det || perf[i].determinism == CUDNN_DETERMINISTIC))
+            return &perf[i];
+    return NULL;
+}
+
+/* One pass's search (k: 0 forward, 1 backward data, 2 backward filter) into perf. */
+static bool search(struct cuda *c, struct cuda_conv *v, int k, struct algo_perf *perf, int *n)
+{
+    *n = 0;
+    if (k == 0) {
+        cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        if (!DNN(c, cudnnFindConvolutionForwardAlgorithm(c->dnn, v->x, v->w, v->fwd, v->y,
+                                                         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n,
+                                                         r)))
+            return false;
+        for (int i = 0; i < *n; i++) perf[i] = AS_PERF(r[i]);
+    } else if (k == 1) {
+        cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        if (!DNN(c, cudnnFindConvolutionBackwardDataAlgorithm(
+                        c->dnn, v->w, v->y, v->bwd_data, v->x,
+                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, r)))
+            return false;
+        for (int i = 0; i < *n; i++) perf[i] = AS_PERF(r[i]);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        if (!DNN(c, cudnnFindConvolutionBackwardFilterAlgorithm(
+                        c->dnn, v->x, v->y, v->bwd_filter, v->w,
+                        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, r)))
+            return false;
+        for (int i = 0; i < *n; i++) perf[i] = AS_PERF(r[i]);
+    }
+    return true;
+}
 
 /* Searches (or finds in the cache) the three algorithms of convolution layer l. */
 static bool conv_algorithms(struct cuda *c, const struct graph_layer *l, struct cuda_conv *v,
@@ -83,40 +118,19 @@ static bool conv_algorithms(struct cuda *c, const struct graph_layer *l, struct 
     for (int k = 0; k < n; k++) {
         char key[640];
         conv_key(c, passes[k], x, w, &l->p.conv, key, sizeof key);
-        const struct gpu_cache_entry *e = gpu_cache_get(&cache, key);
-        int algo = 0, math = 0, ok = -1;
-        size_t ws = 0;
+        const struct gpu_cache_entry *e = gpu_cache_get(&c->cache, key);
+        struct algo_perf perf[16], found = {0};
+        const struct algo_perf *best = NULL;
+        int got = 0;
         if (e) {
-            algo = e->algo, math = e->math, ws = e->workspace, ok = 0;
-        } else if (k == 0) {
-            cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-            int got = 0;
-            if (!DNN(c, cudnnFindConvolutionForwardAlgorithm(c->dnn, v->x, v->w, v->fwd, v->y,
-                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                             &got, perf)))
-                return false;
-            ok = PICK(perf, got, det);
-            if (ok >= 0) algo = perf[ok].algo, math = perf[ok].mathType, ws = perf[ok].memory;
-        } else if (k == 1) {
-            cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-            int got = 0;
-            if (!DNN(c, cudnnFindConvolutionBackwardDataAlgorithm(
-                            c->dnn, v->w, v->y, v->bwd_data, v->x,
-                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf)))
-                return false;
-            ok = PICK(perf, got, det);
-            if (ok >= 0) algo = perf[ok].algo, math = perf[ok].mathType, ws = perf[ok].memory;
+            found = (struct algo_perf){e->algo, CUDNN_STATUS_SUCCESS, e->workspace,
+                                       CUDNN_DETERMINISTIC, (cudnnMathType_t)e->math};
+            best = &found;
         } else {
-            cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-            int got = 0;
-            if (!DNN(c, cudnnFindConvolutionBackwardFilterAlgorithm(
-                            c->dnn, v->x, v->y, v->bwd_filter, v->w,
-                            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf)))
-                return false;
-            ok = PICK(perf, got, det);
-            if (ok >= 0) algo = perf[ok].algo, math = perf[ok].mathType, ws = perf[ok].memory;
+            if (!search(c, v, k, perf, &got)) return false;
+            best = pick(perf, got, det);
         }
-        if (ok < 0) {
+        if (!best) {
             diag_error(c->d, l->mark, "%s: cuDNN offers no %s%s algorithm for this convolution "
                        "(%s, input %dx%dx%dx%d) on cuda:%d", l->name,
                        det ? "deterministic " : "", passes[k], gpu_dtype_name(c->t), x[0], x[1],
@@ -124,12 +138,21 @@ static bool conv_algorithms(struct cuda *c, const struct graph_layer *l, struct 
             if (det) diag_hint(c->d, "set train.deterministic: false");
             return false;
         }
-        if (!e && !gpu_cache_put(&cache, key, algo, math, ws) && cache.path)
-            fprintf(stderr, "runner: warning: cannot write the algorithm cache %s\n", cache.path);
-        if (!DNN(c, cudnnSetConvolutionMathType(descs[k], (cudnnMathType_t)math))) return false;
-        if (k == 0) v->fwd_algo = (cudnnConvolutionFwdAlgo_t)algo, v->fwd_ws = ws;
-        if (k == 1) v->data_algo = (cudnnConvolutionBwdDataAlgo_t)algo, v->data_ws = ws;
-        if (k == 2) v->filter_algo = (cudnnConvolutionBwdFilterAlgo_t)algo, v->filter_ws = ws;
+        if (!e && !gpu_cache_put(&c->cache, key, best->algo, (int)best->math, best->memory) &&
+            c->cache.path)
+            fprintf(stderr, "runner: warning: cannot write the algorithm cache %s\n",
+                    c->cache.path);
+        if (!DNN(c, cudnnSetConvolutionMathType(descs[k], best->math))) return false;
+        if (k == 0) {
+            v->fwd_algo = (cudnnConvolutionFwdAlgo_t)best->algo;
+            v->fwd_ws = best->memory;
+        } else if (k == 1) {
+            v->data_algo = (cudnnConvolutionBwdDataAlgo_t)best->algo;
+            v->data_ws = best->memory;
+        } else {
+            v->filter_algo = (cudnnConvolutionBwdFilterAlgo_t)best->algo;
+            v->filter_ws = best->memory;
+        }
     }
     return true;
 }
@@ -253,13 +276,10 @@ static void need(size_t *ws, size_t bytes)
 
 bool cuda_describe(struct cuda *c)
 {
-    if (!cache_open) {
-        char path[4096];
-        const char *p = c->plan->opt.algo_cache;
-        if (!p && gpu_cache_default_path(path, sizeof path)) p = path;
-        gpu_cache_open(&cache, p);
-        cache_open = true;
-    }
+    char path[4096];
+    const char *p = c->plan->opt.algo_cache;
+    if (!p && gpu_cache_default_path(path, sizeof path)) p = path;
+    gpu_cache_open(&c->cache, p);
     const struct graph *g = c->g;
     int64_t N = c->plan->opt.batch;
     size_t ws = gpu_grad_work_bytes((int)c->gp.nchunks);
@@ -600,6 +620,7 @@ void cuda_run_step(struct cuda *c, const struct gpu_step *s)
 
 void cuda_release(struct cuda *c)
 {
+    gpu_cache_close(&c->cache);
     if (!c->layers) return;
     for (size_t li = 0; li < c->g->nlayers; li++) {
         struct cuda_layer *cl = &c->layers[li];

@@ -3,6 +3,7 @@
  * tests/test_gpu_plan.c.
  */
 #include "gpu_plan.h"
+#include "gpu_lower.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,6 @@
 #include "plan.h"
 
 #define ALIGN_FLOATS 64 /* trained tensors start on 256-byte boundaries */
-#define NO_Z (-2)       /* a batchnorm fused with no add (-1 is the graph input) */
 
 static void *grow(void *p, size_t n, size_t size)
 {
@@ -50,20 +50,37 @@ const char *gpu_op_name(enum gpu_op op)
 }
 
 /* --------------------------------------------------------------------------------------- */
-/* Building */
+/* Building: the builder's own work (fusions, the programs' frames, the tensors' places), and
+ * what the ops' lowerings (layers/<op>_cuda.c, gpu_lower.h) build with */
 
-struct builder {
-    struct gpu_plan *gp;
-    const struct graph *g;
-    int *consumers; /* per layer (index nlayers: the graph input): input slots reading it,
-                       plus one for the graph's output */
-    int *head;      /* per layer: the batchnorm whose kernel does it, or -1 */
-    int *z;         /* per batchnorm fused with an add: the add's other input, else NO_Z */
-    int *tail;      /* per fused batchnorm: the last layer of its group */
+static const struct gpu_lowering *const gpu_ops[OP_KIND_COUNT] = {
+    [OP_KIND_CONV] = &conv_cuda,
+    [OP_KIND_BATCHNORM] = &batchnorm_cuda,
+    [OP_KIND_RELU] = &relu_cuda,
+    [OP_KIND_ADD] = &add_cuda,
+    [OP_KIND_MAXPOOL] = &maxpool_cuda,
+    [OP_KIND_AVGPOOL] = &avgpool_cuda,
+    [OP_KIND_GLOBAL_AVG_POOL] = &global_avg_pool_cuda,
+    [OP_KIND_FLATTEN] = &flatten_cuda,
+    [OP_KIND_LINEAR] = &linear_cuda,
+    [OP_KIND_DROPOUT] = &dropout_cuda,
+    [OP_KIND_IDENTITY] = &identity_cuda,
 };
 
-static int new_buf(struct gpu_plan *gp, enum gpu_buf_kind kind, int64_t n)
+bool gpu_plan_supports(const struct graph *g, const struct graph_layer *l, char *why,
+                       size_t size)
 {
+    const struct gpu_lowering *op = l->op < OP_KIND_COUNT ? gpu_ops[l->op] : NULL;
+    if (!op) {
+        snprintf(why, size, "no GPU implementation of '%s'", op_table[l->op]->name);
+        return false;
+    }
+    return !op->supports || op->supports(g, l, why, size);
+}
+
+int gpu_new_buf(struct gpu_builder *b, enum gpu_buf_kind kind, int64_t n)
+{
+    struct gpu_plan *gp = b->gp;
     gp->bufs = grow(gp->bufs, gp->nbufs, sizeof *gp->bufs);
     size_t bytes = kind == GPU_BUF_ACT ? (size_t)n * gpu_dtype_size(gp->cfg.dtype)
                    : kind == GPU_BUF_STAT || kind == GPU_BUF_F32 ? (size_t)n * 4
@@ -72,33 +89,60 @@ static int new_buf(struct gpu_plan *gp, enum gpu_buf_kind kind, int64_t n)
     return (int)gp->nbufs++;
 }
 
-static struct gpu_step *add_step(struct gpu_plan *gp, enum gpu_prog pr, enum gpu_op op, int layer)
+struct gpu_step *gpu_emit(struct gpu_builder *b, enum gpu_prog pr, enum gpu_op op, int li)
 {
+    struct gpu_plan *gp = b->gp;
     gp->steps[pr] = grow(gp->steps[pr], gp->nsteps[pr], sizeof **gp->steps);
     struct gpu_step *s = &gp->steps[pr][gp->nsteps[pr]++];
-    *s = (struct gpu_step){.op = op, .layer = layer};
+    *s = (struct gpu_step){.op = op, .layer = li};
     for (int i = 0; i < GPU_MAX_ARGS; i++) s->args[i] = -1;
     return s;
 }
 
 /* Index into gp->layers of the producer `in` (GRAPH_INPUT: the extra entry). */
-static int slot(const struct builder *b, int in)
+static int slot(const struct gpu_builder *b, int in)
 {
     return in == GRAPH_INPUT ? (int)b->g->nlayers : in;
 }
 
-/* Elements of a batch of shape s as stored. */
-static int64_t batch_numel(const struct builder *b, const struct shape *s)
+int gpu_buf_of(const struct gpu_builder *b, int producer)
 {
-    return b->gp->cfg.batch * shape_numel(s);
+    return b->gp->layers[slot(b, producer)].out;
+}
+
+int gpu_in(const struct gpu_builder *b, int li, int i)
+{
+    return gpu_buf_of(b, b->g->layers[li].in[i]);
+}
+
+int gpu_out(struct gpu_builder *b, int li)
+{
+    struct gpu_layer *gl = &b->gp->layers[li];
+    if (gl->out < 0) gl->out = gpu_new_buf(b, GPU_BUF_ACT, gpu_out_numel(b, li));
+    return gl->out;
+}
+
+void gpu_set_out(struct gpu_builder *b, int li, int buf)
+{
+    b->gp->layers[li].out = buf;
+}
+
+int64_t gpu_out_numel(const struct gpu_builder *b, int li)
+{
+    return b->gp->cfg.batch * shape_numel(&b->g->layers[li].out);
+}
+
+int64_t gpu_in_numel(const struct gpu_builder *b, int li, int i)
+{
+    return b->gp->cfg.batch * shape_numel(graph_input_shape(b->g, &b->g->layers[li], i));
 }
 
 /* Which batchnorms fuse with what follows them: bn -> relu, or bn -> add -> relu when each is
  * the only reader of the one before. The group's kernel runs at its last layer. */
-static void find_fusions(struct builder *b)
+static void find_fusions(struct gpu_builder *b)
 {
     const struct graph *g = b->g;
-    for (size_t li = 0; li <= g->nlayers; li++) b->head[li] = b->tail[li] = -1, b->z[li] = NO_Z;
+    for (size_t li = 0; li <= g->nlayers; li++) b->head[li] = b->tail[li] = -1, b->z[li] = GPU_NO_Z;
     for (size_t li = 0; li < g->nlayers; li++) {
         if (g->layers[li].op != OP_KIND_BATCHNORM || b->consumers[li] != 1) continue;
         /* its only reader */
@@ -125,7 +169,7 @@ static void find_fusions(struct builder *b)
     }
 }
 
-static void count_consumers(struct builder *b)
+static void count_consumers(struct gpu_builder *b)
 {
     const struct graph *g = b->g;
     for (size_t li = 0; li < g->nlayers; li++)
@@ -145,7 +189,7 @@ static bool keeps_layout(enum op_kind op)
  * spatial map it is (or that a flatten, identity, dropout or relu made it from), as *ch
  * channels at *hw pixels; *hw 1 where that is PyTorch's order (vectors, 1x1 maps). Returns
  * the map's shape, or NULL for PyTorch's order. */
-static const struct shape *nhwc_layout(const struct graph *g, int p, int64_t *ch, int64_t *hw)
+const struct shape *gpu_layout(const struct graph *g, int p, int64_t *ch, int64_t *hw)
 {
     const struct shape *s = p == GRAPH_INPUT ? &g->input : &g->layers[p].out;
     int64_t numel = shape_numel(s);
@@ -161,31 +205,8 @@ static const struct shape *nhwc_layout(const struct graph *g, int p, int64_t *ch
     return s;
 }
 
-bool gpu_plan_layout_ok(const struct graph *g, const struct graph_layer *l, char *why,
-                        size_t size)
-{
-    int64_t ch, hw, ch1, hw1;
-    const struct shape *s = l->nin ? nhwc_layout(g, l->in[0], &ch, &hw) : NULL;
-    if (l->op == OP_KIND_BATCHNORM && s && graph_input_shape(g, l, 0)->rank != 3) {
-        snprintf(why, size, "a batchnorm of a flattened %lldx%lldx%lld map is not offered by "
-                 "the GPU backend (it keeps maps channels-last); normalize the map before the "
-                 "flatten", (long long)s->d[0], (long long)s->d[1], (long long)s->d[2]);
-        return false;
-    }
-    if (l->op == OP_KIND_ADD && l->nin == 2) {
-        const struct shape *t = nhwc_layout(g, l->in[1], &ch1, &hw1);
-        if (hw != hw1 || ch != ch1) {
-            snprintf(why, size, "an add of two tensors whose elements are ordered differently "
-                     "on the GPU (a flattened %s and a %s) is not offered by the GPU backend",
-                     s ? "map" : "vector", t ? "flattened map" : "vector");
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Channels of the graph input as stored: padded when only convolutions read it. */
-static int64_t input_channels(const struct builder *b)
+static int64_t input_channels(const struct gpu_builder *b)
 {
     const struct graph *g = b->g;
     if (g->input.rank != 3) return g->input.rank ? g->input.d[0] : 1;
@@ -197,7 +218,7 @@ static int64_t input_channels(const struct builder *b)
     return gpu_pad_channels(g->input.d[0], b->gp->cfg.dtype);
 }
 
-static void place_tensors(struct builder *b)
+static void place_tensors(struct gpu_builder *b)
 {
     struct gpu_plan *gp = b->gp;
     const struct graph *g = b->g;
@@ -219,7 +240,7 @@ static void place_tensors(struct builder *b)
             t->numel = t->dim[0] * t->dim[2] * t->dim[3] * t->cpad;
         } else if (weight) {
             int64_t ch, hw;
-            const struct shape *s = nhwc_layout(b->g, l->in[0], &ch, &hw);
+            const struct shape *s = gpu_layout(b->g, l->in[0], &ch, &hw);
             if (s) { /* a linear layer reading a flattened map takes it as (H*W*C) */
                 t->layout = GPU_LAYOUT_HWC_IN;
                 t->dim[0] = gt->t.dim[0];
@@ -250,86 +271,27 @@ static void place_tensors(struct builder *b)
         }
 }
 
-/* Batchnorm bn's kernel in program pr, reading x (and z), writing y; the training kernel
- * also saves the batch statistics (and cuDNN's reserve space) for the backward pass. */
-static void emit_bn(struct builder *b, enum gpu_prog pr, int bn, int x, int z, int y, bool relu)
-{
-    struct gpu_plan *gp = b->gp;
-    const struct graph_layer *l = &b->g->layers[bn];
-    bool train = pr == GPU_PROG_FWD_TRAIN;
-    struct gpu_step *s = add_step(gp, pr, train ? GPU_OP_BN_TRAIN : GPU_OP_BN_EVAL, bn);
-    s->args[0] = x, s->args[1] = z, s->args[2] = y;
-    s->relu = relu, s->add = z >= 0;
-    s->n = batch_numel(b, &l->out);
-    if (!train) return;
-    int64_t c = l->out.rank ? l->out.d[0] : 1;
-    s->args[3] = new_buf(gp, GPU_BUF_STAT, c);
-    s->args[4] = new_buf(gp, GPU_BUF_STAT, c);
-    s->args[5] = new_buf(gp, GPU_BUF_BYTES, 0);
-}
-
-/* The forward program pr (training or evaluation). Layer outputs get their buffers on the
- * first call and keep them (both programs share them). */
-static void forward(struct builder *b, enum gpu_prog pr)
+/* The forward program pr (training or evaluation): the input, every layer's lowering in
+ * order (a fused group's at its last layer, when the add's other input is made), the output.
+ * Layer outputs get their buffers on the first call and keep them (both programs share them). */
+static void forward(struct gpu_builder *b, enum gpu_prog pr)
 {
     struct gpu_plan *gp = b->gp;
     const struct graph *g = b->g;
-    bool train = pr == GPU_PROG_FWD_TRAIN;
-    struct gpu_step *s = add_step(gp, pr, GPU_OP_INPUT, -1);
+    struct gpu_step *s = gpu_emit(b, pr, GPU_OP_INPUT, -1);
     s->args[0] = gp->input;
     s->n = gp->bufs[gp->input].n;
     for (size_t li = 0; li < g->nlayers; li++) {
-        const struct graph_layer *l = &g->layers[li];
-        struct gpu_layer *gl = &gp->layers[li];
-        int x = l->nin ? gp->layers[slot(b, l->in[0])].out : -1;
-        int64_t n = batch_numel(b, &l->out);
         int bn = b->head[li];
-        if (l->op == OP_KIND_FLATTEN || l->op == OP_KIND_IDENTITY) {
-            gl->out = x; /* the same memory: NHWC flattened is (N, H*W*C) */
-            continue;
-        }
-        /* a fused group's layers before its last: their kernel runs at the last */
-        if (b->tail[li] >= 0 || (bn >= 0 && b->tail[bn] != (int)li)) continue;
-        if (gl->out < 0) gl->out = new_buf(gp, GPU_BUF_ACT, n);
-        if (bn >= 0) {
-            /* the group's last layer: every layer of it has this output */
-            for (size_t k = (size_t)bn; k < li; k++)
-                if ((int)k == bn || b->head[k] == bn) gp->layers[k].out = gl->out;
-            int z = b->z[bn] == NO_Z ? -1 : gp->layers[slot(b, b->z[bn])].out;
-            emit_bn(b, pr, bn, gp->layers[slot(b, g->layers[bn].in[0])].out, z, gl->out, true);
-            continue;
-        }
-        if (l->op == OP_KIND_BATCHNORM) {
-            emit_bn(b, pr, (int)li, x, -1, gl->out, false);
-            continue;
-        }
-        enum gpu_op op = GPU_OP_COUNT;
-        switch (l->op) {
-        case OP_KIND_CONV: op = GPU_OP_CONV; break;
-        case OP_KIND_RELU: op = GPU_OP_RELU; break;
-        case OP_KIND_ADD: op = GPU_OP_ADD; break;
-        case OP_KIND_MAXPOOL:
-        case OP_KIND_AVGPOOL: op = GPU_OP_POOL; break;
-        case OP_KIND_GLOBAL_AVG_POOL: op = GPU_OP_GAP; break;
-        case OP_KIND_LINEAR: op = GPU_OP_LINEAR; break;
-        case OP_KIND_DROPOUT: op = train ? GPU_OP_DROPOUT : GPU_OP_COPY; break;
-        default: abort();
-        }
-        s = add_step(gp, pr, op, (int)li);
-        s->n = n;
-        s->args[0] = x;
-        s->args[1] = gl->out;
-        if (op == GPU_OP_ADD) s->args[1] = gp->layers[slot(b, l->in[1])].out, s->args[2] = gl->out;
-        if (op == GPU_OP_DROPOUT) {
-            s->args[2] = new_buf(gp, GPU_BUF_MASK, n);
-            nhwc_layout(b->g, (int)li, &s->ch, &s->hw); /* masks are drawn by PyTorch's index */
-        }
+        if (b->tail[li] >= 0 || (bn >= 0 && b->tail[bn] != (int)li)) continue; /* fused */
+        int at = bn >= 0 ? bn : (int)li;
+        gpu_ops[g->layers[at].op]->forward(b, pr, at);
     }
-    s = add_step(gp, pr, GPU_OP_OUTPUT, g->output);
+    s = gpu_emit(b, pr, GPU_OP_OUTPUT, g->output);
     s->args[0] = gp->layers[g->output].out;
     s->args[1] = gp->logits;
     s->n = gp->cfg.batch * gp->classes;
-    nhwc_layout(b->g, g->output, &s->ch, &s->hw);
+    gpu_layout(g, g->output, &s->ch, &s->hw);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -337,12 +299,8 @@ static void forward(struct builder *b, enum gpu_prog pr)
  * so that a layer's output gradient is complete (every reader's contribution in) before its
  * own backward kernels read it. */
 
-/* The buffer a kernel writes the gradient of producer `in` into; -1 when none is wanted.
- * native: the kernel can add to what is there (cuDNN's and cuBLAS's beta). Otherwise, when
- * the gradient has a contribution already, a temporary that *sum is set to (the caller adds
- * it in with finish_grad). */
-static int begin_grad(struct builder *b, int in, int64_t n, bool native, bool *accumulate,
-                      int *sum)
+int gpu_grad_begin(struct gpu_builder *b, int in, int64_t n, bool native, bool *accumulate,
+                   int *sum)
 {
     struct gpu_plan *gp = b->gp;
     struct gpu_layer *pl = &gp->layers[slot(b, in)];
@@ -352,7 +310,7 @@ static int begin_grad(struct builder *b, int in, int64_t n, bool native, bool *a
     /* the input's gradient as its kernels write it: with the padding channels */
     if (in == GRAPH_INPUT) n = gp->bufs[gp->input].n;
     if (pl->grad < 0) {
-        pl->grad = new_buf(gp, GPU_BUF_ACT, n);
+        pl->grad = gpu_new_buf(b, GPU_BUF_ACT, n);
         return pl->grad;
     }
     if (native) {
@@ -360,19 +318,19 @@ static int begin_grad(struct builder *b, int in, int64_t n, bool native, bool *a
         return pl->grad;
     }
     *sum = pl->grad;
-    return new_buf(gp, GPU_BUF_ACT, n);
+    return gpu_new_buf(b, GPU_BUF_ACT, n);
 }
 
-static void finish_grad(struct builder *b, int tmp, int sum, int64_t n)
+void gpu_grad_finish(struct gpu_builder *b, int tmp, int sum, int64_t n)
 {
     if (sum < 0) return;
-    struct gpu_step *s = add_step(b->gp, GPU_PROG_BWD, GPU_OP_ACCUM, -1);
-    s->args[0] = tmp, s->args[1] = sum, s->n = n;
+    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, GPU_OP_ACCUM, -1);
+    s->args[0] = tmp;
+    s->args[1] = sum;
+    s->n = n;
 }
 
-/* Passes gradient buffer dy on to producer `in` unchanged (add, flatten, identity): the same
- * buffer when `in` has no other reader, else a copy or a sum. */
-static void pass_grad(struct builder *b, int in, int dy, int64_t n)
+void gpu_grad_pass(struct gpu_builder *b, int in, int dy, int64_t n)
 {
     struct gpu_plan *gp = b->gp;
     struct gpu_layer *pl = &gp->layers[slot(b, in)];
@@ -382,21 +340,51 @@ static void pass_grad(struct builder *b, int in, int dy, int64_t n)
         return;
     }
     bool first = pl->grad < 0;
-    if (first) pl->grad = new_buf(gp, GPU_BUF_ACT, n);
-    struct gpu_step *s = add_step(gp, GPU_PROG_BWD, first ? GPU_OP_COPY : GPU_OP_ACCUM, -1);
-    s->args[0] = dy, s->args[1] = pl->grad, s->n = n;
+    if (first) pl->grad = gpu_new_buf(b, GPU_BUF_ACT, n);
+    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, first ? GPU_OP_COPY : GPU_OP_ACCUM, -1);
+    s->args[0] = dy;
+    s->args[1] = pl->grad;
+    s->n = n;
 }
 
-static void backward(struct builder *b)
+struct gpu_step *gpu_emit_unary(struct gpu_builder *b, enum gpu_prog pr, enum gpu_op op, int li)
+{
+    int x = gpu_in(b, li, 0);
+    struct gpu_step *s = gpu_emit(b, pr, op, li);
+    s->args[0] = x;
+    s->args[1] = gpu_out(b, li);
+    s->n = gpu_out_numel(b, li);
+    return s;
+}
+
+void gpu_weighted_backward(struct gpu_builder *b, int li, int dy, enum gpu_op wgrad,
+                           enum gpu_op dgrad)
+{
+    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, wgrad, li);
+    s->args[0] = gpu_in(b, li, 0);
+    s->args[1] = dy;
+    bool acc;
+    int sum;
+    int64_t n = gpu_in_numel(b, li, 0);
+    int dx = gpu_grad_begin(b, b->g->layers[li].in[0], n, true, &acc, &sum);
+    if (dx < 0) return;
+    s = gpu_emit(b, GPU_PROG_BWD, dgrad, li);
+    s->args[0] = dy;
+    s->args[1] = dx;
+    s->accumulate = acc;
+    s->n = n;
+}
+
+static void backward(struct gpu_builder *b)
 {
     struct gpu_plan *gp = b->gp;
     const struct graph *g = b->g;
     gp->layers[g->output].grad = gp->dlogits;
     int64_t ch, hw;
-    if (nhwc_layout(b->g, g->output, &ch, &hw)) {
+    if (gpu_layout(b->g, g->output, &ch, &hw)) {
         /* a spatial output: its gradient arrives in PyTorch's order */
-        struct gpu_step *s = add_step(gp, GPU_PROG_BWD, GPU_OP_GRAD_PACK, -1);
-        gp->layers[g->output].grad = new_buf(gp, GPU_BUF_ACT, gp->cfg.batch * gp->classes);
+        struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, GPU_OP_GRAD_PACK, -1);
+        gp->layers[g->output].grad = gpu_new_buf(b, GPU_BUF_ACT, gp->cfg.batch * gp->classes);
         s->args[0] = gp->dlogits;
         s->args[1] = gp->layers[g->output].grad;
         s->n = gp->cfg.batch * gp->classes;
@@ -404,84 +392,13 @@ static void backward(struct builder *b)
         s->hw = hw;
     }
     for (size_t k = g->nlayers; k-- > 0;) {
-        const struct graph_layer *l = &g->layers[k];
-        struct gpu_layer *gl = &gp->layers[k];
         int bn = b->head[k];
         if (bn >= 0 && b->tail[bn] != (int)k) continue; /* inside a fused group */
-        if (l->op == OP_KIND_BATCHNORM && b->tail[k] >= 0) continue;
-        int dy = gl->grad;
+        if (b->tail[k] >= 0) continue;                  /* a fused batchnorm: at its end */
+        int dy = gp->layers[k].grad;
         if (dy < 0) continue; /* nothing downstream depends on it */
         int li = bn >= 0 ? bn : (int)k;
-        const struct graph_layer *ll = &g->layers[li];
-        const struct gpu_step *f = gpu_plan_step_of(gp, GPU_PROG_FWD_TRAIN, li);
-        int64_t nin = ll->nin ? batch_numel(b, graph_input_shape(g, ll, 0)) : 0;
-        int x = ll->nin ? gp->layers[slot(b, ll->in[0])].out : -1;
-        bool acc;
-        int sum, dx;
-        struct gpu_step *s;
-        switch (ll->op) {
-        case OP_KIND_FLATTEN:
-        case OP_KIND_IDENTITY:
-            pass_grad(b, ll->in[0], dy, nin);
-            continue;
-        case OP_KIND_ADD:
-            for (int i = 0; i < 2; i++) pass_grad(b, ll->in[i], dy, nin);
-            continue;
-        case OP_KIND_CONV:
-        case OP_KIND_LINEAR: {
-            bool conv = ll->op == OP_KIND_CONV;
-            s = add_step(gp, GPU_PROG_BWD, conv ? GPU_OP_CONV_WGRAD : GPU_OP_LINEAR_WGRAD, li);
-            s->args[0] = x, s->args[1] = dy;
-            dx = begin_grad(b, ll->in[0], nin, true, &acc, &sum);
-            if (dx < 0) continue;
-            s = add_step(gp, GPU_PROG_BWD, conv ? GPU_OP_CONV_DGRAD : GPU_OP_LINEAR_DGRAD, li);
-            s->args[0] = dy, s->args[1] = dx, s->accumulate = acc, s->n = nin;
-            continue;
-        }
-        case OP_KIND_BATCHNORM: {
-            dx = begin_grad(b, ll->in[0], nin, false, &acc, &sum);
-            int dz = -1, zsum = -1, zin = b->z[li];
-            if (f->add) dz = begin_grad(b, zin, nin, false, &acc, &zsum);
-            s = add_step(gp, GPU_PROG_BWD, GPU_OP_BN_BWD, li);
-            s->args[0] = x, s->args[1] = f->args[2], s->args[2] = dy, s->args[3] = dx;
-            s->args[4] = dz, s->args[5] = f->args[3], s->args[6] = f->args[4];
-            s->args[7] = f->args[5];
-            s->relu = f->relu, s->add = f->add, s->n = nin;
-            if (dx < 0) s->args[3] = new_buf(gp, GPU_BUF_ACT, nin); /* the input needs none */
-            finish_grad(b, dx, sum, nin);
-            finish_grad(b, dz, zsum, nin);
-            continue;
-        }
-        default:
-            break;
-        }
-        dx = begin_grad(b, ll->in[0], nin, ll->op == OP_KIND_MAXPOOL || ll->op == OP_KIND_AVGPOOL,
-                        &acc, &sum);
-        if (dx < 0) continue;
-        switch (ll->op) {
-        case OP_KIND_RELU:
-            s = add_step(gp, GPU_PROG_BWD, GPU_OP_RELU_BWD, li);
-            s->args[0] = gl->out, s->args[1] = dy, s->args[2] = dx;
-            break;
-        case OP_KIND_MAXPOOL:
-        case OP_KIND_AVGPOOL:
-            s = add_step(gp, GPU_PROG_BWD, GPU_OP_POOL_BWD, li);
-            s->args[0] = x, s->args[1] = gl->out, s->args[2] = dy, s->args[3] = dx;
-            s->accumulate = acc;
-            break;
-        case OP_KIND_GLOBAL_AVG_POOL:
-            s = add_step(gp, GPU_PROG_BWD, GPU_OP_GAP_BWD, li);
-            s->args[0] = dy, s->args[1] = dx;
-            break;
-        case OP_KIND_DROPOUT:
-            s = add_step(gp, GPU_PROG_BWD, GPU_OP_DROPOUT_BWD, li);
-            s->args[0] = dy, s->args[1] = dx, s->args[2] = f->args[2];
-            break;
-        default:
-            abort();
-        }
-        s->n = nin;
-        finish_grad(b, dx, sum, nin);
+        gpu_ops[g->layers[li].op]->backward(b, li, dy);
     }
     gp->input_grad = gp->cfg.input_grad ? gp->layers[g->nlayers].grad : -1;
 }
@@ -492,7 +409,7 @@ void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg, st
 {
     *gp = (struct gpu_plan){.g = g, .cfg = *cfg, .input_grad = -1};
     size_t n = g->nlayers + 1;
-    struct builder b = {.gp = gp, .g = g};
+    struct gpu_builder b = {.gp = gp, .g = g};
     b.consumers = calloc(n, sizeof *b.consumers);
     b.head = calloc(n, sizeof *b.head);
     b.z = calloc(n, sizeof *b.z);
@@ -506,12 +423,12 @@ void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg, st
     const struct shape *os = &g->layers[g->output].out;
     gp->classes = shape_numel(os);
     int64_t per_image = shape_numel(&g->input) / (g->input.rank ? g->input.d[0] : 1);
-    gp->input = new_buf(gp, GPU_BUF_ACT, cfg->batch * per_image * gp->in_cpad);
+    gp->input = gpu_new_buf(&b, GPU_BUF_ACT, cfg->batch * per_image * gp->in_cpad);
     gp->layers[g->nlayers].out = gp->input;
-    gp->logits = new_buf(gp, GPU_BUF_F32, cfg->batch * gp->classes);
+    gp->logits = gpu_new_buf(&b, GPU_BUF_F32, cfg->batch * gp->classes);
     place_tensors(&b);
     if (cfg->train) {
-        gp->dlogits = new_buf(gp, GPU_BUF_ACT, cfg->batch * gp->classes);
+        gp->dlogits = gpu_new_buf(&b, GPU_BUF_ACT, cfg->batch * gp->classes);
         forward(&b, GPU_PROG_FWD_TRAIN);
     } else {
         gp->dlogits = -1;

@@ -147,11 +147,11 @@ struct gpu_plan {
     size_t act_bytes; /* gpu_plan_pack's */
 };
 
-/* Whether layer l of g can run with the device layouts (maps channels-last, flattened as
- * (H*W*C)): a batchnorm of a flattened map, or an add of tensors ordered differently, cannot;
- * why says so. (The rest of the edges are converted.) */
-bool gpu_plan_layout_ok(const struct graph *g, const struct graph_layer *l, char *why,
-                        size_t size);
+/* Whether the GPU backend runs layer l of g (its op's lowering, layers/<op>_cuda.c, and
+ * what that lowering refuses: a batchnorm of a flattened map, an add of tensors ordered
+ * differently, pooling with ceil_mode); why says what it lacks. */
+bool gpu_plan_supports(const struct graph *g, const struct graph_layer *l, char *why,
+                       size_t size);
 
 /* Builds the programs; allocation failure aborts (plans are small). */
 void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg,

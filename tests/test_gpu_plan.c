@@ -426,7 +426,7 @@ static void test_layout_refusals(void **state)
         for (size_t li = 0; li < n.g->nlayers; li++) {
             const struct graph_layer *l = &n.g->layers[li];
             char why[256] = "";
-            bool ok = gpu_plan_layout_ok(n.g, l, why, sizeof why);
+            bool ok = gpu_plan_supports(n.g, l, why, sizeof why);
             bool want = l->op != OP_KIND_BATCHNORM && l->op != OP_KIND_ADD;
             if (ok != want) fail_msg("layer %s: %s", l->name, ok ? "accepted" : why);
             if (!ok) assert_non_null(strstr(why, "GPU"));
