@@ -12,9 +12,22 @@
  *     if (!op->infer(&p, &in, &out, why, sizeof why)) report(why);
  *
  * Each op lives in layers/<op>.h (its parameter struct and shape rule) and layers/<op>.c (its
- * table entry). To add an op: write those two files, add its OP_KIND_ constant, its member of
- * union op_params, and its row in op.c. tests/test_graph.c covers every shape rule, tensor
- * list and count.
+ * table entry), and runs through one file per backend. To add an op, every place it touches:
+ *   1. layers/<op>.h and layers/<op>.c; its OP_KIND_ constant and member of union op_params
+ *      here; its row in op.c (tests/test_graph.c covers every shape rule, tensor list and
+ *      count);
+ *   2. the CPU: layers/<op>_cpu.c (a struct cpu_op: oneDNN primitives, or a kernel of its
+ *      own), declared in cpu.h and put in backend_cpu.c's cpu_ops[];
+ *   3. the GPU: layers/<op>_cuda.c (a struct gpu_lowering: which kernels it becomes, on which
+ *      buffers), declared in gpu_lower.h and put in gpu_plan.c's gpu_ops[]; a kernel kind the
+ *      others lack is a GPU_OP_ in gpu_plan.h (and its name in gpu_op_name), run in
+ *      cuda_exec.c's cuda_run_step (and described in cuda_describe where cuDNN needs
+ *      descriptors), its own kernels in gpu_kernels.cu with their element math in gpu_math.h;
+ *   4. both .c files in CMakeLists.txt's RUNNER_SOURCES; its cases in tests/ops_cases.h
+ *      (checked on each backend against tests/ref, which gets its reference kernel);
+ *   5. the README's YAML reference, rewritten from `runner schema` by scripts/update_readme.sh
+ *      (tests/test_schema.c holds the two equal).
+ * An op without a backend's file is refused on that backend at its layer's position.
  */
 #ifndef RUNNER_OP_H
 #define RUNNER_OP_H
