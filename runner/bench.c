@@ -201,6 +201,7 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
             loss = train_step(p, &opt, lr, ls);
         }
         last = plan_clock();
+        if (plan_status(p)) break; /* said what failed; its later steps would return at once */
         double dt = last - t0;
         if (i < o->warmup) {
             fprintf(out, "warmup %d/%d: %.1f ms\n", i + 1, o->warmup, dt * 1000);
@@ -212,6 +213,12 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
         if (!o->infer) fprintf(out, " (loss %.4f)", loss);
         fprintf(out, "\n");
         fflush(out);
+    }
+    if (plan_status(p)) {
+        free(x), free(y), free(t);
+        st = plan_status(p);
+        plan_free(p);
+        return st;
     }
     if (ahead && plan_steps_pending(p) != 0) abort(); /* every started step waited for */
     double window = last - open;
