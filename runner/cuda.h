@@ -1,8 +1,9 @@
 /*
- * cuda.h: the inside of the CUDA backend: cuda_backend.c (the plan's life: devices, handles,
+ * cuda.h: the inside of the CUDA backend: backend_cuda.c (the plan's life: devices, handles,
  * arenas, tensors at the edges, CUDA graphs, the vtable) and cuda_exec.c (what the library
  * calls need: descriptors, the convolution algorithm search and its cache, the kernels of each
- * step). The planning is gpu_plan.c's, in plain C; the own kernels are gpu_kernels.cu's.
+ * step). The planning is gpu_plan.c's and the ops' lowerings' (layers/<op>_cuda.c), in plain
+ * C; the own kernels are gpu_kernels.cu's and optim_cuda.cu's.
  *
  * Every CUDA, cuDNN and cuBLAS call is checked: at plan time a failure goes to the plan's
  * diagnostics (the call's text, the library's error string, the device, file:line) and the
@@ -169,7 +170,7 @@ bool cuda_probe_bn(struct cuda *c);
 void cuda_run_step(struct cuda *c, const struct gpu_step *s);
 void cuda_release(struct cuda *c);
 
-/* cuda_backend.c: captures what enqueue enqueues as a CUDA graph into *exec; false (one
+/* backend_cuda.c: captures what enqueue enqueues as a CUDA graph into *exec; false (one
  * warning, graphs off for the plan) when the capture fails. */
 bool cuda_capture(struct cuda *c, cudaGraphExec_t *exec,
                   void (*enqueue)(struct cuda *, const void *), const void *arg,

@@ -1,6 +1,6 @@
 /*
  * gpu_kernels.cu: the launchers of gpu_kernels.h but the trained-arena updates (those are in
- * gpu_optim.cu): conversions and layout changes at the plan's edges, the loss, batch
+ * optim_cuda.cu): conversions and layout changes at the plan's edges, the loss, batch
  * normalization with its fused add and relu, pointwise ops, global average pooling, dropout
  * and biases. Every kernel is a template over T (float, __nv_bfloat16, __half) computing in
  * fp32 with the element math of gpu_math.h; the launchers pick T with gpu_by_type.

@@ -3,7 +3,7 @@
  * compute types, the ranges and chunks of the trained arenas, and the element math of the
  * kernels as inline functions that compile both as plain C (the host, and the CPU tests in
  * tests/test_gpu_math.c, which check them against tests/ref and the CPU backend) and as CUDA
- * device code (runner/gpu_kernels.cu, runner/gpu_optim.cu).
+ * device code (runner/gpu_kernels.cu, runner/optim_cuda.cu).
  *
  *     struct gpu_adam_scalars a = gpu_adam_prepare(lr, bias1, bias2, 0.9, 0.999, 1e-8, 0, false);
  *     for (i ...) w[i] = gpu_adam_element(w[i], g[i], &m[i], &v[i], NULL, &a, true);

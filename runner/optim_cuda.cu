@@ -1,5 +1,5 @@
 /*
- * gpu_optim.cu: the launchers of gpu_kernels.h that work on the trained arenas: the gradient
+ * optim_cuda.cu: the launchers of gpu_kernels.h that work on the trained arenas: the gradient
  * check before an update (overflow, norm, clipping and unscaling in one factor), the fused
  * SGD and Adam updates, the weights' EMA, the refresh of the 16-bit weight copies, and fp16's
  * dynamic loss scale.

@@ -1,5 +1,5 @@
 /*
- * cuda_backend.c: the CUDA backend: a plan's device, library handles and arenas (one
+ * backend_cuda.c: the CUDA backend: a plan's device, library handles and arenas (one
  * allocation each, sized by gpu_plan.c's planning), tensors crossing the plan's edges in
  * PyTorch's layouts, the programs run kernel by kernel or replayed as CUDA graphs, and the
  * vtable. See cuda.h and plan.h. Covered by tests/test_ops_cuda.c and
