@@ -248,6 +248,17 @@ static enum status cuda_create(struct plan *p, struct diag *d)
         return STATUS_RUNTIME;
     snprintf(c->gpu_name, sizeof c->gpu_name, "%s", prop.name);
     c->cc = prop.major * 10 + prop.minor;
+    cudaError_t image = gpu_kernels_loadable();
+    if (image != cudaSuccess) {
+        diag_error(d, (struct mark){0},
+                   "this runner holds no GPU code that cuda:%d (%s, compute capability %d.%d) "
+                   "can run (%s); it was built for %s", c->dev, c->gpu_name, prop.major,
+                   prop.minor, cudaGetErrorString(image), RUNNER_CUDA_ARCHS);
+        diag_hint(d, "rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d (scripts/setup.sh passes "
+                     "CMAKE_ARGS), or run on the CPU: device=cpu", c->cc);
+        (void)cudaGetLastError();
+        return STATUS_RUNTIME;
+    }
     if (c->t == GPU_BF16 && prop.major < 8) {
         diag_error(d, (struct mark){0}, "cuda:%d (%s, compute capability %d.%d) has no bf16",
                    c->dev, c->gpu_name, prop.major, prop.minor);

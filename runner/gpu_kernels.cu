@@ -155,6 +155,12 @@ __global__ void unpack_kernel(float *y, const T *x, int64_t total, int c, int64_
     GPU_FLAT_LOOP(j, total) y[j] = gpu_f32(x[gpu_unpack_src(j, c, hw, cpad)]);
 }
 
+extern "C" cudaError_t gpu_kernels_loadable(void)
+{
+    cudaFuncAttributes a;
+    return cudaFuncGetAttributes(&a, pack_kernel<float>);
+}
+
 extern "C" cudaError_t gpu_pack_nchw(enum gpu_dtype t, void *y, const float *x, int64_t n,
                                      int c, int h, int w, int cpad, cudaStream_t s)
 {

@@ -57,6 +57,10 @@ struct gpu_step_out {
                            step), and the EMA is seeded with the weights at the first */
 };
 
+/* Whether this binary holds code the current device can run: cudaFuncGetAttributes of one of
+ * its kernels (cudaErrorNoKernelImageForDevice when it was built for other GPUs). */
+cudaError_t gpu_kernels_loadable(void);
+
 /* Conversions. n elements of src (type from) into dst (type to); either may be fp32. */
 cudaError_t gpu_convert(enum gpu_dtype to, void *dst, enum gpu_dtype from, const void *src,
                         int64_t n, cudaStream_t s);
