@@ -1,10 +1,13 @@
 /* device.c: see device.h. */
 #include "device.h"
 
+#include <ctype.h>
 #include <lua.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <png.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <yaml.h>
 
 #ifdef RUNNER_HAVE_CUDA
@@ -13,22 +16,172 @@
 #include <cudnn.h>
 #endif
 
+/* --------------------------------------------------------------------------------------- */
+/* Compute capabilities and precision */
+
+enum plan_precision device_auto_precision(int cc)
+{
+    return device_cc_has_bf16(cc) ? PLAN_BF16 : PLAN_FP16;
+}
+
+bool device_cc_has_bf16(int cc) { return cc >= DEVICE_CC_BF16; }
+
+int device_cc_parse(const char *text)
+{
+    int major = 0, minor = 0, cc = -1;
+    const char *p = text;
+    if (strncmp(p, "sm_", 3) == 0) {
+        p += 3;
+        /* sm_ and two or three digits, the last the minor version: sm_75, sm_120 */
+        int k = 0, n = 0;
+        while (isdigit((unsigned char)p[k]) && k < 4) n = 10 * n + (p[k++] - '0');
+        if ((k == 2 || k == 3) && !p[k] && p[0] != '0') cc = n;
+    } else {
+        /* MAJOR.MINOR, a one- or two-digit major and a one-digit minor: 7.5, 12.0 */
+        int k = 0;
+        while (isdigit((unsigned char)p[k]) && k < 3) major = 10 * major + (p[k++] - '0');
+        if ((k == 1 || k == 2) && p[0] != '0' && p[k] == '.' && isdigit((unsigned char)p[k + 1]) &&
+            !p[k + 2]) {
+            minor = p[k + 1] - '0';
+            cc = 10 * major + minor;
+        }
+    }
+    return cc >= DEVICE_CC_MIN ? cc : -1;
+}
+
+const char *device_precision_name(enum plan_precision p)
+{
+    return p == PLAN_BF16 ? "bf16" : p == PLAN_FP16 ? "fp16" : "fp32";
+}
+
+enum status device_precision(const struct spec *s, int cc, const char *gpu,
+                             enum plan_precision *p, struct diag *d)
+{
+    if (cc <= 0) {
+        *p = PLAN_FP32;
+        if (s->precision == SPEC_PRECISION_AUTO || s->precision == SPEC_PRECISION_FP32)
+            return STATUS_OK;
+        diag_error(d, spec_mark(s, "precision"),
+                   "precision %s needs a GPU; the CPU computes in fp32",
+                   s->precision == SPEC_PRECISION_BF16 ? "bf16" : "fp16");
+        diag_hint(d, "precision: auto (fp32 on the CPU) or fp32");
+        return STATUS_CONFIG;
+    }
+    switch (s->precision) {
+    case SPEC_PRECISION_AUTO: *p = device_auto_precision(cc); return STATUS_OK;
+    case SPEC_PRECISION_FP32: *p = PLAN_FP32; return STATUS_OK;
+    case SPEC_PRECISION_FP16: *p = PLAN_FP16; return STATUS_OK;
+    case SPEC_PRECISION_BF16: break;
+    }
+    *p = PLAN_BF16;
+    if (device_cc_has_bf16(cc)) return STATUS_OK;
+    diag_error(d, spec_mark(s, "precision"),
+               "precision bf16 needs a GPU of compute capability %d.%d or newer; %s has "
+               "compute capability %d.%d, without bf16 tensor cores",
+               DEVICE_CC_BF16 / 10, DEVICE_CC_BF16 % 10, gpu, cc / 10, cc % 10);
+    diag_hint(d, "precision: fp16 (with loss scaling) or auto (fp16 there)");
+    return STATUS_CONFIG;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The CUDA driver and runtime */
+
+/* cudaErrorInsufficientDriver and cudaErrorNoDevice, for device_cuda_explain without the
+ * CUDA headers (checked against them below). */
+enum { CUDA_INSUFFICIENT_DRIVER = 35, CUDA_NO_DEVICE = 100 };
+#ifdef RUNNER_HAVE_CUDA
+_Static_assert(CUDA_INSUFFICIENT_DRIVER == (int)cudaErrorInsufficientDriver, "cudaError_t");
+_Static_assert(CUDA_NO_DEVICE == (int)cudaErrorNoDevice, "cudaError_t");
+#endif
+
+bool device_cuda_explain(const struct device_cuda_probe *p, char *why, size_t size)
+{
+    int dmaj = p->driver / 1000, dmin = p->driver % 1000 / 10;
+    int rmaj = p->runtime / 1000, rmin = p->runtime % 1000 / 10;
+    const char *text = p->error_text ? p->error_text : "unknown error";
+    if (p->driver <= 0) {
+        snprintf(why, size, "no NVIDIA driver");
+        return false;
+    }
+    if (p->error == 0 && p->count > 0) {
+        snprintf(why, size, "%d GPU%s", p->count, p->count == 1 ? "" : "s");
+        return false;
+    }
+    if (p->error == CUDA_INSUFFICIENT_DRIVER)
+        snprintf(why, size, "the NVIDIA driver supports CUDA up to %d.%d, older than this "
+                 "runner's CUDA %d.%d runtime (cudaGetDeviceCount: %s); update the driver",
+                 dmaj, dmin, rmaj, rmin, text);
+    else if (p->error == 0 || p->error == CUDA_NO_DEVICE) {
+        const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+        snprintf(why, size, "the NVIDIA driver (CUDA %d.%d; runtime %d.%d) is installed, but no "
+                 "GPU is visible%s%s%s", dmaj, dmin, rmaj, rmin,
+                 vis ? " (CUDA_VISIBLE_DEVICES=\"" : "", vis ? vis : "", vis ? "\")" : "");
+    } else
+        snprintf(why, size, "the NVIDIA driver (CUDA %d.%d; runtime %d.%d) is installed, but "
+                 "cudaGetDeviceCount failed: %s", dmaj, dmin, rmaj, rmin, text);
+    return true;
+}
+
+#ifdef RUNNER_HAVE_CUDA
+static bool cuda_probe(char *why, size_t size, int *count)
+{
+    struct device_cuda_probe p = {0};
+    cudaDriverGetVersion(&p.driver);
+    cudaRuntimeGetVersion(&p.runtime);
+    cudaError_t e = cudaGetDeviceCount(&p.count);
+    if (e != cudaSuccess) {
+        p.error = (int)e;
+        p.error_text = cudaGetErrorString(e);
+        p.count = 0;
+        cudaGetLastError(); /* not left for the next call's check */
+    }
+    *count = p.count;
+    return device_cuda_explain(&p, why, size);
+}
+#endif
+
 int device_cuda_count(char *why, size_t size)
 {
 #ifdef RUNNER_HAVE_CUDA
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess) {
-        snprintf(why, size, "no usable CUDA device: %s", cudaGetErrorString(e));
-        return 0;
-    }
-    if (n == 0) snprintf(why, size, "no CUDA device found");
+    int n;
+    cuda_probe(why, size, &n);
     return n;
 #else
     snprintf(why, size, "this runner was built without CUDA");
     return 0;
 #endif
 }
+
+bool device_cuda_broken(char *why, size_t size)
+{
+#ifdef RUNNER_HAVE_CUDA
+    int n;
+    return cuda_probe(why, size, &n);
+#else
+    snprintf(why, size, "this runner was built without CUDA");
+    return false;
+#endif
+}
+
+int device_gpu_info(int dev, char *name, size_t size)
+{
+    snprintf(name, size, "cuda:%d", dev);
+#ifdef RUNNER_HAVE_CUDA
+    int cc = device_cuda_capability(dev);
+    struct cudaDeviceProp p;
+    if (cc < 0) return -1;
+    if (cudaGetDeviceProperties(&p, dev) == cudaSuccess)
+        snprintf(name, size, "cuda:%d (%s)", dev, p.name);
+    else
+        cudaGetLastError();
+    return cc;
+#else
+    return -1;
+#endif
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The device of a run */
 
 int device_resolve(const struct spec_device *want, struct spec_device *got, char *msg,
                    size_t size)
@@ -44,7 +197,8 @@ int device_resolve(const struct spec_device *want, struct spec_device *got, char
         return 0;
     }
     if (n == 0) {
-        snprintf(msg, size, "device cuda:%d was asked for, but %s", want->index, why);
+        snprintf(msg, size, "device cuda:%d was asked for, but there is no usable GPU: %s",
+                 want->index, why);
         return -1;
     }
     if (want->index >= n) {
@@ -71,28 +225,25 @@ enum status device_choose(const struct spec *s, struct device_choice *c, struct 
                                  .deterministic = s->train.deterministic, .tf32 = s->train.tf32,
                                  .no_graph = !s->train.cuda_graphs};
     if (dev.kind == SPEC_DEVICE_CPU) {
-        if (s->precision != SPEC_PRECISION_AUTO && s->precision != SPEC_PRECISION_FP32) {
-            diag_error(d, spec_mark(s, "precision"),
-                       "precision %s needs a GPU; the CPU computes in fp32",
-                       s->precision == SPEC_PRECISION_BF16 ? "bf16" : "fp16");
-            diag_hint(d, "precision: auto (fp32 on the CPU) or fp32");
-            return STATUS_CONFIG;
-        }
+        if (device_precision(s, 0, "the CPU", &c->o.precision, d)) return STATUS_CONFIG;
         snprintf(c->name, sizeof c->name, "cpu");
+        char why[300];
+        if (s->device.kind == SPEC_DEVICE_AUTO && device_cuda_broken(why, sizeof why)) {
+            snprintf(c->warning, sizeof c->warning, "%s; running on the CPU", why);
+            if (d->out) fprintf(d->out, "runner: warning: %s\n", c->warning);
+        }
         return STATUS_OK;
     }
 #ifdef RUNNER_HAVE_CUDA
     c->be = &backend_cuda;
-    c->o.precision = s->precision == SPEC_PRECISION_FP32   ? PLAN_FP32
-                     : s->precision == SPEC_PRECISION_FP16 ? PLAN_FP16
-                                                           : PLAN_BF16;
-    c->precision = c->o.precision == PLAN_FP32 ? "fp32" : c->o.precision == PLAN_FP16 ? "fp16"
-                                                                                      : "bf16";
-    struct cudaDeviceProp p;
-    if (cudaGetDeviceProperties(&p, dev.index) == cudaSuccess)
-        snprintf(c->name, sizeof c->name, "cuda:%d (%s)", dev.index, p.name);
-    else
-        snprintf(c->name, sizeof c->name, "cuda:%d", dev.index);
+    c->cc = device_gpu_info(dev.index, c->name, sizeof c->name);
+    if (c->cc < 0) {
+        diag_error(d, spec_mark(s, "device"), "the CUDA runtime cannot tell the compute "
+                   "capability of %s", c->name);
+        return STATUS_RUNTIME;
+    }
+    if (device_precision(s, c->cc, c->name, &c->o.precision, d)) return STATUS_CONFIG;
+    c->precision = device_precision_name(c->o.precision);
     return STATUS_OK;
 #else
     diag_error(d, spec_mark(s, "device"), "this runner was built without CUDA");

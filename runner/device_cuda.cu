@@ -1,7 +1,7 @@
 /*
- * device_cuda.cu: the smallest proof that kernels built into this binary run on the GPU:
- * y = a * x + y on a device, compared with the same sum on the host. Covered by
- * tests/test_cuda_smoke.c.
+ * device_cuda.cu: a GPU's compute capability from the CUDA runtime, and the smallest proof
+ * that kernels built into this binary run on the GPU: y = a * x + y on a device, compared
+ * with the same sum on the host. Covered by tests/test_cuda_smoke.c.
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -15,6 +15,17 @@ __global__ void saxpy_kernel(int n, float a, const float *x, float *y) // x, y: 
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a * x[i] + y[i];
+}
+
+extern "C" int device_cuda_capability(int dev)
+{
+    int major = 0, minor = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+        cudaGetLastError(); /* not left for the next call's check */
+        return -1;
+    }
+    return major * 10 + minor;
 }
 
 #define TRY(call)                                                                              \

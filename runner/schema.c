@@ -384,7 +384,8 @@ static const struct schema_key experiment_keys[] = {
      .doc = "auto (a GPU when one is usable, else the CPU), cpu, cuda or cuda:N"},
     {.name = "precision", .type = SCHEMA_ENUM, .offset = OFF(spec, precision),
      .choices = precision_choices, .def = "auto",
-     .doc = "auto: bf16 on a GPU, fp32 on the CPU; fp16 uses dynamic loss scaling"},
+     .doc = "auto: bf16 on a GPU of compute capability 8.0 or newer, fp16 below (7.5: T4, RTX "
+            "20xx), fp32 on the CPU; bf16 needs 8.0 or newer; fp16 uses dynamic loss scaling"},
     SEC("model", spec_model, model, model_section, SK_REQUIRED, "the network"),
     SEC("data", spec_data, data, data_section, 0, "the dataset"),
     SEC("augment", spec_augment, augment, augment_section, 0, "image transforms"),

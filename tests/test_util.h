@@ -95,8 +95,10 @@ static inline float round_bits(double v, int bits)
 
 /*
  * Whether a GPU test can run: 0 when a GPU is usable. Otherwise it prints why and returns
- * what the test must exit with: 77 (CTest's skip, SKIP_RETURN_CODE) or, when the environment
- * sets RUNNER_REQUIRE_GPU=1 (a machine that must run the GPU tests), 1: a failure.
+ * what the test must exit with: 77 (CTest's skip, SKIP_RETURN_CODE) where there is no NVIDIA
+ * driver (or no CUDA in the build), or 1, a failure, where a driver is installed but CUDA
+ * cannot use it (device_cuda_broken: too old for the runtime, no GPU visible) or the
+ * environment sets RUNNER_REQUIRE_GPU=1 (a machine that must run the GPU tests).
  *
  *     int gate = gpu_test_gate();
  *     if (gate) return gate;
@@ -105,6 +107,10 @@ static inline int gpu_test_gate(void)
 {
     char why[256];
     if (device_cuda_count(why, sizeof why) > 0) return 0;
+    if (device_cuda_broken(why, sizeof why)) {
+        fprintf(stderr, "the GPU cannot be used: %s\n", why);
+        return 1;
+    }
     const char *req = getenv("RUNNER_REQUIRE_GPU");
     if (req && strcmp(req, "1") == 0) {
         fprintf(stderr, "RUNNER_REQUIRE_GPU=1, but %s\n", why);
