@@ -111,46 +111,98 @@ static int cmd_check(const struct args *a)
     return 0;
 }
 
+static const struct option plan_options[] = {{"--gpu", true}, {NULL, false}};
+
+/* The GPU a plan is for: --gpu's compute capability (want_cc), else that of the GPU the
+ * experiment would use, else DEVICE_CC_DEFAULT's; gpu names it in messages, t->source says
+ * where the capability came from. */
+static void plan_gpu(const struct spec *s, const char *opt, int want_cc,
+                     struct summary_target *t, char *gpu, size_t size, char *source,
+                     size_t ssize)
+{
+    char why[300];
+    int index = s->device.kind == SPEC_DEVICE_CUDA ? s->device.index : 0;
+    t->cuda = true;
+    if (want_cc) {
+        t->cc = want_cc;
+        snprintf(gpu, size, "the GPU planned for (--gpu %s)", opt);
+        snprintf(source, ssize, "as --gpu %s asks", opt);
+    } else if (index < device_cuda_count(why, sizeof why) &&
+               (t->cc = device_gpu_info(index, gpu, size)) > 0) {
+        snprintf(source, ssize, "that of %s", gpu);
+    } else {
+        t->cc = DEVICE_CC_DEFAULT;
+        snprintf(gpu, size, "the GPU planned for (compute capability %d.%d without --gpu)",
+                 t->cc / 10, t->cc % 10);
+        snprintf(source, ssize, "the default without a GPU (--gpu sm_XY plans for another)");
+    }
+    t->source = source;
+}
+
 static int cmd_plan(const struct args *a)
 {
     const char *file = a->file;
     const char *const *ov = a->ov;
     size_t n = a->n;
+    int want_cc = 0;
+    if (a->opt[0] && (want_cc = device_cc_parse(a->opt[0])) < 0) {
+        fprintf(stderr, "runner plan: error: --gpu takes a compute capability of %d.%d or newer, "
+                "as sm_75 or 7.5, got '%s'\n", DEVICE_CC_MIN / 10, DEVICE_CC_MIN % 10, a->opt[0]);
+        fprintf(stderr, "hint: --gpu sm_75 (T4), sm_80 (A100), sm_86, sm_89, sm_90 (H100), "
+                "sm_100, sm_110, sm_120\n");
+        return 2;
+    }
     struct spec *s;
     struct graph *g;
     int rc = load_model(file, ov, n, &s, &g);
     if (rc) return rc;
-    /* device: cuda plans for the GPU even where none is present; auto plans for this machine. */
+    struct diag d = {.out = stderr};
+    /* device: cuda, or --gpu, plans for a GPU even where none is present; auto plans for this
+     * machine. */
     bool cuda = s->device.kind == SPEC_DEVICE_CUDA;
     struct spec_device dev;
     char msg[256];
     if (s->device.kind == SPEC_DEVICE_AUTO && device_resolve(&s->device, &dev, msg, sizeof msg) == 0)
         cuda = dev.kind == SPEC_DEVICE_CUDA;
-    /* The plan's real arenas: the CPU's sized (not allocated), the GPU's from its planning. */
+    if (want_cc && s->device.kind == SPEC_DEVICE_CPU) {
+        diag_error(&d, spec_mark(s, "device"), "--gpu %s plans for a GPU, but the experiment "
+                   "asks for the CPU", a->opt[0]);
+        diag_hint(&d, "device=cuda (or auto) with --gpu");
+        rc = 2;
+        goto out;
+    }
+    /* The precision there (device_precision, as a run decides it), and the plan's real
+     * arenas: the CPU's sized (not allocated), the GPU's from its planning. */
+    struct summary_target t = {.cuda = false};
+    char gpu[320], source[400];
+    if (want_cc || cuda) plan_gpu(s, a->opt[0], want_cc, &t, gpu, sizeof gpu, source, sizeof source);
+    enum plan_precision p;
+    if (device_precision(s, t.cuda ? t.cc : 0, t.cuda ? gpu : "the CPU", &p, &d)) {
+        rc = 2;
+        goto out;
+    }
+    t.precision = device_precision_name(p);
     struct plan *pl = NULL;
     struct plan_sizes gpu_sizes;
-    if (cuda) {
-        enum gpu_dtype t = s->precision == SPEC_PRECISION_FP32   ? GPU_F32
-                           : s->precision == SPEC_PRECISION_FP16 ? GPU_F16
-                                                                 : GPU_BF16;
-        gpu_plan_sizes(g, s->train.batch_size, t, model_optimizer_slots(s), &gpu_sizes);
+    if (t.cuda) {
+        enum gpu_dtype dt = p == PLAN_FP32 ? GPU_F32 : p == PLAN_FP16 ? GPU_F16 : GPU_BF16;
+        gpu_plan_sizes(g, s->train.batch_size, dt, model_optimizer_slots(s), &gpu_sizes);
     } else {
         struct plan_options o = {.batch = s->train.batch_size,
                                  .optimizer_slots = model_optimizer_slots(s),
                                  .seed = (uint64_t)s->seed, .sizes_only = true,
                                  .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
-        struct diag d = {.out = stderr};
         if (plan_create(g, &backend_cpu, &o, &d, &pl)) {
-            graph_free(g);
-            spec_free(s);
-            return 2;
+            rc = 2;
+            goto out;
         }
     }
-    summary_print(stdout, s, g, cuda, pl ? &pl->sizes : &gpu_sizes);
+    summary_print_for(stdout, s, g, &t, pl ? &pl->sizes : &gpu_sizes);
     plan_free(pl);
+out:
     graph_free(g);
     spec_free(s);
-    return 0;
+    return rc;
 }
 
 static int cmd_config(const struct args *a)
@@ -426,11 +478,17 @@ static const struct command commands[] = {
      "every error as FILE:LINE:COL with the line and a hint, or \"ok\".\n", cmd_check, NULL, NULL},
     {"config", "FILE [key=value ...]", "print the resolved configuration as YAML",
      "Every key with its value after extends, overrides and defaults.\n", cmd_config, NULL, NULL},
-    {"plan", "FILE [key=value ...]", "print the network: layers, shapes, counts, memory",
+    {"plan", "FILE [key=value ...] [--gpu sm_XY]",
+     "print the network: layers, shapes, counts, memory",
      "Expands the experiment's graph and prints every layer (name, op, settings, output\n"
      "shape, parameters, multiply-adds), the totals, and the memory one training step\n"
-     "needs at train.batch_size. Another model: runner plan FILE model=models/resnet18.yaml\n",
-     cmd_plan, NULL, NULL},
+     "needs at train.batch_size. Another model: runner plan FILE model=models/resnet18.yaml\n"
+     "A GPU experiment (device: cuda, or auto where a GPU is found) is planned for the\n"
+     "GPU's compute capability, at the precision a run takes there (auto: bf16 from 8.0,\n"
+     "fp16 below); without a GPU for 9.0 (H100). --gpu sm_XY or X.Y plans for another\n"
+     "(sm_75 or 7.5: a T4), on any machine.\n"
+     "  runner plan experiments/resnet50_adam.yaml device=cuda --gpu sm_75\n",
+     cmd_plan, plan_options, NULL},
     {"schema", "", "print the reference of every YAML key and op (Markdown)",
      "Every key of an experiment file (type, default, allowed values, meaning), the\n"
      "structure of graph files, and every op with its settings.\n", cmd_schema, NULL, NULL},

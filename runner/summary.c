@@ -6,22 +6,37 @@
 
 #include <string.h>
 
+#include "device.h"
 #include "model.h"
 
-static const char *precision_name(const struct spec *s, bool cuda)
+struct summary_target summary_target_default(const struct spec *s, bool cuda)
 {
+    struct summary_target t = {.cuda = cuda, .precision = "fp32"};
+    if (!cuda) return t;
+    t.cc = DEVICE_CC_DEFAULT;
+    t.source = "the default without a GPU";
+    /* device_precision without its errors: bf16 is asked of a GPU that has it. */
     switch (s->precision) {
-    case SPEC_PRECISION_AUTO: return cuda ? "bf16" : "fp32";
-    case SPEC_PRECISION_FP32: return "fp32";
-    case SPEC_PRECISION_BF16: return "bf16";
-    case SPEC_PRECISION_FP16: return "fp16";
+    case SPEC_PRECISION_AUTO:
+        t.precision = device_precision_name(device_auto_precision(t.cc));
+        break;
+    case SPEC_PRECISION_FP32: t.precision = "fp32"; break;
+    case SPEC_PRECISION_BF16: t.precision = "bf16"; break;
+    case SPEC_PRECISION_FP16: t.precision = "fp16"; break;
     }
-    return "fp32";
+    return t;
 }
 
 struct summary_memory summary_memory(const struct spec *s, const struct graph *g, bool cuda)
 {
-    struct summary_memory m = {.batch = s->train.batch_size, .precision = precision_name(s, cuda)};
+    struct summary_target t = summary_target_default(s, cuda);
+    return summary_memory_for(s, g, &t);
+}
+
+struct summary_memory summary_memory_for(const struct spec *s, const struct graph *g,
+                                         const struct summary_target *t)
+{
+    struct summary_memory m = {.batch = s->train.batch_size, .precision = t->precision};
     size_t act = strcmp(m.precision, "fp32") == 0 ? 4 : 2;
     m.state_per_param = model_optimizer_slots(s);
     size_t np = (size_t)g->nparams;
@@ -60,15 +75,27 @@ static const char *mib(char *buf, size_t size, size_t bytes)
 void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda,
                    const struct plan_sizes *real)
 {
+    struct summary_target t = summary_target_default(s, cuda);
+    summary_print_for(out, s, g, &t, real);
+}
+
+void summary_print_for(FILE *out, const struct spec *s, const struct graph *g,
+                       const struct summary_target *t, const struct plan_sizes *real)
+{
+    bool cuda = t->cuda;
     int w = 5;
     for (size_t i = 0; i < g->nlayers; i++) {
         int n = (int)strlen(g->layers[i].name);
         if (n > w) w = n;
     }
     char a[SHAPE_TEXT], b[32], c[32], set[96];
-    fprintf(out, "%s (%s): graph %s, input %s\n\n", s->name, s->file->name,
+    fprintf(out, "%s (%s): graph %s, input %s\n", s->name, s->file->name,
             s->model.graph.path ? s->model.graph.path : "written inline",
             shape_format(&g->input, a, sizeof a));
+    if (cuda)
+        fprintf(out, "planned for compute capability %d.%d (%s)%s%s\n", t->cc / 10, t->cc % 10,
+                t->precision, t->source ? ", " : "", t->source ? t->source : "");
+    fputc('\n', out);
     fprintf(out, "%-*s  %-15s  %-16s  %-10s  %12s  %14s\n", w, "layer", "op", "settings",
             "output", "params", "MACs");
     int count[OP_KIND_COUNT] = {0};
@@ -108,7 +135,7 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
     fprintf(out, "output          %lld class scores (%d classes in the data)\n",
             (long long)g->layers[g->output].out.d[0], model_classes(s));
 
-    struct summary_memory m = summary_memory(s, g, cuda);
+    struct summary_memory m = summary_memory_for(s, g, t);
     static const char *const opt[] = {"sgd", "adam", "adamw"};
     size_t total = real->params + real->grads + real->optimizer + real->activations +
                    real->workspace;

@@ -5,6 +5,9 @@
  *
  *     struct summary_memory m = summary_memory(spec, graph, false);   // on the CPU
  *     summary_print(stdout, spec, graph, false, &plan->sizes);
+ *     struct summary_target t = {.cuda = true, .cc = 75, .precision = "fp16",
+ *                                .source = "as --gpu sm_75 asks"};
+ *     summary_print_for(stdout, spec, graph, &t, &gpu_sizes);         // a T4's plan
  *
  * The memory is the plan's arenas, beside summary_memory's estimate from the graph:
  * parameters and buffers in fp32 (plus a 16-bit copy of the parameters with bf16/fp16
@@ -33,10 +36,29 @@ struct summary_memory {
     size_t total;
 };
 
+/* What a plan is for: the CPU, or a GPU of compute capability cc at a precision (the one
+ * device_precision gives there). */
+struct summary_target {
+    bool cuda;
+    int cc;                /* cuda: the compute capability planned for (75 for 7.5) */
+    const char *precision; /* "fp32", "bf16", "fp16" */
+    const char *source;    /* cuda: where cc comes from, after "planned for compute
+                              capability 7.5 (fp16), ": "as --gpu sm_75 asks" */
+};
+
+/* The target summary_memory and summary_print assume: the CPU in fp32, or a GPU of compute
+ * capability DEVICE_CC_DEFAULT at s's precision (auto: bf16 there). */
+struct summary_target summary_target_default(const struct spec *s, bool cuda);
+
 struct summary_memory summary_memory(const struct spec *s, const struct graph *g, bool cuda);
+struct summary_memory summary_memory_for(const struct spec *s, const struct graph *g,
+                                         const struct summary_target *t);
 /* real: the arenas of the plan built for the experiment (the CPU's, or gpu_plan_sizes' for a
- * GPU), printed beside the estimate of every layer's outputs. */
+ * GPU), printed beside the estimate of every layer's outputs. A GPU plan's header says which
+ * compute capability and precision it assumed. */
 void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool cuda,
                    const struct plan_sizes *real);
+void summary_print_for(FILE *out, const struct spec *s, const struct graph *g,
+                       const struct summary_target *t, const struct plan_sizes *real);
 
 #endif

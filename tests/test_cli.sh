@@ -89,6 +89,29 @@ has "$err" "_g_kernel.yaml:7:9: error: layer 'layer1.3.conv': kernel 3x3 is larg
 expect 2 "plan of a layer the CPU cannot run" -- plan experiments/resnet50_adam.yaml 'model={graph: {graph: [{name: p, op: avgpool, kernel: 3, stride: 2, ceil_mode: true}, global_avg_pool, {name: fc, op: linear, out: 10}]}}'
 has "$err" "<command line>:1:"
 has "$err" "error: layer 'p': the cpu backend cannot run it: ceil_mode with count_include_pad"
+# runner plan for a GPU on any machine: --gpu names the compute capability, and the plan
+# takes the precision auto gives there (fp16 below 8.0, bf16 from 8.0).
+expect 0 "plan for a T4" -- plan experiments/resnet50_adam.yaml device=cuda --gpu sm_75
+has "$out" "planned for compute capability 7.5 (fp16), as --gpu sm_75 asks"
+has "$out" "memory of one training step, as planned (batch 256, fp16, adam, cuda backend):"
+expect 0 "plan for an RTX 30xx" -- plan experiments/resnet50_adam.yaml device=cuda --gpu 8.6
+has "$out" "planned for compute capability 8.6 (bf16), as --gpu 8.6 asks"
+has "$out" "(batch 256, bf16, adam, cuda backend)"
+expect 0 "plan for sm_120, device auto" -- plan experiments/resnet50_adam.yaml --gpu=sm_120
+has "$out" "planned for compute capability 12.0 (bf16), as --gpu sm_120 asks"
+expect 0 "plan fp32 for a T4" -- plan experiments/resnet50_adam.yaml precision=fp32 --gpu 7.5
+has "$out" "planned for compute capability 7.5 (fp32)"
+expect 2 "plan --gpu bogus" -- plan experiments/resnet50_adam.yaml device=cuda --gpu bogus
+has "$err" "runner plan: error: --gpu takes a compute capability of 7.5 or newer, as sm_75 or 7.5, got 'bogus'"
+expect 2 "plan --gpu below 7.5" -- plan experiments/resnet50_adam.yaml device=cuda --gpu sm_70
+has "$err" "got 'sm_70'"
+expect 2 "plan --gpu without a value" -- plan experiments/resnet50_adam.yaml --gpu
+has "$err" "runner plan: error: --gpu needs a value"
+expect 2 "plan bf16 for a T4" -- plan experiments/resnet50_adam.yaml device=cuda precision=bf16 --gpu sm_75
+has "$err" "<command line>:2:11: error: precision bf16 needs a GPU of compute capability 8.0 or newer; the GPU planned for (--gpu sm_75) has compute capability 7.5, without bf16 tensor cores"
+has "$err" "hint: precision: fp16 (with loss scaling) or auto (fp16 there)"
+expect 2 "plan --gpu of a CPU experiment" -- plan experiments/resnet50_adam.yaml device=cpu --gpu sm_90
+has "$err" "<command line>:1:8: error: --gpu sm_90 plans for a GPU, but the experiment asks for the CPU"
 expect 2 "check of a broken graph" -- check tests/bad_yaml/71_graph_unknown_op.yaml
 has "$err" "hint: did you mean 'conv'?"
 expect 0 "schema lists ops" -- schema
@@ -301,6 +324,11 @@ rm -rf "$tmp"
 if grep -qE "GPUs: none|CUDA: not built in" "$out"; then
     expect 2 "cuda without a GPU" -- experiments/resnet50_adam.yaml device=cuda
     has "$err" "error: device cuda:0 was asked for, but"
+    # Without a GPU a GPU plan is for compute capability 9.0, bf16 under precision auto.
+    expect 0 "plan cuda without a GPU" -- plan experiments/resnet50_adam.yaml device=cuda
+    has "$out" "planned for compute capability 9.0 (bf16), the default without a GPU (--gpu sm_XY plans for another)"
+    expect 0 "plan fp16 without a GPU" -- plan experiments/resnet50_adam.yaml device=cuda precision=fp16
+    has "$out" "planned for compute capability 9.0 (fp16)"
 fi
 
 # A 16-bit precision asked of the CPU: exit 2 at the key, before any data is read.
