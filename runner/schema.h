@@ -33,6 +33,10 @@ enum schema_type {
     SCHEMA_GRAPH,   /* model graph: a path to a YAML file or an inline mapping */
     SCHEMA_ANY,     /* const struct node *: free-form, passed on as written */
 };
+/* The number of types, for tables indexed by type (validate.c's converters). It stands outside
+ * the enum so that switches over a type stay complete without a case for it (-Wswitch); a type
+ * added after SCHEMA_ANY moves it. */
+enum { SCHEMA_TYPE_COUNT = SCHEMA_ANY + 1 };
 
 enum schema_flags {
     SK_REQUIRED = 1 << 0,

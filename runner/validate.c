@@ -1,8 +1,9 @@
 /*
  * validate.c: the YAML tree -> typed structs, driven by the schema table. One generic walk:
  * a section's keys are matched against the table (unknown keys get a did-you-mean), each
- * value is converted by its type, and absent keys get their default, parsed from the table's
- * YAML text by the same conversion. See validate.h.
+ * value is converted by its type's converter (one function per schema type, in a table
+ * indexed by the type), and absent keys get their default, parsed from the table's YAML text
+ * by the same conversion. See validate.h.
  */
 #include "validate.h"
 
@@ -32,7 +33,7 @@ static char *join_path(struct vctx *v, const char *path, const char *key)
 }
 
 /* --------------------------------------------------------------------------------------- */
-/* Scalars */
+/* Checks shared by the converters */
 
 static bool is_bool_text(const struct node *n)
 {
@@ -96,8 +97,9 @@ static void enum_hint(struct vctx *v, const char *const *choices, const char *te
     if (best) diag_hint(v->d, "did you mean '%s'?", best);
 }
 
-static bool convert_string(struct vctx *v, const struct schema_key *k, const char *path,
-                           const struct node *n)
+/* Checks that n is a string: a scalar, not null, not a boolean, not empty. */
+static bool check_string(struct vctx *v, const struct schema_key *k, const char *path,
+                         const struct node *n)
 {
     if (!scalar_ok(n) || node_is_null(n) || is_bool_text(n) || n->len == 0) {
         bad_value(v, k, path, n);
@@ -124,8 +126,139 @@ static bool file_readable(const char *path, const char **why)
     return true;
 }
 
+/* "path[i]": how messages name element i of a list. */
+static const char *item_path(struct vctx *v, const char *path, size_t i)
+{
+    return arena_printf(v->a, "%s[%zu]", path, i);
+}
+
+/* The hint after a list of the wrong length: "3 values given" and then tail. */
+static void count_hint(struct vctx *v, const struct node *seq, const char *tail)
+{
+    diag_hint(v->d, "%zu value%s given%s", seq->n, seq->n == 1 ? "" : "s", tail);
+}
+
+/* n's text as a path, resolved against the directory of the file that wrote it. */
+static const char *resolve_path(struct vctx *v, const struct node *n)
+{
+    const char *dir = n->mark.src ? n->mark.src->dir : ".";
+    return path_join(v->a, dir, n->text);
+}
+
+/* YAML 1.1's other spellings of booleans, which are plain strings here. */
+static bool is_other_bool_word(const struct node *n)
+{
+    static const char *const words[] = {"yes",   "no",   "on",    "off", "True",
+                                        "False", "TRUE", "FALSE", "y",   "n"};
+    for (size_t i = 0; i < ARRAY_LEN(words); i++)
+        if (strcmp(n->text, words[i]) == 0) return true;
+    return false;
+}
+
+/* Letters, digits, '.', '_' and '-', at most 128 of them, not starting with '.'. */
+static bool name_ok(const struct node *n)
+{
+    if (n->len > 128 || n->text[0] == '.') return false;
+    for (size_t i = 0; i < n->len; i++) {
+        char c = n->text[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* auto, cpu, cuda or cuda:N (N of one or two digits) into *dev; false, *dev untouched, if not. */
+static bool parse_device(const char *t, struct spec_device *dev)
+{
+    if (strcmp(t, "auto") == 0) {
+        *dev = (struct spec_device){SPEC_DEVICE_AUTO, 0};
+        return true;
+    }
+    if (strcmp(t, "cpu") == 0) {
+        *dev = (struct spec_device){SPEC_DEVICE_CPU, 0};
+        return true;
+    }
+    if (strcmp(t, "cuda") == 0) {
+        *dev = (struct spec_device){SPEC_DEVICE_CUDA, 0};
+        return true;
+    }
+    if (strncmp(t, "cuda:", 5) == 0 && t[5] && strlen(t + 5) <= 2 &&
+        strspn(t + 5, "0123456789") == strlen(t + 5)) {
+        *dev = (struct spec_device){SPEC_DEVICE_CUDA, atoi(t + 5)};
+        return true;
+    }
+    return false;
+}
+
+/* For a path that must exist: *resolved if readable, else (hooks) the one in hooks_dir, put
+ * into *resolved. Reports at key_mark and returns false when neither can be read. */
+static bool find_readable(struct vctx *v, const struct schema_key *k, struct mark key_mark,
+                          const struct node *n, const char **resolved)
+{
+    const char *why = NULL;
+    if (file_readable(*resolved, &why)) return true;
+    const char *alt = v->hooks_dir && k->flags & SK_HOOK && n->text[0] != '/'
+                          ? path_join(v->a, v->hooks_dir, n->text)
+                          : NULL;
+    const char *why2 = NULL;
+    if (alt && file_readable(alt, &why2)) {
+        *resolved = alt;
+        return true;
+    }
+    if (alt) {
+        diag_error(v->d, key_mark, "cannot find hook '%s'", n->text);
+        diag_hint(v->d, "looked for '%s' (%s) and '%s' (%s)", *resolved, why, alt, why2);
+    } else {
+        diag_error(v->d, key_mark, "cannot read '%s': %s", *resolved, why);
+    }
+    return false;
+}
+
+/* A list value: a sequence, of exactly k->count items when exact. Reports when not. */
+static bool check_list(struct vctx *v, const struct schema_key *k, const char *path,
+                       const struct node *n, bool exact)
+{
+    if (n->kind == NODE_SEQ && (!exact || n->n == (size_t)k->count)) return true;
+    bad_value(v, k, path, n);
+    if (n->kind == NODE_SEQ) count_hint(v, n, "");
+    return false;
+}
+
+/* With SK_INCREASING: whether items[i] follows items[i - 1] upwards; reports at e if not. */
+static bool check_increasing(struct vctx *v, const char *path, const struct node *e,
+                             const long long *items, size_t i)
+{
+    if (items[i] > items[i - 1]) return true;
+    diag_error(v->d, e->mark, "'%s' must be strictly increasing, but %lld follows %lld", path,
+               items[i], items[i - 1]);
+    return false;
+}
+
+/* Converts each item of the list n into items (long long or double, by t), k's bounds on each
+ * one; true if all of them converted (and, with SK_INCREASING, increase). */
+static bool convert_numbers(struct vctx *v, const struct schema_key *k, enum schema_type t,
+                            const char *path, const struct node *n, void *items)
+{
+    struct schema_key ek = *k;
+    ek.type = t;
+    bool ok = true;
+    bool prev_ok = false;
+    for (size_t i = 0; i < n->n; i++) {
+        const struct node *e = n->items[i];
+        void *slot = t == SCHEMA_INT ? (void *)((long long *)items + i)
+                                     : (void *)((double *)items + i);
+        bool this_ok = convert_number(v, &ek, t, item_path(v, path, i), e, slot);
+        bool compare = this_ok && prev_ok && t == SCHEMA_INT && k->flags & SK_INCREASING;
+        if (!this_ok || (compare && !check_increasing(v, path, e, items, i))) ok = false;
+        prev_ok = this_ok;
+    }
+    return ok;
+}
+
 /* --------------------------------------------------------------------------------------- */
-/* Values */
+/* Values: one converter per schema type, each filling the field f of key k from node n.
+ * key_mark is where the key was written (n's own mark for defaults and list items). */
 
 static void validate_section(struct vctx *v, const struct schema_section *s, const char *path,
                              struct mark where, const struct node *node, void *out,
@@ -133,237 +266,237 @@ static void validate_section(struct vctx *v, const struct schema_section *s, con
 static void validate_variant_item(struct vctx *v, const struct schema_section *s,
                                   const char *path, const struct node *node, void *out);
 
+typedef void convert_fn(struct vctx *v, const struct schema_key *k, const char *path,
+                        struct mark key_mark, const struct node *n, void *f);
+
+static void convert_bool(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (is_bool_text(n)) {
+        *(bool *)f = n->text[0] == 't';
+        return;
+    }
+    bad_value(v, k, path, n);
+    if (scalar_ok(n) && n->plain && is_other_bool_word(n))
+        diag_hint(v->d, "only true and false are booleans here");
+}
+
+static void convert_int(struct vctx *v, const struct schema_key *k, const char *path,
+                        struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    convert_number(v, k, SCHEMA_INT, path, n, f);
+}
+
+static void convert_int2(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    long long *pair = f;
+    if (n->kind == NODE_SEQ && n->n == 2) {
+        for (size_t i = 0; i < 2; i++)
+            convert_number(v, k, SCHEMA_INT, item_path(v, path, i), n->items[i], &pair[i]);
+        return;
+    }
+    if (n->kind == NODE_SEQ) {
+        bad_value(v, k, path, n);
+        count_hint(v, n, "; a list is [h, w]");
+        return;
+    }
+    if (convert_number(v, k, SCHEMA_INT, path, n, &pair[0])) pair[1] = pair[0];
+}
+
+static void convert_float(struct vctx *v, const struct schema_key *k, const char *path,
+                          struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    convert_number(v, k, SCHEMA_FLOAT, path, n, f);
+}
+
+static void convert_string(struct vctx *v, const struct schema_key *k, const char *path,
+                           struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (check_string(v, k, path, n)) *(const char **)f = n->text;
+}
+
+static void convert_name(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (!check_string(v, k, path, n)) return;
+    if (!name_ok(n)) {
+        bad_value(v, k, path, n);
+        diag_hint(v->d, "the name becomes a directory name; at most 128 characters, not "
+                        "starting with '.'");
+        return;
+    }
+    *(const char **)f = n->text;
+}
+
+static void convert_enum(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (scalar_ok(n) && !node_is_null(n))
+        for (int i = 0; k->choices[i]; i++)
+            if (strcmp(n->text, k->choices[i]) == 0) {
+                *(int *)f = i;
+                return;
+            }
+    bad_value(v, k, path, n);
+    if (scalar_ok(n)) enum_hint(v, k->choices, n->text);
+}
+
+static void convert_device(struct vctx *v, const struct schema_key *k, const char *path,
+                           struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (scalar_ok(n) && !node_is_null(n) && parse_device(n->text, f)) return;
+    bad_value(v, k, path, n);
+    if (scalar_ok(n) && strncmp(n->text, "gpu", 3) == 0) {
+        diag_hint(v->d, "a GPU is 'cuda' (the first one) or 'cuda:N'");
+    } else if (scalar_ok(n)) {
+        static const char *const devs[] = {"auto", "cpu", "cuda", NULL};
+        enum_hint(v, devs, n->text);
+    }
+}
+
+static void convert_path(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    if (!check_string(v, k, path, n)) return;
+    const char *resolved = resolve_path(v, n);
+    if (k->flags & SK_MUST_EXIST && !find_readable(v, k, key_mark, n, &resolved)) return;
+    *(const char **)f = resolved;
+}
+
+static void convert_floats(struct vctx *v, const struct schema_key *k, const char *path,
+                           struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (!check_list(v, k, path, n, true)) return;
+    convert_numbers(v, k, SCHEMA_FLOAT, path, n, f);
+}
+
+static void convert_ints(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (!check_list(v, k, path, n, false)) return;
+    long long *items = arena_alloc(v->a, n->n * sizeof(long long) + 1);
+    if (convert_numbers(v, k, SCHEMA_INT, path, n, items))
+        *(struct spec_ints *)f = (struct spec_ints){items, n->n};
+}
+
+static void convert_strings(struct vctx *v, const struct schema_key *k, const char *path,
+                            struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (!check_list(v, k, path, n, false)) return;
+    const char **items = arena_alloc(v->a, n->n * sizeof(char *) + 1);
+    struct schema_key ek = {.type = SCHEMA_STRING};
+    bool ok = true;
+    for (size_t i = 0; i < n->n; i++) {
+        const struct node *e = n->items[i];
+        if (check_string(v, &ek, item_path(v, path, i), e))
+            items[i] = e->text;
+        else
+            ok = false;
+    }
+    if (ok) *(struct spec_strings *)f = (struct spec_strings){items, n->n};
+}
+
+static void convert_section(struct vctx *v, const struct schema_key *k, const char *path,
+                            struct mark key_mark, const struct node *n, void *f)
+{
+    validate_section(v, k->section, path, key_mark, n, f, (struct mark *)f);
+}
+
+static void convert_list(struct vctx *v, const struct schema_key *k, const char *path,
+                         struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (n->kind != NODE_SEQ) {
+        bad_value(v, k, path, n);
+        return;
+    }
+    struct spec_list *list = f;
+    list->v = arena_alloc(v->a, n->n * k->item_size + 1);
+    list->n = n->n;
+    for (size_t i = 0; i < n->n; i++) {
+        const char *ip = item_path(v, path, i);
+        const struct node *e = n->items[i];
+        void *item = (char *)list->v + i * k->item_size;
+        if (k->section->select == SCHEMA_SELECT_SINGLE_KEY)
+            validate_variant_item(v, k->section, ip, e, item);
+        else
+            validate_section(v, k->section, ip, e->mark, e, item, (struct mark *)item);
+    }
+}
+
+static void convert_graph(struct vctx *v, const struct schema_key *k, const char *path,
+                          struct mark key_mark, const struct node *n, void *f)
+{
+    struct spec_graph *g = f;
+    if (n->kind == NODE_MAP) {
+        g->tree = n;
+        return;
+    }
+    if (!check_string(v, k, path, n)) {
+        diag_hint(v->d, "name a graph file, e.g. models/resnet50.yaml, or write the graph "
+                        "as a mapping");
+        return;
+    }
+    const char *resolved = resolve_path(v, n);
+    struct source *src;
+    struct node *tree;
+    if (yaml_load_file(v->a, v->d, resolved, key_mark, &src, &tree)) return;
+    g->path = resolved;
+    g->tree = tree;
+}
+
+static void convert_any(struct vctx *v, const struct schema_key *k, const char *path,
+                        struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (n->kind != NODE_MAP) {
+        bad_value(v, k, path, n);
+        return;
+    }
+    *(const struct node **)f = n;
+}
+
+static convert_fn *const converters[] = {
+    [SCHEMA_BOOL] = convert_bool,
+    [SCHEMA_INT] = convert_int,
+    [SCHEMA_INT2] = convert_int2,
+    [SCHEMA_FLOAT] = convert_float,
+    [SCHEMA_STRING] = convert_string,
+    [SCHEMA_NAME] = convert_name,
+    [SCHEMA_ENUM] = convert_enum,
+    [SCHEMA_DEVICE] = convert_device,
+    [SCHEMA_PATH] = convert_path,
+    [SCHEMA_FLOATS] = convert_floats,
+    [SCHEMA_INTS] = convert_ints,
+    [SCHEMA_STRINGS] = convert_strings,
+    [SCHEMA_SECTION] = convert_section,
+    [SCHEMA_LIST] = convert_list,
+    [SCHEMA_GRAPH] = convert_graph,
+    [SCHEMA_ANY] = convert_any,
+};
+/* A missing last row fails to compile; a missing one before it is NULL, which
+ * validate_schema_table reports (tests/test_schema.c). */
+_Static_assert(ARRAY_LEN(converters) == SCHEMA_TYPE_COUNT, "one converter per schema type");
+
+/* Converts n, the value of k (written at key, or NULL for a default), into k's field of out.
+ * A null value of a nullable key leaves the field unset. */
 static void convert(struct vctx *v, const struct schema_key *k, const char *path,
                     const struct node *key, const struct node *n, void *out)
 {
-    void *f = (char *)out + k->offset;
-    struct mark key_mark = key ? key->mark : n->mark;
     if (node_is_null(n) && k->flags & SK_NULLABLE) return;
-    switch (k->type) {
-    case SCHEMA_BOOL:
-        if (!is_bool_text(n)) {
-            bad_value(v, k, path, n);
-            if (scalar_ok(n) && n->plain)
-                for (const char *const *w = (const char *const[]){"yes", "no", "on", "off",
-                                                                 "True", "False", "TRUE",
-                                                                 "FALSE", "y", "n", NULL};
-                     *w; w++)
-                    if (strcmp(n->text, *w) == 0) {
-                        diag_hint(v->d, "only true and false are booleans here");
-                        break;
-                    }
-            return;
-        }
-        *(bool *)f = n->text[0] == 't';
-        return;
-    case SCHEMA_INT:
-    case SCHEMA_FLOAT:
-        convert_number(v, k, k->type, path, n, f);
-        return;
-    case SCHEMA_INT2: {
-        long long *pair = f;
-        if (n->kind == NODE_SEQ && n->n == 2) {
-            for (size_t i = 0; i < 2; i++)
-                convert_number(v, k, SCHEMA_INT, arena_printf(v->a, "%s[%zu]", path, i),
-                               n->items[i], &pair[i]);
-            return;
-        }
-        if (n->kind == NODE_SEQ) {
-            bad_value(v, k, path, n);
-            diag_hint(v->d, "%zu value%s given; a list is [h, w]", n->n, n->n == 1 ? "" : "s");
-            return;
-        }
-        if (convert_number(v, k, SCHEMA_INT, path, n, &pair[0])) pair[1] = pair[0];
-        return;
-    }
-    case SCHEMA_STRING:
-        if (convert_string(v, k, path, n)) *(const char **)f = n->text;
-        return;
-    case SCHEMA_NAME: {
-        if (!convert_string(v, k, path, n)) return;
-        bool ok = n->len <= 128 && n->text[0] != '.';
-        for (size_t i = 0; ok && i < n->len; i++) {
-            char c = n->text[i];
-            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == '-';
-        }
-        if (!ok) {
-            bad_value(v, k, path, n);
-            diag_hint(v->d, "the name becomes a directory name; at most 128 characters, not "
-                            "starting with '.'");
-            return;
-        }
-        *(const char **)f = n->text;
-        return;
-    }
-    case SCHEMA_ENUM:
-        if (scalar_ok(n) && !node_is_null(n))
-            for (int i = 0; k->choices[i]; i++)
-                if (strcmp(n->text, k->choices[i]) == 0) {
-                    *(int *)f = i;
-                    return;
-                }
-        bad_value(v, k, path, n);
-        if (scalar_ok(n)) enum_hint(v, k->choices, n->text);
-        return;
-    case SCHEMA_DEVICE: {
-        struct spec_device *dev = f;
-        if (scalar_ok(n) && !node_is_null(n)) {
-            const char *t = n->text;
-            if (strcmp(t, "auto") == 0) {
-                *dev = (struct spec_device){SPEC_DEVICE_AUTO, 0};
-                return;
-            }
-            if (strcmp(t, "cpu") == 0) {
-                *dev = (struct spec_device){SPEC_DEVICE_CPU, 0};
-                return;
-            }
-            if (strcmp(t, "cuda") == 0) {
-                *dev = (struct spec_device){SPEC_DEVICE_CUDA, 0};
-                return;
-            }
-            if (strncmp(t, "cuda:", 5) == 0 && t[5] && strlen(t + 5) <= 2 &&
-                strspn(t + 5, "0123456789") == strlen(t + 5)) {
-                *dev = (struct spec_device){SPEC_DEVICE_CUDA, atoi(t + 5)};
-                return;
-            }
-        }
-        bad_value(v, k, path, n);
-        if (scalar_ok(n) && strncmp(n->text, "gpu", 3) == 0) {
-            diag_hint(v->d, "a GPU is 'cuda' (the first one) or 'cuda:N'");
-        } else if (scalar_ok(n)) {
-            static const char *const devs[] = {"auto", "cpu", "cuda", NULL};
-            enum_hint(v, devs, n->text);
-        }
-        return;
-    }
-    case SCHEMA_PATH: {
-        if (!convert_string(v, k, path, n)) return;
-        const char *dir = n->mark.src ? n->mark.src->dir : ".";
-        const char *resolved = path_join(v->a, dir, n->text);
-        if (k->flags & SK_MUST_EXIST) {
-            const char *why = NULL;
-            if (!file_readable(resolved, &why)) {
-                const char *alt = v->hooks_dir && k->flags & SK_HOOK && n->text[0] != '/'
-                                      ? path_join(v->a, v->hooks_dir, n->text)
-                                      : NULL;
-                const char *why2 = NULL;
-                if (alt && file_readable(alt, &why2)) {
-                    resolved = alt;
-                } else if (alt) {
-                    diag_error(v->d, key_mark, "cannot find hook '%s'", n->text);
-                    diag_hint(v->d, "looked for '%s' (%s) and '%s' (%s)", resolved, why, alt,
-                              why2);
-                    return;
-                } else {
-                    diag_error(v->d, key_mark, "cannot read '%s': %s", resolved, why);
-                    return;
-                }
-            }
-        }
-        *(const char **)f = resolved;
-        return;
-    }
-    case SCHEMA_FLOATS:
-    case SCHEMA_INTS:
-    case SCHEMA_STRINGS: {
-        if (n->kind != NODE_SEQ || (k->type == SCHEMA_FLOATS && n->n != (size_t)k->count)) {
-            bad_value(v, k, path, n);
-            if (n->kind == NODE_SEQ)
-                diag_hint(v->d, "%zu value%s given", n->n, n->n == 1 ? "" : "s");
-            return;
-        }
-        void *items = k->type == SCHEMA_FLOATS ? f
-                      : k->type == SCHEMA_INTS  ? arena_alloc(v->a, n->n * sizeof(long long) + 1)
-                                                : arena_alloc(v->a, n->n * sizeof(char *) + 1);
-        bool ok = true, prev_ok = false;
-        for (size_t i = 0; i < n->n; i++) {
-            const char *ip = arena_printf(v->a, "%s[%zu]", path, i);
-            const struct node *e = n->items[i];
-            if (k->type == SCHEMA_STRINGS) {
-                struct schema_key ek = {.type = SCHEMA_STRING};
-                if (convert_string(v, &ek, ip, e))
-                    ((const char **)items)[i] = e->text;
-                else
-                    ok = false;
-                continue;
-            }
-            enum schema_type et = k->type == SCHEMA_INTS ? SCHEMA_INT : SCHEMA_FLOAT;
-            struct schema_key ek = *k;
-            ek.type = et;
-            void *slot = et == SCHEMA_INT ? (void *)((long long *)items + i)
-                                          : (void *)((double *)items + i);
-            bool this_ok = convert_number(v, &ek, et, ip, e, slot);
-            bool compare = this_ok && prev_ok;
-            prev_ok = this_ok;
-            if (!this_ok) {
-                ok = false;
-                continue;
-            }
-            if (k->flags & SK_INCREASING && compare &&
-                ((long long *)items)[i] <= ((long long *)items)[i - 1]) {
-                diag_error(v->d, e->mark, "'%s' must be strictly increasing, but %lld follows %lld",
-                           path, ((long long *)items)[i], ((long long *)items)[i - 1]);
-                ok = false;
-            }
-        }
-        if (!ok) return;
-        if (k->type == SCHEMA_INTS)
-            *(struct spec_ints *)f = (struct spec_ints){items, n->n};
-        else if (k->type == SCHEMA_STRINGS)
-            *(struct spec_strings *)f = (struct spec_strings){items, n->n};
-        return;
-    }
-    case SCHEMA_SECTION:
-        validate_section(v, k->section, path, key_mark, n, f, (struct mark *)f);
-        return;
-    case SCHEMA_LIST: {
-        if (n->kind != NODE_SEQ) {
-            bad_value(v, k, path, n);
-            return;
-        }
-        struct spec_list *list = f;
-        list->v = arena_alloc(v->a, n->n * k->item_size + 1);
-        list->n = n->n;
-        for (size_t i = 0; i < n->n; i++) {
-            const char *ip = arena_printf(v->a, "%s[%zu]", path, i);
-            void *item = (char *)list->v + i * k->item_size;
-            if (k->section->select == SCHEMA_SELECT_SINGLE_KEY)
-                validate_variant_item(v, k->section, ip, n->items[i], item);
-            else
-                validate_section(v, k->section, ip, n->items[i]->mark, n->items[i], item,
-                                 (struct mark *)item);
-        }
-        return;
-    }
-    case SCHEMA_GRAPH: {
-        struct spec_graph *g = f;
-        if (n->kind == NODE_MAP) {
-            g->tree = n;
-            return;
-        }
-        if (!convert_string(v, k, path, n)) {
-            diag_hint(v->d, "name a graph file, e.g. models/resnet50.yaml, or write the graph "
-                            "as a mapping");
-            return;
-        }
-        const char *dir = n->mark.src ? n->mark.src->dir : ".";
-        const char *resolved = path_join(v->a, dir, n->text);
-        struct source *src;
-        struct node *tree;
-        if (yaml_load_file(v->a, v->d, resolved, key_mark, &src, &tree)) return;
-        g->path = resolved;
-        g->tree = tree;
-        return;
-    }
-    case SCHEMA_ANY:
-        if (n->kind != NODE_MAP) {
-            bad_value(v, k, path, n);
-            return;
-        }
-        *(const struct node **)f = n;
-        return;
-    }
+    converters[k->type](v, k, path, key ? key->mark : n->mark, n, (char *)out + k->offset);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -709,6 +842,8 @@ enum status validate_schema_table(struct diag *d)
     struct vctx v = {.a = &a, .d = d};
     void *scratch = arena_alloc(&a, sizeof(struct spec) + 4096);
     int before = d->errors;
+    for (int t = 0; t < SCHEMA_TYPE_COUNT; t++)
+        if (!converters[t]) diag_error(d, (struct mark){0}, "schema: type %d has no converter", t);
     check_section(&v, &schema_experiment, scratch);
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         if (!op_table[k] || !op_table[k]->params) {
