@@ -53,6 +53,7 @@ static void batchnorm_backward(struct gpu_builder *b, int bn, int dy)
     int64_t n = gpu_in_numel(b, bn, 0);
     int dx = gpu_grad_begin(b, b->g->layers[bn].in[0], n, false, &acc, &sum);
     if (f->add) dz = gpu_grad_begin(b, b->z[bn], n, false, &acc, &zsum);
+    if (f->add && dz < 0) dz = gpu_new_buf(b, GPU_BUF_ACT, n); /* cuDNN's fused kernel wants one */
     struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, GPU_OP_BN_BWD, bn);
     s->args[0] = gpu_in(b, bn, 0);
     s->args[1] = f->args[2];

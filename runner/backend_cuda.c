@@ -189,6 +189,7 @@ static bool allocate(struct cuda *c)
     if (!c->counters) abort();
     *c->h_in = (struct gpu_step_in){.valid = (int32_t)o->batch};
     *c->h_out = (struct gpu_step_out){.loss_scale = c->t == GPU_F16 ? FP16_INITIAL_SCALE : 1,
+                                      .grad_scale = 1,
                                       .grad_mult = 1};
     c->trained = (struct gpu_trained){c->params, c->grads, c->slots, c->half_params,
                                       c->half_grads, c->t, c->gp.trained_floats, c->ranges,
@@ -351,12 +352,25 @@ static float *floats(struct cuda *c, const struct gpu_tensor *t, bool grad, int 
     return c->params + t->offset;
 }
 
-/* What the gradients on the device are multiplied by: fp16's loss scale, else 1. */
+/* What the gradients on the device are multiplied by: in fp16 the scale of the loss that
+ * made them (1 for given ones), else 1. */
 static float grad_scale(struct cuda *c)
 {
     if (c->t != GPU_F16) return 1;
     download(c, c->h_out, c->d_out, sizeof *c->h_out);
-    return c->h_out->loss_scale;
+    return c->h_out->grad_scale;
+}
+
+/* The gradients from here on are given at scale 1 (a given dy, set_grad): those in the
+ * arenas are brought to it first, so a gradient set beside others keeps their meaning, and
+ * nothing is scaled into fp16's overflow. */
+static void grads_unscaled(struct cuda *c)
+{
+    float s = grad_scale(c);
+    if (s == 1) return;
+    CU(c, gpu_scale_grads(&c->trained, 1 / s, c->stream));
+    c->h_out->grad_scale = 1;
+    upload(c, c->d_out, c->h_out, sizeof *c->h_out);
 }
 
 static enum status put(struct cuda *c, const struct graph_tensor *gt, bool grad, int slot,
@@ -371,10 +385,7 @@ static enum status put(struct cuda *c, const struct graph_tensor *gt, bool grad,
     float *host = malloc((size_t)t->numel * sizeof *host);
     if (!host) abort();
     gpu_tensor_to_device(t, src, host);
-    if (grad) {
-        float scale = grad_scale(c);
-        for (int64_t i = 0; i < t->numel; i++) host[i] *= scale;
-    }
+    if (grad) grads_unscaled(c);
     float *dst = floats(c, t, grad, slot);
     if (dst) {
         upload(c, dst, host, (size_t)t->numel * 4);
@@ -501,9 +512,17 @@ static bool cuda_set_dataset(struct plan *p, const struct plan_dataset *ds, char
         c->step_graph[k] = NULL;
         c->step_warm[k] = false;
     }
-    if (c->images) CU(c, cudaFree(c->images));
+    if (c->images) CU(c, cudaFree(c->images)); /* after the steps in flight: it synchronizes */
     c->images = NULL;
-    if (!CU(c, cudaMalloc((void **)&c->images, bytes ? bytes : 1))) {
+    cudaError_t e = cudaMalloc((void **)&c->images, bytes ? bytes : 1);
+    if (e == cudaErrorMemoryAllocation) { /* no room after all (fragmentation): not a failure */
+        (void)cudaGetLastError();
+        c->images = NULL;
+        snprintf(why, size, "the training set needs %.0f MiB, which cuda:%d could not allocate",
+                 (double)bytes / (1 << 20), c->dev);
+        return false;
+    }
+    if (!CU(c, e)) {
         c->images = NULL;
         snprintf(why, size, "%s", plan_error(p));
         return false;
@@ -632,9 +651,11 @@ bool cuda_capture(struct cuda *c, cudaGraphExec_t *exec,
     cudaGraph_t graph = NULL;
     c->capturing = true;
     c->capture_error[0] = 0;
-    CU(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
-    enqueue(c, arg);
-    CU(c, cudaStreamEndCapture(c->stream, &graph));
+    /* not capturing, enqueue would run the program for real: the caller runs it again */
+    if (CU(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal))) {
+        enqueue(c, arg);
+        CU(c, cudaStreamEndCapture(c->stream, &graph));
+    }
     if (!c->capture_error[0]) CU(c, cudaGraphInstantiate(exec, graph, 0));
     if (graph) cudaGraphDestroy(graph);
     c->capturing = false;
@@ -692,14 +713,10 @@ static enum status cuda_backward(struct plan *p, const float *dy)
 {
     struct cuda *c = impl(p);
     if (dy) {
-        /* A given output gradient goes in unscaled (scaling could overflow fp16): the loss
-         * scale is held at 1 for these gradients and restored after the next update. */
+        /* A given output gradient goes in unscaled (scaling could overflow fp16): the
+         * gradients it makes are at scale 1, and the loss scale stays as it is. */
         size_t n = (size_t)(p->opt.batch * c->gp.classes);
-        if (c->t == GPU_F16 && !c->held_scale) {
-            c->held_scale = grad_scale(c);
-            c->h_out->loss_scale = 1;
-            upload(c, c->d_out, c->h_out, sizeof *c->h_out);
-        }
+        grads_unscaled(c);
         upload(c, c->tensor_tmp, dy, n * 4);
         CU(c, gpu_convert(c->t, cuda_buf(c, c->gp.dlogits), GPU_F32, c->tensor_tmp, (int64_t)n,
                           c->stream));
@@ -740,16 +757,6 @@ static void enqueue_update(struct cuda *c, const struct plan_step *st)
     CU(c, gpu_update_finish(c->d_out, c->d_in, c->t == GPU_F16, FP16_GROWTH_INTERVAL, c->stream));
 }
 
-/* After an update from given gradients (fp16): the loss scale back as it was. */
-static void restore_scale(struct cuda *c)
-{
-    if (!c->held_scale) return;
-    download(c, c->h_out, c->d_out, sizeof *c->h_out);
-    c->h_out->loss_scale = c->held_scale;
-    upload(c, c->d_out, c->h_out, sizeof *c->h_out);
-    c->held_scale = 0;
-}
-
 static double lr_of(const struct plan_optimizer *o)
 {
     return o->kind == PLAN_OPT_SGD ? o->u.sgd.lr : o->u.adam.lr;
@@ -776,7 +783,6 @@ static enum status cuda_update(struct plan *p, const struct plan_optimizer *o, i
     enqueue_update(c, &st);
     c->checked = false;
     CU(c, cudaStreamSynchronize(c->stream));
-    restore_scale(c);
     return done(c);
 }
 
@@ -824,7 +830,6 @@ static enum status cuda_step_start(struct plan *p, const struct plan_step *st)
 {
     struct cuda *c = impl(p);
     int s = c->next;
-    restore_scale(c);
     step_inputs(c, st, c->inflight == 0);
     prepare(c, true); /* h_in to the device, the update's values with it */
     int k = c->soft + 2 * c->from_dataset;

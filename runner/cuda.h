@@ -128,8 +128,7 @@ struct cuda {
     bool soft;          /* the loss uses the soft targets */
     bool half_stale;    /* half_params need refreshing from params */
     bool checked;       /* gpu_grad_check ran since the backward pass */
-    float held_scale;   /* fp16: the loss scale while gradients from a given dy (scale 1) are
-                           in the arenas; 0: none held */
+
 
     /* CUDA graphs: the training step (index: soft targets + 2 x from_dataset) and the
      * evaluation; NULL: not captured. */

@@ -269,6 +269,7 @@ __global__ void __launch_bounds__(XENT_THREADS)
         for (int w = 0; w < warps; w++) total += s_loss[w], right += s_correct[w];
         out->loss_sum = total;
         out->correct = right;
+        if (dlogits) out->grad_scale = out->loss_scale; /* what the gradients will carry */
     }
 }
 

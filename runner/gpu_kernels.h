@@ -52,6 +52,8 @@ struct gpu_step_out {
     float grad_mult;    /* what the update multiplies every gradient by: 1 / loss_scale,
                            times the clipping factor */
     int32_t skipped;    /* updates skipped so far (fp16 overflow) */
+    float grad_scale;   /* what the gradients in the arenas are multiplied by: the loss scale
+                           of the loss that made them, 1 for gradients given by the host */
     int32_t updates;    /* updates applied so far (PyTorch's state['step']): the next one is
                            number updates + 1 (Adam's bias corrections, SGD's first momentum
                            step), and the EMA is seeded with the weights at the first */
@@ -165,9 +167,9 @@ struct gpu_trained {
 
 /* Scratch for gpu_grad_check: gpu_grad_work_bytes(nchunks) bytes. */
 size_t gpu_grad_work_bytes(int nchunks);
-/* Before an update: out->found_inf, out->grad_norm (of the gradients divided by the loss
- * scale, summed in double in chunk order) and out->grad_mult = 1 / loss_scale times, when
- * max_norm > 0 and the norm exceeds it, max_norm / (norm + 1e-6). */
+/* Before an update: out->found_inf, out->grad_norm (of the gradients divided by their scale,
+ * out->grad_scale, summed in double in chunk order) and out->grad_mult = 1 / grad_scale
+ * times, when max_norm > 0 and the norm exceeds it, max_norm / (norm + 1e-6). */
 cudaError_t gpu_grad_check(const struct gpu_trained *w, double max_norm,
                            struct gpu_step_out *out, void *work, cudaStream_t s);
 /* The updates, as torch.optim (see plan.h), with every gradient multiplied by
@@ -186,12 +188,14 @@ cudaError_t gpu_adam(const struct gpu_trained *w, double beta1, double beta2, do
 cudaError_t gpu_ema(const struct gpu_trained *w, int slot, double decay,
                     const struct gpu_step_in *in, const struct gpu_step_out *out,
                     cudaStream_t s);
+/* Every stored gradient (fp32, and the T copies of half ranges) multiplied by f. */
+cudaError_t gpu_scale_grads(const struct gpu_trained *w, float f, cudaStream_t s);
 /* After an update: half_params = (T) params (for set_tensor and fp32 -> T refreshes). */
 cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_t s);
 /* After an update (and its EMA): out->updates counts it unless it was skipped; with
- * loss_scaling, fp16's dynamic loss scale as torch.amp.GradScaler: after an overflow the
- * scale halves (good_steps = 0, skipped + 1); after growth_interval good steps in a row it
- * doubles. */
+ * loss_scaling, and gradients made by the scaled loss (not given at scale 1), fp16's dynamic
+ * loss scale as torch.amp.GradScaler: after an overflow the scale halves (good_steps = 0,
+ * skipped + 1); after growth_interval good steps in a row it doubles. */
 cudaError_t gpu_update_finish(struct gpu_step_out *out, const struct gpu_step_in *in,
                               bool loss_scaling, int growth_interval, cudaStream_t s);
 

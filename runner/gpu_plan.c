@@ -177,12 +177,12 @@ static void count_consumers(struct gpu_builder *b)
     b->consumers[g->output]++;
 }
 
-/* Whether layer op keeps its input's device layout element for element (views and
- * pointwise ops on one input). */
+/* Whether layer op keeps its first input's device layout element for element (views,
+ * pointwise ops, and an add, whose inputs are laid out alike: add_supports). */
 static bool keeps_layout(enum op_kind op)
 {
     return op == OP_KIND_FLATTEN || op == OP_KIND_IDENTITY || op == OP_KIND_DROPOUT ||
-           op == OP_KIND_RELU;
+           op == OP_KIND_RELU || op == OP_KIND_ADD;
 }
 
 /* The layout of producer p's output on the device (GRAPH_INPUT: the input): NHWC of the

@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
     block_sum(s, NORM_THREADS);
     if (threadIdx.x != 0) return;
     double sum = s[0];
-    float scale = out->loss_scale;
+    float scale = out->grad_scale;
     bool inf = !isfinite(sum);
     double norm = sqrt(sum) / (double)scale;
     out->found_inf = inf;
@@ -215,6 +215,30 @@ extern "C" cudaError_t gpu_ema(const struct gpu_trained *w, int slot, double dec
     return cudaGetLastError();
 }
 
+template <typename T>
+__global__ void __launch_bounds__(UPDATE_THREADS) scale_grads_kernel(gpu_trained w, float f)
+{
+    gpu_chunk ch = w.chunks[blockIdx.x];
+    bool half = w.ranges[ch.range].half && w.half_grads;
+    T *hg = (T *)w.half_grads;
+    for (int64_t i = ch.begin + threadIdx.x; i < ch.end; i += UPDATE_THREADS) {
+        if (half)
+            hg[i] = gpu_to<T>(gpu_f32(hg[i]) * f);
+        else
+            w.grads[i] *= f;
+    }
+}
+
+extern "C" cudaError_t gpu_scale_grads(const struct gpu_trained *w, float f, cudaStream_t s)
+{
+    if (w->nchunks <= 0) return cudaGetLastError();
+    return gpu_by_type(w->t, [&](auto zero) {
+        using T = decltype(zero);
+        scale_grads_kernel<T><<<(unsigned)w->nchunks, UPDATE_THREADS, 0, s>>>(*w, f);
+        return cudaGetLastError();
+    });
+}
+
 extern "C" cudaError_t gpu_refresh_half(const struct gpu_trained *w, cudaStream_t s)
 {
     if (!w->half_params) return cudaGetLastError();
@@ -226,7 +250,8 @@ __global__ void update_finish_kernel(gpu_step_out *out, const gpu_step_in *in,
 {
     bool inf = out->found_inf != 0;
     out->updates = gpu_updates_after(updates_before(in, out), inf);
-    if (loss_scaling)
+    /* the scale moves by what the scaled loss's gradients did, not by given ones */
+    if (loss_scaling && out->grad_scale == out->loss_scale)
         gpu_scaler_update(&out->loss_scale, &out->good_steps, &out->skipped, inf, growth_interval);
 }
 

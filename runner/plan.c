@@ -373,7 +373,9 @@ static int64_t count_correct(struct plan *p)
 
 void plan_step_start(struct plan *p, const struct plan_step *st)
 {
-    if (p->opt.eval_only || p->started + p->ndone >= 2) abort();
+    if (p->opt.eval_only || p->started + p->ndone >= 2 || st->t < 1 ||
+        p->opt.optimizer_slots < slots_of(&st->opt) || st->ema_slot >= p->opt.optimizer_slots)
+        abort(); /* a caller's bug: see plan_options */
     if (p->be->step_start && !p->status) {
         double t0 = plan_clock();
         bool ok = note(p, p->be->step_start(p, st));

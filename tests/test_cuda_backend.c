@@ -4,7 +4,8 @@
  * - everywhere the backend builds (no GPU needed): which cuDNN statuses mean "not offered"
  *   (the batchnorm probe's fallback: cuDNN 9's codes are hierarchical);
  * - on a GPU: fp16 steps whose loss scale overflows are skipped and not counted (Adam's first
- *   applied update is number 1, the EMA is seeded with the weights there); the first training
+ *   applied update is number 1, the EMA is seeded with the weights there); fp16 gradients
+ *   given by the host are kept unscaled (no overflow) and applied; the first training
  *   step runs kernel by kernel and the second is captured; a capture that fails warns once
  *   and the plan goes on kernel by kernel with the same results; a second training set drops
  *   the steps captured with the first; a CUDA library failure while running fails the plan
@@ -160,6 +161,37 @@ static void test_skipped_fp16_steps(void **state)
     plan_free(p);
 }
 
+/* fp16 gradients given by the host (plan_set_grad) are kept at scale 1, not multiplied by
+ * the loss scale into fp16's overflow: values of 2 read back as 2 and are applied. */
+static void test_given_fp16_grads(void **state)
+{
+    (void)state;
+    struct plan *p = open_plan(PLAN_FP16, 2, true);
+    float x[BATCH * 3 * 16 * 16];
+    int32_t labels[BATCH];
+    batch(17, x, labels);
+    plan_set_input(p, x, labels); /* a backward first: the arenas hold scaled gradients */
+    plan_forward(p, true);
+    plan_loss(p, 0);
+    plan_backward(p, NULL);
+    const struct graph_tensor *w = graph_find_tensor(g, "conv1.weight");
+    int n = (int)op_tensor_numel(&w->t);
+    float *grad = malloc((size_t)n * 4), *back = malloc((size_t)n * 4);
+    float *before = malloc((size_t)n * 4), *after = malloc((size_t)n * 4);
+    for (int i = 0; i < n; i++) grad[i] = i % 2 ? 2.0f : -2.0f;
+    plan_set_grad(p, w, grad);
+    plan_get_grad(p, w, back);
+    assert_memory_equal(grad, back, (size_t)n * 4);
+    plan_get_tensor(p, w, before);
+    plan_adam_step(p, &ADAM, 1);
+    plan_get_tensor(p, w, after);
+    assert_int_equal(plan_status(p), STATUS_OK);
+    double moved = median_move(before, after, n, ADAM.lr);
+    if (moved < 0.9 || moved > 1.1) fail_msg("the given gradients moved it by %.3f lr", moved);
+    free(grad), free(back), free(before), free(after);
+    plan_free(p);
+}
+
 /* The first step kernel by kernel, the second captured, the same bits as a plan that never
  * captures. */
 static void test_capture_from_second_step(void **state)
@@ -304,6 +336,7 @@ int main(void)
     if (!g) return 1;
     const struct CMUnitTest gpu[] = {
         cmocka_unit_test(test_skipped_fp16_steps),
+        cmocka_unit_test(test_given_fp16_grads),
         cmocka_unit_test(test_capture_from_second_step),
         cmocka_unit_test(test_failed_capture),
         cmocka_unit_test(test_second_dataset),

@@ -435,6 +435,34 @@ static void test_layout_refusals(void **state)
         assert_int_equal(refused, 1);
         net_free(&n);
     }
+    /* an add of two flattened maps laid out alike is channels-last too: the linear after it
+     * takes its weight as (OUT, H*W*C) */
+    struct net n;
+    net_load(&n, "input: [3, 4, 4]\n"
+                 "blocks:\n"
+                 "  mix:\n"
+                 "    params: []\n"
+                 "    body:\n"
+                 "      - {name: c2, op: conv, out: 2, kernel: 3, pad: 1}\n"
+                 "      - flatten\n"
+                 "    shortcut:\n"
+                 "      - flatten\n"
+                 "    join: [add]\n"
+                 "graph:\n"
+                 "  - {name: c1, op: conv, out: 2, kernel: 3, pad: 1}\n"
+                 "  - {name: m, block: mix}\n"
+                 "  - {name: fc, op: linear, out: 5}\n");
+    char why[256] = "";
+    for (size_t li = 0; li < n.g->nlayers; li++)
+        if (!gpu_plan_supports(n.g, &n.g->layers[li], why, sizeof why))
+            fail_msg("layer %s: %s", n.g->layers[li].name, why);
+    struct gpu_plan gp;
+    gpu_plan_build(n.g, &(struct gpu_plan_config){.batch = 2, .dtype = GPU_BF16, .train = true},
+                   &gp);
+    const struct gpu_tensor *fc = &gp.tensors[graph_find_tensor(n.g, "fc.weight") - n.g->tensors];
+    assert_int_equal(fc->layout, GPU_LAYOUT_HWC_IN);
+    gpu_plan_free(&gp);
+    net_free(&n);
 }
 
 /* A captured step replays another with the same settings, whatever its padding bytes hold and
