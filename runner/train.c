@@ -758,6 +758,8 @@ static enum status run(struct run *r)
         r->data.root, (long long)r->split.ntrain, (long long)r->split.nval,
         s->eval.test ? (long long)r->data.test.n : 0LL, (long long)r->steps_per_epoch,
         s->train.batch_size);
+    if (r->dev.warning[0] && r->out.log) /* said on the terminal when the device was chosen */
+        fprintf(r->out.log, "warning: %s\n", r->dev.warning);
     if (r->dev.be == &backend_cpu)
         say(&r->out, "network: %lld parameters; cpu, %d threads\n", (long long)r->g->nparams,
             omp_get_max_threads());
