@@ -8,7 +8,7 @@
  * 10 and 11).
  *
  * The per-image draws (the key, crop offsets, coins, cutout squares, padding indices) are the
- * inline functions of augment_gpu.h, which the GPU path calls too; augment_gpu_compile, the
+ * inline functions of augment_draw.h, which the GPU path calls too; augment_compile_gpu, the
  * list as that path reads it, is at the end of this file.
  */
 #include "augment.h"
@@ -100,7 +100,7 @@ enum status augment_init(struct augment *a, const struct spec_list *list, int c,
 
 uint64_t augment_key(uint64_t seed, int64_t epoch, int64_t index)
 {
-    return aug_gpu_key(seed, epoch, index);
+    return augment_draw_key(seed, epoch, index);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -110,15 +110,15 @@ static void random_crop(const struct spec_transform *t, const float *in, int c, 
                         uint64_t key, uint64_t ctr, float *out)
 {
     int s = (int)t->size, p = (int)t->padding, reflect = t->fill == SPEC_FILL_REFLECT;
-    int oy = aug_gpu_crop_offset(key, ctr, h, p, s);
-    int ox = aug_gpu_crop_offset(key, ctr + 1, w, p, s);
+    int oy = augment_draw_crop_offset(key, ctr, h, p, s);
+    int ox = augment_draw_crop_offset(key, ctr + 1, w, p, s);
     for (int ch = 0; ch < c; ch++) {
         const float *src = in + (size_t)ch * h * w;
         float *dst = out + (size_t)ch * s * s;
         for (int y = 0; y < s; y++) {
-            int sy = aug_gpu_pad_index(oy + y, h, reflect);
+            int sy = augment_draw_pad_index(oy + y, h, reflect);
             for (int x = 0; x < s; x++) {
-                int sx = aug_gpu_pad_index(ox + x, w, reflect);
+                int sx = augment_draw_pad_index(ox + x, w, reflect);
                 dst[y * s + x] = sy < 0 || sx < 0 ? 0.0f : src[(size_t)sy * w + sx];
             }
         }
@@ -140,7 +140,7 @@ static void mirror_rows(float *x, int64_t rows, int w)
 static void cutout(const struct spec_transform *t, float *x, int c, int h, int w, uint64_t key,
                    uint64_t ctr)
 {
-    struct aug_gpu_choice b = aug_gpu_cutout_box(key, ctr, h, w, (int)t->size);
+    struct augment_box b = augment_draw_cutout(key, ctr, h, w, (int)t->size);
     for (int ch = 0; ch < c; ch++)
         for (int y = b.y0; y < b.y1; y++)
             for (int xx = b.x0; xx < b.x1; xx++) x[((size_t)ch * h + y) * w + xx] = 0.0f;
@@ -214,7 +214,7 @@ void augment_image(const struct augment *a, const uint8_t *src, uint64_t key, fl
     size_t reshapes = 0, half = a->scratch_floats / 2;
     for (size_t i = 0; i < a->n; i++) reshapes += changes_shape(a->t[i].kind);
     float *cur = reshapes ? scratch : dst;
-    for (size_t i = 0, n = (size_t)c * h * w; i < n; i++) cur[i] = aug_gpu_byte(src[i]);
+    for (size_t i = 0, n = (size_t)c * h * w; i < n; i++) cur[i] = augment_draw_byte(src[i]);
 
     for (size_t i = 0; i < a->n; i++) {
         const struct spec_transform *t = &a->t[i];
@@ -230,9 +230,9 @@ void augment_image(const struct augment *a, const uint8_t *src, uint64_t key, fl
             cur = next;
             h = w = (int)t->size;
         } else if (t->kind == SPEC_TRANSFORM_HFLIP) {
-            if (aug_gpu_coin(key, ctr, t->p)) mirror_rows(cur, (int64_t)c * h, w);
+            if (augment_draw_coin(key, ctr, t->p)) mirror_rows(cur, (int64_t)c * h, w);
         } else if (t->kind == SPEC_TRANSFORM_CUTOUT) {
-            if (aug_gpu_coin(key, ctr, t->p)) cutout(t, cur, c, h, w, key, ctr);
+            if (augment_draw_coin(key, ctr, t->p)) cutout(t, cur, c, h, w, key, ctr);
         } else if (t->kind == SPEC_TRANSFORM_NORMALIZE) {
             normalize(t, cur, c, h, w);
         }
@@ -385,7 +385,7 @@ bool augment_batch(const struct augment *a, float *x, const int32_t *labels, int
 /* --------------------------------------------------------------------------------------- */
 /* The list for the GPU (augment_gpu.h) */
 
-bool augment_gpu_compile(const struct augment *a, struct augment_gpu_plan *p, char *why,
+bool augment_compile_gpu(const struct augment *a, struct augment_gpu_plan *p, char *why,
                          size_t size)
 {
     *p = (struct augment_gpu_plan){.c = a->c, .in_h = a->in_h, .in_w = a->in_w,
@@ -400,26 +400,26 @@ bool augment_gpu_compile(const struct augment *a, struct augment_gpu_plan *p, ch
                                     "cutout and normalize)", kind_names[t->kind]);
             return false;
         }
-        if (p->n == AUG_GPU_MAX_STEPS) {
+        if (p->n == AUGMENT_GPU_MAX_STEPS) {
             if (size)
                 snprintf(why, size, "the GPU runs at most %d transforms; the list has %zu",
-                         AUG_GPU_MAX_STEPS, a->n);
+                         AUGMENT_GPU_MAX_STEPS, a->n);
             return false;
         }
-        struct aug_gpu_step *s = &p->step[p->n++];
-        *s = (struct aug_gpu_step){.index = (int32_t)i, .h = h, .w = w,
+        struct augment_gpu_step *s = &p->step[p->n++];
+        *s = (struct augment_gpu_step){.index = (int32_t)i, .h = h, .w = w,
                                    .size = (int32_t)t->size, .p = t->p};
         if (t->kind == SPEC_TRANSFORM_RANDOM_CROP) {
-            s->kind = AUG_GPU_KIND_CROP;
+            s->kind = AUGMENT_GPU_CROP;
             s->padding = (int32_t)t->padding;
             s->reflect = t->fill == SPEC_FILL_REFLECT;
             h = w = (int)t->size;
         } else if (t->kind == SPEC_TRANSFORM_HFLIP) {
-            s->kind = AUG_GPU_KIND_HFLIP;
+            s->kind = AUGMENT_GPU_HFLIP;
         } else if (t->kind == SPEC_TRANSFORM_CUTOUT) {
-            s->kind = AUG_GPU_KIND_CUTOUT;
+            s->kind = AUGMENT_GPU_CUTOUT;
         } else {
-            s->kind = AUG_GPU_KIND_NORMALIZE;
+            s->kind = AUGMENT_GPU_NORMALIZE;
             for (int ch = 0; ch < 3; ch++)
                 s->mean[ch] = (float)t->mean[ch], s->std[ch] = (float)t->std[ch];
         }

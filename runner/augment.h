@@ -82,4 +82,11 @@ void augment_hflip_batch(float *x, int64_t n, int c, int h, int w);
  * exposed for tests. */
 double augment_beta(double alpha, uint64_t key, uint64_t counter);
 
+/* The list of a (from augment_init, outliving nothing: the plan copies what it needs) as the
+ * GPU's plan (augment_gpu.h). Returns false, with the reason in why (size bytes, may be 0),
+ * when the list holds resize, mixup or cutmix, or more than AUGMENT_GPU_MAX_STEPS transforms. */
+struct augment_gpu_plan;
+MUST_CHECK bool augment_compile_gpu(const struct augment *a, struct augment_gpu_plan *p,
+                                    char *why, size_t size);
+
 #endif

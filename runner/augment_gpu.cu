@@ -4,8 +4,8 @@
  *
  * Grid: y walks the batch's images, x the output pixels of one image; each thread makes one
  * pixel (all cpad channels, contiguous in NHWC). Thread 0 of a block draws the image's choices
- * into shared memory (aug_gpu_choices: a few hashes of the image key), the others wait; the
- * pixel math is aug_gpu_source and aug_gpu_value, the same inline code the CPU test runs.
+ * into shared memory (augment_gpu_choices: a few hashes of the image key), the others wait; the
+ * pixel math is augment_gpu_source and augment_gpu_value, the same inline code the CPU test runs.
  * The plan travels as a __grid_constant__ kernel argument, so launching needs no allocation
  * and no copy, and the launch can be captured in a CUDA graph.
  *
@@ -37,14 +37,14 @@ __global__ void __launch_bounds__(AUG_GPU_THREADS)
 aug_gpu_kernel(const __grid_constant__ struct augment_gpu_plan p, const uint8_t *images,
                const int32_t *index, const uint64_t *key, int64_t n, T *x, int cpad)
 {
-    __shared__ struct aug_gpu_image choice;
+    __shared__ struct augment_gpu_image choice;
     const int64_t pixels = (int64_t)p.out_h * p.out_w;
     const size_t image_bytes = (size_t)p.c * (size_t)p.in_h * (size_t)p.in_w;
     const int64_t first = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.y; i < n; i += gridDim.y) {
         const int64_t img = index[i]; /* the same for the whole block */
-        if (threadIdx.x == 0 && img >= 0) aug_gpu_choices(&p, key[i], &choice);
+        if (threadIdx.x == 0 && img >= 0) augment_gpu_choices(&p, key[i], &choice);
         __syncthreads();
         const uint8_t *src = images + (size_t)(img >= 0 ? img : 0) * image_bytes;
         for (int64_t q = first; q < pixels; q += stride) {
@@ -53,12 +53,12 @@ aug_gpu_kernel(const __grid_constant__ struct augment_gpu_plan p, const uint8_t 
             if (img >= 0) {
                 const int y = (int)(q / p.out_w), xx = (int)(q % p.out_w);
                 int sy = 0, sx = 0;
-                const int from = aug_gpu_source(&p, &choice, y, xx, &sy, &sx);
+                const int from = augment_gpu_source(&p, &choice, y, xx, &sy, &sx);
                 const uint8_t *at = src + (size_t)sy * p.in_w + sx;
                 const size_t plane = (size_t)p.in_h * p.in_w;
                 for (; ch < p.c; ch++) {
-                    float v = from < 0 ? aug_gpu_byte(at[ch * plane]) : 0.0f;
-                    out[ch] = gpu_to<T>(aug_gpu_value(&p, from, ch, v));
+                    float v = from < 0 ? augment_draw_byte(at[ch * plane]) : 0.0f;
+                    out[ch] = gpu_to<T>(augment_gpu_value(&p, from, ch, v));
                 }
             }
             for (; ch < cpad; ch++) out[ch] = gpu_to<T>(0.0f);
@@ -85,26 +85,26 @@ static cudaError_t aug_gpu_launch(const struct augment_gpu_plan *p, const uint8_
 /* --------------------------------------------------------------------------------------- */
 /* The launcher */
 
-/* Whether the plan is one augment_gpu_compile can make: sizes positive, steps in range and
+/* Whether the plan is one augment_compile_gpu can make: sizes positive, steps in range and
  * each crop fitting the image before it. */
 static bool aug_gpu_plan_ok(const struct augment_gpu_plan *p)
 {
     if (p->c < 1 || p->in_h < 1 || p->in_w < 1 || p->out_h < 1 || p->out_w < 1 || p->n < 0 ||
-        p->n > AUG_GPU_MAX_STEPS)
+        p->n > AUGMENT_GPU_MAX_STEPS)
         return false;
     int h = p->in_h, w = p->in_w;
     for (int i = 0; i < p->n; i++) {
-        const struct aug_gpu_step *st = &p->step[i];
+        const struct augment_gpu_step *st = &p->step[i];
         if (st->h != h || st->w != w || st->index < 0) return false;
-        if (st->kind == AUG_GPU_KIND_CROP) {
+        if (st->kind == AUGMENT_GPU_CROP) {
             int pad = st->padding;
             if (st->size < 1 || pad < 0 || st->size > h + 2 * pad || st->size > w + 2 * pad ||
                 (st->reflect && (pad >= h || pad >= w)))
                 return false;
             h = w = st->size;
-        } else if (st->kind == AUG_GPU_KIND_CUTOUT) {
+        } else if (st->kind == AUGMENT_GPU_CUTOUT) {
             if (st->size < 0) return false;
-        } else if (st->kind != AUG_GPU_KIND_HFLIP && st->kind != AUG_GPU_KIND_NORMALIZE) {
+        } else if (st->kind != AUGMENT_GPU_HFLIP && st->kind != AUGMENT_GPU_NORMALIZE) {
             return false;
         }
     }

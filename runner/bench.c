@@ -186,19 +186,19 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
      */
     bool ahead = !o->infer && plan_steps_async(p);
     double lr = s->optimizer.lr, ls = s->train.label_smoothing, last = plan_clock(), open = last;
-    if (ahead) train_step_start(p, &opt, lr, ls);
+    if (ahead) step_train_start(p, &opt, lr, ls);
     for (int i = 0; i < o->warmup + o->steps; i++) {
         if (i == o->warmup) plan_timings_reset(p), open = last;
         double t0 = ahead ? last : plan_clock(), loss = 0;
         if (o->infer) {
             plan_forward(p, false);
         } else if (ahead) {
-            if (i + 1 < o->warmup + o->steps) train_step_start(p, &opt, lr, ls);
+            if (i + 1 < o->warmup + o->steps) step_train_start(p, &opt, lr, ls);
             struct plan_step_result r;
-            train_step_wait(p, &opt, &r);
+            step_train_wait(p, &opt, &r);
             loss = r.loss;
         } else {
-            loss = train_step(p, &opt, lr, ls);
+            loss = step_train(p, &opt, lr, ls);
         }
         last = plan_clock();
         if (plan_status(p)) break; /* said what failed; its later steps would return at once */

@@ -1,5 +1,5 @@
 /*
- * bench.h: `runner bench`: times whole training steps (train_step: forward, loss, backward,
+ * bench.h: `runner bench`: times whole training steps (step_train: forward, loss, backward,
  * optimizer update) or evaluation batches of an experiment's network on synthetic input at
  * its batch size, and prints each step, the peak memory and, last, the median images/s.
  * With profile, also the time per op kind and per layer (forward and backward).

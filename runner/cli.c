@@ -248,7 +248,7 @@ static char *command_line(const struct args *a)
     fprintf(f, "runner");
     for (size_t i = 0; i <= a->n; i++) {
         fputc(' ', f);
-        shell_word(f, i == 0 ? a->file : a->ov[i - 1]);
+        run_files_shell_word(f, i == 0 ? a->file : a->ov[i - 1]);
     }
     fclose(f);
     return text;

@@ -184,7 +184,7 @@ static void progress_draw(struct transfer *t, long long total, long long now)
     double elapsed = now_s() - t->start, rate = elapsed > 0 ? (double)now / elapsed : 0;
     long long done = t->offset + now, whole = total > 0 ? t->offset + total : 0;
     char eta[32] = "--:--";
-    if (whole && rate > 0) clock_text((double)(whole - done) / rate, eta, sizeof eta);
+    if (whole && rate > 0) run_files_clock((double)(whole - done) / rate, eta, sizeof eta);
     if (whole)
         fprintf(t->out, "\r  %.1f / %.1f MB  %3d%%  %.1f MB/s  ETA %s\033[K", (double)done / 1e6,
                 (double)whole / 1e6, (int)(100 * done / whole), rate / 1e6, eta);
@@ -401,7 +401,7 @@ static enum status finish(const char *url, const char *part, const char *path, c
     }
     char took[32], bytes[32];
     say(d, "downloaded %s in %s, MD5 checked: %s", size_text(size, bytes, sizeof bytes),
-        clock_text(now_s() - start, took, sizeof took), path);
+        run_files_clock(now_s() - start, took, sizeof took), path);
     *why = DOWNLOAD_FAILURE_NONE;
     return STATUS_OK;
 }

@@ -12,6 +12,7 @@
 #include "commit.h"
 #include "data.h"
 #include "evaluate.h"
+#include "json.h"
 #include "loader.h"
 #include "model.h"
 #include "paths.h"
@@ -25,7 +26,7 @@ static enum status write_summary(const char *out, const struct spec *s, const ch
                                  const char *device, const struct eval_result *r,
                                  double macro_f1, double seconds, struct diag *d)
 {
-    FILE *f = file_begin(out, "summary.json", d);
+    FILE *f = run_files_begin(out, "summary.json", d);
     if (!f) return STATUS_RUNTIME;
     fprintf(f, "{\n  \"name\": ");
     json_write_string(f, s->name);
@@ -41,7 +42,7 @@ static enum status write_summary(const char *out, const struct spec *s, const ch
     fprintf(f, ",\n  \"threads\": %d,\n  \"commit\": ", omp_get_max_threads());
     json_write_string(f, RUNNER_COMMIT);
     fprintf(f, "\n}\n");
-    return file_end(f, out, "summary.json", d);
+    return run_files_end(f, out, "summary.json", d);
 }
 
 /* The evaluation plan on device dev with the weights loaded. */
@@ -98,9 +99,9 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     } else if (!path_mkdirs(out)) {
         diag_error(&d, (struct mark){0}, "%s: cannot create: %s", out, strerror(errno));
         st = STATUS_RUNTIME;
-    } else if (write_confusion(out, &r, c.class_names, &d) ||
-               write_per_class(out, &r, c.class_names, &macro_f1, &d) ||
-               write_samples(out, &r, c.test.pixels, CIFAR_SIDE, c.class_names, s->eval.samples,
+    } else if (run_files_confusion(out, &r, c.class_names, &d) ||
+               run_files_per_class(out, &r, c.class_names, &macro_f1, &d) ||
+               run_files_samples(out, &r, c.test.pixels, CIFAR_SIDE, c.class_names, s->eval.samples,
                              &d) ||
                write_summary(out, s, weights, dev.name, &r, macro_f1, plan_clock() - t0, &d)) {
         st = STATUS_RUNTIME;

@@ -1,6 +1,6 @@
 /*
  * json.h: a strict JSON parser into a tree in an arena, for the safetensors header and the
- * run directory's files (summary.json, metrics.jsonl).
+ * run directory's files (summary.json, metrics.jsonl), and the writer of a JSON string.
  *
  *     struct arena a = {0};
  *     struct json_parser p = {.arena = &a, .s = text, .len = n, .what = "the line",
@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -77,5 +78,8 @@ const struct json *json_get(const struct json *v, const char *key);
 
 /* Whether the NUL-terminated s is valid UTF-8. */
 bool json_utf8_valid(const char *s);
+
+/* s as a JSON string, quoted and escaped, onto f. */
+void json_write_string(FILE *f, const char *s);
 
 #endif

@@ -225,18 +225,18 @@ static void host_batch(struct plan *p, const int64_t *image, const uint64_t *key
             continue;
         }
         if (image[i] >= p->data_count) abort();
-        struct aug_gpu_image c;
-        aug_gpu_choices(a, key[i], &c);
+        struct augment_gpu_image c;
+        augment_gpu_choices(a, key[i], &c);
         const uint8_t *src = p->data_pixels + (size_t)image[i] * bytes;
         size_t in_plane = (size_t)a->in_h * (size_t)a->in_w;
         for (int y = 0; y < a->out_h; y++)
             for (int xx = 0; xx < a->out_w; xx++) { /* the walk once per pixel, as the kernel */
                 int sy = 0, sx = 0;
-                int from = aug_gpu_source(a, &c, y, xx, &sy, &sx);
+                int from = augment_gpu_source(a, &c, y, xx, &sy, &sx);
                 const uint8_t *at = src + (size_t)sy * a->in_w + sx;
                 for (int ch = 0; ch < a->c; ch++) {
-                    float v = from < 0 ? aug_gpu_byte(at[ch * in_plane]) : 0.0f;
-                    x[ch * plane + y * a->out_w + xx] = aug_gpu_value(a, from, ch, v);
+                    float v = from < 0 ? augment_draw_byte(at[ch * in_plane]) : 0.0f;
+                    x[ch * plane + y * a->out_w + xx] = augment_gpu_value(a, from, ch, v);
                 }
             }
     }

@@ -28,12 +28,12 @@ static enum status io_error(struct diag *d, const char *path, const char *what)
     return STATUS_RUNTIME;
 }
 
-enum status make_dirs(const char *path, struct diag *d)
+enum status run_files_mkdirs(const char *path, struct diag *d)
 {
     return path_mkdirs(path) ? STATUS_OK : io_error(d, path, "cannot create");
 }
 
-enum status run_dir_create(const char *out, const char *name, char *dir, size_t size,
+enum status run_files_dir_create(const char *out, const char *name, char *dir, size_t size,
                            struct diag *d)
 {
     if (out) {
@@ -41,7 +41,7 @@ enum status run_dir_create(const char *out, const char *name, char *dir, size_t 
             diag_error(d, (struct mark){0}, "%s: path too long", out);
             return STATUS_RUNTIME;
         }
-        if (make_dirs(dir, d)) return STATUS_RUNTIME;
+        if (run_files_mkdirs(dir, d)) return STATUS_RUNTIME;
         char probe[4200];
         if (!join(probe, sizeof probe, dir, "metrics.jsonl", "", d)) return STATUS_RUNTIME;
         if (access(probe, F_OK) == 0) {
@@ -53,7 +53,7 @@ enum status run_dir_create(const char *out, const char *name, char *dir, size_t 
     }
     char parent[4096], stamp[32];
     if (!join(parent, sizeof parent, "results", name, "", d)) return STATUS_RUNTIME;
-    if (make_dirs(parent, d)) return STATUS_RUNTIME;
+    if (run_files_mkdirs(parent, d)) return STATUS_RUNTIME;
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
@@ -69,7 +69,7 @@ enum status run_dir_create(const char *out, const char *name, char *dir, size_t 
     return STATUS_RUNTIME;
 }
 
-FILE *file_begin(const char *dir, const char *name, struct diag *d)
+FILE *run_files_begin(const char *dir, const char *name, struct diag *d)
 {
     char tmp[4200];
     if (!join(tmp, sizeof tmp, dir, name, ".tmp", d)) return NULL;
@@ -78,7 +78,7 @@ FILE *file_begin(const char *dir, const char *name, struct diag *d)
     return f;
 }
 
-enum status file_end(FILE *f, const char *dir, const char *name, struct diag *d)
+enum status run_files_end(FILE *f, const char *dir, const char *name, struct diag *d)
 {
     char tmp[4200], path[4200];
     if (!join(tmp, sizeof tmp, dir, name, ".tmp", d) || !join(path, sizeof path, dir, name, "", d)) {
@@ -97,7 +97,7 @@ enum status file_end(FILE *f, const char *dir, const char *name, struct diag *d)
 /* --------------------------------------------------------------------------------------- */
 /* PNG (libpng) */
 
-enum status png_write_planar(const char *path, const uint8_t *planar, int w, int h,
+enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
                              const char *const *key, const char *const *value, int ntext,
                              struct diag *d)
 {
@@ -138,10 +138,10 @@ enum status png_write_planar(const char *path, const uint8_t *planar, int w, int
 /* --------------------------------------------------------------------------------------- */
 /* Evaluation tables */
 
-enum status write_confusion(const char *dir, const struct eval_result *r,
+enum status run_files_confusion(const char *dir, const struct eval_result *r,
                             const char (*names)[32], struct diag *d)
 {
-    FILE *f = file_begin(dir, "confusion_matrix.csv", d);
+    FILE *f = run_files_begin(dir, "confusion_matrix.csv", d);
     if (!f) return STATUS_RUNTIME;
     int k = r->classes;
     fprintf(f, "true\\predicted");
@@ -152,22 +152,22 @@ enum status write_confusion(const char *dir, const struct eval_result *r,
         for (int j = 0; j < k; j++) fprintf(f, ",%lld", (long long)r->confusion[i * k + j]);
         fprintf(f, "\n");
     }
-    return file_end(f, dir, "confusion_matrix.csv", d);
+    return run_files_end(f, dir, "confusion_matrix.csv", d);
 }
 
-enum status write_per_class(const char *dir, const struct eval_result *r,
+enum status run_files_per_class(const char *dir, const struct eval_result *r,
                             const char (*names)[32], double *macro_f1, struct diag *d)
 {
     struct class_metrics m[256];
     if (r->classes > 256) abort();
     *macro_f1 = eval_per_class(r, m);
-    FILE *f = file_begin(dir, "per_class.csv", d);
+    FILE *f = run_files_begin(dir, "per_class.csv", d);
     if (!f) return STATUS_RUNTIME;
     fprintf(f, "class,precision,recall,f1,support\n");
     for (int c = 0; c < r->classes; c++)
         fprintf(f, "%s,%.6f,%.6f,%.6f,%lld\n", names[c], m[c].precision, m[c].recall, m[c].f1,
                 (long long)m[c].support);
-    return file_end(f, dir, "per_class.csv", d);
+    return run_files_end(f, dir, "per_class.csv", d);
 }
 
 static const struct eval_result *sort_r;
@@ -181,11 +181,11 @@ static int by_confidence(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
-enum status write_samples(const char *dir, const struct eval_result *r, const uint8_t *pixels,
+enum status run_files_samples(const char *dir, const struct eval_result *r, const uint8_t *pixels,
                           int side, const char (*names)[32], int64_t count, struct diag *d)
 {
     char sub[4200];
-    if (!join(sub, sizeof sub, dir, "samples", "", d) || make_dirs(sub, d)) return STATUS_RUNTIME;
+    if (!join(sub, sizeof sub, dir, "samples", "", d) || run_files_mkdirs(sub, d)) return STATUS_RUNTIME;
     int64_t *right = malloc((size_t)(r->n + 1) * sizeof *right);
     int64_t *wrong = malloc((size_t)(r->n + 1) * sizeof *wrong);
     if (!right || !wrong) abort();
@@ -197,7 +197,7 @@ enum status write_samples(const char *dir, const struct eval_result *r, const ui
             wrong[nw++] = i;
     sort_r = r;
     qsort(wrong, (size_t)nw, sizeof *wrong, by_confidence);
-    FILE *f = file_begin(sub, "index.csv", d);
+    FILE *f = run_files_begin(sub, "index.csv", d);
     enum status st = f ? STATUS_OK : STATUS_RUNTIME;
     if (f) fprintf(f, "file,index,true,predicted,confidence\n");
     size_t image_bytes = (size_t)3 * (size_t)side * (size_t)side;
@@ -223,33 +223,18 @@ enum status write_samples(const char *dir, const struct eval_result *r, const ui
             snprintf(comment, sizeof comment, "test image %s: true %s, predicted %s (%s)", index,
                      t, p, conf);
             const char *value[] = {file, comment};
-            st = png_write_planar(path, pixels + (size_t)r->image[i] * image_bytes, side, side,
+            st = run_files_png(path, pixels + (size_t)r->image[i] * image_bytes, side, side,
                                   key, value, 2, d);
             if (!st) fprintf(f, "%s,%s,%s,%s,%s\n", file, index, t, p, conf);
         }
     }
     if (f && st) fclose(f);
-    else if (f) st = file_end(f, sub, "index.csv", d);
+    else if (f) st = run_files_end(f, sub, "index.csv", d);
     free(right), free(wrong);
     return st;
 }
 
-void json_write_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-void shell_word(FILE *f, const char *w)
+void run_files_shell_word(FILE *f, const char *w)
 {
     static const char safe[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=+:@";
@@ -262,7 +247,7 @@ void shell_word(FILE *f, const char *w)
     fputc('\'', f);
 }
 
-const char *clock_text(double seconds, char *buf, size_t size)
+const char *run_files_clock(double seconds, char *buf, size_t size)
 {
     long s = (long)(seconds + 0.5);
     if (s >= 3600)

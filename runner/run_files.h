@@ -4,10 +4,10 @@
  * evaluation tables and the sample images.
  *
  *     char dir[4096];
- *     if (run_dir_create(NULL, "quick", dir, sizeof dir, &d)) return 1;  // results/quick/<stamp>
- *     FILE *f = file_begin(dir, "per_class.csv", &d);
+ *     if (run_files_dir_create(NULL, "quick", dir, sizeof dir, &d)) return 1;  // results/quick/<stamp>
+ *     FILE *f = run_files_begin(dir, "per_class.csv", &d);
  *     ...
- *     if (file_end(f, dir, "per_class.csv", &d)) return 1;
+ *     if (run_files_end(f, dir, "per_class.csv", &d)) return 1;
  *
  * Covered by tests/test_train.c.
  */
@@ -26,28 +26,28 @@
  * metrics.jsonl), else results/<name>/<YYYYmmdd-HHMMSS>[-N] under the current directory, N
  * from 2 up when that stamp is taken. The path goes to dir.
  */
-MUST_CHECK enum status run_dir_create(const char *out, const char *name, char *dir, size_t size,
+MUST_CHECK enum status run_files_dir_create(const char *out, const char *name, char *dir, size_t size,
                                       struct diag *d);
 
 /* mkdir -p path; STATUS_RUNTIME, reported ("PATH: cannot create: REASON"), when it cannot. */
-MUST_CHECK enum status make_dirs(const char *path, struct diag *d);
+MUST_CHECK enum status run_files_mkdirs(const char *path, struct diag *d);
 
 /* Opens dir/name.tmp for writing; NULL (reported) on failure. */
-FILE *file_begin(const char *dir, const char *name, struct diag *d);
+FILE *run_files_begin(const char *dir, const char *name, struct diag *d);
 /* Closes f, checking every write, and renames it to dir/name. */
-MUST_CHECK enum status file_end(FILE *f, const char *dir, const char *name, struct diag *d);
+MUST_CHECK enum status run_files_end(FILE *f, const char *dir, const char *name, struct diag *d);
 
 /* Writes an RGB image of w x h from planar bytes (R plane, G plane, B plane) as PNG, with
  * tEXt chunks key[i] = value[i]. */
-MUST_CHECK enum status png_write_planar(const char *path, const uint8_t *planar, int w, int h,
+MUST_CHECK enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
                                         const char *const *key, const char *const *value,
                                         int ntext, struct diag *d);
 
 /* confusion_matrix.csv: a header "true\predicted,<classes...>", one row per true class. */
-MUST_CHECK enum status write_confusion(const char *dir, const struct eval_result *r,
+MUST_CHECK enum status run_files_confusion(const char *dir, const struct eval_result *r,
                                        const char (*names)[32], struct diag *d);
 /* per_class.csv: class,precision,recall,f1,support; returns the macro F1 in *macro_f1. */
-MUST_CHECK enum status write_per_class(const char *dir, const struct eval_result *r,
+MUST_CHECK enum status run_files_per_class(const char *dir, const struct eval_result *r,
                                        const char (*names)[32], double *macro_f1,
                                        struct diag *d);
 /*
@@ -56,18 +56,15 @@ MUST_CHECK enum status write_per_class(const char *dir, const struct eval_result
  * bytes per dataset image, planar 32x32), and samples/index.csv: file, index, true,
  * predicted, confidence.
  */
-MUST_CHECK enum status write_samples(const char *dir, const struct eval_result *r,
+MUST_CHECK enum status run_files_samples(const char *dir, const struct eval_result *r,
                                      const uint8_t *pixels, int side, const char (*names)[32],
                                      int64_t count, struct diag *d);
 
-/* s as a JSON string, quoted and escaped. */
-void json_write_string(FILE *f, const char *s);
-
 /* w as a shell reads it back: bare when every character is safe
  * ([A-Za-z0-9_-.,/=+:@]), else in single quotes (an empty word as ''). */
-void shell_word(FILE *f, const char *w);
+void run_files_shell_word(FILE *f, const char *w);
 
 /* seconds as a clock, "m:ss" or "h:mm:ss" (rounded), into buf; returns buf. */
-const char *clock_text(double seconds, char *buf, size_t size);
+const char *run_files_clock(double seconds, char *buf, size_t size);
 
 #endif

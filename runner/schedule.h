@@ -3,7 +3,7 @@
  *
  *     struct schedule sc;
  *     schedule_init(&sc, &spec->schedule, spec->optimizer.lr, epochs, steps_per_epoch);
- *     for (int64_t t = 0; t < sc.total; t++) train_step(p, &o, schedule_lr(&sc, t), ...);
+ *     for (int64_t t = 0; t < sc.total; t++) step_train(p, &o, schedule_lr(&sc, t), ...);
  *
  * Step t (0-based) is the t-th optimizer update. The shapes follow PyTorch's schedulers
  * stepped once per batch: constant; step and multistep (decay by gamma at whole epochs:

@@ -40,14 +40,14 @@ void step_update(struct plan *p, struct step_optimizer *o, double lr)
     if (st.clip_grad_norm > 0) o->grad_norm = norm;
 }
 
-void train_step_start(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
+void step_train_start(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
 {
     struct plan_step st;
     next_step(o, lr, smoothing, &st);
     plan_step_start(p, &st);
 }
 
-void train_step_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r)
+void step_train_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r)
 {
     plan_step_wait(p, r);
     /* The count of applied updates is the backend's: a skipped fp16 step does not count, and
@@ -56,10 +56,10 @@ void train_step_wait(struct plan *p, struct step_optimizer *o, struct plan_step_
     if (o->clip_grad_norm > 0) o->grad_norm = r->grad_norm;
 }
 
-double train_step(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
+double step_train(struct plan *p, struct step_optimizer *o, double lr, double smoothing)
 {
     struct plan_step_result r;
-    train_step_start(p, o, lr, smoothing);
-    train_step_wait(p, o, &r);
+    step_train_start(p, o, lr, smoothing);
+    step_train_wait(p, o, &r);
     return r.loss;
 }

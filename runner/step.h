@@ -5,7 +5,7 @@
  *     struct step_optimizer o;
  *     step_optimizer_init(&o, &spec->optimizer);
  *     plan_set_input(p, images, labels);
- *     double loss = train_step(p, &o, lr, spec->train.label_smoothing);
+ *     double loss = step_train(p, &o, lr, spec->train.label_smoothing);
  *
  * The optimizers follow PyTorch's torch.optim (SGD with momentum, dampening and Nesterov;
  * Adam, with amsgrad; AdamW with decoupled weight decay). decay_bn_bias false puts the
@@ -46,10 +46,10 @@ void step_optimizer_init(struct step_optimizer *o, const struct spec_optimizer *
 void step_update(struct plan *p, struct step_optimizer *o, double lr);
 
 /* Forward (training mode), loss with label smoothing, backward, update; returns the loss. */
-double train_step(struct plan *p, struct step_optimizer *o, double lr, double smoothing);
+double step_train(struct plan *p, struct step_optimizer *o, double lr, double smoothing);
 /* The same in two halves (plan_step_start, plan_step_wait): start a step, set the next batch
  * while the device computes, start it, then wait for the first one's result. */
-void train_step_start(struct plan *p, struct step_optimizer *o, double lr, double smoothing);
-void train_step_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r);
+void step_train_start(struct plan *p, struct step_optimizer *o, double lr, double smoothing);
+void step_train_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r);
 
 #endif

@@ -842,8 +842,8 @@ enum status sweep_write_files(const struct sweep *sw, struct diag *d)
 {
     struct arena a = {0};
     enum status st = STATUS_OK;
-    if (make_dirs(sw->dir, d) || make_dirs(arena_printf(&a, "%s/logs", sw->dir), d) ||
-        make_dirs(arena_printf(&a, "%s/runs", sw->dir), d))
+    if (run_files_mkdirs(sw->dir, d) || run_files_mkdirs(arena_printf(&a, "%s/logs", sw->dir), d) ||
+        run_files_mkdirs(arena_printf(&a, "%s/runs", sw->dir), d))
         st = STATUS_RUNTIME;
     for (size_t i = 0; i < sw->npoints && !st; i++) {
         const struct sweep_point *p = &sw->points[i];
@@ -853,13 +853,13 @@ enum status sweep_write_files(const struct sweep *sw, struct diag *d)
         free(was);
         if (same) continue;
         const char *name = arena_printf(&a, "%s.yaml", p->name);
-        FILE *f = file_begin(sw->dir, name, d);
+        FILE *f = run_files_begin(sw->dir, name, d);
         if (!f) {
             st = STATUS_RUNTIME;
             break;
         }
         fputs(p->text, f);
-        st = file_end(f, sw->dir, name, d);
+        st = run_files_end(f, sw->dir, name, d);
     }
     arena_free(&a);
     return st;

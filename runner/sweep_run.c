@@ -206,7 +206,7 @@ static enum start start_point(struct run *r, size_t i, int slot)
     FILE *f = open_memstream(&cmd, &len);
     if (!f) abort();
     fputs("runner", f);
-    for (size_t k = 1; k < n; k++) fputc(' ', f), shell_word(f, argv[k]);
+    for (size_t k = 1; k < n; k++) fputc(' ', f), run_files_shell_word(f, argv[k]);
     fclose(f);
     off_t from = lseek(fd, 0, SEEK_END);
     dprintf(fd, "sweep: started %s: %s\n", stamp, cmd);
@@ -283,7 +283,7 @@ static void end_point(struct run *r, struct child *k, int ws)
             dprintf(fd, "sweep: %s (exit %d%s)\n", sweep_status_name(p->status), code, why);
         close(fd);
     }
-    clock_text(now_seconds() - k->started, clk, sizeof clk);
+    run_files_clock(now_seconds() - k->started, clk, sizeof clk);
     if (done) {
         struct sweep_result res;
         sweep_read_result(p, &res);
@@ -475,7 +475,7 @@ void sweep_print_table(const struct sweep *sw, FILE *out)
         if (isnan(res.seconds))
             fprintf(out, "  %8s", "-");
         else
-            fprintf(out, "  %8s", clock_text(res.seconds, clk, sizeof clk));
+            fprintf(out, "  %8s", run_files_clock(res.seconds, clk, sizeof clk));
         cell(out, res.img_per_s, "  %*.0f", 8);
         fputc('\n', out);
     }
@@ -506,7 +506,7 @@ enum status sweep_write_sbatch(const struct sweep *sw, const char *runner,
         diag_error(d, (struct mark){0}, "cannot tell the current directory: %s", strerror(errno));
         return STATUS_RUNTIME;
     }
-    FILE *f = file_begin(sw->dir, "sweep.sbatch", d);
+    FILE *f = run_files_begin(sw->dir, "sweep.sbatch", d);
     if (!f) return STATUS_RUNTIME;
     const char *job = strrchr(sw->dir, '/');
     job = job ? job + 1 : sw->dir;
@@ -529,16 +529,16 @@ enum status sweep_write_sbatch(const struct sweep *sw, const char *runner,
     fprintf(f, "set -eu\ncase \"${SLURM_ARRAY_TASK_ID:?not started as a Slurm array task}\" in\n");
     for (size_t i = 0; i < sw->npoints; i++) {
         fprintf(f, "%zu) point=", i);
-        shell_word(f, sw->points[i].name);
+        run_files_shell_word(f, sw->points[i].name);
         fprintf(f, " ;;\n");
     }
     fprintf(f, "*) echo \"sweep.sbatch: no point for array task $SLURM_ARRAY_TASK_ID\" >&2; "
                "exit 2 ;;\nesac\nexec ");
-    shell_word(f, runner);
+    run_files_shell_word(f, runner);
     fprintf(f, " sweep");
-    for (int i = 0; i < argc; i++) fputc(' ', f), shell_word(f, argv[i]);
+    for (int i = 0; i < argc; i++) fputc(' ', f), run_files_shell_word(f, argv[i]);
     fprintf(f, " --only \"$point\"\n");
-    enum status st = file_end(f, sw->dir, "sweep.sbatch", d);
+    enum status st = run_files_end(f, sw->dir, "sweep.sbatch", d);
     if (!st) {
         char path[4300];
         snprintf(path, sizeof path, "%s/sweep.sbatch", sw->dir);

@@ -166,7 +166,7 @@ static void csv_number(FILE *f, double x, const char *fmt)
  * then renamed. */
 static enum status sweep_write_csv(const struct sweep *sw, struct diag *d)
 {
-    FILE *f = file_begin(sw->dir, "sweep.csv", d);
+    FILE *f = run_files_begin(sw->dir, "sweep.csv", d);
     if (!f) return STATUS_RUNTIME;
     fputs("point,status", f);
     if (sw->mode == SWEEP_FILES) fputs(",file", f);
@@ -198,7 +198,7 @@ static enum status sweep_write_csv(const struct sweep *sw, struct diag *d)
         csv_field(f, p->run_dir);
         fputc('\n', f);
     }
-    return file_end(f, sw->dir, "sweep.csv", d);
+    return run_files_end(f, sw->dir, "sweep.csv", d);
 }
 
 /* The sweep report's hook: sweep_report.lua beside the base experiment, else the project's

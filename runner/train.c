@@ -23,6 +23,7 @@
 #include "device.h"
 #include "evaluate.h"
 #include "hooks.h"
+#include "json.h"
 #include "loader.h"
 #include "model.h"
 #include "paths.h"
@@ -208,7 +209,7 @@ static enum status can_resident(struct run *r, bool *want)
     *want = false;
     if (mode == SPEC_RESIDENT_OFF || (mode == SPEC_RESIDENT_AUTO && r->dev.be == &backend_cpu))
         return STATUS_OK;
-    if (!augment_gpu_compile(&r->aug_train, &r->aug_plan, why, sizeof why))
+    if (!augment_compile_gpu(&r->aug_train, &r->aug_plan, why, sizeof why))
         return not_resident(r, why, STATUS_CONFIG);
     *want = true;
     return STATUS_OK;
@@ -356,13 +357,13 @@ static enum status reopen_dir(struct run *r)
 static enum status open_dir(struct run *r)
 {
     if (r->opt->resume) return reopen_dir(r);
-    if (run_dir_create(r->opt->out, r->s->name, r->dir, sizeof r->dir, &r->d))
+    if (run_files_dir_create(r->opt->out, r->s->name, r->dir, sizeof r->dir, &r->d))
         return STATUS_RUNTIME;
     r->dir_open = true;
-    FILE *f = file_begin(r->dir, "config.yaml", &r->d);
+    FILE *f = run_files_begin(r->dir, "config.yaml", &r->d);
     if (!f) return STATUS_RUNTIME;
     spec_write_yaml(r->s, f);
-    if (file_end(f, r->dir, "config.yaml", &r->d)) return STATUS_RUNTIME;
+    if (run_files_end(f, r->dir, "config.yaml", &r->d)) return STATUS_RUNTIME;
     r->out.log = open_in(r, "run.log", "w");
     r->jsonl = open_in(r, "metrics.jsonl", "w");
     r->csv = open_in(r, "metrics.csv", "w");
@@ -392,7 +393,7 @@ static void progress(struct run *r, const struct epoch_stats *e, int64_t b, doub
     int64_t nb = r->steps_per_epoch, done = e->epoch * nb + b + 1, total = s->train.epochs * nb;
     double ips = (double)e->timed_images / e->train_seconds;
     char eta[32];
-    clock_text(elapsed / (double)done * (double)(total - done), eta, sizeof eta);
+    run_files_clock(elapsed / (double)done * (double)(total - done), eta, sizeof eta);
     double loss = e->loss_sum / (double)e->images, acc = (double)e->correct / (double)e->images;
     if (r->out.tty) {
         int width = 24, fill = (int)((b + 1) * width / nb);
@@ -477,7 +478,7 @@ static enum status finish_step(struct run *r, struct epoch_stats *e, const struc
                                double t0)
 {
     struct plan_step_result res;
-    train_step_wait(r->train, &r->optimizer, &res);
+    step_train_wait(r->train, &r->optimizer, &res);
     if (plan_status(r->train)) return step_failed(r, e, q->step);
     if (!isfinite(res.loss)) {
         if (r->out.bar) say(&r->out, "\n");
@@ -524,7 +525,7 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t fir
             if (bt->mixed) plan_set_targets(r->train, bt->targets);
         }
         e->lr = schedule_lr(&r->schedule, e->step);
-        train_step_start(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
+        step_train_start(r->train, &r->optimizer, e->lr, s->train.label_smoothing);
         struct started now = {.batch = b, .step = ++e->step, .n = bt->n};
         if (plan_status(r->train)) return step_failed(r, e, now.step);
         if (pending && (st = finish_step(r, e, &q, t0))) return st;
@@ -601,7 +602,7 @@ static enum status write_summary(struct run *r, const struct totals *t,
 {
     const struct spec *s = r->s;
     double seconds = plan_clock() - r->started + t->past_seconds;
-    FILE *f = file_begin(r->dir, "summary.json", &r->d);
+    FILE *f = run_files_begin(r->dir, "summary.json", &r->d);
     if (!f) return STATUS_RUNTIME;
     fprintf(f, "{\n  \"name\": ");
     json_write_string(f, s->name);
@@ -633,7 +634,7 @@ static enum status write_summary(struct run *r, const struct totals *t,
     else
         fprintf(f, "null");
     fprintf(f, "\n}\n");
-    return file_end(f, r->dir, "summary.json", &r->d) ? STATUS_RUNTIME : STATUS_OK;
+    return run_files_end(f, r->dir, "summary.json", &r->d) ? STATUS_RUNTIME : STATUS_OK;
 }
 
 static enum status finish(struct run *r, const struct totals *t)
@@ -654,9 +655,9 @@ static enum status finish(struct run *r, const struct totals *t)
         }
         say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
             (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
-        if (write_confusion(r->dir, &res, r->data.class_names, &r->d) ||
-            write_per_class(r->dir, &res, r->data.class_names, &macro_f1, &r->d) ||
-            write_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, r->data.class_names,
+        if (run_files_confusion(r->dir, &res, r->data.class_names, &r->d) ||
+            run_files_per_class(r->dir, &res, r->data.class_names, &macro_f1, &r->d) ||
+            run_files_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, r->data.class_names,
                           s->eval.samples, &r->d)) {
             eval_result_free(&res);
             return STATUS_RUNTIME;
@@ -673,7 +674,7 @@ static enum status finish(struct run *r, const struct totals *t)
     if (st) return st;
     char clk[32];
     double seconds = plan_clock() - r->started + t->past_seconds;
-    say(&r->out, "done in %s: %s\n", clock_text(seconds, clk, sizeof clk), r->dir);
+    say(&r->out, "done in %s: %s\n", run_files_clock(seconds, clk, sizeof clk), r->dir);
     return STATUS_OK;
 }
 
@@ -848,7 +849,7 @@ static enum status run(struct run *r)
     if (r->from.epoch >= s->train.epochs)
         say(&r->out, "the run had already trained its %lld epochs\n", s->train.epochs);
     say(&r->out, "trained %lld epochs in %s\n", (long long)t->epochs,
-        clock_text(plan_clock() - r->started, clk, sizeof clk));
+        run_files_clock(plan_clock() - r->started, clk, sizeof clk));
     if (r->opt->profile) print_profile(r, t->steps);
     if ((st = finish(r, t))) return st;
     if (r->hooks && hooks_end(r->hooks, &r->info, t->stopped[0] ? t->stopped : NULL) == HOOK_FAILED &&

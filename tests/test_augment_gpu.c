@@ -3,10 +3,10 @@
  * augment_image (augment.c). For the usual CIFAR lists (crop with zero and reflection
  * padding, hflip, cutout, normalize, the empty list), for lists whose order matters
  * (normalize before a padded crop, cutout before a crop, crops in a row) and for random lists
- * on random image shapes, every output pixel built from aug_gpu_choices and aug_gpu_pixel, in
+ * on random image shapes, every output pixel built from augment_gpu_choices and augment_gpu_pixel, in
  * the kernel's NHWC layout with padding channels, must equal augment_image's NCHW output bit
  * for bit; the draws must actually vary (flips, cutouts and crop offsets both ways).
- * augment_gpu_compile must refuse resize, mixup, cutmix and over-long lists with a reason.
+ * augment_compile_gpu must refuse resize, mixup, cutmix and over-long lists with a reason.
  * Runs without a GPU.
  */
 #include <setjmp.h>
@@ -38,8 +38,8 @@ static struct augment_gpu_plan compile_ok(const struct augment *a)
 {
     struct augment_gpu_plan p;
     char why[256];
-    if (!augment_gpu_compile(a, &p, why, sizeof why))
-        fail_msg("augment_gpu_compile refused a list it runs: %s", why);
+    if (!augment_compile_gpu(a, &p, why, sizeof why))
+        fail_msg("augment_compile_gpu refused a list it runs: %s", why);
     assert_string_equal(why, "");
     return p;
 }
@@ -76,13 +76,13 @@ static struct seen check_list(const char *name, const struct spec_transform *t, 
         uint64_t key = img % 2 ? augment_key(seed, img / 7, img) : rng_bits(seed, (uint64_t)img);
         augment_image(&a, src, key, cpu, scratch);
 
-        struct aug_gpu_image ch;
-        aug_gpu_choices(&p, key, &ch);
+        struct augment_gpu_image ch;
+        augment_gpu_choices(&p, key, &ch);
         for (int y = 0; y < oh; y++)
             for (int x = 0; x < ow; x++)
                 for (int k = 0; k < cpad; k++)
                     gpu[((size_t)y * ow + x) * cpad + k] =
-                        k < c ? aug_gpu_pixel(&p, &ch, src, k, y, x) : 0.0f;
+                        k < c ? augment_gpu_pixel(&p, &ch, src, k, y, x) : 0.0f;
 
         for (int k = 0; k < cpad; k++)
             for (int y = 0; y < oh; y++)
@@ -96,11 +96,11 @@ static struct seen check_list(const char *name, const struct spec_transform *t, 
                 }
 
         for (int i = 0; i < p.n; i++) {
-            if (p.step[i].kind == AUG_GPU_KIND_HFLIP) s.flip[ch.step[i].on != 0]++;
-            if (p.step[i].kind == AUG_GPU_KIND_CUTOUT) s.cutout[ch.step[i].on != 0]++;
+            if (p.step[i].kind == AUGMENT_GPU_HFLIP) s.flip[ch.step[i].on != 0]++;
+            if (p.step[i].kind == AUGMENT_GPU_CUTOUT) s.cutout[ch.step[i].on != 0]++;
         }
         for (int i = 0; i < p.n; i++)
-            if (p.step[i].kind == AUG_GPU_KIND_CROP) {
+            if (p.step[i].kind == AUGMENT_GPU_CROP) {
                 int pad = p.step[i].padding;
                 unsigned bit = (unsigned)((ch.step[i].y0 + pad) * 8 + ch.step[i].x0 + pad) % 64;
                 s.offset_bits |= 1ull << bit;
@@ -109,7 +109,7 @@ static struct seen check_list(const char *name, const struct spec_transform *t, 
         for (int y = 0; y < oh; y++)
             for (int x = 0; x < ow; x++) {
                 int sy, sx;
-                s.zero_pixels += aug_gpu_source(&p, &ch, y, x, &sy, &sx) >= 0;
+                s.zero_pixels += augment_gpu_source(&p, &ch, y, x, &sy, &sx) >= 0;
             }
     }
     for (int b = 0; b < 64; b++) s.offsets += (s.offset_bits >> b) & 1;
@@ -124,8 +124,8 @@ static void test_key(void **state)
 {
     (void)state;
     for (int64_t i = -5; i < 200; i++)
-        assert_true(aug_gpu_key(7, i / 3, i) == augment_key(7, i / 3, i));
-    assert_true(aug_gpu_key(1, 0, 5) == rng_bits(rng_bits(1, 0), 5));
+        assert_true(augment_draw_key(7, i / 3, i) == augment_key(7, i / 3, i));
+    assert_true(augment_draw_key(1, 0, 5) == rng_bits(rng_bits(1, 0), 5));
 }
 
 static void test_crop_zero(void **state)
@@ -169,8 +169,8 @@ static void test_crop_flip_norm_cutout(void **state)
     struct augment_gpu_plan p = compile_ok(&a);
     assert_int_equal(p.n, 4);
     assert_int_equal(p.c, 3), assert_int_equal(p.in_h, 32), assert_int_equal(p.out_h, 28);
-    const int kinds[4] = {AUG_GPU_KIND_CROP, AUG_GPU_KIND_HFLIP, AUG_GPU_KIND_NORMALIZE,
-                          AUG_GPU_KIND_CUTOUT};
+    const int kinds[4] = {AUGMENT_GPU_CROP, AUGMENT_GPU_HFLIP, AUGMENT_GPU_NORMALIZE,
+                          AUGMENT_GPU_CUTOUT};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(p.step[i].kind, kinds[i]);
         assert_int_equal(p.step[i].index, i);
@@ -274,11 +274,11 @@ static void refused(const struct spec_transform *t, size_t n, const char *want)
     struct augment a = init_ok(t, n, 3, 32, 32);
     struct augment_gpu_plan p;
     char why[256] = "unchanged";
-    if (augment_gpu_compile(&a, &p, why, sizeof why))
-        fail_msg("augment_gpu_compile accepted a list needing \"%s\"", want);
+    if (augment_compile_gpu(&a, &p, why, sizeof why))
+        fail_msg("augment_compile_gpu accepted a list needing \"%s\"", want);
     if (!strstr(why, want)) fail_msg("expected \"%s\" in the reason, got \"%s\"", want, why);
     /* No room for the reason: still refused, nothing written. */
-    assert_false(augment_gpu_compile(&a, &p, NULL, 0));
+    assert_false(augment_compile_gpu(&a, &p, NULL, 0));
 }
 
 static void test_refuses(void **state)
@@ -292,13 +292,13 @@ static void test_refuses(void **state)
     refused(mx, 3, "mixup runs on the CPU");
     struct spec_transform cm[] = {{.kind = SPEC_TRANSFORM_CUTMIX, .alpha = 1, .p = 1}};
     refused(cm, 1, "cutmix runs on the CPU");
-    struct spec_transform many[AUG_GPU_MAX_STEPS + 1];
-    for (int i = 0; i <= AUG_GPU_MAX_STEPS; i++) many[i] = flip(0.5);
-    refused(many, AUG_GPU_MAX_STEPS + 1, "at most 16 transforms");
+    struct spec_transform many[AUGMENT_GPU_MAX_STEPS + 1];
+    for (int i = 0; i <= AUGMENT_GPU_MAX_STEPS; i++) many[i] = flip(0.5);
+    refused(many, AUGMENT_GPU_MAX_STEPS + 1, "at most 16 transforms");
     (void)compile_ok(&(struct augment){.c = 3, .in_h = 32, .in_w = 32, .out_h = 32, .out_w = 32});
-    struct augment a = init_ok(many, AUG_GPU_MAX_STEPS, 3, 32, 32);
+    struct augment a = init_ok(many, AUGMENT_GPU_MAX_STEPS, 3, 32, 32);
     struct augment_gpu_plan p = compile_ok(&a);
-    assert_int_equal(p.n, AUG_GPU_MAX_STEPS);
+    assert_int_equal(p.n, AUGMENT_GPU_MAX_STEPS);
 }
 
 int main(void)

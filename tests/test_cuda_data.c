@@ -76,7 +76,7 @@ static int setup(void **state)
     struct diag d = {.out = stderr};
     char why[128];
     if (augment_init(&fx.aug, &l, 3, 32, 32, &d) ||
-        !augment_gpu_compile(&fx.aug, &fx.plan, why, sizeof why))
+        !augment_compile_gpu(&fx.aug, &fx.plan, why, sizeof why))
         return -1;
     return 0;
 }

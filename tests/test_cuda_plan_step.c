@@ -824,7 +824,7 @@ static void train_steps(struct plan *p, struct step_optimizer *o, int from, int 
     for (int s = from; s < to; s++) {
         batch_of(p->g, (uint64_t)(100 + s), 24, x, labels);
         plan_set_input(p, x, labels);
-        double loss = train_step(p, o, RESUME_LR, 0.1);
+        double loss = step_train(p, o, RESUME_LR, 0.1);
         assert_true(isfinite(loss));
     }
     free(x);
