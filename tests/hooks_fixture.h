@@ -148,7 +148,8 @@ static inline const struct node *yaml(const char *text)
     static struct source src = {.name = "<test>", .dir = "."};
     struct diag d = {.out = stderr};
     struct node *root;
-    src.text = text, src.len = strlen(text);
+    src.text = text;
+    src.len = strlen(text);
     assert_int_equal(yaml_load_text(&F.arena, &d, &src, text, strlen(text), 1, 1, &root), 0);
     return root;
 }

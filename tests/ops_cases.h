@@ -79,7 +79,9 @@ static void ops_target_use(const struct ops_target *t)
 
 static double urand(void)
 {
-    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
     return (double)(rng_state >> 11) * 0x1.0p-53 * 2 - 1;
 }
 
@@ -176,7 +178,8 @@ static const struct bound EXACT = {0}; /* the result is its inputs' values: only
 
 static void bound_free(struct bound *b)
 {
-    free(b->s), free(b->q);
+    free(b->s);
+    free(b->q);
     *b = (struct bound){0};
 }
 
@@ -281,8 +284,14 @@ static void bound_bilinear(bilinear_fn f, const void *geom, struct operand a, st
         vadd(out->q, t, n);
         if (out2) vadd(out2->q, t2, n2);
     }
-    bound_free(&sa), bound_free(&sb);
-    free(qa), free(qb), free(a2), free(b2), free(t), free(t2);
+    bound_free(&sa);
+    bound_free(&sb);
+    free(qa);
+    free(qb);
+    free(a2);
+    free(b2);
+    free(t);
+    free(t2);
 }
 
 /* A bias added to an op's result y (n) after the op, in the compute type (the CUDA backend
@@ -396,7 +405,9 @@ static void bn_bound_train(struct bn_bound *z, int N, int C, int HW, double eps,
         for (int k = 0; k < N; k++)
             for (int j = 0; j < HW; j++) {
                 size_t i = bn_at(z, k, c, j);
-                mu += x.v[i] / M, ms += sx.s[i] / M, ms2 += sx.s[i] * sx.s[i] / M;
+                mu += x.v[i] / M;
+                ms += sx.s[i] / M;
+                ms2 += sx.s[i] * sx.s[i] / M;
                 mq += z->qx[i] / M;
             }
         for (int k = 0; k < N; k++)
@@ -405,7 +416,8 @@ static void bn_bound_train(struct bn_bound *z, int N, int C, int HW, double eps,
                 var += (x.v[i] - mu) * (x.v[i] - mu) / M;
             }
         double is = 1 / sqrt(var + eps), vm = ms2 + 2 * fabs(mu) * ms, qv = vm / (var + eps);
-        z->is[c] = is, z->qv[c] = qv;
+        z->is[c] = is;
+        z->qv[c] = qv;
         for (int k = 0; k < N; k++)
             for (int j = 0; j < HW; j++) {
                 size_t i = bn_at(z, k, c, j);
@@ -455,14 +467,23 @@ static void bn_bound_backward(const struct bn_bound *z, const double *gamma, str
             for (int j = 0; j < z->HW; j++) {
                 size_t i = bn_at(z, k, c, j);
                 double xh = z->xhat[i];
-                sb += sg.s[i], sgx += sg.s[i] * z->X[i], qb += qg[i];
+                sb += sg.s[i];
+                sgx += sg.s[i] * z->X[i];
+                qb += qg[i];
                 qgx += qg[i] * xh * xh + g.v[i] * g.v[i] * is * is * z->qxh[i];
                 dg += g.v[i] * xh;
-                mq += qg[i] / M, mxq += xh * xh * qg[i] / M;
+                mq += qg[i] / M;
+                mxq += xh * xh * qg[i] / M;
                 mgq += g.v[i] * g.v[i] * is * is * z->qxh[i] / M;
             }
-        if (bdg) bdg->s[c] = sgx, bdg->q[c] = qgx;
-        if (bdb) bdb->s[c] = sb, bdb->q[c] = qb;
+        if (bdg) {
+            bdg->s[c] = sgx;
+            bdg->q[c] = qgx;
+        }
+        if (bdb) {
+            bdb->s[c] = sb;
+            bdb->q[c] = qb;
+        }
         if (!bdx) continue;
         for (int k = 0; k < z->N; k++)
             for (int j = 0; j < z->HW; j++) {
@@ -480,7 +501,12 @@ static void bn_bound_backward(const struct bn_bound *z, const double *gamma, str
 
 static void bn_bound_free(struct bn_bound *z)
 {
-    free(z->is), free(z->qv), free(z->xhat), free(z->X), free(z->qx), free(z->qxh);
+    free(z->is);
+    free(z->qv);
+    free(z->xhat);
+    free(z->X);
+    free(z->qx);
+    free(z->qxh);
 }
 
 /* The bound of an evaluation batchnorm y = gamma (x - rm) / sqrt(rv + eps) + beta of x (bx,
@@ -544,7 +570,12 @@ static struct check_result check_eval(const float *got, const double *want, size
         if (!isfinite(got[i])) return (struct check_result){.at = i, .why = "not finite"};
         double e = fabs((double)got[i] - want[i]), lim = elementwise(b) ? bound_at(b, want, i)
                                                                         : scale;
-        if (e / lim > worst) worst = e / lim, r.at = i, r.err = e, r.lim = lim;
+        if (e / lim > worst) {
+            worst = e / lim;
+            r.at = i;
+            r.err = e;
+            r.lim = lim;
+        }
     }
     r.ok = worst <= 1;
     return r;
@@ -603,7 +634,10 @@ static bool net_try_open(struct net *t, const char *yaml, int N, const char *op,
         }
     }
     struct plan_options o = target.opt;
-    o.batch = N, o.optimizer_slots = 2, o.input_grad = true, o.seed = 7;
+    o.batch = N;
+    o.optimizer_slots = 2;
+    o.input_grad = true;
+    o.seed = 7;
     assert_int_equal(plan_create(t->g, target.be, &o, &d, &t->p), STATUS_OK);
     t->N = N;
     t->in_n = (size_t)N * (size_t)shape_numel(&t->g->input);
@@ -790,9 +824,20 @@ static void test_conv(void **state)
         run_check(&t, "conv", set, x, dy, y, &by, dx, &bdx);
         check_tensor(&t, "conv", set, "x.weight", true, dw, &bdw);
         if (q->bias) check_tensor(&t, "conv", set, "x.bias", true, db, &bdb);
-        free(w), free(b), free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(dw),
-            free(db);
-        bound_free(&by), bound_free(&bdx), bound_free(&bdw), bound_free(&bdb);
+        free(w);
+        free(b);
+        free(xd);
+        free(dyd);
+        free(x);
+        free(dy);
+        free(y);
+        free(dx);
+        free(dw);
+        free(db);
+        bound_free(&by);
+        bound_free(&bdx);
+        bound_free(&bdw);
+        bound_free(&bdb);
         net_close(&t);
     }
 }
@@ -823,9 +868,10 @@ static void untie_windows(const struct ref_pool *p, float *x, double *xd)
                             if (h < 0 || h >= p->H || w < 0 || w >= p->W) continue;
                             size_t at = ((size_t)nc * (size_t)p->H + (size_t)h) * (size_t)p->W +
                                         (size_t)w;
-                            if (xd[at] > best)
-                                best = xd[at], tie = SIZE_MAX;
-                            else if (xd[at] == best)
+                            if (xd[at] > best) {
+                                best = xd[at];
+                                tie = SIZE_MAX;
+                            } else if (xd[at] == best)
                                 tie = at;
                         }
                     if (tie != SIZE_MAX) {
@@ -889,8 +935,16 @@ static void test_pools(void **state)
             ref_avgpool_backward(&p, dya, bdx.s);
         }
         run_check(&t, q->op, set, x, dy, y, &by, dx, &bdx);
-        free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(xa), free(dya);
-        bound_free(&by), bound_free(&bdx);
+        free(xd);
+        free(dyd);
+        free(x);
+        free(dy);
+        free(y);
+        free(dx);
+        free(xa);
+        free(dya);
+        bound_free(&by);
+        bound_free(&bdx);
         net_close(&t);
     }
 
@@ -930,10 +984,25 @@ static void test_pools(void **state)
     run_check(&t, "global_avg_pool + linear", "N3 C17 5x7 out 6", x, dy, y, &by, dx, &bdx);
     check_tensor(&t, "linear", "after global_avg_pool", "fc.weight", true, dw, &bdw);
     check_tensor(&t, "linear", "after global_avg_pool", "fc.bias", true, db, &bdb);
-    free(w), free(b), free(xd), free(dyd), free(x), free(dy), free(pooled), free(y), free(dp),
-        free(dx), free(dw), free(db), free(xa);
-    bound_free(&bp), bound_free(&by), bound_free(&bdp), bound_free(&bdw), bound_free(&bdb),
-        bound_free(&bdx);
+    free(w);
+    free(b);
+    free(xd);
+    free(dyd);
+    free(x);
+    free(dy);
+    free(pooled);
+    free(y);
+    free(dp);
+    free(dx);
+    free(dw);
+    free(db);
+    free(xa);
+    bound_free(&bp);
+    bound_free(&by);
+    bound_free(&bdp);
+    bound_free(&bdw);
+    bound_free(&bdb);
+    bound_free(&bdx);
     net_close(&t);
 }
 
@@ -988,11 +1057,28 @@ static void test_batchnorm(void **state)
         check("batchnorm (evaluation)", set, "output", out, y, t.out_n, &bye);
         check_tensor(&t, "batchnorm (evaluation)", set, "bn.running_mean", false, rm, &brm);
         bn_bound_free(&z);
-        bound_free(&by), bound_free(&brm), bound_free(&brv), bound_free(&bdx), bound_free(&bdg),
-            bound_free(&bdb), bound_free(&bye);
-        free(out), free(gamma), free(beta), free(rm), free(rv);
-        free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(mean), free(var), free(dg),
-            free(dbeta);
+        bound_free(&by);
+        bound_free(&brm);
+        bound_free(&brv);
+        bound_free(&bdx);
+        bound_free(&bdg);
+        bound_free(&bdb);
+        bound_free(&bye);
+        free(out);
+        free(gamma);
+        free(beta);
+        free(rm);
+        free(rv);
+        free(xd);
+        free(dyd);
+        free(x);
+        free(dy);
+        free(y);
+        free(dx);
+        free(mean);
+        free(var);
+        free(dg);
+        free(dbeta);
         net_close(&t);
     }
 }
@@ -1017,7 +1103,12 @@ static void test_pointwise_and_blocks(void **state)
     ref_relu_forward((int64_t)t.in_n, xd, y);
     ref_relu_backward((int64_t)t.in_n, xd, dyd, dx);
     run_check(&t, "relu + identity", "N2 C20 5x3", x, dy, y, &EXACT, dx, &EXACT);
-    free(xd), free(dyd), free(x), free(dy), free(y), free(dx);
+    free(xd);
+    free(dyd);
+    free(x);
+    free(dy);
+    free(y);
+    free(dx);
     net_close(&t);
 
     /* A residual block: y = relu(conv(x) + x); x feeds two consumers, so its gradient is a
@@ -1034,9 +1125,11 @@ static void test_pointwise_and_blocks(void **state)
     struct ref_conv c = {N, C2, S, S, C2, 3, 3, S, S, 1, 1, 1, 1, 1, 1, 1};
     double *w = rand_tensor(&t, "a.conv.weight");
     assert_null(graph_find_tensor(t.g, "a.down.weight")); /* the shape is kept: identity */
-    x = rand_f(t.in_n, &xd), dy = rand_f(t.out_n, &dyd);
+    x = rand_f(t.in_n, &xd);
+    dy = rand_f(t.out_n, &dyd);
     double *conv = zeros(t.out_n), *sum = zeros(t.out_n);
-    y = zeros(t.out_n), dx = zeros(t.in_n);
+    y = zeros(t.out_n);
+    dx = zeros(t.in_n);
     double *dsum = zeros(t.out_n), *dw = zeros((size_t)C2 * C2 * 9);
     ref_conv_forward(&c, xd, w, NULL, conv);
     ref_add_forward((int64_t)t.out_n, conv, xd, sum);
@@ -1061,9 +1154,23 @@ static void test_pointwise_and_blocks(void **state)
     run_backward(&t, "add (residual block)", "identity shortcut", dy, dx, &bdx);
     check_tensor(&t, "add (residual block)", "identity shortcut", "a.conv.weight", true, dw,
                  &bdw);
-    free(w), free(xd), free(dyd), free(x), free(dy), free(conv), free(sum), free(y), free(dx),
-        free(dsum), free(dw), free(out);
-    bound_free(&bc), bound_free(&by), bound_free(&bcd), bound_free(&bdx), bound_free(&bdw);
+    free(w);
+    free(xd);
+    free(dyd);
+    free(x);
+    free(dy);
+    free(conv);
+    free(sum);
+    free(y);
+    free(dx);
+    free(dsum);
+    free(dw);
+    free(out);
+    bound_free(&bc);
+    bound_free(&by);
+    bound_free(&bcd);
+    bound_free(&bdx);
+    bound_free(&bdw);
     net_close(&t);
 }
 
@@ -1083,7 +1190,8 @@ struct bn_ref {
 static void bn_ref_open(struct bn_ref *b, struct net *t, const char *name, int C)
 {
     char n[128];
-    b->name = name, b->C = C;
+    b->name = name;
+    b->C = C;
     snprintf(n, sizeof n, "%s.weight", name);
     b->gamma = rand_tensor(t, n);
     snprintf(n, sizeof n, "%s.bias", name);
@@ -1092,8 +1200,10 @@ static void bn_ref_open(struct bn_ref *b, struct net *t, const char *name, int C
     b->rm = rand_tensor(t, n);
     snprintf(n, sizeof n, "%s.running_var", name);
     b->rv = rand_running_var(t, n, C);
-    b->mean = zeros((size_t)C), b->var = zeros((size_t)C);
-    b->dg = zeros((size_t)C), b->db = zeros((size_t)C);
+    b->mean = zeros((size_t)C);
+    b->var = zeros((size_t)C);
+    b->dg = zeros((size_t)C);
+    b->db = zeros((size_t)C);
 }
 
 /* The training forward of x (N, C, HW; read as the operand ox: its bound, stored in the
@@ -1138,11 +1248,21 @@ static void bn_ref_check(struct bn_ref *b, struct net *t, const char *set)
 
 static void bn_ref_close(struct bn_ref *b)
 {
-    free(b->gamma), free(b->beta), free(b->rm), free(b->rv), free(b->mean), free(b->var),
-        free(b->dg), free(b->db);
+    free(b->gamma);
+    free(b->beta);
+    free(b->rm);
+    free(b->rv);
+    free(b->mean);
+    free(b->var);
+    free(b->dg);
+    free(b->db);
     bn_bound_free(&b->z);
-    bound_free(&b->y), bound_free(&b->rm_b), bound_free(&b->rv_b), bound_free(&b->dg_b),
-        bound_free(&b->db_b), bound_free(&b->e);
+    bound_free(&b->y);
+    bound_free(&b->rm_b);
+    bound_free(&b->rv_b);
+    bound_free(&b->dg_b);
+    bound_free(&b->db_b);
+    bound_free(&b->e);
 }
 
 /* The bound of a relu's output from its input's (b, the values pre), stored: nothing where
@@ -1299,15 +1419,50 @@ static void test_residual_batchnorm(void **state)
         plan_get_output(t.p, out);
         check("residual block (evaluation)", set, "output", out, y, n, &bye);
 
-        free(w1), free(w2), free(wd), free(xd), free(dyd), free(x), free(dy), free(out);
-        free(h1), free(a1), free(r1), free(h2), free(a2), free(hd), free(ad), free(sum), free(y);
-        free(dsum), free(dh), free(dr), free(da), free(dx), free(dxd), free(dw1), free(dw2),
-            free(dwd);
-        bound_free(&bh1), bound_free(&br1), bound_free(&bh2), bound_free(&bhd), bound_free(&by);
-        bound_free(&bdxd), bound_free(&bdwd), bound_free(&bdr), bound_free(&bda);
-        bound_free(&bdx1), bound_free(&bdw1), bound_free(&bdw2), bound_free(&bdx);
-        bound_free(&br1e), bound_free(&bh2e), bound_free(&bye);
-        bn_ref_close(&b1), bn_ref_close(&b2);
+        free(w1);
+        free(w2);
+        free(wd);
+        free(xd);
+        free(dyd);
+        free(x);
+        free(dy);
+        free(out);
+        free(h1);
+        free(a1);
+        free(r1);
+        free(h2);
+        free(a2);
+        free(hd);
+        free(ad);
+        free(sum);
+        free(y);
+        free(dsum);
+        free(dh);
+        free(dr);
+        free(da);
+        free(dx);
+        free(dxd);
+        free(dw1);
+        free(dw2);
+        free(dwd);
+        bound_free(&bh1);
+        bound_free(&br1);
+        bound_free(&bh2);
+        bound_free(&bhd);
+        bound_free(&by);
+        bound_free(&bdxd);
+        bound_free(&bdwd);
+        bound_free(&bdr);
+        bound_free(&bda);
+        bound_free(&bdx1);
+        bound_free(&bdw1);
+        bound_free(&bdw2);
+        bound_free(&bdx);
+        bound_free(&br1e);
+        bound_free(&bh2e);
+        bound_free(&bye);
+        bn_ref_close(&b1);
+        bn_ref_close(&b2);
         if (proj) bn_ref_close(&bd);
         net_close(&t);
     }
@@ -1352,9 +1507,20 @@ static void test_linear(void **state)
         run_check(&t, "linear", set, x, dy, y, &by, dx, &bdx);
         check_tensor(&t, "linear", set, "fc.weight", true, dw, &bdw);
         if (bias) check_tensor(&t, "linear", set, "fc.bias", true, db, &bdb);
-        free(w), free(b), free(xd), free(dyd), free(x), free(dy), free(y), free(dx), free(dw),
-            free(db);
-        bound_free(&by), bound_free(&bdx), bound_free(&bdw), bound_free(&bdb);
+        free(w);
+        free(b);
+        free(xd);
+        free(dyd);
+        free(x);
+        free(dy);
+        free(y);
+        free(dx);
+        free(dw);
+        free(db);
+        bound_free(&by);
+        bound_free(&bdx);
+        bound_free(&bdw);
+        bound_free(&bdb);
         net_close(&t);
     }
 }
@@ -1399,9 +1565,23 @@ static void test_flatten_blocked(void **state)
     bound_bilinear(f_lin_filter, &lg, oh, ody, 4 * F, N, &bdfw, 0, 0, NULL);
     run_check(&t, "conv + flatten + linear", "K24 6x5", x, dy, y, &by, dx, &bdx);
     check_tensor(&t, "linear", "after flatten", "fc.weight", true, dfw, &bdfw);
-    free(w), free(fw), free(fb), free(xd), free(dyd), free(x), free(dy), free(h), free(y),
-        free(dh), free(dx), free(dfw);
-    bound_free(&bh), bound_free(&by), bound_free(&bdh), bound_free(&bdx), bound_free(&bdfw);
+    free(w);
+    free(fw);
+    free(fb);
+    free(xd);
+    free(dyd);
+    free(x);
+    free(dy);
+    free(h);
+    free(y);
+    free(dh);
+    free(dx);
+    free(dfw);
+    bound_free(&bh);
+    bound_free(&by);
+    bound_free(&bdh);
+    bound_free(&bdx);
+    bound_free(&bdfw);
     net_close(&t);
 }
 
@@ -1450,7 +1630,13 @@ static void test_dropout(void **state)
     plan_forward(t.p, false);
     plan_get_output(t.p, y2);
     assert_memory_equal(y2, x, t.in_n * sizeof *x);
-    free(xd), free(dyd), free(x), free(dy), free(y), free(y2), free(gx);
+    free(xd);
+    free(dyd);
+    free(x);
+    free(dy);
+    free(y);
+    free(y2);
+    free(gx);
     net_close(&t);
 }
 
@@ -1522,7 +1708,10 @@ static void test_loss(void **state)
                 fail_msg("%s: after plan_set_input the loss %.9g should use the labels (%.9g)",
                          target.name, got, hard);
         }
-        free(g), free(zd), free(z), free(dz);
+        free(g);
+        free(zd);
+        free(z);
+        free(dz);
         net_close(&t);
     }
 }
@@ -1579,9 +1768,17 @@ static void test_optimizers(void **state)
             }
             check_tensor(&t, names[kind], "after a step", "fc.weight", false, w, NULL);
             check_tensor(&t, names[kind], "after a step", "fc.bias", false, b, NULL);
-            free(xd), free(dyd), free(x), free(dy);
+            free(xd);
+            free(dyd);
+            free(x);
+            free(dy);
         }
-        free(w), free(b), free(mw), free(vw), free(mb), free(vb);
+        free(w);
+        free(b);
+        free(mw);
+        free(vw);
+        free(mb);
+        free(vb);
         net_close(&t);
     }
 }

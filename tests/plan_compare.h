@@ -21,16 +21,20 @@ static inline void expect_same_bits(struct plan *a, struct plan *b, const char *
         char *u = malloc(n), *v = malloc(n);
         if (!u || !v) abort();
         for (int k = -1; k < (gt->t.role == TENSOR_PARAM ? a->opt.optimizer_slots : 0); k++) {
-            if (k < 0)
-                plan_get_tensor(a, gt, u), plan_get_tensor(b, gt, v);
-            else
-                plan_get_state(a, gt, k, (float *)u), plan_get_state(b, gt, k, (float *)v);
+            if (k < 0) {
+                plan_get_tensor(a, gt, u);
+                plan_get_tensor(b, gt, v);
+            } else {
+                plan_get_state(a, gt, k, (float *)u);
+                plan_get_state(b, gt, k, (float *)v);
+            }
             if (memcmp(u, v, n))
                 fail_msg("%s: %s%s differs between the two plans", what, gt->name,
                          k < 0 ? "" : k == 0 ? " (optimizer slot 0)"
                                   : k == 1 ? " (optimizer slot 1)" : " (optimizer slot 2)");
         }
-        free(u), free(v);
+        free(u);
+        free(v);
     }
 }
 

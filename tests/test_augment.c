@@ -46,7 +46,8 @@ static void run(const struct augment *a, const uint8_t *src, uint64_t key, float
     assert_non_null(scratch);
     augment_image(a, src, key, out, scratch);
     memcpy(dst, out, (size_t)a->out_numel * sizeof *out);
-    free(scratch), free(out);
+    free(scratch);
+    free(out);
 }
 
 static uint64_t key_of(int64_t index)
@@ -65,7 +66,8 @@ static void test_to_floats(void **state)
     (void)state;
     const uint8_t src[12] = {0, 1, 51, 255, 102, 204, 17, 34, 68, 85, 170, 128};
     struct augment a = init_ok(NULL, 0, 3, 2, 2);
-    assert_int_equal(a.out_h, 2), assert_int_equal(a.out_w, 2);
+    assert_int_equal(a.out_h, 2);
+    assert_int_equal(a.out_w, 2);
     assert_int_equal(a.out_numel, 12);
     float out[12];
     run(&a, src, 1, out);
@@ -101,7 +103,8 @@ static void crop_windows(const struct spec_transform *t, const uint8_t *src, int
 {
     int s = (int)t->size, ny = ph - s + 1, nx = pw - s + 1;
     struct augment a = init_ok(t, 1, c, h, w);
-    assert_int_equal(a.out_h, s), assert_int_equal(a.out_w, s);
+    assert_int_equal(a.out_h, s);
+    assert_int_equal(a.out_w, s);
     int seen[16][16] = {{0}};
     float *out = malloc((size_t)a.out_numel * sizeof *out);
     for (int k = 0; k < 400; k++) {
@@ -115,7 +118,10 @@ static void crop_windows(const struct spec_transform *t, const uint8_t *src, int
                         for (int x = 0; x < s; x++)
                             same &= out[(ch * s + y) * s + x] ==
                                     (float)padded[(ch * ph + oy + y) * pw + ox + x] / 255.0f;
-                if (same) matches++, seen[oy][ox]++;
+                if (same) {
+                    matches++;
+                    seen[oy][ox]++;
+                }
             }
         if (matches != 1) fail_msg("key %d: the crop matches %d windows", k, matches);
     }
@@ -130,7 +136,10 @@ static void test_crop_zero(void **state)
     (void)state;
     /* Two channels (the second is the first + 100), padding 1, crop 4: offsets 0..2. */
     uint8_t src[32];
-    for (int i = 0; i < 16; i++) src[i] = img16[i], src[16 + i] = (uint8_t)(img16[i] + 100);
+    for (int i = 0; i < 16; i++) {
+        src[i] = img16[i];
+        src[16 + i] = (uint8_t)(img16[i] + 100);
+    }
     const uint8_t padded[2 * 36] = {
         0, 0,   0,   0,   0,   0, /* */
         0, 1,   2,   3,   4,   0, /* */
@@ -230,7 +239,10 @@ static void test_cutout(void **state)
 {
     (void)state;
     uint8_t src[32];
-    for (int i = 0; i < 16; i++) src[i] = img16[i], src[16 + i] = (uint8_t)(img16[i] + 100);
+    for (int i = 0; i < 16; i++) {
+        src[i] = img16[i];
+        src[16 + i] = (uint8_t)(img16[i] + 100);
+    }
     struct spec_transform t = cut(2, 1);
     struct augment a = init_ok(&t, 1, 2, 4, 4);
     /* The square is rows [cy - 1, cy + 1) and the same across, cy and cx in 0..3: rows -1
@@ -244,8 +256,10 @@ static void test_cutout(void **state)
             for (int x = 0; x < 4; x++)
                 if (out[y * 4 + x] == 0) {
                     zeros++;
-                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
-                    x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
+                    y0 = y < y0 ? y : y0;
+                    y1 = y > y1 ? y : y1;
+                    x0 = x < x0 ? x : x0;
+                    x1 = x > x1 ? x : x1;
                 }
         int hh = y1 - y0 + 1, ww = x1 - x0 + 1;
         assert_int_equal(zeros, hh * ww); /* a rectangle */
@@ -278,7 +292,8 @@ static void resize_check(enum spec_interp interp, const uint8_t *src, int n, int
 {
     struct spec_transform t = resize(m, interp);
     struct augment a = init_ok(&t, 1, 1, n, n);
-    assert_int_equal(a.out_h, m), assert_int_equal(a.out_numel, m * m);
+    assert_int_equal(a.out_h, m);
+    assert_int_equal(a.out_numel, m * m);
     float out[25];
     run(&a, src, 1, out);
     for (int i = 0; i < m * m; i++)
@@ -357,7 +372,8 @@ static void test_chain(void **state)
                                  crop(8, 0, SPEC_FILL_ZERO), flip(1),
                                  resize(4, SPEC_INTERP_NEAREST)};
     struct augment a = init_ok(t, 5, 3, 4, 4);
-    assert_int_equal(a.out_h, 4), assert_int_equal(a.out_numel, 48);
+    assert_int_equal(a.out_h, 4);
+    assert_int_equal(a.out_numel, 48);
     assert_true(a.scratch_floats >= 2 * 3 * 64);
     float out[48];
     run(&a, src, key_of(9), out);
@@ -365,7 +381,8 @@ static void test_chain(void **state)
     /* The output shape follows the last crop or resize. */
     struct spec_transform u[] = {crop(32, 4, SPEC_FILL_REFLECT), resize(224, SPEC_INTERP_BILINEAR), flip(0.5)};
     a = init_ok(u, 3, 3, 32, 32);
-    assert_int_equal(a.out_h, 224), assert_int_equal(a.out_w, 224);
+    assert_int_equal(a.out_h, 224);
+    assert_int_equal(a.out_w, 224);
     assert_int_equal(a.out_numel, 3 * 224 * 224);
 }
 
@@ -431,7 +448,8 @@ static void test_init_errors(void **state)
     /* All at once; the crop after mixup has two faults (it also exceeds 8 + 2 * 2). */
     struct spec_transform all[] = {shrink[0], refl, mx, fl, big};
     m = init_errors(all, 5, 32, 32, 4);
-    has(m, "aug.yaml:4:7"), has(m, "aug.yaml:6:7");
+    has(m, "aug.yaml:4:7");
+    has(m, "aug.yaml:6:7");
     has(m, "aug.yaml:3:7: error: random_crop is listed after mixup");
     has(m, "aug.yaml:3:7: error: random_crop of 40 x 40 does not fit the 8 x 8 image");
     free(m);
@@ -568,8 +586,10 @@ static void test_cutmix(void **state)
                     if (perm[i] == i || ch) continue;
                     count++;
                     int y = p / W, xx = p % W;
-                    y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
-                    x0 = xx < x0 ? xx : x0, x1 = xx > x1 ? xx : x1;
+                    y0 = y < y0 ? y : y0;
+                    y1 = y > y1 ? y : y1;
+                    x0 = xx < x0 ? xx : x0;
+                    x1 = xx > x1 ? xx : x1;
                 }
             if (perm[i] == i) continue;
             /* Every pasted pixel in both channels (the loop above checked values). */
@@ -582,7 +602,13 @@ static void test_cutmix(void **state)
             /* Unclipped, a side is twice the reference code's cut_w // 2: even. */
             if (y0 > 0 && y1 < H - 1) assert_int_equal((y1 - y0 + 1) % 2, 0);
             if (x0 > 0 && x1 < W - 1) assert_int_equal((x1 - x0 + 1) % 2, 0);
-            if (box[0] < 0) box[0] = y0, box[1] = y1, box[2] = x0, box[3] = x1, boxes++;
+            if (box[0] < 0) {
+                box[0] = y0;
+                box[1] = y1;
+                box[2] = x0;
+                box[3] = x1;
+                boxes++;
+            }
             assert_true(box[0] == y0 && box[1] == y1 && box[2] == x0 && box[3] == x1);
         }
     }
@@ -609,7 +635,8 @@ static void test_mix_choice(void **state)
             two |= x[i] != x[i / 16 * 16];
         }
         assert_false(frac && two);
-        blends += frac, pastes += two;
+        blends += frac;
+        pastes += two;
     }
     assert_in_range(blends, 60, 140);
     assert_in_range(pastes, 60, 140);
@@ -639,7 +666,8 @@ static void test_beta(void **state)
         for (uint64_t i = 0; i < DRAWS; i++) {
             double v = augment_beta(alpha, 99, i);
             assert_true(v >= 0 && v <= 1);
-            sum += v, sq += v * v;
+            sum += v;
+            sq += v * v;
         }
         double mean = sum / DRAWS, var = sq / DRAWS - mean * mean;
         double want = 1 / (4 * (2 * alpha + 1)); /* 1/12 for alpha 1 */

@@ -63,13 +63,17 @@ static struct seen check_list(const char *name, const struct spec_transform *t, 
 {
     struct augment a = init_ok(t, nt, c, h, w);
     struct augment_gpu_plan p = compile_ok(&a);
-    assert_int_equal(p.out_h, a.out_h), assert_int_equal(p.out_w, a.out_w);
+    assert_int_equal(p.out_h, a.out_h);
+    assert_int_equal(p.out_w, a.out_w);
     int oh = a.out_h, ow = a.out_w, cpad = c + 1;
     size_t in = (size_t)c * h * w, numel = (size_t)a.out_numel;
     uint8_t *src = malloc(in);
     float *cpu = malloc(numel * sizeof *cpu), *scratch = malloc(a.scratch_floats * sizeof *scratch);
     float *gpu = malloc((size_t)oh * ow * cpad * sizeof *gpu);
-    assert_non_null(src), assert_non_null(cpu), assert_non_null(scratch), assert_non_null(gpu);
+    assert_non_null(src);
+    assert_non_null(cpu);
+    assert_non_null(scratch);
+    assert_non_null(gpu);
     struct seen s = {0};
     for (int img = 0; img < n; img++) {
         for (size_t i = 0; i < in; i++) src[i] = (uint8_t)(rng_bits(seed ^ 0x5eed, img * in + i) >> 56);
@@ -113,7 +117,10 @@ static struct seen check_list(const char *name, const struct spec_transform *t, 
             }
     }
     for (int b = 0; b < 64; b++) s.offsets += (s.offset_bits >> b) & 1;
-    free(src), free(cpu), free(scratch), free(gpu);
+    free(src);
+    free(cpu);
+    free(scratch);
+    free(gpu);
     return s;
 }
 
@@ -168,7 +175,9 @@ static void test_crop_flip_norm_cutout(void **state)
     struct augment a = init_ok(t, 4, 3, 32, 32);
     struct augment_gpu_plan p = compile_ok(&a);
     assert_int_equal(p.n, 4);
-    assert_int_equal(p.c, 3), assert_int_equal(p.in_h, 32), assert_int_equal(p.out_h, 28);
+    assert_int_equal(p.c, 3);
+    assert_int_equal(p.in_h, 32);
+    assert_int_equal(p.out_h, 28);
     const int kinds[4] = {AUGMENT_GPU_CROP, AUGMENT_GPU_HFLIP, AUGMENT_GPU_NORMALIZE,
                           AUGMENT_GPU_CUTOUT};
     for (int i = 0; i < 4; i++) {

@@ -157,7 +157,9 @@ static void test_skipped_fp16_steps(void **state)
     plan_train_step(p, &st, &r);
     assert_false(r.skipped);
     assert_int_equal(r.updates, 2);
-    free(before), free(after), free(ema);
+    free(before);
+    free(after);
+    free(ema);
     plan_free(p);
 }
 
@@ -188,7 +190,10 @@ static void test_given_fp16_grads(void **state)
     assert_int_equal(plan_status(p), STATUS_OK);
     double moved = median_move(before, after, n, ADAM.lr);
     if (moved < 0.9 || moved > 1.1) fail_msg("the given gradients moved it by %.3f lr", moved);
-    free(grad), free(back), free(before), free(after);
+    free(grad);
+    free(back);
+    free(before);
+    free(after);
     plan_free(p);
 }
 
@@ -214,7 +219,8 @@ static void test_capture_from_second_step(void **state)
         if (s >= 2) assert_non_null(c->step_graph[0]);
         assert_true(ra.loss == rb.loss);
     }
-    plan_free(a), plan_free(b);
+    plan_free(a);
+    plan_free(b);
 }
 
 /* What a test enqueues instead of a step: a call that may not be made while capturing. */

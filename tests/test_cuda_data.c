@@ -86,7 +86,8 @@ static int teardown(void **state)
     (void)state;
     graph_free(fx.g);
     arena_free(&fx.a);
-    free(fx.pixels), free(fx.labels);
+    free(fx.pixels);
+    free(fx.labels);
     return 0;
 }
 
@@ -146,7 +147,8 @@ static void test_resident_equals_uploaded(void **state)
     (void)state;
     struct plan *res = open_plan(&backend_cuda, false), *up = open_plan(&backend_cuda, false);
     struct plan *cpu = open_plan(&backend_cpu, false);
-    keep_dataset(res), keep_dataset(cpu);
+    keep_dataset(res);
+    keep_dataset(cpu);
     int64_t image[BATCH];
     uint64_t key[BATCH];
     int32_t labels[BATCH];
@@ -170,14 +172,17 @@ static void test_resident_equals_uploaded(void **state)
         expect_same_bits(res, up, "resident against uploaded");
     }
     free(x);
-    plan_free(res), plan_free(up), plan_free(cpu);
+    plan_free(res);
+    plan_free(up);
+    plan_free(cpu);
 }
 
 static void test_started_equals_whole(void **state)
 {
     (void)state;
     struct plan *async = open_plan(&backend_cuda, false), *sync = open_plan(&backend_cuda, true);
-    keep_dataset(async), keep_dataset(sync);
+    keep_dataset(async);
+    keep_dataset(sync);
     int64_t image[BATCH];
     uint64_t key[BATCH];
     int32_t labels[BATCH];
@@ -204,7 +209,8 @@ static void test_started_equals_whole(void **state)
                      got[k].loss, (long long)got[k].correct, want[k].loss,
                      (long long)want[k].correct);
     expect_same_bits(async, sync, "started two ahead against whole steps");
-    plan_free(async), plan_free(sync);
+    plan_free(async);
+    plan_free(sync);
 }
 
 int main(void)

@@ -242,7 +242,8 @@ static double rel_err(const float *a, const float *b, size_t n)
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)a[i] - (double)b[i];
-        num += d * d, den += (double)b[i] * (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
     }
     if (isnan(num)) return INFINITY;
     if (num == 0) return 0;
@@ -269,7 +270,9 @@ static void tally_add(struct tally *t, const char *name, double err, double floo
     t->compared++;
     t->failed += !ok;
     if (t->compared == 1 || !(err / limit <= t->worst)) {
-        t->worst = err / limit, t->worst_err = err, t->worst_limit = limit;
+        t->worst = err / limit;
+        t->worst_err = err;
+        t->worst_limit = limit;
         snprintf(t->worst_name, sizeof t->worst_name, "%s", name);
     }
 }
@@ -367,7 +370,8 @@ static void compare_buffers(struct tally *t, const struct limits *lim, struct pl
             int64_t a, b;
             plan_get_tensor(p[GPU], gt, &a);
             plan_get_tensor(p[REF], gt, &b);
-            a -= *(const int64_t *)start[GPU][i], b -= *(const int64_t *)start[REF][i];
+            a -= *(const int64_t *)start[GPU][i];
+            b -= *(const int64_t *)start[REF][i];
             if (b == 0)
                 tally_vacuous(t, name);
             else
@@ -414,12 +418,17 @@ static void compare_updated(struct tally *t, const struct limits *lim, struct pl
             char name[320];
             double limit = lim->given;
             if (k < 0) {
-                plan_get_tensor(gpu, gt, a), plan_get_tensor(cpu, gt, b);
-                for (size_t j = 0; j < n; j++) a[j] -= w[j], b[j] -= w[j];
+                plan_get_tensor(gpu, gt, a);
+                plan_get_tensor(cpu, gt, b);
+                for (size_t j = 0; j < n; j++) {
+                    a[j] -= w[j];
+                    b[j] -= w[j];
+                }
                 snprintf(name, sizeof name, "%supdate of %s", prefix, gt->name);
                 limit = fmax(limit, 4 * 0x1p-24 * norm2(w, n) / norm2(b, n));
             } else {
-                plan_get_state(gpu, gt, k, a), plan_get_state(cpu, gt, k, b);
+                plan_get_state(gpu, gt, k, a);
+                plan_get_state(cpu, gt, k, b);
                 snprintf(name, sizeof name, "%sslot %d of %s", prefix, k, gt->name);
             }
             if (all_zero(b, n))
@@ -427,7 +436,8 @@ static void compare_updated(struct tally *t, const struct limits *lim, struct pl
             else
                 tally_add(t, name, rel_err(a, b, n), 0, limit);
         }
-        free(a), free(b);
+        free(a);
+        free(b);
     }
 }
 
@@ -537,9 +547,14 @@ static void step_vs_cpu(enum plan_precision pr)
     compare_buffers(&t, lim, p, start);
     failed += tally_end(&t);
 
-    for (int k = 0; k < 3; k++) free(out[k]), plan_free(p[k]);
-    snap_free(g, init), snap_free(g, rounded);
-    free(x), free(xr);
+    for (int k = 0; k < 3; k++) {
+        free(out[k]);
+        plan_free(p[k]);
+    }
+    snap_free(g, init);
+    snap_free(g, rounded);
+    free(x);
+    free(xr);
     model_close(&m);
     if (failed) fail_msg("%d tensors of the CUDA backend (%s) differ from the CPU's", failed,
                          pr == PLAN_BF16 ? "bf16" : "fp32, TF32 off");
@@ -617,7 +632,8 @@ static void graph_vs_eager(enum plan_precision pr, const char *what)
     plan_init_params(a, 3);
     void **init = snap_take(a);
     snap_put(b, init);
-    zero_states(a), zero_states(b);
+    zero_states(a);
+    zero_states(b);
     size_t in_n = (size_t)BATCH * (size_t)shape_numel(&g->input);
     float *x = malloc(in_n * sizeof *x);
     int32_t labels[BATCH];
@@ -650,15 +666,20 @@ static void graph_vs_eager(enum plan_precision pr, const char *what)
     expect_all_moved(a, init, what);
     size_t out_n = (size_t)BATCH * (size_t)shape_numel(&g->layers[g->output].out);
     float *ya = malloc(out_n * sizeof *ya), *yb = malloc(out_n * sizeof *yb);
-    plan_forward(a, false), plan_forward(b, false);
-    plan_get_output(a, ya), plan_get_output(b, yb);
+    plan_forward(a, false);
+    plan_forward(b, false);
+    plan_get_output(a, ya);
+    plan_get_output(b, yb);
     if (memcmp(ya, yb, out_n * sizeof *ya))
         fail_msg("%s: the evaluation logits differ between the two plans", what);
     print_message("%s: %d steps (%d skipped by fp16's loss scaling) equal bit for bit\n", what, n,
                   skipped);
-    free(ya), free(yb), free(x);
+    free(ya);
+    free(yb);
+    free(x);
     snap_free(g, init);
-    plan_free(a), plan_free(b);
+    plan_free(a);
+    plan_free(b);
     model_close(&m);
 }
 
@@ -708,11 +729,15 @@ static void graph_vs_eager_fused(enum plan_precision pr, const char *what)
     struct plan *p[3];
     p[A] = plan_open(g, &backend_cuda, o);
     o.no_graph = true;
-    p[B] = plan_open(g, &backend_cuda, o), p[C] = plan_open(g, &backend_cuda, o);
+    p[B] = plan_open(g, &backend_cuda, o);
+    p[C] = plan_open(g, &backend_cuda, o);
     plan_init_params(p[A], 5);
     randomize_bn(p[A], 6, 0.2);
     void **init = snap_take(p[A]);
-    for (int k = 0; k < 3; k++) snap_put(p[k], init), zero_states(p[k]);
+    for (int k = 0; k < 3; k++) {
+        snap_put(p[k], init);
+        zero_states(p[k]);
+    }
     size_t in_n = (size_t)BATCH * (size_t)shape_numel(&g->input);
     float *x = malloc(in_n * sizeof *x);
     int32_t labels[BATCH];
@@ -778,7 +803,10 @@ static void graph_vs_eager_fused(enum plan_precision pr, const char *what)
     }
     compare3(&t, &lim, "evaluation logits", y[A], y[B], y[C], out_n);
     int failed = tally_end(&t);
-    for (int k = 0; k < 3; k++) free(y[k]), plan_free(p[k]);
+    for (int k = 0; k < 3; k++) {
+        free(y[k]);
+        plan_free(p[k]);
+    }
     free(x);
     snap_free(g, init);
     model_close(&m);
@@ -877,7 +905,8 @@ static void resume_across(const struct backend *first, const struct backend *sec
         size_t n = numel(gt);
         if (gt->t.dtype == TENSOR_I64) { /* exactly, and moved by the last two steps */
             int64_t u, v;
-            plan_get_tensor(b, gt, &u), plan_get_tensor(ref, gt, &v);
+            plan_get_tensor(b, gt, &u);
+            plan_get_tensor(ref, gt, &v);
             if (v == *(const int64_t *)w2[i])
                 tally_vacuous(&t, gt->name);
             else
@@ -887,8 +916,12 @@ static void resume_across(const struct backend *first, const struct backend *sec
         /* The last two steps' changes of the weights and the running statistics (their values
          * would be mostly what both sides share from the checkpoint), and the momentum. */
         float *u = malloc(n * sizeof *u), *v = malloc(n * sizeof *v);
-        plan_get_tensor(b, gt, u), plan_get_tensor(ref, gt, v);
-        for (size_t j = 0; j < n; j++) u[j] -= ((float *)w2[i])[j], v[j] -= ((float *)w2[i])[j];
+        plan_get_tensor(b, gt, u);
+        plan_get_tensor(ref, gt, v);
+        for (size_t j = 0; j < n; j++) {
+            u[j] -= ((float *)w2[i])[j];
+            v[j] -= ((float *)w2[i])[j];
+        }
         char name[320];
         snprintf(name, sizeof name, "%s%s", gt->t.role == TENSOR_PARAM ? "update of "
                                                                         : "change of ",
@@ -898,18 +931,22 @@ static void resume_across(const struct backend *first, const struct backend *sec
         else
             tally_add(&t, name, rel_err(u, v, n), 0, RESUME_LIMIT);
         if (gt->t.role == TENSOR_PARAM) {
-            plan_get_state(b, gt, 0, u), plan_get_state(ref, gt, 0, v);
+            plan_get_state(b, gt, 0, u);
+            plan_get_state(ref, gt, 0, v);
             snprintf(name, sizeof name, "momentum of %s", gt->name);
             if (all_zero(v, n))
                 tally_vacuous(&t, name);
             else
                 tally_add(&t, name, rel_err(u, v, n), 0, RESUME_LIMIT);
         }
-        free(u), free(v);
+        free(u);
+        free(v);
     }
     int failed = tally_end(&t);
     snap_free(g, w2);
-    plan_free(ref), plan_free(a), plan_free(b);
+    plan_free(ref);
+    plan_free(a);
+    plan_free(b);
     assert_int_equal(tmpdir_remove(dir), 0);
     model_close(&m);
     if (failed) fail_msg("%s: %d tensors differ", what, failed);

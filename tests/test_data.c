@@ -420,7 +420,10 @@ static void test_split(void **state)
     data_split(10, 4, 9, &b); /* val beyond the subset: all of it validates */
     check_split(&b, 10, 0, 4, seen);
     data_split_free(&b);
-    data_split_free(&a), data_split_free(&small), data_split_free(&big), data_split_free(&none);
+    data_split_free(&a);
+    data_split_free(&small);
+    data_split_free(&big);
+    data_split_free(&none);
     free(seen);
 }
 

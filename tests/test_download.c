@@ -94,7 +94,8 @@ static bool send_all(int c, const void *p, size_t n)
     while (n) {
         ssize_t w = send(c, q, n, MSG_NOSIGNAL);
         if (w <= 0) return false;
-        q += w, n -= (size_t)w;
+        q += w;
+        n -= (size_t)w;
     }
     return true;
 }
@@ -165,7 +166,11 @@ static void serve(int c)
     if (srv.not_found) f = NULL;
     long long cut = -1;
     bool stall = false;
-    if (!fail && f && srv.cut_times > 0) srv.cut_times--, cut = srv.cut_at, stall = srv.stall;
+    if (!fail && f && srv.cut_times > 0) {
+        srv.cut_times--;
+        cut = srv.cut_at;
+        stall = srv.stall;
+    }
     volatile sig_atomic_t *cancel = srv.cancel;
     srv.cancel = NULL;
     pthread_mutex_unlock(&srv.lock);
@@ -197,7 +202,10 @@ static void serve(int c)
     }
     long long end = cut > start && cut < len ? cut : len;
     if (send_all(c, head, (size_t)n)) send_body(c, f, (size_t)start, (size_t)end, corrupt);
-    if (cancel) usleep(CANCEL_DELAY_US), *cancel = SIGINT; /* as a signal handler would */
+    if (cancel) {
+        usleep(CANCEL_DELAY_US);
+        *cancel = SIGINT; /* as a signal handler would */
+    }
     if (stall) wait_close(c, STALL_MS);
 }
 
@@ -582,7 +590,8 @@ static void test_resume_retry(void **state)
 {
     (void)state;
     server_reset();
-    srv.cut_times = 1, srv.cut_at = CUT;
+    srv.cut_times = 1;
+    srv.cut_at = CUT;
     char *msgs;
     struct download_options o = quick(3);
     if (fetch(url_of("/body"), at("retry.bin"), BODY_MD5, &o, &msgs, NULL)) fail_msg("%s", msgs);
@@ -602,7 +611,8 @@ static void test_resume_next_run(void **state)
 {
     (void)state;
     server_reset();
-    srv.cut_times = 1, srv.cut_at = CUT;
+    srv.cut_times = 1;
+    srv.cut_at = CUT;
     char path[512], part[600], *msgs, want[1024];
     snprintf(path, sizeof path, "%s", at("nextrun.bin"));
     snprintf(part, sizeof part, "%s.part", path);
@@ -678,10 +688,13 @@ static void test_stall(void **state)
 {
     (void)state;
     server_reset();
-    srv.cut_times = 1, srv.cut_at = 500, srv.stall = true;
+    srv.cut_times = 1;
+    srv.cut_at = 500;
+    srv.stall = true;
     char *msgs;
     struct download_options o = quick(2);
-    o.low_speed_bytes = 1000, o.low_speed_time_s = 1;
+    o.low_speed_bytes = 1000;
+    o.low_speed_time_s = 1;
     double t0 = now_s();
     if (fetch(url_of("/body"), at("stall.bin"), BODY_MD5, &o, &msgs, NULL)) fail_msg("%s", msgs);
     double took = now_s() - t0;
@@ -705,7 +718,10 @@ static void test_cancel(void **state)
     server_reset();
     static volatile sig_atomic_t cancel;
     cancel = 0;
-    srv.cut_times = 1, srv.cut_at = CUT, srv.stall = true, srv.cancel = &cancel;
+    srv.cut_times = 1;
+    srv.cut_at = CUT;
+    srv.stall = true;
+    srv.cancel = &cancel;
     char path[512], part[600], *msgs, want[1024], kept_text[64], range[64];
     snprintf(path, sizeof path, "%s", at("cancel.bin"));
     snprintf(part, sizeof part, "%s.part", path);
@@ -756,7 +772,8 @@ static void test_cancel_wait(void **state)
     snprintf(path, sizeof path, "%s", at("cancel_wait.bin"));
     snprintf(part, sizeof part, "%s.part", path);
     struct download_options o = quick(3);
-    o.backoff_s = 5, o.cancel = &cancel;
+    o.backoff_s = 5;
+    o.cancel = &cancel;
     enum download_failure why;
     double t0 = now_s();
     assert_int_equal(fetch_cancelled_at("trying again in 5 s (try 2 of 3)", &cancel,

@@ -121,7 +121,10 @@ static void test_sgd(void **state)
         net_open(&t, fc_yaml, 1);
         float w[NP], buf[NP] = {0}, g[NP], cpu[NP];
         double rw[NP], rbuf[NP] = {0}, rg[NP], got[NP];
-        for (int i = 0; i < NP; i++) w[i] = weight0(i), rw[i] = w[i];
+        for (int i = 0; i < NP; i++) {
+            w[i] = weight0(i);
+            rw[i] = w[i];
+        }
         net_set(&t, w);
         for (int step = 1; step <= STEPS; step++) {
             double lr = 0.1 / step;
@@ -187,11 +190,17 @@ static void test_adam(void **state)
         float w[NP], m[NP] = {0}, v[NP] = {0}, vmax[NP] = {0}, g[NP], cpu[NP];
         float fw[NP], fm[NP] = {0}, fv[NP] = {0}, fvmax[NP] = {0}; /* float step values */
         double rw[NP], rm[NP] = {0}, rv[NP] = {0}, rg[NP], got[NP], fgot[NP];
-        for (int i = 0; i < NP; i++) w[i] = fw[i] = weight0(i), rw[i] = w[i];
+        for (int i = 0; i < NP; i++) {
+            w[i] = fw[i] = weight0(i);
+            rw[i] = w[i];
+        }
         net_set(&t, w);
         for (int step = 1; step <= STEPS; step++) {
             double lr = k->lr / step, b1 = 1 - pow(k->beta1, step), b2 = 1 - pow(k->beta2, step);
-            for (int i = 0; i < NP; i++) g[i] = grad_of(step, i), rg[i] = g[i];
+            for (int i = 0; i < NP; i++) {
+                g[i] = grad_of(step, i);
+                rg[i] = g[i];
+            }
             net_set_grad(&t, g);
             struct plan_adam o = {.lr = lr, .beta1 = k->beta1, .beta2 = k->beta2, .eps = k->eps,
                                   .weight_decay = k->wd, .decoupled = k->decoupled,
@@ -212,7 +221,8 @@ static void test_adam(void **state)
                                         k->amsgrad ? &vmax[i] : NULL, &a, decay);
                 fw[i] = gpu_adam_element(fw[i], g[i], &fm[i], &fv[i],
                                          k->amsgrad ? &fvmax[i] : NULL, &fa, decay);
-                got[i] = w[i], fgot[i] = fw[i];
+                got[i] = w[i];
+                fgot[i] = fw[i];
             }
             net_get(&t, -1, cpu);
             check_bits(k->name, step, cpu, w, NP);
@@ -345,7 +355,9 @@ static void test_scaler(void **state)
                      seq[k].good, seq[k].skipped);
     }
     /* Growth that would overflow float keeps the scale but restarts the count. */
-    scale = 0x1.0p127f, good = 4, skipped = 0;
+    scale = 0x1.0p127f;
+    good = 4;
+    skipped = 0;
     gpu_scaler_update(&scale, &good, &skipped, false, 5);
     assert_true(scale == 0x1.0p127f);
     assert_int_equal(good, 0);
@@ -435,14 +447,16 @@ static void test_argmax_merge(void **state)
         float v[32];
         int at[32];
         for (int l = 0; l < 32; l++) {
-            v[l] = -INFINITY, at[l] = 0x7fffffff;
+            v[l] = -INFINITY;
+            at[l] = 0x7fffffff;
             for (int j = l; j < k; j += 32) gpu_argmax_merge(&v[l], &at[l], z[j], j);
         }
         for (int o = 16; o > 0; o /= 2) {
             float nv[32];
             int nat[32];
             for (int l = 0; l < 32; l++) {
-                nv[l] = v[l], nat[l] = at[l];
+                nv[l] = v[l];
+                nat[l] = at[l];
                 gpu_argmax_merge(&nv[l], &nat[l], v[l ^ o], at[l ^ o]);
             }
             memcpy(v, nv, sizeof v);
@@ -523,14 +537,16 @@ static void bn_float(const double *x, const double *dy, const double *gamma, con
                 gs[n * BHW + i] = (float)dy[(n * BC + c) * BHW + i];
             }
         struct gpu_moments a = moments_of(xs, BM);
-        mean[c] = a.mean, var[c] = gpu_moments_var(a);
+        mean[c] = a.mean;
+        var[c] = gpu_moments_var(a);
         float is = gpu_bn_invstd(var[c], eps), sc = is * (float)gamma[c];
         float sg = 0, sgx = 0;
         for (int j = 0; j < BM; j++) {
             sg += gs[j];
             sgx += gs[j] * gpu_bn_xhat(xs[j], mean[c], is);
         }
-        dbeta[c] = sg, dgamma[c] = sgx;
+        dbeta[c] = sg;
+        dgamma[c] = sgx;
         for (int n = 0; n < BN; n++)
             for (int i = 0; i < BHW; i++) {
                 int j = n * BHW + i, at = (n * BC + c) * BHW + i;
@@ -545,8 +561,14 @@ static void test_bn(void **state)
     (void)state;
     struct prng g = {11};
     double x[BT], dy[BT], gamma[BC] = {1.5, -0.7}, beta[BC] = {0.2, -0.4}, eps = 0.01;
-    for (int i = 0; i < BT; i++) x[i] = prng_range(&g, -2, 2) + 3, dy[i] = prng_range(&g, -1, 1);
-    for (int i = 0; i < BT; i++) x[i] = (float)x[i], dy[i] = (float)dy[i];
+    for (int i = 0; i < BT; i++) {
+        x[i] = prng_range(&g, -2, 2) + 3;
+        dy[i] = prng_range(&g, -1, 1);
+    }
+    for (int i = 0; i < BT; i++) {
+        x[i] = (float)x[i];
+        dy[i] = (float)dy[i];
+    }
     double y[BT], dx[BT], dgamma[BC], dbeta[BC];
     float mean[BC], var[BC];
     bn_float(x, dy, gamma, beta, eps, y, dx, dgamma, dbeta, mean, var);
@@ -559,7 +581,10 @@ static void test_bn(void **state)
     for (int c = 0; c < BC; c++) {
         float rm = c == 0 ? 0.5f : -1.0f, rv = c == 0 ? 2.0f : 0.25f;
         gpu_bn_running(&rm, &rv, mean[c], var[c], BM, 0.1);
-        gm[c] = mean[c], gv[c] = var[c], grm[c] = rm, grv[c] = rv;
+        gm[c] = mean[c];
+        gv[c] = var[c];
+        grm[c] = rm;
+        grv[c] = rv;
     }
     check_close("bn batch mean", gm, rmean, BC, 1e-6, 1e-5);
     check_close("bn batch variance", gv, rvar, BC, 1e-6, 1e-5);

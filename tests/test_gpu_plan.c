@@ -84,7 +84,10 @@ static void check_gradients(const struct gpu_plan *gp)
     size_t n = gp->nbufs;
     int *written = calloc(n, sizeof *written), *last_write = calloc(n, sizeof *last_write);
     int *first_read = calloc(n, sizeof *first_read);
-    for (size_t i = 0; i < n; i++) last_write[i] = -1, first_read[i] = 1 << 30;
+    for (size_t i = 0; i < n; i++) {
+        last_write[i] = -1;
+        first_read[i] = 1 << 30;
+    }
     for (size_t i = 0; i < gp->nsteps[GPU_PROG_FWD_TRAIN]; i++)
         for (int a = 0; a < GPU_MAX_ARGS; a++)
             if (gp->steps[GPU_PROG_FWD_TRAIN][i].args[a] >= 0)
@@ -125,7 +128,9 @@ static void check_gradients(const struct gpu_plan *gp)
                 fail_msg("step %zu (%s) writes buffer %d after step %d read it", i,
                          gpu_op_name(s->op), w[k], first_read[w[k]]);
     }
-    free(written), free(last_write), free(first_read);
+    free(written);
+    free(last_write);
+    free(first_read);
 }
 
 /* Buffers live at a common time never share bytes. */
@@ -268,7 +273,9 @@ static void test_memory(void **state)
     assert_int_equal(gpu_plan_largest_batch(&gp, 2, 1 << 20, m.total), 64);
     assert_int_equal(gpu_plan_largest_batch(&gp, 2, 1 << 20, m.total + m.activations), 128);
     assert_int_equal(gpu_plan_largest_batch(&gp, 2, 1 << 20, m.fixed), 0);
-    gpu_plan_free(&gp), gpu_plan_free(&ev), gpu_plan_free(&f32);
+    gpu_plan_free(&gp);
+    gpu_plan_free(&ev);
+    gpu_plan_free(&f32);
     net_free(&n);
 }
 
@@ -329,7 +336,9 @@ static void test_other_ops(void **state)
     assert_true(dev[((o * 2 + h) * 2 + w) * 16 + c] == src[((o * 16 + c) * 2 + h) * 2 + w]);
     gpu_tensor_from_device(fc, dev, back);
     assert_memory_equal(src, back, numel * sizeof *src);
-    free(src), free(dev), free(back);
+    free(src);
+    free(dev);
+    free(back);
     gpu_plan_free(&gp);
     net_free(&n);
 }
@@ -484,7 +493,8 @@ static void test_same_step(void **state)
     a.ema_decay = b.ema_decay = base.ema_decay;
     a.opt.kind = b.opt.kind = PLAN_OPT_ADAM;
     a.opt.u.adam = b.opt.u.adam = base.opt.u.adam;
-    a.t = 3, b.t = 9;
+    a.t = 3;
+    b.t = 9;
     b.opt.u.adam.lr = 5e-4;
     assert_true(gpu_same_step(&a, &b));
     b.opt.u.adam.weight_decay = 1e-4;

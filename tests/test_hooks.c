@@ -76,7 +76,8 @@ static void test_run_config_from_file(void **state)
              "    type(run.args) .. ' ' .. tostring(next(run.args)))\n"
              "end\n");
     struct hooks_info no_tree = info;
-    no_tree.classes = NULL, no_tree.nclasses = 0;
+    no_tree.classes = NULL;
+    no_tree.nclasses = 0;
     assert_int_equal(hooks_start(F.h, &no_tree), HOOK_OK);
     log_has("name=quick lr=0.2 decay=0.0005 float fdf=10000.0 subset=3000 string root=nil\n");
     log_has("pretrained=nil p=0.5\n");

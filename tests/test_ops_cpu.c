@@ -145,7 +145,10 @@ static void test_bounds_tight(void **state)
         assert_false(check_eval(got, y, N * OUT, &b).ok);
         expect_scaled_fail(exact, y, N * OUT, &b, e, got);
         bound_free(&b);
-        free(x), free(w), free(xd), free(wd);
+        free(x);
+        free(w);
+        free(xd);
+        free(wd);
 
         struct ref_conv c = {2, 32, 8, 8, 32, 3, 3, 8, 8, 1, 1, 1, 1, 1, 1, 1};
         const size_t nx = 2 * 32 * 64, nw = 32 * 32 * 9, ny = nx;
@@ -160,7 +163,13 @@ static void test_bounds_tight(void **state)
         assert_true(check_eval(ce, cy, ny, &b).ok);
         expect_scaled_fail(ce, cy, ny, &b, e, cg);
         bound_free(&b);
-        free(fx), free(fw), free(cx), free(cw), free(cy), free(cg), free(ce);
+        free(fx);
+        free(fw);
+        free(cx);
+        free(cw);
+        free(cy);
+        free(cg);
+        free(ce);
     }
     target = saved;
 }

@@ -51,7 +51,10 @@ static void set_weights(struct net *t, const double *w)
 static void set_grads(struct net *t, int s, double *g)
 {
     float f[NP];
-    for (int i = 0; i < NP; i++) g[i] = grad_of(s, i), f[i] = (float)g[i];
+    for (int i = 0; i < NP; i++) {
+        g[i] = grad_of(s, i);
+        f[i] = (float)g[i];
+    }
     net_set_grad(t, f);
 }
 
@@ -64,7 +67,10 @@ static void check(const char *what, const char *tensor_name, const float *got,
     for (int i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
     for (int i = 0; i < n; i++) {
         double e = fabs((double)got[i] - want[i]);
-        if (!(e <= worst)) worst = e, at = i;
+        if (!(e <= worst)) {
+            worst = e;
+            at = i;
+        }
     }
     if (!(worst / scale <= TOL))
         fail_msg("%s: %s[%d] is %.9g, by hand %.9g (error %.2g of %.2g)", what, tensor_name, at,
@@ -243,7 +249,10 @@ static void test_clip(void **state)
             fail_msg("clip_grad_norm: norm %.17g, by hand %.17g", o.grad_norm, norm);
         double coef = max_norm / (norm + 1e-6), w[NP], gs[NP];
         if (coef > 1) coef = 1;
-        for (int i = 0; i < NP; i++) gs[i] = g[i] * coef, w[i] = weight0(i) - 0.5 * gs[i];
+        for (int i = 0; i < NP; i++) {
+            gs[i] = g[i] * coef;
+            w[i] = weight0(i) - 0.5 * gs[i];
+        }
         float f[NP];
         plan_get_grad(t.p, tensor(&t, "fc.weight"), f);
         plan_get_grad(t.p, tensor(&t, "fc.bias"), f + NW);
@@ -376,7 +385,8 @@ static void test_ranges(void **state)
         }
         plan_get_tensor(t.p, x, f);
         check("per-tensor weight decay", x->name, f, want, n);
-        free(f), free(want);
+        free(f);
+        free(want);
     }
     double norm = plan_clip_grad_norm(t.p, 1e30);
     if (norm != sqrt((double)count))

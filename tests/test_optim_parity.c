@@ -179,8 +179,10 @@ static void test_cases(void **state)
                r.norm);
         cases++;
         failed += !ok;
-        worst.weights = fmax(worst.weights, r.weights), worst.ema = fmax(worst.ema, r.ema);
-        worst.lr = fmax(worst.lr, r.lr), worst.norm = fmax(worst.norm, r.norm);
+        worst.weights = fmax(worst.weights, r.weights);
+        worst.ema = fmax(worst.ema, r.ema);
+        worst.lr = fmax(worst.lr, r.lr);
+        worst.norm = fmax(worst.norm, r.norm);
     }
     fclose(index);
     printf("%d cases of 12 steps, %d failed; worst relative errors: weights %.2e, EMA %.2e "

@@ -145,10 +145,13 @@ static int teardown(void **state)
     printf("%d tensors compared, %d failed; worst relative error %.2e; %d tensors limited by "
            "%g x PyTorch's own float32 error, not %.0e\n", t->compared, t->failed, t->worst,
            t->conditioned, floor_factor, TOLERANCE);
-    st_close(t->init), st_close(t->batch), st_close(t->expect);
+    st_close(t->init);
+    st_close(t->batch);
+    st_close(t->expect);
     graph_free(t->g);
     arena_free(&t->a);
-    free(t->x), free(t->y);
+    free(t->x);
+    free(t->y);
     free(t);
     return 0;
 }

@@ -145,7 +145,9 @@ static void batch_of(size_t n, int batch, uint64_t seed, float *x, int32_t *labe
 {
     uint64_t s = seed * 2654435761u + 1;
     for (size_t i = 0; i < n; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
         x[i] = (float)((double)(s >> 11) * 0x1.0p-53 * 2 - 1);
     }
     for (int i = 0; i < batch; i++) labels[i] = (int32_t)((i * 7 + seed) % 10);
@@ -168,7 +170,9 @@ static void test_pack(void **state)
     int fi[N], la[N];
     uint64_t s = 99;
     for (int i = 0; i < N; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
         sz[i] = 1 + s % 5000;
         fi[i] = (int)(s >> 20) % 100;
         la[i] = fi[i] + (int)(s >> 40) % 20;

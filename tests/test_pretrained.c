@@ -288,7 +288,8 @@ static void test_reinit_fc(void **state)
         if (weights_under(gt->name, "fc")) continue;
         void *a = tensor_of(&src, gt->name), *b = tensor_of(&t, gt->name);
         if (memcmp(a, b, tensor_bytes(gt))) fail_msg("'%s' differs from the file's", gt->name);
-        free(a), free(b);
+        free(a);
+        free(b);
     }
     int64_t count;
     plan_get_tensor(t.p, graph_find_tensor(t.g, "bn.num_batches_tracked"), &count);
@@ -296,7 +297,11 @@ static void test_reinit_fc(void **state)
     float *w1 = tensor_of(&t, "fc.weight"), *b1 = tensor_of(&t, "fc.bias");
     assert_memory_equal(w0, w1, 10 * 5 * sizeof *w0);
     assert_memory_equal(b0, b1, 10 * sizeof *b0);
-    free(w0), free(b0), free(w1), free(b1), free(msgs);
+    free(w0);
+    free(b0);
+    free(w1);
+    free(b1);
+    free(msgs);
     net_close(&t);
     net_close(&src);
 }
@@ -386,7 +391,9 @@ static void test_reinit_ignores_any_shape(void **state)
     size_t off = 0; /* fc.weight's place in the snapshot: after every tensor before it */
     for (const struct graph_tensor *g = t.g->tensors; g < fw; g++) off += tensor_bytes(g);
     assert_memory_equal(w, fresh + off, tensor_bytes(fw));
-    free(w), free(fresh), free(msgs);
+    free(w);
+    free(fresh);
+    free(msgs);
     net_close(&t);
 
     struct edit fc2 = odd;
@@ -417,7 +424,8 @@ static void test_no_pretrained(void **state)
     assert_string_equal(r.line, "");
     expect_same_plan(&t, before, "without model.pretrained");
     assert_int_equal(pretrained_load(t.p, t.s, NULL, &(struct diag){.out = stderr}), STATUS_OK);
-    free(before), free(msgs);
+    free(before);
+    free(msgs);
     net_close(&t);
 }
 
@@ -511,7 +519,8 @@ static void test_run(void **state)
             if (!(fabsf(got[i] - want[i]) <= 1e-6f))
                 fail_msg("%s[%lld]: %.9g after the run, %.9g in the %s", names[k], (long long)i,
                          got[i], want[i], fc ? "fresh initialization" : "file");
-        free(got), free(want);
+        free(got);
+        free(want);
     }
     st_close(f);
 

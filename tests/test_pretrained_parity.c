@@ -118,7 +118,8 @@ static void test_logits(void **state)
         double num = 0, den = 0, largest = 0;
         for (int64_t i = 0; i < y->numel; i++) {
             double e = (double)got[i] - (double)want[i];
-            num += e * e, den += (double)want[i] * want[i];
+            num += e * e;
+            den += (double)want[i] * want[i];
             if (!(fabs(e) <= largest)) largest = fabs(e);
         }
         double rel = sqrt(num) / sqrt(den);
@@ -133,10 +134,13 @@ static void test_logits(void **state)
             assert_int_equal(weights_save(p, in_dir("runner.safetensors"), ST_F32, &d), STATUS_OK);
         plan_free(p);
     }
-    free(xs), free(want), free(got);
+    free(xs);
+    free(want);
+    free(got);
     graph_free(g);
     arena_free(&a);
-    st_close(weights), st_close(input);
+    st_close(weights);
+    st_close(input);
 }
 
 /* pretrained_load through experiments/resnet50_pretrained_adam.yaml (its graph at 224x224,

@@ -358,7 +358,12 @@ static void test_batchnorm_forward_hand(void **state)
     struct rng g = {.state = 0xB47};
     double xr[N * C * HW], yr[N * C * HW], ga[C], be[C], mu[C], va[C], rmr[C], rvr[C];
     for (int i = 0; i < N * C * HW; i++) xr[i] = rng_uniform(&g, -3, 5);
-    for (int ch = 0; ch < C; ch++) ga[ch] = 1, be[ch] = 0, rmr[ch] = 0, rvr[ch] = 1;
+    for (int ch = 0; ch < C; ch++) {
+        ga[ch] = 1;
+        be[ch] = 0;
+        rmr[ch] = 0;
+        rvr[ch] = 1;
+    }
     ref_batchnorm_forward_train(N, C, HW, 0.0, 0.1, xr, ga, be, yr, mu, va, rmr, rvr);
     for (int ch = 0; ch < C; ch++) {
         double sum = 0, sq = 0;

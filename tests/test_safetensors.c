@@ -387,7 +387,9 @@ static void test_writer_bytes_and_determinism(void **state)
     assert_int_equal(n, n3);
     assert_memory_equal(a, b, n);
     assert_memory_equal(a, c, n);
-    free(a), free(b), free(c);
+    free(a);
+    free(b);
+    free(c);
 
     /* Without metadata there is no "__metadata__" key. */
     w = st_writer_new();

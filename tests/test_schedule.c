@@ -37,7 +37,8 @@ static void test_constant_and_warmup(void **state)
     expect_lr(&s, 5, 0.05);
     expect_lr(&s, 9, 0.09);
     expect_lr(&s, 10, 0.1);
-    s.warmup_epochs = 0.5, s.warmup_start_factor = 0.2; /* 5 steps from 0.02 */
+    s.warmup_epochs = 0.5;
+    s.warmup_start_factor = 0.2; /* 5 steps from 0.02 */
     expect_lr(&s, 0, 0.02);
     expect_lr(&s, 1, 0.02 + 0.08 / 5);
     expect_lr(&s, 5, 0.1);

@@ -48,7 +48,8 @@ static void test_readme_reference(void **state)
         const char *p = b, *q = gen;
         while (*p && *p == *q) {
             if (*p == '\n') line++;
-            p++, q++;
+            p++;
+            q++;
         }
         fail_msg("README.md's YAML reference differs from `runner schema` at its line %d:\n"
                  "  README: %.120s\n  schema: %.120s\nrun scripts/update_readme.sh", line, p, q);

@@ -288,7 +288,9 @@ static void test_random(void **state)
         assert_true(!*end && b >= 16 && b <= 256);
         snprintf(text, sizeof text, "%.3g", lr);
         assert_string_equal(p->values[0], text);
-        below += lr < 1e-3, small_batch += b < 136, momentum += m;
+        below += lr < 1e-3;
+        small_batch += b < 136;
+        momentum += m;
         snprintf(prefix, sizeof prefix, "r%03zu_lr=%s_batch_size=%s_momentum=", i, text,
                  p->values[1]);
         assert_true(strncmp(p->name, prefix, strlen(prefix)) == 0);
@@ -305,11 +307,16 @@ static void test_random(void **state)
         same += strcmp(sw->points[i].values[0], other->points[i].values[0]) == 0;
     assert_true(same < 10);
     const char *log_ranges[] = {"optimizer.weight_decay=log:1e-6:1e-2", "train.epochs=int:1:3"};
-    rq.ranges = log_ranges, rq.nranges = 2, rq.npoints = 3;
+    rq.ranges = log_ranges;
+    rq.nranges = 2;
+    rq.npoints = 3;
     struct sweep *few = expand_ok(&rq);
     assert_int_equal(few->axes[0].kind, SWEEP_RANGE_LOG);
     assert_true(strncmp(few->points[2].name, "r002_weight_decay=", 18) == 0);
-    sweep_free(sw), sweep_free(again), sweep_free(other), sweep_free(few);
+    sweep_free(sw);
+    sweep_free(again);
+    sweep_free(other);
+    sweep_free(few);
 }
 
 /* results/sweeps/<base>-<labels>-<hash>: the same for the same request; another for other
@@ -333,9 +340,12 @@ static void test_directory(void **state)
     assert_string_equal(a->dir, b->dir);
     rq.grid = g2;
     struct sweep *c = expand_ok(&rq);
-    rq.grid = g1, rq.fixed = fixed, rq.nfixed = 1;
+    rq.grid = g1;
+    rq.fixed = fixed;
+    rq.nfixed = 1;
     struct sweep *e = expand_ok(&rq);
-    rq.grid = g3, rq.nfixed = 0;
+    rq.grid = g3;
+    rq.nfixed = 0;
     struct sweep *f = expand_ok(&rq);
     assert_true(strcmp(a->dir, c->dir) && strcmp(a->dir, e->dir) && strcmp(a->dir, f->dir));
     assert_true(strncmp(f->dir, "results/sweeps/tiny-epochs-lr-", 30) == 0);
@@ -355,8 +365,14 @@ static void test_directory(void **state)
     assert_true(strncmp(s2->dir, "results/sweeps/sweeps-", 22) == 0);
     assert_string_equal(s2->points[1].name, "quick_bs128");
     assert_string_equal(s2->points[1].file, "experiments/sweeps/quick_bs128.yaml");
-    sweep_free(a), sweep_free(b), sweep_free(c), sweep_free(e), sweep_free(f), sweep_free(r);
-    sweep_free(s1), sweep_free(s2);
+    sweep_free(a);
+    sweep_free(b);
+    sweep_free(c);
+    sweep_free(e);
+    sweep_free(f);
+    sweep_free(r);
+    sweep_free(s1);
+    sweep_free(s2);
 }
 
 /* A refused request says what and where, at "<command line>:ARG:COL". */
@@ -370,8 +386,13 @@ static void expect_refused(const char *const *argv, int argc, const char *want)
         else if (strcmp(argv[i], "--range") == 0) ranges[rq.nranges++] = argv[++i];
         else fixed[rq.nfixed++] = argv[i];
     }
-    rq.grid = grid, rq.ranges = ranges, rq.fixed = fixed;
-    if (rq.nranges) rq.mode = SWEEP_RANDOM, rq.npoints = 2;
+    rq.grid = grid;
+    rq.ranges = ranges;
+    rq.fixed = fixed;
+    if (rq.nranges) {
+        rq.mode = SWEEP_RANDOM;
+        rq.npoints = 2;
+    }
     char *msgs = expand_fails(&rq);
     if (!strstr(msgs, want)) fail_msg("expected \"%s\" in:\n%s", want, msgs);
     free(msgs);
@@ -533,7 +554,9 @@ static void test_failure_skip_resume(void **state)
     snprintf(row, sizeof row, "\nlr=0.05,done,0.05,%.6g,%.6g,%.6g,%.1f,%.1f,%s/runs/lr=0.05\n",
              r.best_val_acc, r.final_val_acc, r.test_acc, r.seconds, r.img_per_s, sw->dir);
     if (!strstr(csv, row)) fail_msg("no row\n%sin\n%s", row + 1, csv);
-    free(csv), free(out), free(err);
+    free(csv);
+    free(out);
+    free(err);
 
     /* The first point interrupted after its last checkpoint. */
     char path[600];
@@ -546,7 +569,8 @@ static void test_failure_skip_resume(void **state)
     assert_non_null(strstr(out, "[2/3] lr=0.05: done already"));
     char *run_log = read_in(p[0].run_dir, "run.log");
     assert_non_null(strstr(run_log, "resumed from "));
-    free(run_log), free(out);
+    free(run_log);
+    free(out);
     assert_int_equal(attempts(&p[0]), 2);
     assert_int_equal(attempts(&p[1]), 1);
     assert_int_equal(attempts(&p[2]), 2);
@@ -840,7 +864,8 @@ static void test_slurm_cluster(void **state)
                  "train.epochs=1", "--slurm", "--out", "cluster", "--", "--time=10");
     if (rc) fail_msg("exit %d:\n%s%s", rc, out, err);
     assert_non_null(strstr(out, "Submitted batch job "));
-    free(out), free(err);
+    free(out);
+    free(err);
     char *csv = NULL;
     for (int i = 0; i < 2400; i++) { /* at most 4 minutes */
         free(csv);
@@ -860,7 +885,12 @@ static void test_slurm_cluster(void **state)
         for (int c; p && (c = fgetc(p)) != EOF;) fputc(c, m);
         if (p) pclose(p);
         fclose(m);
-        if (strstr(ls, "_0.log") && strstr(ls, "_1.log")) log = ls; else free(ls), usleep(100000);
+        if (strstr(ls, "_0.log") && strstr(ls, "_1.log")) {
+            log = ls;
+        } else {
+            free(ls);
+            usleep(100000);
+        }
     }
     if (!log) fail_msg("no per-task Slurm logs in cluster/logs");
     free(log);
@@ -874,7 +904,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_sweep RUNNER SOURCE_DIR [--slurm]\n");
         return 2;
     }
-    runner = path, source = argv[2];
+    runner = path;
+    source = argv[2];
     if (argc > 3 && strcmp(argv[3], "--slurm") == 0) {
         char buf[512];
         bool have = true;

@@ -279,11 +279,13 @@ static bool same_bytes(const char *a, const char *b)
     if (!fa || !fb) fail_msg("cannot open %s or %s", a, b);
     bool same = true;
     for (int x, y; same;) {
-        x = fgetc(fa), y = fgetc(fb);
+        x = fgetc(fa);
+        y = fgetc(fb);
         same = x == y;
         if (x == EOF || y == EOF) break;
     }
-    fclose(fa), fclose(fb);
+    fclose(fa);
+    fclose(fb);
     return same;
 }
 
@@ -295,12 +297,16 @@ static void test_repeatable(void **state)
     const char *run3 = keep(b3, sizeof b3, "run3");
     assert_int_equal(run(run2, NULL, 0), STATUS_OK);
     char *a = read_run_file(run1, "metrics.jsonl"), *b = read_run_file(run2, "metrics.jsonl");
-    strip_times(a), strip_times(b);
+    strip_times(a);
+    strip_times(b);
     assert_string_equal(a, b);
-    free(a), free(b);
-    a = read_run_file(run1, "confusion_matrix.csv"), b = read_run_file(run2, "confusion_matrix.csv");
+    free(a);
+    free(b);
+    a = read_run_file(run1, "confusion_matrix.csv");
+    b = read_run_file(run2, "confusion_matrix.csv");
     assert_string_equal(a, b);
-    free(a), free(b);
+    free(a);
+    free(b);
     char pa[1024], pb[1024];
     snprintf(pa, sizeof pa, "%s/model.safetensors", run1);
     snprintf(pb, sizeof pb, "%s/model.safetensors", run2);
@@ -313,10 +319,13 @@ static void test_repeatable(void **state)
     /* Another seed: other numbers. */
     const char *ov[] = {"seed=4"};
     assert_int_equal(run(run3, ov, 1), STATUS_OK);
-    a = read_run_file(run1, "metrics.jsonl"), b = read_run_file(run3, "metrics.jsonl");
-    strip_times(a), strip_times(b);
+    a = read_run_file(run1, "metrics.jsonl");
+    b = read_run_file(run3, "metrics.jsonl");
+    strip_times(a);
+    strip_times(b);
     assert_string_not_equal(a, b);
-    free(a), free(b);
+    free(a);
+    free(b);
 }
 
 static void test_mixup_and_tta(void **state)
@@ -351,7 +360,8 @@ static void test_run_directories(void **state)
     assert_int_equal(run(run1, NULL, 0), STATUS_RUNTIME);
     char *after = read_run_file(run1, "metrics.jsonl");
     assert_string_equal(before, after);
-    free(before), free(after);
+    free(before);
+    free(after);
 
     /* No --out: results/<name>/<stamp> under the current directory. */
     char cwd[4096];
@@ -389,9 +399,11 @@ static void test_divergence(void **state)
 static void expect_same_run(const char *straight, const char *resumed)
 {
     char *a = read_run_file(straight, "metrics.jsonl"), *b = read_run_file(resumed, "metrics.jsonl");
-    strip_times(a), strip_times(b);
+    strip_times(a);
+    strip_times(b);
     assert_string_equal(a, b);
-    free(a), free(b);
+    free(a);
+    free(b);
     char pa[1024], pb[1024];
     snprintf(pa, sizeof pa, "%s/model.safetensors", straight);
     snprintf(pb, sizeof pb, "%s/model.safetensors", resumed);
@@ -400,7 +412,8 @@ static void expect_same_run(const char *straight, const char *resumed)
     assert_true(json_number(sa, "test_acc") == json_number(sb, "test_acc"));
     assert_true(json_number(sa, "best_val_acc") == json_number(sb, "best_val_acc"));
     assert_int_equal((int)json_number(sb, "steps"), 90);
-    free(sa), free(sb);
+    free(sa);
+    free(sb);
 }
 
 /* data.resident: on the CPU the plan keeps the training set and augments each batch itself
@@ -487,16 +500,19 @@ static void test_hooks_in_run(void **state)
     assert_int_equal(count_lines(jsonl), 1);
     assert_non_null(strstr(summary, "\"stopped\": \"enough\""));
     assert_non_null(strstr(summary, "\"test_acc\": 0."));
-    free(jsonl), free(summary);
+    free(jsonl);
+    free(summary);
     assert_int_equal(count_checkpoints(out), 1);
 
     out = keep(b2, sizeof b2, "hook_fails");
     const char *go_on[] = {"hooks=[boom.lua]", "train.epochs=2"};
     assert_int_equal(run(out, go_on, 2), STATUS_OK);
-    jsonl = read_run_file(out, "metrics.jsonl"), summary = read_run_file(out, "summary.json");
+    jsonl = read_run_file(out, "metrics.jsonl");
+    summary = read_run_file(out, "summary.json");
     assert_int_equal(count_lines(jsonl), 2);
     assert_non_null(strstr(summary, "\"stopped\": null"));
-    free(jsonl), free(summary);
+    free(jsonl);
+    free(summary);
     char *log = read_run_file(out, "run.log");
     assert_non_null(strstr(log, "boom.lua: on_epoch_end:"));
     assert_non_null(strstr(log, "stack traceback"));
@@ -505,10 +521,12 @@ static void test_hooks_in_run(void **state)
     out = keep(b3, sizeof b3, "hook_fails_stop");
     const char *stop[] = {"hooks=[boom.lua]", "hooks_fail=stop"};
     assert_int_equal(run(out, stop, 2), STATUS_OK);
-    jsonl = read_run_file(out, "metrics.jsonl"), summary = read_run_file(out, "summary.json");
+    jsonl = read_run_file(out, "metrics.jsonl");
+    summary = read_run_file(out, "summary.json");
     assert_int_equal(count_lines(jsonl), 1);
     assert_non_null(strstr(summary, "\"stopped\": \"a hook failed (hooks_fail: stop)\""));
-    free(jsonl), free(summary);
+    free(jsonl);
+    free(summary);
 }
 
 static void *kill_after_epoch(void *arg)
@@ -582,7 +600,9 @@ static void test_device_failure(void **state)
     assert_non_null(strstr(log, "--resume"));
     char *jsonl = read_run_file(out, "metrics.jsonl");
     assert_int_equal(count_lines(jsonl), 1); /* epoch 1 only */
-    free(summary), free(log), free(jsonl);
+    free(summary);
+    free(log);
+    free(jsonl);
     o = (struct train_options){.resume = out};
     assert_int_equal(run_with(&o, NULL, 0), STATUS_OK);
     expect_same_run(run1, out);
@@ -607,10 +627,13 @@ static void test_eval(void **state)
     char *a = read_run_file(run1, "summary.json"), *b = read_run_file(b3, "summary.json");
     assert_true(json_number(a, "test_acc") == json_number(b, "test_acc"));
     assert_true(json_number(a, "test_loss") == json_number(b, "test_loss"));
-    free(a), free(b);
-    a = read_run_file(run1, "confusion_matrix.csv"), b = read_run_file(b3, "confusion_matrix.csv");
+    free(a);
+    free(b);
+    a = read_run_file(run1, "confusion_matrix.csv");
+    b = read_run_file(b3, "confusion_matrix.csv");
     assert_string_equal(a, b);
-    free(a), free(b);
+    free(a);
+    free(b);
 
     char ov[700];
     snprintf(ov, sizeof ov, "model.pretrained=%s", w);
@@ -636,9 +659,11 @@ static void test_eval(void **state)
     assert_int_equal(eval_run(s, g, w, keep(b5, sizeof b5, "ema/eval")), STATUS_OK);
     graph_free(g);
     spec_free(s);
-    a = read_run_file(ema, "summary.json"), b = read_run_file(b5, "summary.json");
+    a = read_run_file(ema, "summary.json");
+    b = read_run_file(b5, "summary.json");
     assert_true(json_number(a, "test_acc") == json_number(b, "test_acc"));
-    free(a), free(b);
+    free(a);
+    free(b);
     snprintf(w, sizeof w, "%s/model.safetensors", run1);
 
     const char *wide[] = {ov, "model.graph.graph=[{name: conv1, op: conv, out: 16, kernel: 3, "
@@ -675,7 +700,9 @@ static void test_loader_workers(void **state)
         assert_int_equal(loader_batches(l[k]), 10); /* 600 images: 9 full, 1 of 24 */
     }
     for (int epoch = 0; epoch < 2; epoch++) {
-        loader_start(l[0], epoch), loader_start(l[1], epoch), loader_start(l[2], epoch);
+        loader_start(l[0], epoch);
+        loader_start(l[1], epoch);
+        loader_start(l[2], epoch);
         int batches = 0;
         for (;;) {
             const struct batch *x = loader_next(l[0]), *y = loader_next(l[1]);
@@ -706,7 +733,9 @@ static void test_loader_workers(void **state)
         }
         assert_int_equal(batches, 10);
     }
-    loader_free(l[0]), loader_free(l[1]), loader_free(l[2]);
+    loader_free(l[0]);
+    loader_free(l[1]);
+    loader_free(l[2]);
     data_split_free(&sp);
     cifar10_free(&c);
     spec_free(s);

@@ -99,7 +99,9 @@ static void batch_of(size_t n, uint64_t seed, float *x)
 {
     uint64_t s = seed * 2654435761u + 1;
     for (size_t i = 0; i < n; i++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
         x[i] = (float)((double)(s >> 11) * 0x1.0p-53 * 2 - 1);
     }
 }
@@ -259,8 +261,11 @@ static void test_round_trip(void **state)
     float *ya = eval_output(&a), *yb = eval_output(&b);
     assert_memory_equal(ya, yb, BATCH * 10 * sizeof *ya);
 
-    free(ya), free(yb);
-    free(want), free(before), free(got);
+    free(ya);
+    free(yb);
+    free(want);
+    free(before);
+    free(got);
     net_close(&a);
     net_close(&b);
 }
@@ -316,7 +321,8 @@ static void test_half_precision(void **state)
                              gt->name, e, vb[e], want, va[e]);
                 changed += want != va[e];
             }
-            free(va), free(vb);
+            free(va);
+            free(vb);
         }
         assert_true(changed > 0);
         net_close(&b);
@@ -349,7 +355,8 @@ static void test_determinism(void **state)
     assert_null(memmem(one, n1, dir, strlen(dir)));
     assert_null(memmem(one, n1, base, strlen(base)));
     assert_null(memmem(one, n1, "one.safetensors", 15));
-    free(one), free(two);
+    free(one);
+    free(two);
     net_close(&a);
 }
 
