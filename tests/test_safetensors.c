@@ -24,24 +24,7 @@
 
 #define CANARY 0x5EEDF00Du
 
-static char dir[256];
-
-static const char *at(const char *name)
-{
-    return tmpdir_path(dir, name);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return tmpdir_make(dir, sizeof dir, "test_safetensors");
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return tmpdir_remove(dir);
-}
+TMPDIR_FIXTURE("test_safetensors")
 
 /* --------------------------------------------------------------------------------------- */
 /* Helpers */

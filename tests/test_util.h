@@ -1,7 +1,7 @@
 /*
- * test_util.h: helpers shared by the CMocka tests: writing and reading files, loading with
- * the messages captured, rounding to a compute type's precision, and whether a GPU test can
- * run (gpu_test_gate).
+ * test_util.h: helpers shared by the CMocka tests: writing and reading files, temporary
+ * directories (a program's own: TMPDIR_FIXTURE), loading with the messages captured, rounding
+ * to a compute type's precision, and whether a GPU test can run (gpu_test_gate).
  */
 #ifndef RUNNER_TEST_UTIL_H
 #define RUNNER_TEST_UTIL_H
@@ -52,6 +52,32 @@ static inline int tmpdir_remove(const char *dir)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
+
+/*
+ * The temporary directory of a test program whose tests share one, as file-scope names of
+ * its own: dir, at(name) for dir/name (tmpdir_path), and the CMocka group setup and teardown
+ * that make /tmp/runner_NAME_XXXXXX before its tests and remove it after them.
+ *
+ *     TMPDIR_FIXTURE("test_weights")
+ *     ...
+ *     return cmocka_run_group_tests(tests, setup, teardown);
+ */
+#define TMPDIR_FIXTURE(name)                                                                   \
+    static char dir[256];                                                                      \
+    static const char *at(const char *file)                                                    \
+    {                                                                                          \
+        return tmpdir_path(dir, file);                                                         \
+    }                                                                                          \
+    static int setup(void **state)                                                             \
+    {                                                                                          \
+        (void)state;                                                                           \
+        return tmpdir_make(dir, sizeof dir, name);                                             \
+    }                                                                                          \
+    static int teardown(void **state)                                                          \
+    {                                                                                          \
+        (void)state;                                                                           \
+        return tmpdir_remove(dir);                                                             \
+    }
 
 /* The whole file, NUL-terminated (caller frees), or NULL. */
 static inline char *slurp(const char *path)

@@ -28,24 +28,7 @@
 
 #define BATCH 4
 
-static char dir[256];
-
-static const char *at(const char *name)
-{
-    return tmpdir_path(dir, name);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return tmpdir_make(dir, sizeof dir, "test_weights");
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return tmpdir_remove(dir);
-}
+TMPDIR_FIXTURE("test_weights")
 
 /* --------------------------------------------------------------------------------------- */
 /* Helpers */
