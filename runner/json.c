@@ -60,12 +60,19 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     unsigned c = s[0], lo = 0x80, hi = 0xbf;
     size_t len;
     if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, lo = c == 0xe0 ? 0xa0 : lo, hi = c == 0xed ? 0x9f : hi;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, lo = c == 0xf0 ? 0x90 : lo, hi = c == 0xf4 ? 0x8f : hi;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : lo;
+        hi = c == 0xed ? 0x9f : hi;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xf4 ? 0x8f : hi;
+    } else {
+        return 0;
+    }
     if (n < len || s[1] < lo || s[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
         if ((s[i] & 0xc0) != 0x80) return 0;
@@ -107,17 +114,21 @@ static const char *json_string(struct json_parser *p)
         if (c >= 0x80) {
             size_t k = utf8_len(p->s + i, end - i);
             if (!k) return json_fail(p, i, "invalid UTF-8 in a string");
-            memcpy(o, p->s + i, k), o += k, i += k;
+            memcpy(o, p->s + i, k);
+            o += k;
+            i += k;
             continue;
         }
         if (c != '\\') {
-            *o++ = (char)c, i++;
+            *o++ = (char)c;
+            i++;
             continue;
         }
         unsigned char x = p->s[i + 1];
         const char *esc = x ? strchr("\"\\/bfnrt", x) : NULL;
         if (esc) {
-            *o++ = "\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"], i += 2;
+            *o++ = "\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
+            i += 2;
             continue;
         }
         uint32_t cp, lo;
@@ -131,20 +142,28 @@ static const char *json_string(struct json_parser *p)
             if (end - i < 6 || p->s[i] != '\\' || p->s[i + 1] != 'u' ||
                 !json_hex4(p, i + 2, end, &lo) || lo < 0xdc00 || lo > 0xdfff)
                 return json_fail(p, at, "high surrogate \\u%04X without a low one", cp);
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00), i += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            i += 6;
         } else if (cp >= 0xdc00 && cp <= 0xdfff) {
             return json_fail(p, at, "lone low surrogate \\u%04X", cp);
         } else if (cp == 0) {
             return json_fail(p, at, "\\u0000 is not allowed in a string");
         }
-        if (cp < 0x80) *o++ = (char)cp;
-        else if (cp < 0x800) *o++ = (char)(0xc0 | cp >> 6), *o++ = (char)(0x80 | (cp & 0x3f));
-        else if (cp < 0x10000)
-            *o++ = (char)(0xe0 | cp >> 12), *o++ = (char)(0x80 | (cp >> 6 & 0x3f)),
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xc0 | cp >> 6);
             *o++ = (char)(0x80 | (cp & 0x3f));
-        else
-            *o++ = (char)(0xf0 | cp >> 18), *o++ = (char)(0x80 | (cp >> 12 & 0x3f)),
-            *o++ = (char)(0x80 | (cp >> 6 & 0x3f)), *o++ = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xe0 | cp >> 12);
+            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        } else {
+            *o++ = (char)(0xf0 | cp >> 18);
+            *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+            *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+            *o++ = (char)(0x80 | (cp & 0x3f));
+        }
     }
     *o = '\0';
     p->pos = end + 1;
@@ -163,7 +182,10 @@ static bool json_unique_keys(struct json_parser *p, const struct json *obj)
 {
     if (obj->n < 2) return true;
     const struct json **m = malloc(obj->n * sizeof *m);
-    if (!m) return json_fail(p, obj->at, "out of memory"), false;
+    if (!m) {
+        json_fail(p, obj->at, "out of memory");
+        return false;
+    }
     size_t i = 0;
     for (const struct json *c = obj->first; c; c = c->next) m[i++] = c;
     qsort(m, obj->n, sizeof *m, json_cmp_key);
@@ -267,7 +289,10 @@ static struct json *json_value(struct json_parser *p, int depth)
     v->kind = obj ? JSON_OBJECT : JSON_ARRAY;
     p->pos++;
     json_ws(p);
-    if (json_peek(p) == close) return p->pos++, v;
+    if (json_peek(p) == close) {
+        p->pos++;
+        return v;
+    }
     for (struct json **tail = &v->first;; json_ws(p)) {
         const char *key = NULL;
         size_t key_at = p->pos;
@@ -280,8 +305,11 @@ static struct json *json_value(struct json_parser *p, int depth)
         }
         struct json *item = json_value(p, depth + 1);
         if (!item) return NULL;
-        item->key = key, item->key_at = key_at;
-        *tail = item, tail = &item->next, v->n++;
+        item->key = key;
+        item->key_at = key_at;
+        *tail = item;
+        tail = &item->next;
+        v->n++;
         json_ws(p);
         if (json_peek(p) == close) break;
         if (json_peek(p) != ',') return json_expected(p, obj ? "',' or '}'" : "',' or ']'");

@@ -70,7 +70,10 @@ float st_f16_to_f32(uint16_t h)
     if (exp) return bits_f32(sign | (exp + 112) << 23 | mant << 13);
     if (!mant) return bits_f32(sign);
     uint32_t e = 113; /* subnormal: normalize mant * 2^-24 */
-    while (!(mant & 0x400)) mant <<= 1, e--;
+    while (!(mant & 0x400)) {
+        mant <<= 1;
+        e--;
+    }
     return bits_f32(sign | e << 23 | (mant & 0x3ff) << 13);
 }
 
@@ -160,9 +163,10 @@ static bool st_tensor_parse(const struct st_file *f, const struct json *v, struc
         if (!strcmp(c->key, "dtype")) dt = c;
         else if (!strcmp(c->key, "shape")) sh = c;
         else if (!strcmp(c->key, "data_offsets")) off = c;
-        else
-            st_error(d, F, N, "unknown key '%s' (expected dtype, shape, data_offsets)", c->key),
+        else {
+            st_error(d, F, N, "unknown key '%s' (expected dtype, shape, data_offsets)", c->key);
             ok = false;
+        }
     }
     const char *missing = !dt ? "dtype" : !sh ? "shape" : !off ? "data_offsets" : NULL;
     if (missing) {
@@ -174,11 +178,14 @@ static bool st_tensor_parse(const struct st_file *f, const struct json *v, struc
         if (!strcmp(dt->str, st_dtype_names[i])) t->dtype = (enum st_dtype)i;
     for (size_t i = 0; dt->kind == JSON_STRING && i < ARRAY_LEN(st_other_dtypes); i++)
         known |= !strcmp(dt->str, st_other_dtypes[i]);
-    if (dt->kind != JSON_STRING)
-        st_error(d, F, N, "dtype must be a string, got %s", json_describe(dt)), ok = false;
-    else if (t->dtype == ST_DTYPE_COUNT)
+    if (dt->kind != JSON_STRING) {
+        st_error(d, F, N, "dtype must be a string, got %s", json_describe(dt));
+        ok = false;
+    } else if (t->dtype == ST_DTYPE_COUNT) {
         st_error(d, F, N, "%s dtype '%s' (F32, F16, BF16 and I64 are supported)",
-                 known ? "unsupported" : "unknown", dt->str), ok = false;
+                 known ? "unsupported" : "unknown", dt->str);
+        ok = false;
+    }
 
     bool dims = sh->kind == JSON_ARRAY && sh->n <= ST_MAX_RANK;
     if (sh->kind != JSON_ARRAY)
@@ -371,10 +378,12 @@ enum status st_open(const char *path, struct diag *d, struct st_file **out)
     if (!fp || fstat(fileno(fp), &sb) != 0) why = strerror(errno);
     else if (S_ISDIR(sb.st_mode)) why = "it is a directory";
     else if (!S_ISREG(sb.st_mode)) why = "it is not a regular file";
-    else if (!(buf = malloc(sb.st_size ? (size_t)sb.st_size : 1)))
-        why = "out of memory", st = STATUS_RUNTIME;
-    else if ((got = fread(buf, 1, (size_t)sb.st_size, fp)) != (size_t)sb.st_size)
+    else if (!(buf = malloc(sb.st_size ? (size_t)sb.st_size : 1))) {
+        why = "out of memory";
+        st = STATUS_RUNTIME;
+    } else if ((got = fread(buf, 1, (size_t)sb.st_size, fp)) != (size_t)sb.st_size) {
         why = ferror(fp) ? strerror(errno) : "it changed while being read";
+    }
     if (fp) fclose(fp);
     if (why) {
         free(buf);
@@ -543,7 +552,9 @@ static struct st_entry *st_add(struct st_writer *w, const char *name, enum st_dt
                                 "shape)", rank, ST_MAX_RANK);
     else
         for (e->rank = rank; rank-- > 0;) e->shape[rank] = shape[rank];
-    *w->tensors_tail = e, w->tensors_tail = &e->next, w->ntensors++;
+    *w->tensors_tail = e;
+    w->tensors_tail = &e->next;
+    w->ntensors++;
     return e;
 }
 
@@ -569,7 +580,9 @@ void st_add_metadata(struct st_writer *w, const char *key, const char *value)
     e->name = arena_strdup(&w->arena, key ? key : "(null)");
     e->value = arena_strdup(&w->arena, value ? value : "(null)");
     if (!key || !value) e->error = "a metadata key or value is NULL";
-    *w->meta_tail = e, w->meta_tail = &e->next, w->nmeta++;
+    *w->meta_tail = e;
+    w->meta_tail = &e->next;
+    w->nmeta++;
 }
 
 static int cmp_entry_name(const void *a, const void *b)
@@ -659,7 +672,10 @@ static char *st_header(const struct st_writer *w, size_t *len)
     }
     fputc('}', o);
     fflush(o);
-    while (*len % 8) fputc(' ', o), fflush(o);
+    while (*len % 8) {
+        fputc(' ', o);
+        fflush(o);
+    }
     if (ferror(o) | fclose(o)) {
         free(buf);
         return NULL;
@@ -673,8 +689,12 @@ static bool write_all(int fd, const void *buf, size_t n)
     while (n) {
         ssize_t k = write(fd, p, n);
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return errno = k < 0 ? errno : EIO, false;
-        p += k, n -= (size_t)k;
+        if (k <= 0) {
+            errno = k < 0 ? errno : EIO;
+            return false;
+        }
+        p += k;
+        n -= (size_t)k;
     }
     return true;
 }
@@ -694,7 +714,7 @@ static bool st_write_data(int fd, const struct st_entry *e)
             case ST_F16: store_le(buf + 2 * i, st_f32_to_f16(f[i0 + i]), 2); break;
             case ST_BF16: store_le(buf + 2 * i, st_f32_to_bf16(f[i0 + i]), 2); break;
             case ST_I64: store_le(buf + 8 * i, (uint64_t)v[i0 + i], 8); break;
-            case ST_DTYPE_COUNT: return errno = EINVAL, false;
+            case ST_DTYPE_COUNT: errno = EINVAL; return false;
             }
         }
         if (!write_all(fd, buf, m * size)) return false;
@@ -730,8 +750,14 @@ enum status st_write(struct st_writer *w, const char *path, struct diag *d)
     for (const struct st_entry *e = w->tensors; ok && e; e = e->next) ok = st_write_data(fd, e);
     ok = ok && fsync(fd) == 0;
     int err = errno;
-    if (close(fd) != 0 && ok) ok = false, err = errno;
-    if (ok && rename(tmp, path) != 0) ok = false, err = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        err = errno;
+    }
     free(header);
     if (!ok) {
         unlink(tmp);
