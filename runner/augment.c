@@ -90,7 +90,8 @@ enum status augment_init(struct augment *a, const struct spec_list *list, int c,
             if ((size_t)h * (size_t)w > largest) largest = (size_t)h * (size_t)w;
         }
     }
-    a->out_h = h, a->out_w = w;
+    a->out_h = h;
+    a->out_w = w;
     a->out_numel = (int64_t)c * h * w;
     /* Two buffers (ping-pong) for the largest image on the way; crops read the unpadded image
      * through an index map, so the padded size is never stored. */
@@ -132,7 +133,8 @@ static void mirror_rows(float *x, int64_t rows, int w)
         float *row = x + r * w;
         for (int i = 0, j = w - 1; i < j; i++, j--) {
             float v = row[i];
-            row[i] = row[j], row[j] = v;
+            row[i] = row[j];
+            row[j] = v;
         }
     }
 }
@@ -347,7 +349,8 @@ bool augment_batch(const struct augment *a, float *x, const int32_t *labels, int
     for (int64_t i = 0; i < n; i++) perm[i] = i;
     for (int64_t i = n - 1; i > 0; i--) {
         int64_t j = (int64_t)(rng_bits(pkey, (uint64_t)i) % (uint64_t)(i + 1)), v = perm[i];
-        perm[i] = perm[j], perm[j] = v;
+        perm[i] = perm[j];
+        perm[j] = v;
     }
 
     float l = (float)lam;
@@ -420,8 +423,10 @@ bool augment_compile_gpu(const struct augment *a, struct augment_gpu_plan *p, ch
             s->kind = AUGMENT_GPU_CUTOUT;
         } else {
             s->kind = AUGMENT_GPU_NORMALIZE;
-            for (int ch = 0; ch < 3; ch++)
-                s->mean[ch] = (float)t->mean[ch], s->std[ch] = (float)t->std[ch];
+            for (int ch = 0; ch < 3; ch++) {
+                s->mean[ch] = (float)t->mean[ch];
+                s->std[ch] = (float)t->std[ch];
+            }
         }
     }
     return true;

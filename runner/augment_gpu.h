@@ -120,7 +120,8 @@ AUGMENT_HD int augment_gpu_source(const struct augment_gpu_plan *p, const struct
             if (ch->on && y >= ch->y0 && y < ch->y1 && x >= ch->x0 && x < ch->x1) return i;
         }
     }
-    *sy = y, *sx = x;
+    *sy = y;
+    *sx = x;
     return -1;
 }
 

@@ -314,7 +314,9 @@ static void cuda_destroy(struct plan *p)
         if (c->events[pr])
             for (size_t i = 0; i <= c->gp.nsteps[pr]; i++)
                 if (c->events[pr][i]) cudaEventDestroy(c->events[pr][i]);
-        free(c->events[pr]), free(c->step_seconds[pr]), free(c->step_calls[pr]);
+        free(c->events[pr]);
+        free(c->step_seconds[pr]);
+        free(c->step_calls[pr]);
     }
     cuda_release(c);
     void *dev[] = {c->act, c->work, c->blas_work, c->params, c->grads, c->slots, c->state,
@@ -328,7 +330,9 @@ static void cuda_destroy(struct plan *p)
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->stream) cudaStreamDestroy(c->stream);
     gpu_plan_free(&c->gp);
-    free(c->layers), free(c->counters), free(c);
+    free(c->layers);
+    free(c->counters);
+    free(c);
     p->impl = NULL;
 }
 
@@ -888,7 +892,8 @@ static void cuda_timings(struct plan *p, plan_timing_fn fn, void *ctx)
         for (size_t i = 0; i < c->gp.nsteps[pr]; i++) {
             const struct gpu_step *s = &c->gp.steps[pr][i];
             if (!fn) {
-                c->step_seconds[pr][i] = 0, c->step_calls[pr][i] = 0;
+                c->step_seconds[pr][i] = 0;
+                c->step_calls[pr][i] = 0;
                 continue;
             }
             if (!c->step_calls[pr][i]) continue;

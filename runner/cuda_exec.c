@@ -163,7 +163,9 @@ static bool describe_conv(struct cuda *c, const struct graph_layer *l, struct cu
     int x[4], y[4], w[4];
     cuda_nchw(c, graph_input_shape(c->g, l, 0), in_cpad(c, l, 0), x);
     cuda_nchw(c, &l->out, 0, y);
-    w[0] = (int)p->out, w[1] = x[1] / (int)p->groups, w[2] = (int)p->kernel[0];
+    w[0] = (int)p->out;
+    w[1] = x[1] / (int)p->groups;
+    w[2] = (int)p->kernel[0];
     w[3] = (int)p->kernel[1];
     cudnnDataType_t compute = CUDNN_DATA_FLOAT;
     cudnnMathType_t math = c->t != GPU_F32 ? CUDNN_TENSOR_OP_MATH
@@ -292,14 +294,16 @@ bool cuda_describe(struct cuda *c)
         case OP_KIND_CONV:
             cl->conv = calloc(1, sizeof *cl->conv);
             if (!cl->conv || !describe_conv(c, l, cl->conv)) return false;
-            need(&ws, cl->conv->fwd_ws), need(&ws, cl->conv->data_ws);
+            need(&ws, cl->conv->fwd_ws);
+            need(&ws, cl->conv->data_ws);
             need(&ws, cl->conv->filter_ws);
             if (l->p.conv.bias) need(&ws, gpu_bias_work_bytes(rows, cols));
             break;
         case OP_KIND_BATCHNORM:
             cl->bn = calloc(1, sizeof *cl->bn);
             if (!cl->bn || !describe_bn(c, li, cl->bn)) return false;
-            need(&ws, cl->bn->fwd_ws), need(&ws, cl->bn->bwd_ws);
+            need(&ws, cl->bn->fwd_ws);
+            need(&ws, cl->bn->bwd_ws);
             need(&ws, gpu_bn_work_bytes(cl->bn->m, cl->bn->c));
             break;
         case OP_KIND_MAXPOOL:
@@ -625,20 +629,25 @@ void cuda_release(struct cuda *c)
     for (size_t li = 0; li < c->g->nlayers; li++) {
         struct cuda_layer *cl = &c->layers[li];
         if (cl->conv) {
-            cudnnDestroyTensorDescriptor(cl->conv->x), cudnnDestroyTensorDescriptor(cl->conv->y);
+            cudnnDestroyTensorDescriptor(cl->conv->x);
+            cudnnDestroyTensorDescriptor(cl->conv->y);
             cudnnDestroyFilterDescriptor(cl->conv->w);
             cudnnDestroyConvolutionDescriptor(cl->conv->fwd);
             cudnnDestroyConvolutionDescriptor(cl->conv->bwd_data);
             cudnnDestroyConvolutionDescriptor(cl->conv->bwd_filter);
         }
         if (cl->bn) {
-            cudnnDestroyTensorDescriptor(cl->bn->x), cudnnDestroyTensorDescriptor(cl->bn->param);
+            cudnnDestroyTensorDescriptor(cl->bn->x);
+            cudnnDestroyTensorDescriptor(cl->bn->param);
             cudnnDestroyActivationDescriptor(cl->bn->act);
         }
         if (cl->pool) {
-            cudnnDestroyTensorDescriptor(cl->pool->x), cudnnDestroyTensorDescriptor(cl->pool->y);
+            cudnnDestroyTensorDescriptor(cl->pool->x);
+            cudnnDestroyTensorDescriptor(cl->pool->y);
             cudnnDestroyPoolingDescriptor(cl->pool->desc);
         }
-        free(cl->conv), free(cl->bn), free(cl->pool);
+        free(cl->conv);
+        free(cl->bn);
+        free(cl->pool);
     }
 }

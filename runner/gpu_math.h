@@ -231,7 +231,10 @@ GPU_HD float gpu_xent_class(float z, float zmax, float lse, float q, float scale
  * on a tie the smaller index (argmax's first maximum, in any merge order). */
 GPU_HD void gpu_argmax_merge(float *v, int *i, float ov, int oi)
 {
-    if (ov > *v || (ov == *v && oi < *i)) *v = ov, *i = oi;
+    if (ov > *v || (ov == *v && oi < *i)) {
+        *v = ov;
+        *i = oi;
+    }
 }
 
 /*

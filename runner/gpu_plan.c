@@ -142,18 +142,25 @@ int64_t gpu_in_numel(const struct gpu_builder *b, int li, int i)
 static void find_fusions(struct gpu_builder *b)
 {
     const struct graph *g = b->g;
-    for (size_t li = 0; li <= g->nlayers; li++) b->head[li] = b->tail[li] = -1, b->z[li] = GPU_NO_Z;
+    for (size_t li = 0; li <= g->nlayers; li++) {
+        b->head[li] = b->tail[li] = -1;
+        b->z[li] = GPU_NO_Z;
+    }
     for (size_t li = 0; li < g->nlayers; li++) {
         if (g->layers[li].op != OP_KIND_BATCHNORM || b->consumers[li] != 1) continue;
         /* its only reader */
         int next = -1, at = -1;
         for (size_t k = li + 1; k < g->nlayers && next < 0; k++)
             for (int i = 0; i < g->layers[k].nin; i++)
-                if (g->layers[k].in[i] == (int)li) next = (int)k, at = i;
+                if (g->layers[k].in[i] == (int)li) {
+                    next = (int)k;
+                    at = i;
+                }
         if (next < 0) continue;
         const struct graph_layer *n = &g->layers[next];
         if (n->op == OP_KIND_RELU) {
-            b->head[next] = (int)li, b->tail[li] = next;
+            b->head[next] = (int)li;
+            b->tail[li] = next;
             continue;
         }
         if (n->op != OP_KIND_ADD || n->in[0] == n->in[1] || b->consumers[next] != 1) continue;
@@ -435,7 +442,10 @@ void gpu_plan_build(const struct graph *g, const struct gpu_plan_config *cfg, st
     }
     forward(&b, GPU_PROG_FWD_EVAL);
     if (cfg->train) backward(&b);
-    free(b.consumers), free(b.head), free(b.z), free(b.tail);
+    free(b.consumers);
+    free(b.head);
+    free(b.z);
+    free(b.tail);
 }
 
 const struct gpu_step *gpu_plan_step_of(const struct gpu_plan *gp, enum gpu_prog pr, int li)
@@ -449,7 +459,11 @@ const struct gpu_step *gpu_plan_step_of(const struct gpu_plan *gp, enum gpu_prog
 void gpu_plan_free(struct gpu_plan *gp)
 {
     for (int p = 0; p < GPU_PROGS; p++) free(gp->steps[p]);
-    free(gp->bufs), free(gp->layers), free(gp->tensors), free(gp->ranges), free(gp->chunks);
+    free(gp->bufs);
+    free(gp->layers);
+    free(gp->tensors);
+    free(gp->ranges);
+    free(gp->chunks);
     *gp = (struct gpu_plan){0};
 }
 
@@ -488,11 +502,15 @@ size_t gpu_plan_pack(struct gpu_plan *gp)
     for (size_t i = 0; i < n; i++) {
         bool used = gp->bufs[i].first >= 0;
         size[i] = used ? gp->bufs[i].bytes : 0;
-        f[i] = used ? gp->bufs[i].first : 0, l[i] = used ? gp->bufs[i].last : 0;
+        f[i] = used ? gp->bufs[i].first : 0;
+        l[i] = used ? gp->bufs[i].last : 0;
     }
     gp->act_bytes = plan_pack(n, size, f, l, 256, offset);
     for (size_t i = 0; i < n; i++) gp->bufs[i].offset = offset[i];
-    free(size), free(offset), free(f), free(l);
+    free(size);
+    free(offset);
+    free(f);
+    free(l);
     return gp->act_bytes;
 }
 
