@@ -57,7 +57,10 @@ static void pool_forward(struct cpu *c, size_t li)
     struct cpu_layer *cl = cpu_layer(c, l);
     dnnl_memory_desc_t src = *cpu_in_md(c, l, 0);
     int64_t dd[4] = {cpu_md_dim(&src, 0), cpu_md_dim(&src, 1), 1, 1};
-    if (l->op != OP_KIND_GLOBAL_AVG_POOL) dd[2] = l->out.d[1], dd[3] = l->out.d[2];
+    if (l->op != OP_KIND_GLOBAL_AVG_POOL) {
+        dd[2] = l->out.d[1];
+        dd[3] = l->out.d[2];
+    }
     struct window w = window_of(l, &src, dd[2], dd[3]);
     dnnl_memory_desc_t dst = cpu_md(c, 4, dd, dnnl_format_tag_any);
     for (int ph = CPU_FWD_TRAIN; ph <= CPU_FWD_EVAL; ph++) {

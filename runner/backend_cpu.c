@@ -606,7 +606,10 @@ static enum status bind(struct cpu *c)
     }
     sz->activations = plan_pack(c->nbufs, size, first, last, 64, offs);
     for (size_t i = 0; i < c->nbufs; i++) c->bufs[i].offset = offs[i];
-    free(size), free(offs), free(first), free(last);
+    free(size);
+    free(offs);
+    free(first);
+    free(last);
 
     sz->workspace = 64;
     for (int ph = 0; ph < CPU_PHASES; ph++)
@@ -672,9 +675,17 @@ static void cpu_destroy(struct plan *p)
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->eng) dnnl_engine_destroy(c->eng);
     onednn_mds_free(&c->mds);
-    free(c->layers), free(c->bufs), free(c->tmd), free(c->toff);
+    free(c->layers);
+    free(c->bufs);
+    free(c->tmd);
+    free(c->toff);
     free(c->ranges);
-    free(c->params), free(c->grads), free(c->optim), free(c->act), free(c->work), free(c->labels);
+    free(c->params);
+    free(c->grads);
+    free(c->optim);
+    free(c->act);
+    free(c->work);
+    free(c->labels);
     free(c->targets);
     free(c);
     p->impl = NULL;
@@ -764,7 +775,8 @@ static void cpu_timings(struct plan *p, plan_timing_fn fn, void *ctx)
         for (size_t i = 0; i < c->nsteps[ph]; i++) {
             struct cpu_step *s = &c->steps[ph][i];
             if (!fn) {
-                s->seconds = 0, s->calls = 0;
+                s->seconds = 0;
+                s->calls = 0;
                 continue;
             }
             if (!s->calls) continue;

@@ -106,7 +106,9 @@ enum status plan_create(const struct graph *g, const struct backend *be,
     enum status st = p->labels && p->output ? be->create(p, d) : STATUS_RUNTIME;
     if (st) {
         be->destroy(p); /* what a failed create made: memory, handles, descriptors */
-        free(p->labels), free(p->output), free(p);
+        free(p->labels);
+        free(p->output);
+        free(p);
         return st;
     }
     *out = p;
@@ -117,7 +119,10 @@ void plan_free(struct plan *p)
 {
     if (!p) return;
     p->be->destroy(p);
-    free(p->labels), free(p->output), free(p->data_aug), free(p->data_x);
+    free(p->labels);
+    free(p->output);
+    free(p->data_aug);
+    free(p->data_x);
     free(p);
 }
 
@@ -198,17 +203,21 @@ bool plan_set_dataset(struct plan *p, const struct plan_dataset *ds, char *why, 
         return false;
     }
     if (p->be->set_dataset) return p->be->set_dataset(p, ds, why, size);
-    free(p->data_aug), free(p->data_x);
+    free(p->data_aug);
+    free(p->data_x);
     p->data_aug = malloc(sizeof *p->data_aug);
     p->data_x = malloc((size_t)(p->opt.batch * shape_numel(&p->g->input)) * sizeof *p->data_x);
     if (!p->data_aug || !p->data_x) {
         snprintf(why, size, "out of memory for one batch");
-        free(p->data_aug), free(p->data_x);
-        p->data_aug = NULL, p->data_x = NULL;
+        free(p->data_aug);
+        free(p->data_x);
+        p->data_aug = NULL;
+        p->data_x = NULL;
         return false;
     }
     *p->data_aug = *ds->aug;
-    p->data_pixels = ds->pixels, p->data_count = ds->count;
+    p->data_pixels = ds->pixels;
+    p->data_count = ds->count;
     return true;
 }
 
