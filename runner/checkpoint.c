@@ -54,7 +54,8 @@ static int64_t *list_steps(const char *dir, size_t *n)
     for (size_t i = 1; i < *n; i++) /* insertion sort: a handful of files */
         for (size_t j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
             int64_t t = steps[j];
-            steps[j] = steps[j - 1], steps[j - 1] = t;
+            steps[j] = steps[j - 1];
+            steps[j - 1] = t;
         }
     return steps;
 }
@@ -89,7 +90,8 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
     int slots = p->opt.optimizer_slots;
     float *state = malloc(floats * (size_t)(slots > 0 ? slots : 1) * sizeof *state);
     if (!weights || !state) {
-        free(weights), free(state);
+        free(weights);
+        free(state);
         st_writer_free(w);
         diag_error(d, (struct mark){0}, "%s: out of memory saving a checkpoint", path);
         return STATUS_RUNTIME;
@@ -123,7 +125,8 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
     st_add_metadata(w, "epoch_correct_images", v[6]);
     enum status st = st_write(w, path, d);
     st_writer_free(w);
-    free(weights), free(state);
+    free(weights);
+    free(state);
     if (st || keep <= 0) return st;
 
     size_t n;
@@ -194,10 +197,13 @@ static enum status load_one(struct plan *p, struct step_optimizer *o, const char
         meta_int(f, path, "step", &x.step, d) &&
         meta_int(f, path, "optimizer_updates", &updates, d) &&
         meta_int(f, path, "training_forwards", &forwards, d)) {
-        if (!loss || !ci || sscanf(ci, "%lld %lld", &correct, &images) != 2)
+        if (!loss || !ci || sscanf(ci, "%lld %lld", &correct, &images) != 2) {
             diag_error(d, (struct mark){0}, "%s: the epoch's running metrics are missing", path);
-        else
-            x.loss_sum = strtod(loss, NULL), x.correct = correct, x.images = images;
+        } else {
+            x.loss_sum = strtod(loss, NULL);
+            x.correct = correct;
+            x.images = images;
+        }
     }
     /* The optimizer's values all present with their shapes, then the weights (checked, then
      * set), then the optimizer's values set: nothing is set from a file that does not fit. */

@@ -235,7 +235,10 @@ static bool read_batch(const char *dir, const char *name, struct dataset *set, i
         for (int64_t i = 0; i < n; i++) {
             const unsigned char *rec = chunk + i * CIFAR_RECORD_BYTES;
             int64_t at = first + r + i;
-            if (rec[0] >= CIFAR_CLASSES && !bad++) bad_at = r + i, bad_value = rec[0];
+            if (rec[0] >= CIFAR_CLASSES && !bad++) {
+                bad_at = r + i;
+                bad_value = rec[0];
+            }
             set->labels[at] = rec[0];
             memcpy(set->pixels + at * CIFAR_IMAGE_BYTES, rec + 1, CIFAR_IMAGE_BYTES);
         }
@@ -385,7 +388,8 @@ void data_split(int64_t n, int64_t subset, int64_t val, struct data_split *out)
     for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
         int64_t j = (int64_t)(rng_bits(SPLIT_KEY, (uint64_t)i) % (uint64_t)(i + 1));
         int64_t t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
+        perm[i] = perm[j];
+        perm[j] = t;
     }
     int64_t used = subset <= 0 || subset > n ? n : subset;
     if (val < 0) val = 0;

@@ -71,7 +71,10 @@ enum status download_md5_file(const char *path, char out[33], struct diag *d)
     if (!ok) errno = 0;
     ok = ok && digest_stream(ctx, f);
     int err = errno;
-    if (ok && (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 16)) ok = false, err = 0;
+    if (ok && (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 16)) {
+        ok = false;
+        err = 0;
+    }
     EVP_MD_CTX_free(ctx);
     fclose(f);
     if (!ok) {
@@ -447,7 +450,10 @@ enum status download_file(const char *url, const char *path, const char *md5,
                    curl_easy_strerror(curl_init_code));
         return STATUS_RUNTIME;
     }
-    if (already_there(path, md5, d)) return *why = DOWNLOAD_FAILURE_NONE, STATUS_OK;
+    if (already_there(path, md5, d)) {
+        *why = DOWNLOAD_FAILURE_NONE;
+        return STATUS_OK;
+    }
     char part[4200];
     snprintf(part, sizeof part, "%s.part", path);
     say_start(url, path, part, d);

@@ -142,7 +142,8 @@ enum status loader_create(const struct loader_config *cfg, struct loader **out)
             free(arg);
             break;
         }
-        arg[0] = l, arg[1] = l->scratch[w];
+        arg[0] = l;
+        arg[1] = l->scratch[w];
         if (pthread_create(&l->threads[w], NULL, worker, arg)) {
             free(arg);
             ok = false;
@@ -180,7 +181,8 @@ void loader_start_at(struct loader *l, int64_t epoch, int64_t first)
         for (int64_t i = c->n - 1; i > 0; i--) {
             int64_t j = (int64_t)(rng_bits(key, (uint64_t)i) % (uint64_t)(i + 1));
             int64_t t = l->order[i];
-            l->order[i] = l->order[j], l->order[j] = t;
+            l->order[i] = l->order[j];
+            l->order[j] = t;
         }
     }
     for (int s = 0; s < l->depth; s++) l->ready[s] = -1;
@@ -207,7 +209,10 @@ const struct batch *loader_next(struct loader *l)
     }
     int64_t b = l->released;
     double t0 = plan_clock();
-    if (l->cfg.indices_only) name_batch(l, b), l->ready[b % l->depth] = b;
+    if (l->cfg.indices_only) {
+        name_batch(l, b);
+        l->ready[b % l->depth] = b;
+    }
     while (l->ready[b % l->depth] != b) pthread_cond_wait(&l->cv, &l->mu);
     l->stats.wait_seconds += plan_clock() - t0;
     l->stats.batches++;
@@ -234,11 +239,18 @@ void loader_free(struct loader *l)
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     for (int s = 0; l->slots && s < l->depth; s++) {
-        free(l->slots[s].x), free(l->slots[s].labels);
-        free(l->slots[s].targets), free(l->slots[s].image), free(l->slots[s].key);
+        free(l->slots[s].x);
+        free(l->slots[s].labels);
+        free(l->slots[s].targets);
+        free(l->slots[s].image);
+        free(l->slots[s].key);
     }
     for (int w = 0; l->scratch && w < l->cfg.workers; w++)
         free(l->scratch[w]);
-    free(l->slots), free(l->ready), free(l->order), free(l->scratch), free(l->threads);
+    free(l->slots);
+    free(l->ready);
+    free(l->order);
+    free(l->scratch);
+    free(l->threads);
     free(l);
 }

@@ -103,7 +103,8 @@ char *path_read_text(const char *path)
             cap = cap ? 2 * cap : 8192;
             char *grown = realloc(text, cap);
             if (!grown) {
-                free(text), fclose(f);
+                free(text);
+                fclose(f);
                 errno = ENOMEM;
                 return NULL;
             }

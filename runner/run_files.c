@@ -230,7 +230,8 @@ enum status run_files_samples(const char *dir, const struct eval_result *r, cons
     }
     if (f && st) fclose(f);
     else if (f) st = run_files_end(f, sub, "index.csv", d);
-    free(right), free(wrong);
+    free(right);
+    free(wrong);
     return st;
 }
 
