@@ -133,7 +133,9 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     struct device_choice dev;
     if (device_choose(s, &dev, &d)) return STATUS_CONFIG;
     struct plan_options po = dev.o;
-    po.batch = batch, po.profile = o->profile, po.eval_only = o->infer;
+    po.batch = batch;
+    po.profile = o->profile;
+    po.eval_only = o->infer;
     po.optimizer_slots = o->infer ? 0 : model_optimizer_slots(s);
     struct plan *p;
     enum status st = plan_create(g, dev.be, &po, &d, &p);
@@ -188,7 +190,10 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     double lr = s->optimizer.lr, ls = s->train.label_smoothing, last = plan_clock(), open = last;
     if (ahead) step_train_start(p, &opt, lr, ls);
     for (int i = 0; i < o->warmup + o->steps; i++) {
-        if (i == o->warmup) plan_timings_reset(p), open = last;
+        if (i == o->warmup) {
+            plan_timings_reset(p);
+            open = last;
+        }
         double t0 = ahead ? last : plan_clock(), loss = 0;
         if (o->infer) {
             plan_forward(p, false);
@@ -215,7 +220,9 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
         fflush(out);
     }
     if (plan_status(p)) {
-        free(x), free(y), free(t);
+        free(x);
+        free(y);
+        free(t);
         st = plan_status(p);
         plan_free(p);
         return st;
@@ -231,7 +238,9 @@ enum status bench_run(const struct spec *s, const struct graph *g, const struct 
     qsort(t, (size_t)o->steps, sizeof *t, by_value);
     double med = o->steps % 2 ? t[o->steps / 2] : (t[o->steps / 2 - 1] + t[o->steps / 2]) / 2;
     fprintf(out, "median images/s: %.2f\n", (double)batch / med);
-    free(x), free(y), free(t);
+    free(x);
+    free(y);
+    free(t);
     plan_free(p);
     return STATUS_OK;
 }

@@ -275,10 +275,12 @@ static int cmd_train(const struct args *a)
         struct train_options o = {.out = a->opt[0], .profile = a->opt[1] != NULL,
                                   .resume = a->opt[2], .command = command_line(a)};
         int stop = 0;
-        if (a->opt[3] && !count_option("--stop-after-epoch", a->opt[3], 1, 1000000, &stop))
+        if (a->opt[3] && !count_option("--stop-after-epoch", a->opt[3], 1, 1000000, &stop)) {
             rc = 2;
-        else
-            o.stop_after_epoch = stop, rc = (int)train_run(s, g, &o);
+        } else {
+            o.stop_after_epoch = stop;
+            rc = (int)train_run(s, g, &o);
+        }
         free((char *)o.command);
     }
     graph_free(g);

@@ -51,7 +51,8 @@ static enum status load_plan(const struct spec *s, const struct graph *g, const 
 {
     if (device_choose(s, dev, d)) return STATUS_CONFIG;
     struct plan_options po = dev->o;
-    po.batch = s->eval.batch_size, po.eval_only = true;
+    po.batch = s->eval.batch_size;
+    po.eval_only = true;
     if (plan_create(g, dev->be, &po, d, p)) return STATUS_RUNTIME;
     plan_init_params(*p, (uint64_t)s->seed);
     struct st_file *f;

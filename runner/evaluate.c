@@ -35,7 +35,10 @@ enum status evaluate(struct plan *p, struct loader *l, bool flip_tta, struct eva
     double *prob = malloc((size_t)(batch * k) * sizeof *prob), *tmp = malloc((size_t)k * sizeof *tmp);
     if (!r->image || !r->label || !r->pred || !r->conf || !r->confusion || !logits || !prob ||
         !tmp || (flip_tta && !flipped)) {
-        free(logits), free(flipped), free(prob), free(tmp);
+        free(logits);
+        free(flipped);
+        free(prob);
+        free(tmp);
         eval_result_free(r);
         return STATUS_RUNTIME;
     }
@@ -65,14 +68,19 @@ enum status evaluate(struct plan *p, struct loader *l, bool flip_tta, struct eva
             for (int j = 1; j < k; j++) best = q[j] > q[best] ? j : best;
             int32_t y = b->labels[i];
             int64_t at = r->n++;
-            r->image[at] = b->image[i], r->label[at] = y, r->pred[at] = best;
+            r->image[at] = b->image[i];
+            r->label[at] = y;
+            r->pred[at] = best;
             r->conf[at] = (float)q[best];
             loss -= log(q[y] > 1e-300 ? q[y] : 1e-300);
             correct += best == y;
             r->confusion[y * k + best]++;
         }
     }
-    free(logits), free(flipped), free(prob), free(tmp);
+    free(logits);
+    free(flipped);
+    free(prob);
+    free(tmp);
     r->loss = r->n ? loss / (double)r->n : 0;
     r->acc = r->n ? (double)correct / (double)r->n : 0;
     return STATUS_OK;
@@ -100,6 +108,10 @@ double eval_per_class(const struct eval_result *r, struct class_metrics *m)
 
 void eval_result_free(struct eval_result *r)
 {
-    free(r->image), free(r->label), free(r->pred), free(r->conf), free(r->confusion);
+    free(r->image);
+    free(r->label);
+    free(r->pred);
+    free(r->conf);
+    free(r->confusion);
     *r = (struct eval_result){0};
 }

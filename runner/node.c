@@ -17,10 +17,16 @@ bool node_text_is_float(const char *s)
 {
     if (*s == '-' || *s == '+') s++;
     size_t digits = 0;
-    while (*s >= '0' && *s <= '9') s++, digits++;
+    while (*s >= '0' && *s <= '9') {
+        s++;
+        digits++;
+    }
     if (*s == '.') {
         s++;
-        while (*s >= '0' && *s <= '9') s++, digits++;
+        while (*s >= '0' && *s <= '9') {
+            s++;
+            digits++;
+        }
     }
     if (!digits) return false;
     if (*s == 'e' || *s == 'E') {

@@ -23,9 +23,13 @@ static double onecycle(const struct schedule *sc, int64_t t)
     double end1 = s->pct_start * (double)sc->total - 1, end2 = (double)sc->total - 1;
     double from, to, pct;
     if ((double)t <= end1) {
-        from = initial, to = sc->lr, pct = (double)t / end1;
+        from = initial;
+        to = sc->lr;
+        pct = (double)t / end1;
     } else {
-        from = sc->lr, to = low, pct = ((double)t - end1) / (end2 - end1);
+        from = sc->lr;
+        to = low;
+        pct = ((double)t - end1) / (end2 - end1);
     }
     if (s->anneal == SPEC_ANNEAL_LINEAR) return from + (to - from) * pct;
     return to + (from - to) / 2 * (cos(M_PI * pct) + 1);

@@ -312,14 +312,18 @@ static enum status same_config(struct run *r)
     } else if (strcmp(was, now)) {
         const char *a = was, *b = now;
         int line = 1;
-        while (*a && *a == *b) line += *a++ == '\n', b++;
+        while (*a && *a == *b) {
+            line += *a++ == '\n';
+            b++;
+        }
         diag_error(&r->d, (struct mark){0},
                    "the experiment, with its overrides, differs from the run's %s (line %d)",
                    path, line);
         diag_hint(&r->d, "resume with the same experiment file and overrides as the run");
         st = STATUS_CONFIG;
     }
-    free(was), free(now);
+    free(was);
+    free(now);
     return st;
 }
 
@@ -343,9 +347,16 @@ static enum status reopen_dir(struct run *r)
     }
     r->jsonl = open_in(r, "metrics.jsonl", "w");
     r->csv = open_in(r, "metrics.csv", "w");
-    if (r->jsonl) fputs(rows[0], r->jsonl), fflush(r->jsonl);
-    if (r->csv) fputs(rows[1], r->csv), fflush(r->csv);
-    free(rows[0]), free(rows[1]);
+    if (r->jsonl) {
+        fputs(rows[0], r->jsonl);
+        fflush(r->jsonl);
+    }
+    if (r->csv) {
+        fputs(rows[1], r->csv);
+        fflush(r->csv);
+    }
+    free(rows[0]);
+    free(rows[1]);
     if (!r->out.log || !r->jsonl || !r->csv) {
         diag_error(&r->d, (struct mark){0}, "%s: cannot write the run's files", r->dir);
         return STATUS_RUNTIME;
@@ -529,7 +540,8 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t fir
         struct started now = {.batch = b, .step = ++e->step, .n = bt->n};
         if (plan_status(r->train)) return step_failed(r, e, now.step);
         if (pending && (st = finish_step(r, e, &q, t0))) return st;
-        q = now, pending = true;
+        q = now;
+        pending = true;
         if (stop_signal) {
             int sig = stop_signal;
             if ((st = finish_step(r, e, &q, t0))) return st;
@@ -554,8 +566,10 @@ static void write_metrics(struct run *r, const struct epoch_stats *e)
     double ips = e->train_seconds > 0 ? (double)e->timed_images / e->train_seconds : 0;
     char vl[40] = "null", va[40] = "null", cvl[40] = "", cva[40] = "";
     if (e->has_val) {
-        snprintf(vl, sizeof vl, "%.9g", e->val_loss), snprintf(va, sizeof va, "%.9g", e->val_acc);
-        memcpy(cvl, vl, sizeof vl), memcpy(cva, va, sizeof va);
+        snprintf(vl, sizeof vl, "%.9g", e->val_loss);
+        snprintf(va, sizeof va, "%.9g", e->val_acc);
+        memcpy(cvl, vl, sizeof vl);
+        memcpy(cva, va, sizeof va);
     }
     fprintf(r->jsonl,
             "{\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"train_acc\": %.9g, "
@@ -585,7 +599,10 @@ static void past_epochs(struct run *r, struct totals *t)
         long long epoch = (v = strstr(line, "\"epoch\": ")) ? strtoll(v + 9, NULL, 10) : 0;
         if ((v = strstr(line, "\"val_acc\": ")) && v[11] != 'n') {
             double acc = strtod(v + 11, NULL);
-            if (acc > t->best_val_acc) t->best_val_acc = acc, t->best_epoch = epoch;
+            if (acc > t->best_val_acc) {
+                t->best_val_acc = acc;
+                t->best_epoch = epoch;
+            }
             t->last_val_acc = acc;
         }
         if ((v = strstr(line, "\"seconds\": "))) t->past_seconds += strtod(v + 11, NULL);
@@ -790,7 +807,9 @@ static enum status run(struct run *r)
         e = (struct epoch_stats){.epoch = epoch, .step = e.step};
         if (epoch == r->from.epoch && r->from.batch > 0) {
             first = r->from.batch;
-            e.loss_sum = r->from.loss_sum, e.correct = r->from.correct, e.images = r->from.images;
+            e.loss_sum = r->from.loss_sum;
+            e.correct = r->from.correct;
+            e.images = r->from.images;
         }
         if ((st = train_epoch(r, &e, first))) return st;
         t->train_seconds += e.train_seconds;
@@ -803,9 +822,14 @@ static enum status run(struct run *r)
                 eval_result_free(&v);
                 return st;
             }
-            e.has_val = true, e.val_loss = v.loss, e.val_acc = v.acc;
+            e.has_val = true;
+            e.val_loss = v.loss;
+            e.val_acc = v.acc;
             eval_result_free(&v);
-            if (e.val_acc > t->best_val_acc) t->best_val_acc = e.val_acc, t->best_epoch = epoch + 1;
+            if (e.val_acc > t->best_val_acc) {
+                t->best_val_acc = e.val_acc;
+                t->best_epoch = epoch + 1;
+            }
             t->last_val_acc = e.val_acc;
         }
         e.seconds = plan_clock() - t0;
@@ -900,8 +924,11 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     if (st && r->out.bar) say(&r->out, "\n");
     if (st && st != STATUS_SIGINT && st != STATUS_SIGTERM && r->dir_open)
         say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
-    loader_free(r->train_loader), loader_free(r->val_loader), loader_free(r->test_loader);
-    plan_free(r->train), plan_free(r->eval);
+    loader_free(r->train_loader);
+    loader_free(r->val_loader);
+    loader_free(r->test_loader);
+    plan_free(r->train);
+    plan_free(r->eval);
     hooks_free(r->hooks);
     arena_free(&r->arena);
     free(r->copy);
