@@ -485,8 +485,10 @@ int hooks_sandbox_open(lua_State *L)
     static const char *const os_gone[] = {"execute", "exit", "remove", "rename", "tmpname",
                                           "setlocale"};
     char shown[32];
-    for (size_t i = 0; i < ARRAY_LEN(os_gone); i++)
-        snprintf(shown, sizeof shown, "os.%s", os_gone[i]), stub(L, t, os_gone[i], shown);
+    for (size_t i = 0; i < ARRAY_LEN(os_gone); i++) {
+        snprintf(shown, sizeof shown, "os.%s", os_gone[i]);
+        stub(L, t, os_gone[i], shown);
+    }
 
     static const char *const io_keep[] = {"open", "close", "type", NULL};
     t = global_table(L, "io");
@@ -495,8 +497,10 @@ int hooks_sandbox_open(lua_State *L)
     wrap(L, t, "close", sandbox_io_close);
     static const char *const io_gone[] = {"popen", "lines", "input", "output", "tmpfile",
                                           "read", "write"};
-    for (size_t i = 0; i < ARRAY_LEN(io_gone); i++)
-        snprintf(shown, sizeof shown, "io.%s", io_gone[i]), stub(L, t, io_gone[i], shown);
+    for (size_t i = 0; i < ARRAY_LEN(io_gone); i++) {
+        snprintf(shown, sizeof shown, "io.%s", io_gone[i]);
+        stub(L, t, io_gone[i], shown);
+    }
     /* Nothing may reach a file handle's metatable (and swap in a __gc). */
     luaL_getmetatable(L, LUA_FILEHANDLE);
     lua_pushliteral(L, "file");

@@ -128,7 +128,10 @@ static bool read_summary(struct reader *r)
         int line = 1;
         size_t col = 1;
         for (size_t i = 0; i < jp.err_at; i++, col++)
-            if (text[i] == '\n') line++, col = 0;
+            if (text[i] == '\n') {
+                line++;
+                col = 0;
+            }
         return fail(r, "%s/summary.json:%d:%zu: %s", r->dir, line, col, jp.err);
     }
     if (v->kind != JSON_OBJECT)

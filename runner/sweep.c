@@ -150,10 +150,17 @@ static const char *relative(struct arena *a, const char *from_abs, const char *t
     /* Skip the common leading components. */
     const char *fc = f, *tc = t;
     while (*f && *f == *t) {
-        f++, t++;
-        if ((*f == '/' || !*f) && (*t == '/' || !*t)) fc = f, tc = t;
+        f++;
+        t++;
+        if ((*f == '/' || !*f) && (*t == '/' || !*t)) {
+            fc = f;
+            tc = t;
+        }
     }
-    if (strcmp(from_abs, "/") == 0) fc = from_abs + 1, tc = to_abs + 1;
+    if (strcmp(from_abs, "/") == 0) {
+        fc = from_abs + 1;
+        tc = to_abs + 1;
+    }
     char *out = arena_alloc(a, 3 * strlen(from_abs) + strlen(to_abs) + 4), *o = out;
     for (const char *p = fc; *p; p++)
         if (*p == '/') o += sprintf(o, "../");
@@ -310,9 +317,16 @@ static bool parse_range(struct expand *x, const char *arg, struct sweep_axis *ax
     bool lr = strcmp(label, "lr") == 0 || (ll > 3 && strcmp(label + ll - 3, "_lr") == 0);
     ax->kind = lr ? SWEEP_RANGE_LOG : SWEEP_RANGE_UNIFORM;
     const char *p = spec;
-    if (strncmp(p, "log:", 4) == 0) ax->kind = SWEEP_RANGE_LOG, p += 4;
-    else if (strncmp(p, "int:", 4) == 0) ax->kind = SWEEP_RANGE_INT, p += 4;
-    else if (strncmp(p, "uniform:", 8) == 0) ax->kind = SWEEP_RANGE_UNIFORM, p += 8;
+    if (strncmp(p, "log:", 4) == 0) {
+        ax->kind = SWEEP_RANGE_LOG;
+        p += 4;
+    } else if (strncmp(p, "int:", 4) == 0) {
+        ax->kind = SWEEP_RANGE_INT;
+        p += 4;
+    } else if (strncmp(p, "uniform:", 8) == 0) {
+        ax->kind = SWEEP_RANGE_UNIFORM;
+        p += 8;
+    }
     const char *colon = strchr(p, ':');
     bool integer = ax->kind == SWEEP_RANGE_INT;
     if (!colon || !range_number(p, (size_t)(colon - p), integer, &ax->lo) ||
@@ -361,7 +375,8 @@ static void set_labels(struct sweep *sw)
     for (size_t i = 0; i < sw->naxes; i++)
         for (size_t j = 0; j < sw->naxes; j++) {
             const char *a = strrchr(sw->axes[i].key, '.'), *b = strrchr(sw->axes[j].key, '.');
-            a = a ? a + 1 : sw->axes[i].key, b = b ? b + 1 : sw->axes[j].key;
+            a = a ? a + 1 : sw->axes[i].key;
+            b = b ? b + 1 : sw->axes[j].key;
             if (i != j && strcmp(a, b) == 0) sw->axes[i].label = sw->axes[i].key;
         }
 }
@@ -645,8 +660,10 @@ static enum status expand_axes(struct expand *x)
     size_t nk = sw->naxes + rq->nfixed;
     const char **keys = arena_alloc(a, (nk + 1) * sizeof *keys);
     const char **args = arena_alloc(a, (nk + 1) * sizeof *args);
-    for (size_t i = 0; i < sw->naxes; i++)
-        keys[i] = sw->axes[i].key, args[i] = grid ? rq->grid[i] : rq->ranges[i];
+    for (size_t i = 0; i < sw->naxes; i++) {
+        keys[i] = sw->axes[i].key;
+        args[i] = grid ? rq->grid[i] : rq->ranges[i];
+    }
     for (size_t i = 0; i < rq->nfixed; i++) {
         const char *eq = strchr(rq->fixed[i], '=');
         if (!eq || !key_ok(rq->fixed[i], (size_t)(eq - rq->fixed[i]))) {
@@ -789,8 +806,14 @@ static enum status same_as_command(struct sweep *sw, const struct sweep_point *p
     if (strcmp(want, got)) {
         const char *w = want, *g = got;
         int line = 1;
-        while (*w && *w == *g) line += *w++ == '\n', g++;
-        while (w > want && w[-1] != '\n') w--, g--;
+        while (*w && *w == *g) {
+            line += *w++ == '\n';
+            g++;
+        }
+        while (w > want && w[-1] != '\n') {
+            w--;
+            g--;
+        }
         diag_error(d, m,
                    "point %s does not resolve as %s with its overrides: line %d of the resolved "
                    "configuration is \"%.*s\", not \"%.*s\"",
@@ -799,7 +822,8 @@ static enum status same_as_command(struct sweep *sw, const struct sweep_point *p
                      "in the base experiment");
         st = STATUS_CONFIG;
     }
-    free(want), free(got);
+    free(want);
+    free(got);
     spec_free(cs);
     return st;
 }
@@ -821,7 +845,8 @@ enum status sweep_validate(struct sweep *sw, struct diag *d)
             st = model_build(s, d, &g);
             if (!st) graph_free(g);
             if (!st && p->text) st = same_as_command(sw, p, s, d);
-            p->threads = s->train.threads, p->workers = s->data.workers;
+            p->threads = s->train.threads;
+            p->workers = s->data.workers;
             p->device = s->device;
             spec_free(s);
         }

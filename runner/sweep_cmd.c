@@ -188,7 +188,10 @@ static enum status slurm(const struct sweep *sw, struct cmd *c, int parallel, st
         diag_error(d, (struct mark){0}, "cannot tell where this program is (/proc/self/exe)");
         return STATUS_RUNTIME;
     }
-    if (!c->opt[OPT_OUT]) c->task[c->ntask++] = "--out", c->task[c->ntask++] = sw->dir;
+    if (!c->opt[OPT_OUT]) {
+        c->task[c->ntask++] = "--out";
+        c->task[c->ntask++] = sw->dir;
+    }
     enum status st = sweep_write_sbatch(sw, runner, c->task, (int)c->ntask, c->sbatch,
                                         (int)c->nsbatch, parallel, d);
     if (st) return st;
@@ -205,9 +208,12 @@ int sweep_cmd_main(int argc, char **argv)
 {
     struct cmd c = {0};
     size_t cap = (size_t)argc + 3;
-    c.files = calloc(cap, sizeof *c.files), c.grid = calloc(cap, sizeof *c.grid);
-    c.ranges = calloc(cap, sizeof *c.ranges), c.fixed = calloc(cap, sizeof *c.fixed);
-    c.sbatch = calloc(cap, sizeof *c.sbatch), c.task = calloc(cap, sizeof *c.task);
+    c.files = calloc(cap, sizeof *c.files);
+    c.grid = calloc(cap, sizeof *c.grid);
+    c.ranges = calloc(cap, sizeof *c.ranges);
+    c.fixed = calloc(cap, sizeof *c.fixed);
+    c.sbatch = calloc(cap, sizeof *c.sbatch);
+    c.task = calloc(cap, sizeof *c.task);
     if (!c.files || !c.grid || !c.ranges || !c.fixed || !c.sbatch || !c.task) abort();
     unsigned long long npoints = 0, seed = 0, parallel = 1;
     int rc = parse(argc, argv, &c);
@@ -250,6 +256,11 @@ int sweep_cmd_main(int argc, char **argv)
         rc = (int)sweep_run(sw, &o, &d);
     }
     sweep_free(sw);
-    free(c.files), free(c.grid), free(c.ranges), free(c.fixed), free(c.sbatch), free(c.task);
+    free(c.files);
+    free(c.grid);
+    free(c.ranges);
+    free(c.fixed);
+    free(c.sbatch);
+    free(c.task);
     return rc;
 }

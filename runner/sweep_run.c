@@ -126,7 +126,9 @@ static size_t schedule_overrides(const struct run *r, const struct sweep_point *
     struct diag quiet = {.out = NULL};
     struct spec *was;
     if (resume && spec_load_run(p->run_dir, NULL, 0, &quiet, &was) == STATUS_OK) {
-        threads = was->train.threads, workers = was->data.workers, dev = was->device;
+        threads = was->train.threads;
+        workers = was->data.workers;
+        dev = was->device;
         spec_free(was);
     }
     size_t n = 0;
@@ -206,7 +208,10 @@ static enum start start_point(struct run *r, size_t i, int slot)
     FILE *f = open_memstream(&cmd, &len);
     if (!f) abort();
     fputs("runner", f);
-    for (size_t k = 1; k < n; k++) fputc(' ', f), run_files_shell_word(f, argv[k]);
+    for (size_t k = 1; k < n; k++) {
+        fputc(' ', f);
+        run_files_shell_word(f, argv[k]);
+    }
     fclose(f);
     off_t from = lseek(fd, 0, SEEK_END);
     dprintf(fd, "sweep: started %s: %s\n", stamp, cmd);
@@ -330,7 +335,9 @@ static enum status loop(struct run *r, long only)
     size_t next = 0;
     sig_atomic_t forwarded = 0;
     sigset_t wait_mask = r->old_mask;
-    sigdelset(&wait_mask, SIGINT), sigdelset(&wait_mask, SIGTERM), sigdelset(&wait_mask, SIGCHLD);
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
+    sigdelset(&wait_mask, SIGCHLD);
     enum status st = STATUS_OK;
     for (;;) {
         while (!stop_count && r->running < r->parallel && next < sw->npoints) {
@@ -386,14 +393,18 @@ enum status sweep_run(struct sweep *sw, const struct sweep_run_options *o, struc
     r.kids = calloc((size_t)r.parallel, sizeof *r.kids);
     r.ours = calloc(sw->npoints, sizeof *r.ours);
     if (!r.kids || !r.ours) abort();
-    stop_signal = 0, stop_count = 0;
+    stop_signal = 0;
+    stop_count = 0;
     sigset_t block;
     sigemptyset(&block);
-    sigaddset(&block, SIGINT), sigaddset(&block, SIGTERM), sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGCHLD);
     sigprocmask(SIG_BLOCK, &block, &r.old_mask);
     struct sigaction stop = {.sa_handler = on_stop}, child = {.sa_handler = on_child};
     struct sigaction old_int, old_term, old_chld;
-    sigemptyset(&stop.sa_mask), sigemptyset(&child.sa_mask);
+    sigemptyset(&stop.sa_mask);
+    sigemptyset(&child.sa_mask);
     sigaction(SIGINT, &stop, &old_int);
     sigaction(SIGTERM, &stop, &old_term);
     sigaction(SIGCHLD, &child, &old_chld);
@@ -536,7 +547,10 @@ enum status sweep_write_sbatch(const struct sweep *sw, const char *runner,
                "exit 2 ;;\nesac\nexec ");
     run_files_shell_word(f, runner);
     fprintf(f, " sweep");
-    for (int i = 0; i < argc; i++) fputc(' ', f), run_files_shell_word(f, argv[i]);
+    for (int i = 0; i < argc; i++) {
+        fputc(' ', f);
+        run_files_shell_word(f, argv[i]);
+    }
     fprintf(f, " --only \"$point\"\n");
     enum status st = run_files_end(f, sw->dir, "sweep.sbatch", d);
     if (!st) {

@@ -122,7 +122,10 @@ long sweep_best_of(const struct sweep *sw, const struct sweep_result *res)
         for (size_t i = 0; i < sw->npoints; i++) {
             if (sw->points[i].status != SWEEP_DONE) continue;
             double v = pass == 0 ? res[i].best_val_acc : res[i].test_acc;
-            if (!isnan(v) && v > top) top = v, best = (long)i;
+            if (!isnan(v) && v > top) {
+                top = v;
+                best = (long)i;
+            }
         }
     }
     return best;
