@@ -255,7 +255,7 @@ void device_write_versions(FILE *out)
 {
     const dnnl_version_t *dv = dnnl_version();
     fprintf(out, "libyaml %s\n", yaml_get_version_string());
-    fprintf(out, "Lua %s\n", LUA_RELEASE + 4);
+    fprintf(out, "Lua %s\n", &LUA_RELEASE[4]); /* LUA_RELEASE past its "Lua " */
     fprintf(out, "oneDNN %d.%d.%d\n", dv->major, dv->minor, dv->patch);
     fprintf(out, "libpng %s\n", png_get_libpng_ver(NULL));
 #ifdef RUNNER_HAVE_CUDA
