@@ -2,17 +2,16 @@
  * fc_net.h: the linear layer 7 -> 5 on the CPU backend that the optimizer tests (test_optim.c,
  * test_gpu_math.c) update: its plan, its parameters as one vector of NP floats (fc.weight's
  * NW values, then fc.bias's OUT, a vector), and fixed initial weights and gradients of both
- * signs and various sizes. Include after <cmocka.h> and test_util.h.
+ * signs and various sizes. Include after <cmocka.h>.
  */
 #ifndef RUNNER_TEST_FC_NET_H
 #define RUNNER_TEST_FC_NET_H
 
 #include <math.h>
-#include <string.h>
 
-#include "diag.h"
 #include "graph.h"
 #include "plan.h"
+#include "test_net.h"
 
 #define IN 7
 #define OUT 5
@@ -22,31 +21,12 @@
 static const char *const fc_yaml = "input: [7, 1, 1]\n"
                                    "graph: [flatten, {name: fc, op: linear, out: 5}]\n";
 
-struct net {
-    struct arena a;
-    struct graph *g;
-    struct plan *p;
-    const struct graph_tensor *w, *b; /* fc.weight and fc.bias; NULL where yaml has none */
-};
-
-/* The plan of yaml (any network; fc_yaml for the vector functions below) at batch 2. */
+/* The plan of yaml (any network; fc_yaml for the vector functions below) at batch 2, its
+ * parameters as plan_create leaves them (test_net.h's struct net; net_close closes it). */
 static inline void net_open(struct net *t, const char *yaml, int slots)
 {
-    memset(t, 0, sizeof *t);
-    t->g = graph_of_text(&t->a, "net.yaml", yaml);
-    assert_non_null(t->g);
-    struct diag d = {.out = stderr};
     struct plan_options o = {.batch = 2, .optimizer_slots = slots, .seed = 1};
-    assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
-    t->w = graph_find_tensor(t->g, "fc.weight");
-    t->b = graph_find_tensor(t->g, "fc.bias");
-}
-
-static inline void net_close(struct net *t)
-{
-    plan_free(t->p);
-    graph_free(t->g);
-    arena_free(&t->a);
+    net_open_text(t, yaml, NULL, &o);
 }
 
 static inline void net_check_fc(const struct net *t)

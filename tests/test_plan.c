@@ -25,6 +25,7 @@
 #include "graph.h"
 #include "onednn.h"
 #include "plan.h"
+#include "test_net.h"
 #include "test_util.h"
 #include "yaml_load.h"
 
@@ -111,45 +112,19 @@ void free(void *p)
 /* --------------------------------------------------------------------------------------- */
 /* Helpers */
 
-struct net {
-    struct arena a;
-    struct graph *g;
-    struct plan *p;
-    size_t in_n;
-};
-
+/* The plan of yaml for CIFAR-10's images at batch, with two optimizer slots, its parameters
+ * initialized from seed. */
 static void net_open(struct net *t, const char *yaml, int batch, uint64_t seed)
 {
-    memset(t, 0, sizeof *t);
-    struct source *src = arena_alloc(&t->a, sizeof *src);
-    *src = (struct source){"net.yaml", ".", yaml, strlen(yaml)};
-    struct diag d = {.out = stderr};
-    struct node *root;
     struct shape data = {3, {3, 32, 32}};
-    assert_int_equal(yaml_load_text(&t->a, &d, src, yaml, strlen(yaml), 1, 1, &root), STATUS_OK);
-    assert_int_equal(graph_build(root, &data, &d, &t->g), STATUS_OK);
     struct plan_options o = {.batch = batch, .optimizer_slots = 2, .seed = seed};
-    assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
+    net_open_text(t, yaml, &data, &o);
     plan_init_params(t->p, seed);
-    t->in_n = (size_t)batch * (size_t)shape_numel(&t->g->input);
-}
-
-static void net_close(struct net *t)
-{
-    plan_free(t->p);
-    graph_free(t->g);
-    arena_free(&t->a);
 }
 
 static void batch_of(size_t n, int batch, uint64_t seed, float *x, int32_t *labels)
 {
-    uint64_t s = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        x[i] = (float)((double)(s >> 11) * 0x1.0p-53 * 2 - 1);
-    }
+    net_batch(n, seed, x);
     for (int i = 0; i < batch; i++) labels[i] = (int32_t)((i * 7 + seed) % 10);
 }
 

@@ -22,6 +22,7 @@
 #include "graph.h"
 #include "plan.h"
 #include "safetensors.h"
+#include "test_net.h"
 #include "test_util.h"
 #include "weights.h"
 #include "yaml_load.h"
@@ -46,54 +47,19 @@ static const char *const net_yaml =
     "  - global_avg_pool\n"
     "  - {name: fc, op: linear, out: 10}\n";
 
-struct net {
-    struct arena a;
-    struct graph *g;
-    struct plan *p;
-    size_t in_n; /* input values of a batch */
-};
-
 /* The network with its tensors initialized from seed. */
 static void net_open(struct net *t, uint64_t seed)
 {
-    memset(t, 0, sizeof *t);
-    struct source *src = arena_alloc(&t->a, sizeof *src);
-    *src = (struct source){"net.yaml", ".", net_yaml, strlen(net_yaml)};
-    struct diag d = {.out = stderr};
-    struct node *root;
-    assert_int_equal(yaml_load_text(&t->a, &d, src, net_yaml, strlen(net_yaml), 1, 1, &root),
-                     STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &t->g), STATUS_OK);
     struct plan_options o = {.batch = BATCH, .seed = seed};
-    assert_int_equal(plan_create(t->g, &backend_cpu, &o, &d, &t->p), STATUS_OK);
+    net_open_text(t, net_yaml, NULL, &o);
     plan_init_params(t->p, seed);
-    t->in_n = (size_t)BATCH * (size_t)shape_numel(&t->g->input);
-}
-
-static void net_close(struct net *t)
-{
-    plan_free(t->p);
-    graph_free(t->g);
-    arena_free(&t->a);
-}
-
-/* A batch in [-1, 1) from seed: x (in_n). */
-static void batch_of(size_t n, uint64_t seed, float *x)
-{
-    uint64_t s = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        x[i] = (float)((double)(s >> 11) * 0x1.0p-53 * 2 - 1);
-    }
 }
 
 /* One training forward: the running statistics move and the counters become 1. */
 static void train_forward(struct net *t)
 {
     float *x = malloc(t->in_n * sizeof *x);
-    batch_of(t->in_n, 7, x);
+    net_batch(t->in_n, 7, x);
     plan_set_input(t->p, x, NULL);
     plan_forward(t->p, true);
     free(x);
@@ -103,7 +69,7 @@ static void train_forward(struct net *t)
 static float *eval_output(struct net *t)
 {
     float *x = malloc(t->in_n * sizeof *x), *y = malloc(BATCH * 10 * sizeof *y);
-    batch_of(t->in_n, 11, x);
+    net_batch(t->in_n, 11, x);
     plan_set_input(t->p, x, NULL);
     plan_forward(t->p, false);
     plan_get_output(t->p, y);
