@@ -3,12 +3,7 @@
 # CIFAR-10 (RUNNER_DATA, else ../shared/cifar10 beside the project): the run must finish, write
 # every file of its directory, and reach 35% test accuracy on the full test set. Skipped (77)
 # where the data is absent, unless CI=true.
-set -u
-runner=$1
-src=$2
-. "$src/tests/real_data.sh"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$2/tests/real_data.sh"
 run=$tmp/run
 RUNNER_DATA=$data "$runner" "$src/experiments/quick.yaml" data.subset=20000 data.val_split=2000 \
     train.epochs=3 eval.samples=4 --out "$run" || { echo "FAIL: the run exited $?"; exit 1; }

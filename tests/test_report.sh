@@ -8,14 +8,9 @@
 # With RUN_DIR the run is written there (whatever was there removed first) and kept, for
 # test_report_render.sh to draw (CTest's report_render); else in a temporary folder. Skipped
 # (77) where the data is absent, unless CI=true.
-set -u
-runner=$1
-src=$2
 keep=${3:-}
-[ -z "$keep" ] || rm -rf "$keep"
-. "$src/tests/real_data.sh"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+[ -z "$keep" ] || rm -rf "$keep" # first: a skipped run leaves no old one behind
+. "$2/tests/real_data.sh"
 run=${keep:-$tmp/run}
 fail() { echo "FAIL: $*"; exit 1; }
 
