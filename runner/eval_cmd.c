@@ -92,6 +92,7 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     struct loader *l = NULL;
     struct eval_result r = {0};
     double macro_f1 = 0;
+    const char (*names)[32] = (const char (*)[32])c.class_names; /* ISO C: explicit */
     if (loader_create(&lc, &l)) {
         diag_error(&d, (struct mark){0}, "out of memory for the data loader");
         st = STATUS_RUNTIME;
@@ -100,10 +101,10 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     } else if (!path_mkdirs(out)) {
         diag_error(&d, (struct mark){0}, "%s: cannot create: %s", out, strerror(errno));
         st = STATUS_RUNTIME;
-    } else if (run_files_confusion(out, &r, c.class_names, &d) ||
-               run_files_per_class(out, &r, c.class_names, &macro_f1, &d) ||
-               run_files_samples(out, &r, c.test.pixels, CIFAR_SIDE, c.class_names, s->eval.samples,
-                             &d) ||
+    } else if (run_files_confusion(out, &r, names, &d) ||
+               run_files_per_class(out, &r, names, &macro_f1, &d) ||
+               run_files_samples(out, &r, c.test.pixels, CIFAR_SIDE, names, s->eval.samples,
+                                 &d) ||
                write_summary(out, s, weights, dev.name, &r, macro_f1, plan_clock() - t0, &d)) {
         st = STATUS_RUNTIME;
     } else {

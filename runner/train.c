@@ -672,10 +672,11 @@ static enum status finish(struct run *r, const struct totals *t)
         }
         say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
             (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
-        if (run_files_confusion(r->dir, &res, r->data.class_names, &r->d) ||
-            run_files_per_class(r->dir, &res, r->data.class_names, &macro_f1, &r->d) ||
-            run_files_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, r->data.class_names,
-                          s->eval.samples, &r->d)) {
+        const char (*names)[32] = (const char (*)[32])r->data.class_names; /* ISO C: explicit */
+        if (run_files_confusion(r->dir, &res, names, &r->d) ||
+            run_files_per_class(r->dir, &res, names, &macro_f1, &r->d) ||
+            run_files_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, names,
+                              s->eval.samples, &r->d)) {
             eval_result_free(&res);
             return STATUS_RUNTIME;
         }
