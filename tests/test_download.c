@@ -455,7 +455,8 @@ static enum status fetch_cancelled_at(const char *when, volatile sig_atomic_t *c
     *w = (struct watcher){.fd = p[0], .when = when, .cancel = cancel};
     pthread_t t;
     FILE *out = fdopen(p[1], "w");
-    if (!out || pthread_create(&t, NULL, watch, w)) fail_msg("cannot start the watcher");
+    if (!out) fail_msg("cannot open the watcher's pipe");
+    if (pthread_create(&t, NULL, watch, w)) fail_msg("cannot start the watcher");
     struct diag d = {.out = out};
     enum status st = download_file(url, path, BODY_MD5, o, &d, why);
     fclose(out); /* the watcher reads to the end */

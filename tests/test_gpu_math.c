@@ -809,7 +809,7 @@ static void test_f16(void **state)
     for (uint64_t b = 0; b < 0x100000000ull; b += 65537) {
         float f = bits_f32((uint32_t)b);
         if (isnan(f)) continue;
-        _Float16 h = (_Float16)f;
+        __extension__ _Float16 h = (__extension__(_Float16) f); /* ISO C has it from C23 */
         uint16_t u;
         memcpy(&u, &h, sizeof u);
         if (st_f32_to_f16(f) != u)

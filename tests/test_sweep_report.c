@@ -344,8 +344,8 @@ static void test_sweep_sandbox(void **state)
         "../outside.txt: not allowed: hooks write only inside the sweep directory ",
         "sweep.html: written\n",
         "notes.txt: written\n",
-        "append: nil runs/lr=3e-4/metrics.jsonl: not allowed: runs/ holds the sweep's own "
-        "files\n"};
+        ("append: nil runs/lr=3e-4/metrics.jsonl: not allowed: runs/ holds the sweep's own "
+         "files\n")};
     for (size_t i = 0; i < ARRAY_LEN(lines); i++) has(t, "sandbox.txt", lines[i]);
     char want[64];
     snprintf(want, sizeof want, "read %zu\n", strlen(summary_best));
