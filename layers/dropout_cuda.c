@@ -19,17 +19,8 @@ static void dropout_forward(struct gpu_builder *b, enum gpu_prog pr, int li)
 
 static void dropout_backward(struct gpu_builder *b, int li, int dy)
 {
-    bool acc;
-    int sum;
-    int64_t n = gpu_in_numel(b, li, 0);
-    int dx = gpu_grad_begin(b, b->g->layers[li].in[0], n, false, &acc, &sum);
-    if (dx < 0) return;
-    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, GPU_OP_DROPOUT_BWD, li);
-    s->args[0] = dy;
-    s->args[1] = dx;
-    s->args[2] = gpu_plan_step_of(b->gp, GPU_PROG_FWD_TRAIN, li)->args[2];
-    s->n = n;
-    gpu_grad_finish(b, dx, sum, n);
+    int mask = gpu_plan_step_of(b->gp, GPU_PROG_FWD_TRAIN, li)->args[2];
+    gpu_emit_grad(b, li, GPU_OP_DROPOUT_BWD, (const int[]){dy, -1, mask}, 3, 1);
 }
 
 const struct gpu_lowering dropout_cuda = {.forward = dropout_forward,

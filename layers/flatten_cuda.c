@@ -6,16 +6,5 @@
  */
 #include "gpu_lower.h"
 
-static void flatten_forward(struct gpu_builder *b, enum gpu_prog pr, int li)
-{
-    (void)pr;
-    gpu_set_out(b, li, gpu_in(b, li, 0));
-}
-
-static void flatten_backward(struct gpu_builder *b, int li, int dy)
-{
-    gpu_grad_pass(b, b->g->layers[li].in[0], dy, gpu_in_numel(b, li, 0));
-}
-
-const struct gpu_lowering flatten_cuda = {.forward = flatten_forward,
-                                          .backward = flatten_backward};
+const struct gpu_lowering flatten_cuda = {.forward = gpu_view_forward,
+                                          .backward = gpu_view_backward};

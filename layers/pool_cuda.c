@@ -46,16 +46,7 @@ static void gap_forward(struct gpu_builder *b, enum gpu_prog pr, int li)
 
 static void gap_backward(struct gpu_builder *b, int li, int dy)
 {
-    bool acc;
-    int sum;
-    int64_t n = gpu_in_numel(b, li, 0);
-    int dx = gpu_grad_begin(b, b->g->layers[li].in[0], n, false, &acc, &sum);
-    if (dx < 0) return;
-    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, GPU_OP_GAP_BWD, li);
-    s->args[0] = dy;
-    s->args[1] = dx;
-    s->n = n;
-    gpu_grad_finish(b, dx, sum, n);
+    gpu_emit_grad(b, li, GPU_OP_GAP_BWD, (const int[]){dy, -1}, 2, 1);
 }
 
 const struct gpu_lowering maxpool_cuda = {.supports = pool_supports, .forward = pool_forward,

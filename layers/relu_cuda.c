@@ -13,17 +13,7 @@ static void relu_forward(struct gpu_builder *b, enum gpu_prog pr, int li)
 
 static void relu_backward(struct gpu_builder *b, int li, int dy)
 {
-    bool acc;
-    int sum;
-    int64_t n = gpu_in_numel(b, li, 0);
-    int dx = gpu_grad_begin(b, b->g->layers[li].in[0], n, false, &acc, &sum);
-    if (dx < 0) return;
-    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, GPU_OP_RELU_BWD, li);
-    s->args[0] = gpu_out(b, li);
-    s->args[1] = dy;
-    s->args[2] = dx;
-    s->n = n;
-    gpu_grad_finish(b, dx, sum, n);
+    gpu_emit_grad(b, li, GPU_OP_RELU_BWD, (const int[]){gpu_out(b, li), dy, -1}, 3, 2);
 }
 
 const struct gpu_lowering relu_cuda = {.forward = relu_forward, .backward = relu_backward};

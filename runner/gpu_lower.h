@@ -71,10 +71,18 @@ void gpu_grad_finish(struct gpu_builder *b, int tmp, int sum, int64_t n);
  * reader, else a copy or a sum. */
 void gpu_grad_pass(struct gpu_builder *b, int in, int dy, int64_t n);
 
-/* The common shapes: one kernel (x, y) of layer li's input 0 and output; and a weighted
- * layer's backward (the weights' gradient from (x, dy), the input's from dy). */
+/* The common shapes: one kernel (x, y) of layer li's input 0 and output; one backward kernel
+ * op writing input 0's gradient, its nargs arguments args with the gradient's place at
+ * args[dx] (filled in here; the kernel overwrites, so a gradient with other contributions
+ * goes through a temporary); a weighted layer's backward (the weights' gradient from (x, dy),
+ * the input's from dy); and a view's (flatten, identity: the input's buffer, the gradient
+ * passed on). */
 struct gpu_step *gpu_emit_unary(struct gpu_builder *b, enum gpu_prog pr, enum gpu_op op, int li);
+void gpu_emit_grad(struct gpu_builder *b, int li, enum gpu_op op, const int *args, int nargs,
+                   int dx);
 void gpu_weighted_backward(struct gpu_builder *b, int li, int dy, enum gpu_op wgrad,
                            enum gpu_op dgrad);
+void gpu_view_forward(struct gpu_builder *b, enum gpu_prog pr, int li);
+void gpu_view_backward(struct gpu_builder *b, int li, int dy);
 
 #endif

@@ -364,6 +364,31 @@ struct gpu_step *gpu_emit_unary(struct gpu_builder *b, enum gpu_prog pr, enum gp
     return s;
 }
 
+void gpu_emit_grad(struct gpu_builder *b, int li, enum gpu_op op, const int *args, int nargs,
+                   int dx)
+{
+    bool acc;
+    int sum;
+    int64_t n = gpu_in_numel(b, li, 0);
+    int g = gpu_grad_begin(b, b->g->layers[li].in[0], n, false, &acc, &sum);
+    if (g < 0) return;
+    struct gpu_step *s = gpu_emit(b, GPU_PROG_BWD, op, li);
+    for (int i = 0; i < nargs; i++) s->args[i] = i == dx ? g : args[i];
+    s->n = n;
+    gpu_grad_finish(b, g, sum, n);
+}
+
+void gpu_view_forward(struct gpu_builder *b, enum gpu_prog pr, int li)
+{
+    (void)pr;
+    gpu_set_out(b, li, gpu_in(b, li, 0));
+}
+
+void gpu_view_backward(struct gpu_builder *b, int li, int dy)
+{
+    gpu_grad_pass(b, b->g->layers[li].in[0], dy, gpu_in_numel(b, li, 0));
+}
+
 void gpu_weighted_backward(struct gpu_builder *b, int li, int dy, enum gpu_op wgrad,
                            enum gpu_op dgrad)
 {
