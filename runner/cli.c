@@ -176,29 +176,7 @@ static int cmd_plan(const struct args *a)
     struct summary_target t = {.cuda = false};
     char gpu[320], source[400];
     if (want_cc || cuda) plan_gpu(s, a->opt[0], want_cc, &t, gpu, sizeof gpu, source, sizeof source);
-    enum plan_precision p;
-    if (device_precision(s, t.cuda ? t.cc : 0, t.cuda ? gpu : "the CPU", &p, &d)) {
-        rc = 2;
-        goto out;
-    }
-    t.precision = device_precision_name(p);
-    struct plan *pl = NULL;
-    struct plan_sizes gpu_sizes;
-    if (t.cuda) {
-        enum gpu_dtype dt = p == PLAN_FP32 ? GPU_F32 : p == PLAN_FP16 ? GPU_F16 : GPU_BF16;
-        gpu_plan_sizes(g, s->train.batch_size, dt, model_optimizer_slots(s), &gpu_sizes);
-    } else {
-        struct plan_options o = {.batch = s->train.batch_size,
-                                 .optimizer_slots = model_optimizer_slots(s),
-                                 .seed = (uint64_t)s->seed, .sizes_only = true,
-                                 .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
-        if (plan_create(g, &backend_cpu, &o, &d, &pl)) {
-            rc = 2;
-            goto out;
-        }
-    }
-    summary_print_for(stdout, s, g, &t, pl ? &pl->sizes : &gpu_sizes);
-    plan_free(pl);
+    if (summary_plan(stdout, s, g, &t, gpu, &d)) rc = 2;
 out:
     graph_free(g);
     spec_free(s);

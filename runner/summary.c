@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "device.h"
+#include "gpu_plan.h"
 #include "model.h"
+#include "plan.h"
 
 struct summary_target summary_target_default(const struct spec *s, bool cuda)
 {
@@ -157,4 +159,28 @@ void summary_print_for(FILE *out, const struct spec *s, const struct graph *g,
     else
         fprintf(out, "  workspace        %12s\n", mib(a, sizeof a, real->workspace));
     fprintf(out, "  total            %12s\n", mib(a, sizeof a, total));
+}
+
+enum status summary_plan(FILE *out, const struct spec *s, const struct graph *g,
+                         struct summary_target *t, const char *gpu, struct diag *d)
+{
+    enum plan_precision p;
+    if (device_precision(s, t->cuda ? t->cc : 0, t->cuda ? gpu : "the CPU", &p, d))
+        return STATUS_CONFIG;
+    t->precision = device_precision_name(p);
+    struct plan *pl = NULL;
+    struct plan_sizes gpu_sizes;
+    if (t->cuda) {
+        enum gpu_dtype dt = p == PLAN_FP32 ? GPU_F32 : p == PLAN_FP16 ? GPU_F16 : GPU_BF16;
+        gpu_plan_sizes(g, s->train.batch_size, dt, model_optimizer_slots(s), &gpu_sizes);
+    } else {
+        struct plan_options o = {.batch = s->train.batch_size,
+                                 .optimizer_slots = model_optimizer_slots(s),
+                                 .seed = (uint64_t)s->seed, .sizes_only = true,
+                                 .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
+        if (plan_create(g, &backend_cpu, &o, d, &pl)) return STATUS_CONFIG;
+    }
+    summary_print_for(out, s, g, t, pl ? &pl->sizes : &gpu_sizes);
+    plan_free(pl);
+    return STATUS_OK;
 }

@@ -61,4 +61,11 @@ void summary_print(FILE *out, const struct spec *s, const struct graph *g, bool 
 void summary_print_for(FILE *out, const struct spec *s, const struct graph *g,
                        const struct summary_target *t, const struct plan_sizes *real);
 
+/* `runner plan`: s's plan for target t (t->cuda, t->cc and t->source set; t->precision is set
+ * here, as a run decides it: device_precision, with gpu naming the device in its errors): the
+ * CPU's arenas sized and not allocated, or the GPU's planning, then summary_print_for onto out.
+ * STATUS_CONFIG, in d, when the precision or a layer is refused. */
+MUST_CHECK enum status summary_plan(FILE *out, const struct spec *s, const struct graph *g,
+                                    struct summary_target *t, const char *gpu, struct diag *d);
+
 #endif

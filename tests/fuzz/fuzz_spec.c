@@ -47,23 +47,7 @@ static void plan_print(FILE *out, const struct spec *s, const struct graph *g,
     if (want_cc || cuda)
         t = (struct summary_target){.cuda = true, .cc = want_cc ? want_cc : DEVICE_CC_DEFAULT,
                                     .source = want_cc ? "as --gpu asks" : "the default"};
-    enum plan_precision p;
-    if (device_precision(s, t.cuda ? t.cc : 0, t.cuda ? gpu : "the CPU", &p, d)) return;
-    t.precision = device_precision_name(p);
-    struct plan *pl = NULL;
-    struct plan_sizes gpu_sizes;
-    if (t.cuda) {
-        enum gpu_dtype dt = p == PLAN_FP32 ? GPU_F32 : p == PLAN_FP16 ? GPU_F16 : GPU_BF16;
-        gpu_plan_sizes(g, s->train.batch_size, dt, model_optimizer_slots(s), &gpu_sizes);
-    } else {
-        struct plan_options o = {.batch = s->train.batch_size,
-                                 .optimizer_slots = model_optimizer_slots(s),
-                                 .seed = (uint64_t)s->seed, .sizes_only = true,
-                                 .conv_direct = s->train.conv_algorithm == SPEC_CONV_DIRECT};
-        if (plan_create(g, &backend_cpu, &o, d, &pl)) return;
-    }
-    summary_print_for(out, s, g, &t, pl ? &pl->sizes : &gpu_sizes);
-    plan_free(pl);
+    if (summary_plan(out, s, g, &t, gpu, d)) return; /* a refusal is an answer, not a finding */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
