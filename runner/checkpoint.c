@@ -123,7 +123,11 @@ enum status checkpoint_save(struct plan *p, const struct step_optimizer *o,
     st_add_metadata(w, "training_forwards", v[4]);
     st_add_metadata(w, "epoch_loss_sum", v[5]);
     st_add_metadata(w, "epoch_correct_images", v[6]);
-    enum status st = st_write(w, path, d);
+    /* a plan that failed while its tensors were read gave zeros: keep the last checkpoint */
+    enum status st = plan_status(p) ? STATUS_RUNTIME : st_write(w, path, d);
+    if (plan_status(p))
+        diag_error(d, (struct mark){0}, "%s: not written: the plan failed (%s)", path,
+                   plan_error(p));
     st_writer_free(w);
     free(weights);
     free(state);

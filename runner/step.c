@@ -50,9 +50,10 @@ void step_train_start(struct plan *p, struct step_optimizer *o, double lr, doubl
 void step_train_wait(struct plan *p, struct step_optimizer *o, struct plan_step_result *r)
 {
     plan_step_wait(p, r);
-    /* The count of applied updates is the backend's: a skipped fp16 step does not count, and
-     * while steps are in flight the count taken at their start was a guess. */
-    o->updates = r->updates;
+    /* The count of applied updates is the backend's (a skipped fp16 step does not count), plus
+     * the steps still in flight, which take the next numbers if they apply: exact once none
+     * is pending, as at every checkpoint. */
+    o->updates = r->updates + plan_steps_pending(p);
     if (o->clip_grad_norm > 0) o->grad_norm = r->grad_norm;
 }
 

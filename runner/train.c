@@ -148,6 +148,15 @@ static enum status signal_status(int sig)
     return sig == SIGINT ? STATUS_SIGINT : STATUS_SIGTERM;
 }
 
+/* A plan that failed while running (its backend said what): where, for summary.json's
+ * "stopped" and the lines that end the run. Returns STATUS_RUNTIME. */
+static enum status plan_failed(struct run *r, const struct plan *p, const char *where)
+{
+    snprintf(r->failure, sizeof r->failure, "%s failed %s: %s",
+             p == r->train ? "training" : "evaluation", where, plan_error(p));
+    return STATUS_RUNTIME;
+}
+
 /* The evaluation plan takes the training plan's current weights and statistics; with an EMA
  * (optimizer.ema_decay), the averaged weights instead of the trained ones, and the model's own
  * batchnorm statistics (they are not averaged). */
@@ -207,7 +216,8 @@ static enum status can_resident(struct run *r, bool *want)
     enum spec_resident mode = s->data.resident;
     char why[160] = "";
     *want = false;
-    if (mode == SPEC_RESIDENT_OFF || (mode == SPEC_RESIDENT_AUTO && r->dev.be == &backend_cpu))
+    /* auto: where the backend keeps a training set itself (the GPU) */
+    if (mode == SPEC_RESIDENT_OFF || (mode == SPEC_RESIDENT_AUTO && !r->dev.be->set_dataset))
         return STATUS_OK;
     if (!augment_compile_gpu(&r->aug_train, &r->aug_plan, why, sizeof why))
         return not_resident(r, why, STATUS_CONFIG);
@@ -220,7 +230,9 @@ static enum status keep_resident(struct run *r)
     struct plan_dataset ds = {.pixels = r->data.train.pixels, .count = r->data.train.n,
                               .aug = &r->aug_plan};
     char why[200] = "";
-    if (plan_set_dataset(r->train, &ds, why, sizeof why)) {
+    bool kept = plan_set_dataset(r->train, &ds, why, sizeof why);
+    if (plan_status(r->train)) return plan_failed(r, r->train, "keeping the training set");
+    if (kept) {
         r->resident = true;
         snprintf(r->data_line, sizeof r->data_line,
                  "training set resident on the device (%.0f MiB), augmented there",
@@ -435,8 +447,11 @@ static enum status save(struct run *r, const struct epoch_stats *e, int64_t batc
         cs = (struct checkpoint_state){.epoch = e->epoch + 1, .step = e->step};
     char path[4400];
     if (checkpoint_save(r->train, &r->optimizer, &cs, r->dir, r->s->checkpoint.keep, path,
-                        sizeof path, &r->d))
-        return STATUS_RUNTIME;
+                        sizeof path, &r->d)) {
+        char where[96];
+        snprintf(where, sizeof where, "saving a checkpoint after step %lld", (long long)e->step);
+        return plan_status(r->train) ? plan_failed(r, r->train, where) : STATUS_RUNTIME;
+    }
     say(&r->out, "checkpoint: %s\n", path);
     r->checkpointed = true;
     return STATUS_OK;
@@ -453,17 +468,6 @@ static void say_resume(struct run *r, const char *why)
 struct started {
     int64_t batch, step, n;
 };
-
-/* Waits for step q's result and adds it to the epoch's figures; STATUS_RUNTIME when its loss
- * is not finite. */
-/* A plan that failed while running (its backend said what): where, for summary.json's
- * "stopped" and the lines that end the run. Returns STATUS_RUNTIME. */
-static enum status plan_failed(struct run *r, const struct plan *p, const char *where)
-{
-    snprintf(r->failure, sizeof r->failure, "%s failed %s: %s",
-             p == r->train ? "training" : "evaluation", where, plan_error(p));
-    return STATUS_RUNTIME;
-}
 
 /* The training plan failed at step `step` of epoch e. */
 static enum status step_failed(struct run *r, const struct epoch_stats *e, int64_t step)
@@ -485,6 +489,8 @@ static enum status plans_ok(struct run *r, const char *where, int64_t epoch)
     return STATUS_OK;
 }
 
+/* Waits for step q's result and adds it to the epoch's figures; STATUS_RUNTIME when its loss
+ * is not finite, or the plan failed. */
 static enum status finish_step(struct run *r, struct epoch_stats *e, const struct started *q,
                                double t0)
 {
@@ -508,6 +514,7 @@ static enum status finish_step(struct run *r, struct epoch_stats *e, const struc
     e->images += q->n;
     e->timed_images += q->n;
     e->loss_sum += res.loss * (double)q->n;
+    r->totals.steps = q->step; /* the steps done, should the run stop before its end */
     e->train_seconds = plan_clock() - t0;
     return STATUS_OK;
 }
@@ -663,6 +670,8 @@ static enum status finish(struct run *r, const struct totals *t)
     /* The model is what evaluation measures: the weights, or their EMA when
      * optimizer.ema_decay is on (the raw weights stay in the checkpoints). */
     sync_eval(r);
+    enum status ok = plans_ok(r, "taking the model after epoch", t->epochs);
+    if (ok) return ok;
     if (tested) {
         enum status st = evaluate(r->eval, r->test_loader, s->eval.flip_tta, &res);
         if (st) return st;
@@ -923,7 +932,7 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (st && r->out.bar) say(&r->out, "\n");
-    if (st && st != STATUS_SIGINT && st != STATUS_SIGTERM && r->dir_open)
+    if (st && st != STATUS_SIGINT && st != STATUS_SIGTERM && r->dir_open && !r->failure[0])
         say(&r->out, "the run stopped; what it wrote is in %s\n", r->dir);
     loader_free(r->train_loader);
     loader_free(r->val_loader);

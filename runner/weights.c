@@ -111,7 +111,11 @@ enum status weights_save(struct plan *p, const char *path, enum st_dtype as, str
         diag_error(d, (struct mark){0}, "%s: out of memory saving the weights", path);
         return STATUS_RUNTIME;
     }
-    enum status st = st_write(w, path, d);
+    /* a plan that failed while its tensors were read gave zeros */
+    enum status st = plan_status(p) ? STATUS_RUNTIME : st_write(w, path, d);
+    if (plan_status(p))
+        diag_error(d, (struct mark){0}, "%s: not written: the plan failed (%s)", path,
+                   plan_error(p));
     st_writer_free(w);
     free(data);
     return st;
