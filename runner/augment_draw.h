@@ -33,7 +33,9 @@ extern "C" {
 
 /* One transform's random choice for one image. crop: on = 1, (y0, x0) the top-left corner of
  * the window in unpadded coordinates (-padding ..); hflip: on; cutout: on, and the clipped
- * square rows [y0, y1) x columns [x0, x1). */
+ * square rows [y0, y1) x columns [x0, x1); random_resized_crop: the box rows [y0, y1) x
+ * columns [x0, x1), inside the image, and on = 1 when one of the ten tries gave it, 0 for the
+ * fallback. */
 struct augment_box {
     int32_t on, y0, y1, x0, x1;
 };
@@ -82,6 +84,53 @@ AUGMENT_HD struct augment_box augment_draw_cutout(uint64_t key, uint64_t ctr, in
     b.x1 = b.x0 + size < w ? b.x0 + size : w;
     if (b.y0 < 0) b.y0 = 0;
     if (b.x0 < 0) b.x0 = 0;
+    return b;
+}
+
+/*
+ * random_resized_crop's box on an h x w image, torchvision's RandomResizedCrop.get_params:
+ * up to ten tries of target_area = h w U(scale_lo, scale_hi) and aspect = exp(U(log ratio_lo,
+ * log ratio_hi)), sides bw = round(sqrt(target_area aspect)) and bh = round(sqrt(target_area /
+ * aspect)) (round half to even, as Python's round), the first that fits (0 < bw <= w,
+ * 0 < bh <= h) placed at a uniform top in [0, h - bh] and left in [0, w - bw]; else the
+ * central box of the whole image clamped to the ratio range. The draws come from the key
+ * rng_bits(key, ctr): try t's uniforms at counters 2t and 2t + 1, top and left at 20 and 21.
+ */
+AUGMENT_HD struct augment_box augment_draw_rrc_box(uint64_t key, uint64_t ctr, int h, int w,
+                                                 double scale_lo, double scale_hi,
+                                                 double ratio_lo, double ratio_hi)
+{
+    struct augment_box b;
+    uint64_t k = rng_bits(key, ctr);
+    double area = (double)h * (double)w, log_lo = log(ratio_lo), log_hi = log(ratio_hi);
+    for (uint64_t t = 0; t < 10; t++) {
+        double target = area * (scale_lo + (scale_hi - scale_lo) * rng_uniform(k, 2 * t));
+        double aspect = exp(log_lo + (log_hi - log_lo) * rng_uniform(k, 2 * t + 1));
+        int bw = (int)rint(sqrt(target * aspect)), bh = (int)rint(sqrt(target / aspect));
+        if (bw > 0 && bw <= w && bh > 0 && bh <= h) {
+            b.on = 1;
+            b.y0 = (int)(rng_bits(k, 20) % (uint64_t)(h - bh + 1));
+            b.x0 = (int)(rng_bits(k, 21) % (uint64_t)(w - bw + 1));
+            b.y1 = b.y0 + bh;
+            b.x1 = b.x0 + bw;
+            return b;
+        }
+    }
+    /* The fallback: the whole image, narrowed to the nearest end of the ratio range (at
+     * least one pixel, where torchvision would round a side of a tiny image to 0). */
+    double in_ratio = (double)w / (double)h;
+    int bw = w, bh = h;
+    if (in_ratio < ratio_lo)
+        bh = (int)rint((double)w / ratio_lo);
+    else if (in_ratio > ratio_hi)
+        bw = (int)rint((double)h * ratio_hi);
+    if (bh < 1) bh = 1;
+    if (bw < 1) bw = 1;
+    b.on = 0;
+    b.y0 = (h - bh) / 2;
+    b.x0 = (w - bw) / 2;
+    b.y1 = b.y0 + bh;
+    b.x1 = b.x0 + bw;
     return b;
 }
 

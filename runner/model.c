@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "augment.h"
+
 int model_classes(const struct spec *s)
 {
     switch (s->data.dataset) {
@@ -17,12 +19,9 @@ int model_classes(const struct spec *s)
 struct shape model_image_shape(const struct spec *s, const struct spec_list *transforms)
 {
     (void)s; /* CIFAR-10: 3x32x32 */
-    struct shape sh = {3, {3, 32, 32}};
-    const struct spec_transform *t = transforms->v;
-    for (size_t i = 0; i < transforms->n; i++)
-        if (t[i].kind == SPEC_TRANSFORM_RANDOM_CROP || t[i].kind == SPEC_TRANSFORM_RESIZE)
-            sh.d[1] = sh.d[2] = t[i].size;
-    return sh;
+    int h, w;
+    (void)augment_output_size(transforms, 32, 32, &h, &w); /* one size in, one out */
+    return (struct shape){3, {3, h, w}};
 }
 
 int model_optimizer_slots(const struct spec *s)

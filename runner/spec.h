@@ -54,9 +54,12 @@ enum spec_transform_kind {
     SPEC_TRANSFORM_RESIZE,
     SPEC_TRANSFORM_MIXUP,
     SPEC_TRANSFORM_CUTMIX,
+    SPEC_TRANSFORM_CENTER_CROP,
+    SPEC_TRANSFORM_RANDOM_RESIZED_CROP,
 };
 enum spec_fill { SPEC_FILL_ZERO, SPEC_FILL_REFLECT };
 enum spec_interp { SPEC_INTERP_BILINEAR, SPEC_INTERP_NEAREST };
+enum spec_resize_mode { SPEC_RESIZE_SQUARE, SPEC_RESIZE_SHORTER_SIDE };
 enum spec_hooks_fail { SPEC_HOOKS_FAIL_CONTINUE, SPEC_HOOKS_FAIL_STOP };
 enum spec_conv_algorithm { SPEC_CONV_AUTO, SPEC_CONV_DIRECT };
 
@@ -115,8 +118,10 @@ struct spec_transform {
     long long size, padding;
     enum spec_fill fill;
     enum spec_interp interpolation;
+    enum spec_resize_mode mode; /* resize */
     double p, alpha;
     double mean[3], std[3];
+    double scale[2], ratio[2]; /* random_resized_crop: area fraction and aspect ranges */
 };
 
 struct spec_augment {
