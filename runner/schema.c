@@ -72,6 +72,7 @@ static const struct schema_section data_section = {
 
 static const char *const fill_choices[] = {"zero", "reflect", NULL};
 static const char *const interp_choices[] = {"bilinear", "nearest", NULL};
+static const char *const resize_mode_choices[] = {"square", "shorter_side", NULL};
 
 #define T_OFF(f) OFF(spec_transform, f)
 static const struct schema_key crop_keys[] = {
@@ -104,9 +105,35 @@ static const struct schema_key normalize_keys[] = {
 static const struct schema_key resize_keys[] = {
     {.name = "size", .type = SCHEMA_INT, .offset = T_OFF(size),
      .flags = SK_REQUIRED | SK_MIN | SK_MAX, .min = 1, .max = 4096,
-     .doc = "side of the square output, in pixels (e.g. 224 for ImageNet-pretrained models)"},
+     .doc = "side of the output in pixels: both sides (square) or the shorter one "
+            "(shorter_side); e.g. 224 for ImageNet-pretrained models"},
+    {.name = "mode", .type = SCHEMA_ENUM, .offset = T_OFF(mode), .choices = resize_mode_choices,
+     .def = "square",
+     .doc = "square: size x size (torchvision's Resize((size, size))); shorter_side: the "
+            "shorter side becomes size and the longer int(size * long / short), keeping the "
+            "aspect (torchvision's Resize(size))"},
     {.name = "interpolation", .type = SCHEMA_ENUM, .offset = T_OFF(interpolation),
      .choices = interp_choices, .def = "bilinear", .doc = "how pixels are resampled"},
+};
+static const struct schema_key center_crop_keys[] = {
+    {.name = "size", .type = SCHEMA_INT, .offset = T_OFF(size),
+     .flags = SK_REQUIRED | SK_MIN | SK_MAX, .min = 1, .max = 4096,
+     .doc = "side of the square cut from the centre, in pixels (a smaller image is padded "
+            "with zeros first)"},
+};
+static const struct schema_key rrc_keys[] = {
+    {.name = "size", .type = SCHEMA_INT, .offset = T_OFF(size),
+     .flags = SK_REQUIRED | SK_MIN | SK_MAX, .min = 1, .max = 4096,
+     .doc = "side of the square output, in pixels"},
+    {.name = "scale", .type = SCHEMA_FLOATS, .offset = T_OFF(scale), .count = 2,
+     .flags = SK_MIN | SK_MIN_OPEN | SK_MAX, .min = 0, .max = 1, .def = "[0.08, 1.0]",
+     .doc = "[lo, hi]: the box's area as a fraction of the image's, drawn uniformly "
+            "(lo <= hi)"},
+    {.name = "ratio", .type = SCHEMA_FLOATS, .offset = T_OFF(ratio), .count = 2,
+     .flags = SK_MIN | SK_MIN_OPEN, .min = 0, .def = "[0.75, 1.3333333333333333]",
+     .doc = "[lo, hi]: the box's width / height, drawn log-uniformly (lo <= hi)"},
+    {.name = "interpolation", .type = SCHEMA_ENUM, .offset = T_OFF(interpolation),
+     .choices = interp_choices, .def = "bilinear", .doc = "how the box is resampled"},
 };
 static const struct schema_key mix_keys[] = {
     {.name = "alpha", .type = SCHEMA_FLOAT, .offset = T_OFF(alpha),
@@ -125,12 +152,20 @@ static const struct schema_variant transform_variants[] = {
      "erase a random square to zero after normalization (`cutout: 8`)"},
     {"normalize", normalize_keys, ARRAY_LEN(normalize_keys), NULL,
      "subtract mean, divide by std (images enter the list as values in [0, 1])"},
-    {"resize", resize_keys, ARRAY_LEN(resize_keys), "size", "resize to a square (`resize: 224`)"},
+    {"resize", resize_keys, ARRAY_LEN(resize_keys), "size",
+     "resize to a square or by the shorter side (`resize: 224`)"},
     {"mixup", mix_keys, ARRAY_LEN(mix_keys), "alpha",
      "blend pairs of images and their labels (training only)"},
     {"cutmix", mix_keys, ARRAY_LEN(mix_keys), "alpha",
      "paste a box of one image into another, labels mixed by area (training only)"},
+    {"center_crop", center_crop_keys, ARRAY_LEN(center_crop_keys), "size",
+     "cut a square from the centre (`center_crop: 224`)"},
+    {"random_resized_crop", rrc_keys, ARRAY_LEN(rrc_keys), "size",
+     "cut a box of random area and aspect, resize it to a square (`random_resized_crop: 224`)"},
 };
+/* A variant's index is its enum spec_transform_kind. */
+_Static_assert(ARRAY_LEN(transform_variants) == SPEC_TRANSFORM_RANDOM_RESIZED_CROP + 1,
+               "one transform variant per kind, in the enum's order");
 static const struct schema_section transform_section = {
     .name = "augment.*[]", .select = SCHEMA_SELECT_SINGLE_KEY,
     .variants = transform_variants, .nvariants = ARRAY_LEN(transform_variants),

@@ -742,6 +742,44 @@ enum status validate_keys(struct arena *a, struct diag *d, const struct schema_s
 /* --------------------------------------------------------------------------------------- */
 /* Rules between keys */
 
+/* The mark of key's value in item i of the transform list `augment.<list>` as written, else of
+ * the transform itself (a default is never at fault). */
+static struct mark transform_value_mark(const struct spec *s, const char *list, size_t i,
+                                        const char *key)
+{
+    const struct spec_list *l = strcmp(list, "train") == 0 ? &s->augment.train : &s->augment.eval;
+    struct mark where = ((const struct spec_transform *)l->v)[i].mark;
+    const struct node *aug = node_map_get(s->root, "augment", NULL);
+    const struct node *seq = node_map_get(aug, list, NULL);
+    if (!seq || seq->kind != NODE_SEQ || i >= seq->n) return where;
+    const struct node *item = seq->items[i];
+    if (item->kind != NODE_MAP || item->n != 1) return where;
+    const struct node *value = node_map_get(item->items[0], key, NULL);
+    return value ? value->mark : where;
+}
+
+/* random_resized_crop's ranges, [lo, hi] with lo <= hi (the schema bounds each end). */
+static void check_transform_ranges(struct vctx *v, const struct spec *s, const char *list)
+{
+    const struct spec_list *l = strcmp(list, "train") == 0 ? &s->augment.train : &s->augment.eval;
+    const struct spec_transform *t = l->v;
+    for (size_t i = 0; i < l->n; i++) {
+        if (t[i].kind != SPEC_TRANSFORM_RANDOM_RESIZED_CROP) continue;
+        if (t[i].scale[0] > t[i].scale[1]) {
+            diag_error(v->d, transform_value_mark(s, list, i, "scale"),
+                       "random_resized_crop: scale [%g, %g] is not a range (lo > hi)",
+                       t[i].scale[0], t[i].scale[1]);
+            diag_hint(v->d, "write [lo, hi] with 0 < lo <= hi <= 1, e.g. [0.08, 1.0]");
+        }
+        if (t[i].ratio[0] > t[i].ratio[1]) {
+            diag_error(v->d, transform_value_mark(s, list, i, "ratio"),
+                       "random_resized_crop: ratio [%g, %g] is not a range (lo > hi)",
+                       t[i].ratio[0], t[i].ratio[1]);
+            diag_hint(v->d, "write [lo, hi] with 0 < lo <= hi, e.g. [0.75, 1.3333333333333333]");
+        }
+    }
+}
+
 static void check_rules(struct vctx *v, struct spec *s)
 {
     const struct spec_optimizer *o = &s->optimizer;
@@ -770,6 +808,8 @@ static void check_rules(struct vctx *v, struct spec *s)
                        ev[i].kind == SPEC_TRANSFORM_MIXUP ? "mixup" : "cutmix");
             diag_hint(v->d, "move it to augment.train");
         }
+    check_transform_ranges(v, s, "train");
+    check_transform_ranges(v, s, "eval");
 }
 
 enum status validate_experiment(struct spec *s, struct diag *d, const char *hooks_dir)

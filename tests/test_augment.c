@@ -7,7 +7,8 @@
  * random_resized_crop's boxes (inside, within scale and ratio, the fallback, pure functions
  * of the key) and output, output sizes, lists for images of varying size (errors at their
  * marks, the same bits as for one size in exactly the scratch promised, thin images), the
- * decoded stage's steps chained against one at a time, list order, a
+ * decoded stage's steps chained against one at a time, the new keys in an experiment file
+ * (defaults, the written config read back, reversed ranges at their values), list order, a
  * chain through both scratch buffers, the configuration errors, determinism, mixup and cutmix
  * (pairing and ratio recovered from the targets), the Beta draws' moments and the batch flip.
  */
@@ -967,6 +968,102 @@ static void test_decoded_chain(void **state)
         }
 }
 
+/* The new transforms through the experiment file: shorthands, defaults, the resolved config
+ * read back, and the ranges checked at their values. */
+static void test_spec_transforms(void **state)
+{
+    (void)state;
+    const char *text = "model: {graph: {input: [3, 8, 8], graph: []}}\n"
+                       "optimizer: {type: sgd, lr: 1}\n"
+                       "augment:\n"
+                       "  train:\n"
+                       "    - random_resized_crop: 224\n"
+                       "    - resize: {size: 256, mode: shorter_side, interpolation: nearest}\n"
+                       "    - center_crop: 200\n"
+                       "  eval:\n"
+                       "    - random_resized_crop: {size: 8, scale: [0.5, 0.75], ratio: [1, 2]}\n";
+    struct diag d = {.out = stderr};
+    struct spec *s, *back;
+    assert_int_equal(spec_load_text("mem/aug.yaml", text, strlen(text), NULL, 0, &d, &s),
+                     STATUS_OK);
+    const struct spec_transform *t = s->augment.train.v, *e = s->augment.eval.v;
+    assert_int_equal(t[0].kind, SPEC_TRANSFORM_RANDOM_RESIZED_CROP);
+    assert_int_equal(t[0].size, 224);
+    assert_true(t[0].scale[0] == 0.08 && t[0].scale[1] == 1.0);
+    assert_true(t[0].ratio[0] == 0.75 && t[0].ratio[1] == 4.0 / 3.0); /* torchvision's 4/3 */
+    assert_int_equal(t[0].interpolation, SPEC_INTERP_BILINEAR);
+    assert_int_equal(t[1].kind, SPEC_TRANSFORM_RESIZE);
+    assert_int_equal(t[1].mode, SPEC_RESIZE_SHORTER_SIDE);
+    assert_int_equal(t[1].interpolation, SPEC_INTERP_NEAREST);
+    assert_int_equal(t[2].kind, SPEC_TRANSFORM_CENTER_CROP);
+    assert_int_equal(t[2].size, 200);
+    assert_true(e[0].scale[0] == 0.5 && e[0].ratio[1] == 2);
+    char *yaml = spec_yaml_text(s);
+    assert_non_null(strstr(yaml, "random_resized_crop: {size: 224, scale: [0.08, 1], ratio: "
+                                 "[0.75, 1.3333333333333333], interpolation: bilinear}"));
+    assert_int_equal(spec_load_text("mem/back.yaml", yaml, strlen(yaml), NULL, 0, &d, &back),
+                     STATUS_OK);
+    const struct spec_transform *bt = back->augment.train.v;
+    assert_memory_equal(bt[0].ratio, t[0].ratio, sizeof t[0].ratio);
+    assert_int_equal(bt[1].mode, SPEC_RESIZE_SHORTER_SIDE);
+    assert_int_equal(bt[2].size, 200);
+    spec_free(back);
+    free(yaml);
+    spec_free(s);
+    /* A resize written without a mode is square. */
+    const char *plain = "model: {graph: {input: [3, 8, 8], graph: []}}\n"
+                        "optimizer: {type: sgd, lr: 1}\n"
+                        "augment: {eval: [resize: 16]}\n";
+    assert_int_equal(spec_load_text("mem/p.yaml", plain, strlen(plain), NULL, 0, &d, &s),
+                     STATUS_OK);
+    assert_int_equal(((const struct spec_transform *)s->augment.eval.v)[0].mode,
+                     SPEC_RESIZE_SQUARE);
+    spec_free(s);
+
+    /* Reversed ranges: errors at the values, in either list. */
+    const char *bad = "model: {graph: {input: [3, 8, 8], graph: []}}\n"
+                      "optimizer: {type: sgd, lr: 1}\n"
+                      "augment:\n"
+                      "  train:\n"
+                      "    - random_resized_crop: {size: 8, scale: [0.9, 0.1]}\n"
+                      "  eval:\n"
+                      "    - hflip\n"
+                      "    - random_resized_crop: {size: 8, ratio: [2, 1]}\n"
+                      "    - random_resized_crop: {size: 8, scale: [0, 1]}\n";
+    char *msgs = NULL;
+    size_t len;
+    FILE *mem = open_memstream(&msgs, &len);
+    struct diag bd = {.out = mem};
+    assert_int_equal(spec_load_text("mem/bad.yaml", bad, strlen(bad), NULL, 0, &bd, &s),
+                     STATUS_CONFIG);
+    fclose(mem);
+    assert_null(s);
+    /* 0 is outside (0, 1]: the schema's bound, at the element. */
+    has(msgs, "mem/bad.yaml:9:46: error: 'augment.eval[2].random_resized_crop.scale[0]' must be "
+              "a number in (0, 1], got 0");
+    free(msgs);
+    const char *reversed = "model: {graph: {input: [3, 8, 8], graph: []}}\n"
+                           "optimizer: {type: sgd, lr: 1}\n"
+                           "augment:\n"
+                           "  train:\n"
+                           "    - random_resized_crop: {size: 8, scale: [0.9, 0.1]}\n"
+                           "  eval:\n"
+                           "    - hflip\n"
+                           "    - random_resized_crop: {size: 8, ratio: [2, 1]}\n";
+    msgs = NULL;
+    mem = open_memstream(&msgs, &len);
+    bd = (struct diag){.out = mem};
+    assert_int_equal(spec_load_text("mem/bad.yaml", reversed, strlen(reversed), NULL, 0, &bd, &s),
+                     STATUS_CONFIG);
+    fclose(mem);
+    has(msgs, "mem/bad.yaml:5:45: error: random_resized_crop: scale [0.9, 0.1] is not a range "
+              "(lo > hi)");
+    has(msgs, "mem/bad.yaml:8:45: error: random_resized_crop: ratio [2, 1] is not a range "
+              "(lo > hi)");
+    has(msgs, "hint: write [lo, hi] with 0 < lo <= hi <= 1");
+    free(msgs);
+}
+
 /* --------------------------------------------------------------------------------------- */
 /* Batches */
 
@@ -1200,6 +1297,7 @@ int main(void)
         cmocka_unit_test(test_varying_init),
         cmocka_unit_test(test_varying_images),
         cmocka_unit_test(test_decoded_chain),
+        cmocka_unit_test(test_spec_transforms),
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_chain),
         cmocka_unit_test(test_init_errors),
