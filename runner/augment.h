@@ -55,7 +55,8 @@
  *
  * Randomness is a pure function of the key: augment_key(seed, epoch, image index) for an
  * image, another key per batch, so the same images come out whatever the thread timing and
- * a resumed run sees the same images. Covered by tests/test_augment.c.
+ * a resumed run sees the same images. Covered by tests/test_augment.c, and the decoded-image
+ * stage against torchvision by tests/parity/augment_torchvision.py.
  */
 #ifndef RUNNER_AUGMENT_H
 #define RUNNER_AUGMENT_H

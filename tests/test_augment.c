@@ -11,6 +11,7 @@
  * (defaults, the written config read back, reversed ranges at their values), list order, a
  * chain through both scratch buffers, the configuration errors, determinism, mixup and cutmix
  * (pairing and ratio recovered from the targets), the Beta draws' moments and the batch flip.
+ * tests/parity/augment_torchvision.py compares the decoded-image stage with torchvision.
  */
 #define _GNU_SOURCE
 #include <math.h>
