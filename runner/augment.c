@@ -1,7 +1,7 @@
 /*
  * augment.c: image transforms, per image and per batch; see augment.h. Covered by
- * tests/test_augment.c, and against torchvision by tests/augment_torchvision.py (through
- * tests/augment_dump.c).
+ * tests/test_augment.c, and against torchvision by tests/parity/augment_torchvision.py
+ * (through tests/augment_dump.c).
  *
  * Random numbers: transform number i of the list draws from counters i * 16 + j of its key
  * (j = 0, 1, ...), so adding or removing a transform leaves the draws of the others alone.
