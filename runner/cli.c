@@ -12,6 +12,7 @@
 
 #include "bench.h"
 #include "data.h"
+#include "folder.h"
 #include "device.h"
 #include "gpu_plan.h"
 #include "graph.h"
@@ -362,9 +363,14 @@ static int cmd_report(const struct args *a) { return (int)report_run(a->file); }
 static int cmd_download_main(int argc, char **argv)
 {
     const char *dir = NULL;
+    bool c100 = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return -1;
+        if (strcmp(a, "--cifar100") == 0) {
+            c100 = true;
+            continue;
+        }
         if (a[0] == '-' && a[1]) {
             fprintf(stderr, "runner download: error: unknown option '%s'\n", a);
             fprintf(stderr, "hint: runner download --help lists what it takes\n");
@@ -379,19 +385,90 @@ static int cmd_download_main(int argc, char **argv)
     char root[4096], batches[4200];
     if (dir) snprintf(root, sizeof root, "%s", dir);
     else data_root(NULL, root, sizeof root);
-    snprintf(batches, sizeof batches, "%s/cifar-10-batches-bin", root);
+    snprintf(batches, sizeof batches, "%s/%s", root,
+             c100 ? "cifar-100-binary" : "cifar-10-batches-bin");
     struct diag d = {.out = stderr};
     struct stat sb;
     if (stat(batches, &sb) == 0 && S_ISDIR(sb.st_mode))
         fprintf(stderr, "runner: %s/ is already there\n", batches);
-    else if (cifar10_download(root, NULL, &d))
+    else if (c100 ? cifar100_download(root, NULL, &d) : cifar10_download(root, NULL, &d))
         return 1;
-    struct cifar10 c;
-    if (cifar10_load(root, false, NULL, &d, &c)) return 1;
+    struct data c;
+    if (c100 ? cifar100_load(root, false, false, NULL, &d, &c)
+             : cifar10_load(root, false, NULL, &d, &c))
+        return 1;
     printf("%s/: %lld training and %lld test images, checked\n", batches,
            (long long)c.train.n, (long long)c.test.n);
-    cifar10_free(&c);
+    data_free(&c);
     return 0;
+}
+
+/* runner folder OUT [--subset N] [--test-subset N] [--jpeg [Q]] [--cifar100]: CIFAR written
+ * out as a folder dataset. Reads its own arguments: the exit code, -1 for --help. */
+static int cmd_folder_main(int argc, char **argv)
+{
+    const char *out = NULL;
+    long long subset = 0, test_subset = 0;
+    int quality = 0;
+    bool c100 = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        char *end = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return -1;
+        if (strcmp(a, "--cifar100") == 0) {
+            c100 = true;
+        } else if ((strcmp(a, "--subset") == 0 || strcmp(a, "--test-subset") == 0) &&
+                   i + 1 < argc) {
+            long long v = strtoll(argv[i + 1], &end, 10);
+            if (!*argv[i + 1] || *end || v < 0) {
+                fprintf(stderr, "runner folder: error: %s takes a count, not '%s'\n", a,
+                        argv[i + 1]);
+                return 2;
+            }
+            *(a[2] == 's' ? &subset : &test_subset) = v;
+            i++;
+        } else if (strcmp(a, "--jpeg") == 0) {
+            quality = 95;
+            if (i + 1 < argc && argv[i + 1][0] != '-') {
+                long q = strtol(argv[i + 1], &end, 10);
+                if (*end || q < 1 || q > 100) {
+                    fprintf(stderr, "runner folder: error: --jpeg takes a quality of 1-100, "
+                            "not '%s'\n", argv[i + 1]);
+                    return 2;
+                }
+                quality = (int)q;
+                i++;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "runner folder: error: unknown option '%s'\n", a);
+            fprintf(stderr, "hint: runner folder --help lists what it takes\n");
+            return 2;
+        } else if (out) {
+            fprintf(stderr, "runner folder: error: unexpected argument '%s'\n", a);
+            return 2;
+        } else {
+            out = a;
+        }
+    }
+    if (!out) {
+        fprintf(stderr, "runner folder: error: name the folder to write (runner folder OUT)\n");
+        return 2;
+    }
+    char root[4096];
+    data_root(NULL, root, sizeof root);
+    struct diag d = {.out = stderr};
+    struct data c;
+    if (c100 ? cifar100_load(root, false, false, NULL, &d, &c)
+             : cifar10_load(root, false, NULL, &d, &c))
+        return 1;
+    enum status st = folder_export(&c, out, subset, test_subset, quality, &d);
+    if (!st)
+        printf("%s/: %lld training and %lld test images of %s as %s\n", out,
+               subset ? subset : (long long)c.train.n,
+               test_subset && test_subset < c.test.n ? test_subset : (long long)c.test.n,
+               c100 ? "CIFAR-100" : "CIFAR-10", quality ? "JPEG" : "PNG");
+    data_free(&c);
+    return st ? 1 : 0;
 }
 
 static const struct command commands[] = {
@@ -481,15 +558,29 @@ static const struct command commands[] = {
      "--warmup N untimed steps first (2), --profile the time per op kind and per layer.\n"
      "  runner bench experiments/resnet50_adam.yaml train.batch_size=128 --profile\n",
      cmd_bench, bench_options, NULL},
-    {"download", "[DIR]", "download CIFAR-10 into DIR (RUNNER_DATA, else data/cifar10)",
+    {"download", "[DIR] [--cifar100]",
+     "download CIFAR-10 (or CIFAR-100) into DIR (RUNNER_DATA, else data/cifar10)",
      "Downloads the official CIFAR-10 archive into DIR as a run does when its data is\n"
      "missing: resumed where an earlier try stopped, retried after network errors, its\n"
      "MD5 checked, unpacked into DIR/cifar-10-batches-bin/; then checks every file as a\n"
      "run does. Data already there is only checked. DIR defaults to RUNNER_DATA, else\n"
      "data/cifar10; RUNNER_CIFAR10_URL (with RUNNER_CIFAR10_MD5) names a mirror.\n"
+     "--cifar100: CIFAR-100's binary archive instead, into DIR/cifar-100-binary/\n"
+     "(RUNNER_CIFAR100_URL, RUNNER_CIFAR100_MD5).\n"
      "Exit status: 0, 1 when the download or the check failed.\n"
      "  runner download /srv/data/cifar10 && export RUNNER_DATA=/srv/data/cifar10\n",
      NULL, NULL, cmd_download_main},
+    {"folder", "OUT [--subset N] [--test-subset N] [--jpeg [QUALITY]] [--cifar100]",
+     "write CIFAR-10 (or CIFAR-100) out as a folder dataset of PNG or JPEG files",
+     "Reads CIFAR-10 (RUNNER_DATA, else data/cifar10; --cifar100: CIFAR-100) and writes\n"
+     "it as a folder dataset, the layout data.dataset: folder reads: OUT/train/<class>/\n"
+     "and OUT/test/<class>/, one NNNNN.png per image (NNNNN its index in the set), or\n"
+     "NNNNN.jpg with --jpeg (quality 95 unless given). --subset N writes N training\n"
+     "images (the first N of the fixed order data.subset uses), --test-subset N the first N\n"
+     "test images. A way to try the folder path on known data.\n"
+     "Exit status: 0, 1 when the data could not be read or the files written.\n"
+     "  runner folder /tmp/cifar10-png --subset 5000 --test-subset 1000\n",
+     NULL, NULL, cmd_folder_main},
 };
 
 static const struct command *find_command(const char *name)

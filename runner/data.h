@@ -1,16 +1,16 @@
 /*
- * data.h: CIFAR-10 in its official binary layout (cifar-10-batches-bin/: data_batch_1..5.bin,
- * test_batch.bin, batches.meta.txt), read whole into memory, checked, and split.
+ * data.h: the datasets. CIFAR-10 in its official binary layout (cifar-10-batches-bin/:
+ * data_batch_1..5.bin, test_batch.bin, batches.meta.txt) and CIFAR-100 in its own
+ * (cifar-100-binary/), read whole into memory, checked, and split; and folder datasets
+ * (folder.h), probed and decoded as batches need them.
  *
- *     char root[4096];
- *     data_root(&spec->data, root, sizeof root);   // RUNNER_DATA > data.root > data/cifar10
- *     struct cifar10 c;
- *     if (cifar10_load(root, spec->data.download, NULL, &d, &c)) return 1;
+ *     struct data c;
+ *     if (data_load(spec, NULL, &d, &c)) return 1;   // data.dataset, from data_root or data.root
  *     struct data_split sp;
  *     data_split(c.train.n, spec->data.subset, spec->data.val_split, &sp);
- *     ... c.train.pixels + sp.train[i] * CIFAR_IMAGE_BYTES ...
+ *     dataset_image(&c.train, sp.train[i], buf, &px, &h, &w, why, sizeof why);
  *     data_split_free(&sp);
- *     cifar10_free(&c);
+ *     data_free(&c);
  *
  * A record is one label byte (0-9) and 3072 pixel bytes: the 32x32 red plane, then green,
  * then blue, rows top to bottom. Every file is checked before use: its size must be a whole
@@ -32,6 +32,7 @@
 #include "common.h"
 #include "diag.h"
 #include "download.h"
+#include "image.h"
 #include "spec.h"
 
 #define CIFAR_CLASSES 10
@@ -46,19 +47,35 @@
  * read only when RUNNER_CIFAR10_URL is set. */
 #define CIFAR10_URL "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 #define CIFAR10_MD5 "c32a1d4ab5d03f1284b67883e8d87530"
+/* CIFAR-100's binary release, found and downloaded the same way (RUNNER_CIFAR100_URL and
+ * RUNNER_CIFAR100_MD5 name a mirror). */
+#define CIFAR100_URL "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+#define CIFAR100_MD5 "03b5dce01913d631647c71ecec9e9cb8"
 
-/* Images with their labels, in file order. */
+/* Images with their labels, in file order: in memory (the CIFAR datasets), or files decoded
+ * when a batch needs them (a folder dataset; dataset_image). */
 struct dataset {
     int64_t n;
-    uint8_t *pixels; /* n x CIFAR_IMAGE_BYTES, planar R, G, B as in the files */
-    uint8_t *labels; /* n, each 0..9; in the same allocation as pixels (cifar10_free) */
+    int h, w;              /* the images' size; 0 x 0: they differ (files) */
+    int max_h, max_w;      /* the largest image's sides (equal to h, w when they agree) */
+    uint8_t *pixels;       /* in memory: n x 3 x h x w bytes, planar R, G, B; NULL for files */
+    int32_t *labels;       /* n class indices */
+    char **files;          /* files: n paths (the strings in the same allocation) */
+    struct image_info *info; /* files: each one's probe */
+    const char *cache;     /* files: data.cache, the folder of decoded images, or NULL */
 };
 
-struct cifar10 {
-    char root[4096];                       /* the directory holding cifar-10-batches-bin/ */
-    char class_names[CIFAR_CLASSES][32];   /* from batches.meta.txt ("airplane", ...) */
-    struct dataset train;                  /* data_batch_1..5.bin: 50000 images */
-    struct dataset test;                   /* test_batch.bin: 10000 images */
+/* A dataset loaded: CIFAR-10, CIFAR-100 or a folder. */
+struct data {
+    char root[4096];
+    enum spec_dataset kind;
+    int classes;
+    char **class_names;    /* classes names (data_free frees them) */
+    struct dataset train;
+    struct dataset val;    /* a folder's val/; n = 0 when validation is held out of train */
+    struct dataset test;   /* test/ (test_batch.bin, test.bin), else a folder's val/ */
+    const char *test_from; /* what test holds, for the logs: "test/", "val/ (there is no test/)" */
+    int64_t skipped;       /* bad files left out (data.skip_bad) */
 };
 
 /* The data root: $RUNNER_DATA when set and not empty, else data->root (already resolved
@@ -79,8 +96,27 @@ const char *data_root_source(const struct spec_data *data);
  */
 MUST_CHECK enum status cifar10_load(const char *root, bool download,
                                     const volatile sig_atomic_t *cancel, struct diag *d,
-                                    struct cifar10 *out);
-void cifar10_free(struct cifar10 *c);
+                                    struct data *out);
+/* CIFAR-100 the same way: root/cifar-100-binary/ (train.bin, test.bin, fine_label_names.txt,
+ * coarse_label_names.txt), its labels the fine ones (100 classes) or, with coarse, the 20
+ * superclasses. Each record is the coarse label, the fine label and 3072 pixel bytes. */
+MUST_CHECK enum status cifar100_load(const char *root, bool download, bool coarse,
+                                     const volatile sig_atomic_t *cancel, struct diag *d,
+                                     struct data *out);
+/*
+ * The experiment's dataset (data.dataset): CIFAR-10 or CIFAR-100 from data_root, or a folder
+ * (folder.h) from data.root, with its bad files reported (and, with data.skip_bad, left out).
+ * Errors as cifar10_load's, and STATUS_CONFIG for a folder's layout.
+ */
+MUST_CHECK enum status data_load(const struct spec *s, const volatile sig_atomic_t *cancel,
+                                 struct diag *d, struct data *out);
+void data_free(struct data *c);
+
+/* Image i of set: its pixels (3 x h x w planar) in *px, its size in *h, *w. In memory: a
+ * pointer into set->pixels; files: decoded (or read from data.cache) into buf, which holds
+ * 3 x max_h x max_w bytes. false with the file and what is wrong in why. Thread-safe. */
+bool dataset_image(const struct dataset *set, int64_t i, uint8_t *buf, const uint8_t **px,
+                   int *h, int *w, char *why, size_t why_size);
 
 /*
  * Downloads url into root/cifar-10-binary.tar.gz (download_file: through a .part, resumed and
@@ -95,12 +131,20 @@ void cifar10_free(struct cifar10 *c);
  */
 MUST_CHECK enum status data_download(const char *root, const char *url, const char *md5,
                                      const struct download_options *o, struct diag *d);
+/* The same for an archive holding `folder` (cifar-100-binary/, ...) saved as `archive`. */
+MUST_CHECK enum status data_download_as(const char *root, const char *url, const char *md5,
+                                        const char *archive, const char *folder,
+                                        const struct download_options *o, struct diag *d);
 
 /* data_download of the official archive (CIFAR10_URL, CIFAR10_MD5), or of the mirror named by
  * RUNNER_CIFAR10_URL (with RUNNER_CIFAR10_MD5), with download_defaults and cancel (NULL:
  * none): what cifar10_load does when allowed. */
 MUST_CHECK enum status cifar10_download(const char *root, const volatile sig_atomic_t *cancel,
                                         struct diag *d);
+
+/* The same for CIFAR-100 (CIFAR100_URL, or RUNNER_CIFAR100_URL with RUNNER_CIFAR100_MD5). */
+MUST_CHECK enum status cifar100_download(const char *root, const volatile sig_atomic_t *cancel,
+                                         struct diag *d);
 
 /*
  * Which training images train and which validate: a fixed pseudo-random order of 0..n-1 (the

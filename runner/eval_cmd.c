@@ -69,7 +69,8 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     double t0 = plan_clock();
     struct diag d = {.out = stderr};
     struct augment aug;
-    if (augment_init(&aug, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &d)) return STATUS_CONFIG;
+    int side = s->data.dataset == SPEC_DATASET_FOLDER ? 0 : CIFAR_SIDE;
+    if (augment_init(&aug, &s->augment.eval, 3, side, side, &d)) return STATUS_CONFIG;
     struct plan *p = NULL;
     struct device_choice dev;
     enum status st = load_plan(s, g, weights, &dev, &d, &p);
@@ -77,14 +78,23 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
         plan_free(p);
         return st;
     }
-    char root[4096];
-    data_root(&s->data, root, sizeof root);
-    struct cifar10 c;
-    if (cifar10_load(root, s->data.download, NULL, &d, &c)) {
+    struct data c;
+    if ((st = data_load(s, NULL, &d, &c))) {
         plan_free(p);
-        return STATUS_RUNTIME;
+        return st;
     }
-    struct loader_config lc = {.set = &c.test, .n = c.test.n, .aug = &aug,
+    const char *root = c.root;
+    /* The test set; a folder with neither test/ nor val/ tests on the images a run held out
+     * of train/ (data.val_split). */
+    struct data_split sp = {0};
+    const struct dataset *set = &c.test;
+    if (!c.test.n) {
+        data_split(c.train.n, s->data.subset, s->data.val_split, &sp);
+        set = &c.train;
+    }
+    if (side == 0) augment_set_input_max(&aug, set->max_h, set->max_w);
+    struct loader_config lc = {.set = set, .index = sp.val, .n = c.test.n ? c.test.n : sp.nval,
+                               .aug = &aug,
                                .batch = s->eval.batch_size, .seed = (uint64_t)s->seed,
                                .workers = s->data.workers > 0 ? (int)s->data.workers
                                                               : loader_default_workers(),
@@ -92,19 +102,23 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     struct loader *l = NULL;
     struct eval_result r = {0};
     double macro_f1 = 0;
-    const char (*names)[32] = (const char (*)[32])c.class_names; /* ISO C: explicit */
+    const char *const *names = (const char *const *)c.class_names;
     if (loader_create(&lc, &l)) {
         diag_error(&d, (struct mark){0}, "out of memory for the data loader");
         st = STATUS_RUNTIME;
+    } else if (!lc.n) {
+        diag_error(&d, spec_mark(s, "data.val_split"), "nothing to test on: %s has no test/ or "
+                   "val/ folder and data.val_split is 0", root);
+        st = STATUS_CONFIG;
     } else if (evaluate(p, l, s->eval.flip_tta, &r)) {
+        if (loader_error(l)) diag_error(&d, (struct mark){0}, "%s", loader_error(l));
         st = STATUS_RUNTIME;
     } else if (!path_mkdirs(out)) {
         diag_error(&d, (struct mark){0}, "%s: cannot create: %s", out, strerror(errno));
         st = STATUS_RUNTIME;
     } else if (run_files_confusion(out, &r, names, &d) ||
                run_files_per_class(out, &r, names, &macro_f1, &d) ||
-               run_files_samples(out, &r, c.test.pixels, CIFAR_SIDE, names, s->eval.samples,
-                                 &d) ||
+               run_files_samples(out, &r, set, names, s->eval.samples, &d) ||
                write_summary(out, s, weights, dev.name, &r, macro_f1, plan_clock() - t0, &d)) {
         st = STATUS_RUNTIME;
     } else {
@@ -115,7 +129,8 @@ enum status eval_run(const struct spec *s, const struct graph *g, const char *we
     }
     eval_result_free(&r);
     loader_free(l);
-    cifar10_free(&c);
+    data_split_free(&sp);
+    data_free(&c);
     plan_free(p);
     return st;
 }

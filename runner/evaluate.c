@@ -81,6 +81,10 @@ enum status evaluate(struct plan *p, struct loader *l, bool flip_tta, struct eva
     free(flipped);
     free(prob);
     free(tmp);
+    if (loader_error(l)) { /* an image could not be read: the caller says which */
+        eval_result_free(r);
+        return STATUS_RUNTIME;
+    }
     r->loss = r->n ? loss / (double)r->n : 0;
     r->acc = r->n ? (double)correct / (double)r->n : 0;
     return STATUS_OK;

@@ -23,6 +23,7 @@ struct loader {
     int64_t *ready;  /* per slot: the batch number it holds, or -1 */
     int64_t *order;  /* this epoch's order of positions in cfg.index */
     float **scratch; /* per worker */
+    uint8_t **image; /* per worker: a decoded image (a set of files) */
     pthread_t *threads;
     int nthreads;
 
@@ -31,6 +32,8 @@ struct loader {
     int64_t epoch, claimed, released;
     bool active, quit;
     bool holding; /* the consumer holds batch `released` */
+    bool failed;  /* an image could not be read: error says which, no batch comes any more */
+    char error[1200];
     int busy;     /* workers making a batch */
     struct loader_stats stats;
 };
@@ -53,28 +56,37 @@ static struct batch *name_batch(struct loader *l, int64_t b)
     return bt;
 }
 
-/* Fills slot b % depth with batch b of the current epoch. */
-static void make_batch(struct loader *l, int64_t b, float *scratch)
+/* Fills slot b % depth with batch b of the current epoch; false with the reason in why when
+ * an image cannot be read. */
+static bool make_batch(struct loader *l, int64_t b, float *scratch, uint8_t *image, char *why,
+                       size_t why_size)
 {
     const struct loader_config *c = &l->cfg;
     struct batch *bt = name_batch(l, b);
     int64_t count = bt->n, numel = c->aug->out_numel;
-    for (int64_t i = 0; i < count; i++)
-        augment_image(c->aug, c->set->pixels + bt->image[i] * l->image_bytes, bt->key[i],
-                      bt->x + i * numel, scratch);
+    for (int64_t i = 0; i < count; i++) {
+        const uint8_t *px;
+        int h, w;
+        if (!dataset_image(c->set, bt->image[i], image, &px, &h, &w, why, why_size))
+            return false;
+        augment_image_sized(c->aug, px, h, w, bt->key[i], bt->x + i * numel, scratch);
+    }
     if (count < c->batch) {
         memset(bt->x + count * numel, 0, (size_t)((c->batch - count) * numel) * sizeof *bt->x);
         memset(bt->targets, 0, (size_t)(c->batch * c->classes) * sizeof *bt->targets);
     }
     bt->mixed = augment_batch(c->aug, bt->x, bt->labels, count, c->classes,
                               augment_key(c->seed, l->epoch, -1 - b), bt->targets);
+    return true;
 }
 
 static void *worker(void *arg)
 {
     struct loader *l = ((void **)arg)[0];
     float *scratch = ((void **)arg)[1];
+    uint8_t *image = ((void **)arg)[2];
     free(arg);
+    char why[sizeof l->error];
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (!l->quit &&
@@ -85,9 +97,13 @@ static void *worker(void *arg)
         l->busy++;
         pthread_mutex_unlock(&l->mu);
         double t0 = plan_clock();
-        make_batch(l, b, scratch);
+        bool ok = make_batch(l, b, scratch, image, why, sizeof why);
         double dt = plan_clock() - t0;
         pthread_mutex_lock(&l->mu);
+        if (!ok && !l->failed) {
+            l->failed = true;
+            snprintf(l->error, sizeof l->error, "%s", why);
+        }
         l->ready[b % l->depth] = b;
         l->busy--;
         l->stats.work_seconds += dt;
@@ -110,15 +126,16 @@ enum status loader_create(const struct loader_config *cfg, struct loader **out)
     if (!l) return STATUS_RUNTIME;
     l->cfg = *cfg;
     l->nbatches = cfg->drop_last ? cfg->n / cfg->batch : (cfg->n + cfg->batch - 1) / cfg->batch;
-    l->image_bytes = (int64_t)cfg->aug->c * cfg->aug->in_h * cfg->aug->in_w;
+    l->image_bytes = 3 * (int64_t)cfg->set->max_h * cfg->set->max_w; /* files only */
     int workers = l->cfg.workers = cfg->indices_only ? 0 : cfg->workers; /* threads started */
     l->depth = cfg->indices_only ? 1 : 2 * workers;
     l->slots = calloc((size_t)l->depth, sizeof *l->slots);
     l->ready = malloc((size_t)l->depth * sizeof *l->ready);
     l->order = malloc((size_t)(cfg->n + 1) * sizeof *l->order);
     l->scratch = calloc((size_t)workers + 1, sizeof *l->scratch);
+    l->image = calloc((size_t)workers + 1, sizeof *l->image);
     l->threads = calloc((size_t)workers + 1, sizeof *l->threads);
-    bool ok = l->slots && l->ready && l->order && l->scratch && l->threads;
+    bool ok = l->slots && l->ready && l->order && l->scratch && l->image && l->threads;
     for (int s = 0; ok && s < l->depth; s++) {
         struct batch *b = &l->slots[s];
         if (!cfg->indices_only) {
@@ -135,15 +152,17 @@ enum status loader_create(const struct loader_config *cfg, struct loader **out)
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     for (int w = 0; ok && w < workers; w++) {
-        void **arg = malloc(2 * sizeof *arg);
+        void **arg = malloc(3 * sizeof *arg);
         l->scratch[w] = malloc((cfg->aug->scratch_floats + 1) * sizeof(float));
-        ok = arg && l->scratch[w];
+        if (cfg->set->files) l->image[w] = malloc((size_t)l->image_bytes + 1);
+        ok = arg && l->scratch[w] && (!cfg->set->files || l->image[w]);
         if (!ok) {
             free(arg);
             break;
         }
         arg[0] = l;
         arg[1] = l->scratch[w];
+        arg[2] = l->image[w];
         if (pthread_create(&l->threads[w], NULL, worker, arg)) {
             free(arg);
             ok = false;
@@ -203,7 +222,7 @@ const struct batch *loader_next(struct loader *l)
         l->holding = false;
         pthread_cond_broadcast(&l->cv);
     }
-    if (!l->active || l->released >= l->nbatches) {
+    if (!l->active || l->released >= l->nbatches || l->failed) {
         pthread_mutex_unlock(&l->mu);
         return NULL;
     }
@@ -213,12 +232,24 @@ const struct batch *loader_next(struct loader *l)
         name_batch(l, b);
         l->ready[b % l->depth] = b;
     }
-    while (l->ready[b % l->depth] != b) pthread_cond_wait(&l->cv, &l->mu);
+    while (l->ready[b % l->depth] != b && !l->failed) pthread_cond_wait(&l->cv, &l->mu);
+    if (l->failed) { /* the batch that failed, or one after it: none is used */
+        pthread_mutex_unlock(&l->mu);
+        return NULL;
+    }
     l->stats.wait_seconds += plan_clock() - t0;
     l->stats.batches++;
     l->holding = true;
     pthread_mutex_unlock(&l->mu);
     return &l->slots[b % l->depth];
+}
+
+const char *loader_error(const struct loader *l)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&l->mu);
+    const char *e = l->failed ? l->error : NULL;
+    pthread_mutex_unlock((pthread_mutex_t *)&l->mu);
+    return e;
 }
 
 void loader_stats(const struct loader *l, struct loader_stats *s)
@@ -245,8 +276,11 @@ void loader_free(struct loader *l)
         free(l->slots[s].image);
         free(l->slots[s].key);
     }
-    for (int w = 0; l->scratch && w < l->cfg.workers; w++)
+    for (int w = 0; l->scratch && w < l->cfg.workers; w++) {
         free(l->scratch[w]);
+        free(l->image[w]);
+    }
+    free(l->image);
     free(l->slots);
     free(l->ready);
     free(l->order);

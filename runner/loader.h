@@ -16,7 +16,10 @@
  * the consumer finds the next one ready unless the workers are slower than the compute; the
  * time it waits is counted (loader_stats). The batch returned by loader_next stays valid until
  * the next call. A partial last batch (drop_last false) is padded with zeros; b->n says how
- * many images are real. With indices_only, x and targets are NULL and no thread runs.
+ * many images are real. With indices_only, x and targets are NULL and no thread runs. A set of
+ * files (a folder dataset) is decoded by the workers, each image at its own size, through the
+ * transforms (augment_image_sized); the transforms' scratch must fit the set's largest image
+ * (augment_set_input_max).
  * Covered by tests/test_train.c.
  */
 #ifndef RUNNER_LOADER_H
@@ -73,8 +76,12 @@ int64_t loader_batches(const struct loader *l);
 void loader_start(struct loader *l, int64_t epoch);
 /* The same, from batch `first` of the epoch (a resumed run). */
 void loader_start_at(struct loader *l, int64_t epoch, int64_t first);
-/* The next batch of the epoch, or NULL after the last. */
+/* The next batch of the epoch, or NULL after the last, or once an image could not be read
+ * (loader_error then says which and why). */
 const struct batch *loader_next(struct loader *l);
+/* "PATH: what is wrong" for the image that could not be read, or NULL. Once set, the loader
+ * gives no more batches. */
+const char *loader_error(const struct loader *l);
 void loader_stats(const struct loader *l, struct loader_stats *s);
 void loader_free(struct loader *l);
 

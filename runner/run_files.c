@@ -138,17 +138,47 @@ enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
 /* --------------------------------------------------------------------------------------- */
 /* Evaluation tables */
 
+/* A CSV field: bare, or in double quotes (doubled inside) when it holds a comma, a quote or a
+ * line break (a folder dataset's class names are the user's folder names). */
+static void csv_field(FILE *f, const char *v)
+{
+    if (!strpbrk(v, ",\"\r\n")) {
+        fputs(v, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *v; v++) *v == '"' ? fputs("\"\"", f) : fputc(*v, f);
+    fputc('"', f);
+}
+
+/* name in a file name: letters, digits, '-', '_' and '.' kept, anything else '_', at most
+ * size - 1 bytes. */
+static void file_word(char *out, size_t size, const char *name)
+{
+    size_t k = 0;
+    for (; *name && k + 1 < size; name++) {
+        unsigned char c = (unsigned char)*name;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.';
+        out[k++] = ok ? (char)c : '_';
+    }
+    out[k] = '\0';
+}
+
 enum status run_files_confusion(const char *dir, const struct eval_result *r,
-                            const char (*names)[32], struct diag *d)
+                            const char *const *names, struct diag *d)
 {
     FILE *f = run_files_begin(dir, "confusion_matrix.csv", d);
     if (!f) return STATUS_RUNTIME;
     int k = r->classes;
     fprintf(f, "true\\predicted");
-    for (int j = 0; j < k; j++) fprintf(f, ",%s", names[j]);
+    for (int j = 0; j < k; j++) {
+        fputc(',', f);
+        csv_field(f, names[j]);
+    }
     fprintf(f, "\n");
     for (int i = 0; i < k; i++) {
-        fprintf(f, "%s", names[i]);
+        csv_field(f, names[i]);
         for (int j = 0; j < k; j++) fprintf(f, ",%lld", (long long)r->confusion[i * k + j]);
         fprintf(f, "\n");
     }
@@ -156,17 +186,23 @@ enum status run_files_confusion(const char *dir, const struct eval_result *r,
 }
 
 enum status run_files_per_class(const char *dir, const struct eval_result *r,
-                            const char (*names)[32], double *macro_f1, struct diag *d)
+                            const char *const *names, double *macro_f1, struct diag *d)
 {
-    struct class_metrics m[256];
-    if (r->classes > 256) abort();
+    struct class_metrics *m = calloc((size_t)r->classes + 1, sizeof *m);
+    if (!m) abort();
     *macro_f1 = eval_per_class(r, m);
     FILE *f = run_files_begin(dir, "per_class.csv", d);
-    if (!f) return STATUS_RUNTIME;
+    if (!f) {
+        free(m);
+        return STATUS_RUNTIME;
+    }
     fprintf(f, "class,precision,recall,f1,support\n");
-    for (int c = 0; c < r->classes; c++)
-        fprintf(f, "%s,%.6f,%.6f,%.6f,%lld\n", names[c], m[c].precision, m[c].recall, m[c].f1,
+    for (int c = 0; c < r->classes; c++) {
+        csv_field(f, names[c]);
+        fprintf(f, ",%.6f,%.6f,%.6f,%lld\n", m[c].precision, m[c].recall, m[c].f1,
                 (long long)m[c].support);
+    }
+    free(m);
     return run_files_end(f, dir, "per_class.csv", d);
 }
 
@@ -181,8 +217,9 @@ static int by_confidence(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
-enum status run_files_samples(const char *dir, const struct eval_result *r, const uint8_t *pixels,
-                          int side, const char (*names)[32], int64_t count, struct diag *d)
+enum status run_files_samples(const char *dir, const struct eval_result *r,
+                              const struct dataset *set, const char *const *names,
+                              int64_t count, struct diag *d)
 {
     char sub[4200];
     if (!join(sub, sizeof sub, dir, "samples", "", d) || run_files_mkdirs(sub, d)) return STATUS_RUNTIME;
@@ -200,18 +237,21 @@ enum status run_files_samples(const char *dir, const struct eval_result *r, cons
     FILE *f = run_files_begin(sub, "index.csv", d);
     enum status st = f ? STATUS_OK : STATUS_RUNTIME;
     if (f) fprintf(f, "file,index,true,predicted,confidence\n");
-    size_t image_bytes = (size_t)3 * (size_t)side * (size_t)side;
+    uint8_t *buf = set->pixels ? NULL : malloc(3 * (size_t)set->max_h * (size_t)set->max_w + 1);
+    if (!set->pixels && !buf) abort();
     for (int pass = 0; pass < 2 && !st; pass++) {
         const int64_t *list = pass ? wrong : right;
         int64_t n = pass ? nw : nr;
         for (int64_t s = 0; s < n && s < count && !st; s++) {
             int64_t i = list[s];
             const char *t = names[r->label[i]], *p = names[r->pred[i]];
-            char file[128], path[4400], conf[32], index[32];
+            char file[200], path[4400], conf[32], index[32], tw[64], pw[64];
+            file_word(tw, sizeof tw, t);
+            file_word(pw, sizeof pw, p);
             if (pass)
-                snprintf(file, sizeof file, "wrong_%03lld_%s_as_%s.png", (long long)s, t, p);
+                snprintf(file, sizeof file, "wrong_%03lld_%s_as_%s.png", (long long)s, tw, pw);
             else
-                snprintf(file, sizeof file, "correct_%03lld_%s.png", (long long)s, t);
+                snprintf(file, sizeof file, "correct_%03lld_%s.png", (long long)s, tw);
             if (!join(path, sizeof path, sub, file, "", d)) {
                 st = STATUS_RUNTIME;
                 break;
@@ -219,19 +259,33 @@ enum status run_files_samples(const char *dir, const struct eval_result *r, cons
             snprintf(conf, sizeof conf, "%.4f", r->conf[i]);
             snprintf(index, sizeof index, "%lld", (long long)r->image[i]);
             const char *key[] = {"Title", "Comment"};
-            char comment[160];
-            snprintf(comment, sizeof comment, "test image %s: true %s, predicted %s (%s)", index,
-                     t, p, conf);
+            char comment[4600], why[1200];
+            const uint8_t *px;
+            int h, w;
+            if (!dataset_image(set, r->image[i], buf, &px, &h, &w, why, sizeof why)) {
+                diag_error(d, (struct mark){0}, "%s", why);
+                st = STATUS_RUNTIME;
+                break;
+            }
+            snprintf(comment, sizeof comment, "test image %s%s%s: true %s, predicted %s (%s)",
+                     index, set->files ? " " : "", set->files ? set->files[r->image[i]] : "", t,
+                     p, conf);
             const char *value[] = {file, comment};
-            st = run_files_png(path, pixels + (size_t)r->image[i] * image_bytes, side, side,
-                                  key, value, 2, d);
-            if (!st) fprintf(f, "%s,%s,%s,%s,%s\n", file, index, t, p, conf);
+            st = run_files_png(path, px, w, h, key, value, 2, d);
+            if (!st) {
+                fprintf(f, "%s,%s,", file, index);
+                csv_field(f, t);
+                fputc(',', f);
+                csv_field(f, p);
+                fprintf(f, ",%s\n", conf);
+            }
         }
     }
     if (f && st) fclose(f);
     else if (f) st = run_files_end(f, sub, "index.csv", d);
     free(right);
     free(wrong);
+    free(buf);
     return st;
 }
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "data.h"
 #include "diag.h"
 #include "evaluate.h"
 
@@ -45,20 +46,20 @@ MUST_CHECK enum status run_files_png(const char *path, const uint8_t *planar, in
 
 /* confusion_matrix.csv: a header "true\predicted,<classes...>", one row per true class. */
 MUST_CHECK enum status run_files_confusion(const char *dir, const struct eval_result *r,
-                                       const char (*names)[32], struct diag *d);
+                                       const char *const *names, struct diag *d);
 /* per_class.csv: class,precision,recall,f1,support; returns the macro F1 in *macro_f1. */
 MUST_CHECK enum status run_files_per_class(const char *dir, const struct eval_result *r,
-                                       const char (*names)[32], double *macro_f1,
+                                       const char *const *names, double *macro_f1,
                                        struct diag *d);
 /*
  * samples/: the first `count` correctly classified test images (in test order) and the
- * `count` most confidently misclassified ones, as PNG (pixels: count x CIFAR_IMAGE_BYTES
- * bytes per dataset image, planar 32x32), and samples/index.csv: file, index, true,
- * predicted, confidence.
+ * `count` most confidently misclassified ones, as PNG (each at its size in set, the test
+ * images), and samples/index.csv: file, index, true, predicted, confidence. Class names in
+ * file names keep only [A-Za-z0-9._-] (others become '_'); CSV fields are quoted as needed.
  */
 MUST_CHECK enum status run_files_samples(const char *dir, const struct eval_result *r,
-                                     const uint8_t *pixels, int side, const char (*names)[32],
-                                     int64_t count, struct diag *d);
+                                         const struct dataset *set, const char *const *names,
+                                         int64_t count, struct diag *d);
 
 /* w as a shell reads it back: bare when every character is safe
  * ([A-Za-z0-9_-.,/=+:@]), else in single quotes (an empty word as ''). */

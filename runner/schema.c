@@ -38,22 +38,38 @@ static const struct schema_section model_section = {
 /* --------------------------------------------------------------------------------------- */
 /* data */
 
-static const char *const dataset_choices[] = {"cifar10", NULL};
+static const char *const dataset_choices[] = {"cifar10", "cifar100", "folder", NULL};
+static const char *const labels_choices[] = {"fine", "coarse", NULL};
 static const char *const resident_choices[] = {"auto", "on", "off", NULL};
 static const struct schema_key data_keys[] = {
     {.name = "dataset", .type = SCHEMA_ENUM, .offset = OFF(spec_data, dataset),
-     .choices = dataset_choices, .def = "cifar10", .doc = "the dataset"},
+     .choices = dataset_choices, .def = "cifar10",
+     .doc = "cifar10 and cifar100: the official binary releases; folder: your own images, "
+            "ROOT/train/<class>/*.jpg|.png (and ROOT/val/, ROOT/test/ when present)"},
     {.name = "root", .type = SCHEMA_PATH, .offset = OFF(spec_data, root),
      .flags = SK_NULLABLE,
-     .doc = "directory holding cifar-10-batches-bin/; the environment variable RUNNER_DATA, "
-            "when set, wins; unset: data/cifar10 under the current directory"},
+     .doc = "cifar10, cifar100: directory holding cifar-10-batches-bin/ or cifar-100-binary/ "
+            "(the environment variable RUNNER_DATA, when set, wins; unset: data/cifar10 under "
+            "the current directory); folder: the folder dataset's root, required, and nothing "
+            "overrides it"},
+    {.name = "labels", .type = SCHEMA_ENUM, .offset = OFF(spec_data, labels),
+     .choices = labels_choices, .def = "fine",
+     .doc = "cifar100: the 100 fine classes, or the 20 coarse superclasses"},
+    {.name = "cache", .type = SCHEMA_PATH, .offset = OFF(spec_data, cache), .flags = SK_NULLABLE,
+     .doc = "folder: a directory for decoded images (keyed by each file's path, size and "
+            "modification time), sparing later epochs and runs the decoding; unset: none"},
+    {.name = "skip_bad", .type = SCHEMA_BOOL, .offset = OFF(spec_data, skip_bad), .def = "false",
+     .doc = "folder: leave out the images that cannot be read (a warning line each, counted in "
+            "the summary) instead of stopping before training"},
     {.name = "download", .type = SCHEMA_BOOL, .offset = OFF(spec_data, download), .def = "true",
      .doc = "download the official archive (and check its checksum) when the data is missing"},
     {.name = "val_split", .type = SCHEMA_INT, .offset = OFF(spec_data, val_split),
-     RANGE(0, 49999), .def = "5000",
-     .doc = "training images held out, deterministically, for validation; 0: none"},
-    {.name = "subset", .type = SCHEMA_INT, .offset = OFF(spec_data, subset), RANGE(0, 50000),
-     .def = "0", .doc = "use only this many training images (quick runs); 0: all"},
+     RANGE(0, 2000000000), .def = "5000",
+     .doc = "training images held out, deterministically, for validation; 0: none (a folder dataset "
+            "with val/ validates on it instead)"},
+    {.name = "subset", .type = SCHEMA_INT, .offset = OFF(spec_data, subset), RANGE(0, 2000000000),
+     .def = "0", .doc = "use only this many training images (quick runs); 0: all; both it and "
+                        "val_split must leave training images of the data"},
     {.name = "workers", .type = SCHEMA_INT, .offset = OFF(spec_data, workers), RANGE(0, 256),
      .def = "0", .doc = "data-loading threads; 0: chosen from the cores available"},
     {.name = "resident", .type = SCHEMA_ENUM, .offset = OFF(spec_data, resident),

@@ -35,7 +35,8 @@
 
 enum spec_precision { SPEC_PRECISION_AUTO, SPEC_PRECISION_FP32, SPEC_PRECISION_BF16, SPEC_PRECISION_FP16 };
 enum spec_device_kind { SPEC_DEVICE_AUTO, SPEC_DEVICE_CPU, SPEC_DEVICE_CUDA };
-enum spec_dataset { SPEC_DATASET_CIFAR10 };
+enum spec_dataset { SPEC_DATASET_CIFAR10, SPEC_DATASET_CIFAR100, SPEC_DATASET_FOLDER };
+enum spec_labels { SPEC_LABELS_FINE, SPEC_LABELS_COARSE };
 enum spec_optimizer_type { SPEC_OPTIMIZER_SGD, SPEC_OPTIMIZER_ADAM, SPEC_OPTIMIZER_ADAMW };
 enum spec_schedule_type {
     SPEC_SCHEDULE_CONSTANT,
@@ -106,8 +107,11 @@ struct spec_model {
 struct spec_data {
     struct mark mark;
     enum spec_dataset dataset;
-    const char *root; /* resolved; NULL: RUNNER_DATA or data/cifar10 */
+    const char *root; /* resolved; NULL: RUNNER_DATA or data/cifar10 (required for a folder) */
     bool download;
+    enum spec_labels labels; /* cifar100 */
+    const char *cache;       /* resolved; NULL: no decoded-image cache (folder) */
+    bool skip_bad;           /* folder: leave unreadable images out instead of stopping */
     long long val_split, subset, workers;
     enum spec_resident { SPEC_RESIDENT_AUTO, SPEC_RESIDENT_ON, SPEC_RESIDENT_OFF } resident;
 };

@@ -100,8 +100,10 @@ struct run {
     char dir[4096];
     bool dir_open; /* dir was created for this run */
 
-    struct cifar10 data;
+    struct data data;
     struct data_split split;
+    int64_t nval; /* validation images: the held-out split's, or a folder's val/ */
+    const struct dataset *test_set; /* what the test loader's image indices index */
     struct augment aug_train, aug_eval;
     struct plan *train, *eval;
     struct loader *train_loader, *val_loader, *test_loader;
@@ -125,7 +127,6 @@ struct run {
     struct pretrained_result pretrained;
     struct hooks *hooks;   /* the experiment's hooks: list; NULL when none */
     struct hooks_info info;
-    const char *class_names[CIFAR_CLASSES];
     struct arena arena;    /* the hook folders */
 };
 
@@ -154,6 +155,15 @@ static enum status plan_failed(struct run *r, const struct plan *p, const char *
 {
     snprintf(r->failure, sizeof r->failure, "%s failed %s: %s",
              p == r->train ? "training" : "evaluation", where, plan_error(p));
+    return STATUS_RUNTIME;
+}
+
+/* An image that passed the probe could not be read: the run stops naming it (r->failure).
+ * Returns STATUS_RUNTIME. */
+static enum status data_failed(struct run *r, const struct loader *l, const char *where)
+{
+    snprintf(r->failure, sizeof r->failure, "reading the data failed %s: %s", where,
+             loader_error(l));
     return STATUS_RUNTIME;
 }
 
@@ -219,6 +229,9 @@ static enum status can_resident(struct run *r, bool *want)
     /* auto: where the backend keeps a training set itself (the GPU) */
     if (mode == SPEC_RESIDENT_OFF || (mode == SPEC_RESIDENT_AUTO && !r->dev.be->set_dataset))
         return STATUS_OK;
+    if (s->data.dataset == SPEC_DATASET_FOLDER)
+        return not_resident(r, "a folder dataset's images are decoded by the data-loading "
+                               "threads", STATUS_CONFIG);
     if (!augment_compile_gpu(&r->aug_train, &r->aug_plan, why, sizeof why))
         return not_resident(r, why, STATUS_CONFIG);
     *want = true;
@@ -236,10 +249,57 @@ static enum status keep_resident(struct run *r)
         r->resident = true;
         snprintf(r->data_line, sizeof r->data_line,
                  "training set resident on the device (%.0f MiB), augmented there",
-                 (double)r->data.train.n * CIFAR_IMAGE_BYTES / (1 << 20));
+                 (double)r->data.train.n * 3 * r->data.train.h * r->data.train.w / (1 << 20));
         return STATUS_OK;
     }
     return not_resident(r, why, STATUS_RUNTIME);
+}
+
+/*
+ * Which images train, validate and test. The CIFAR datasets and a folder without val/ hold
+ * data.val_split training images out for validation (data_split); a folder's val/ validates
+ * instead. A folder with neither val/ nor test/ tests on the held-out images. data.subset and
+ * data.val_split must leave training images of the data.
+ */
+static enum status split_data(struct run *r)
+{
+    const struct spec *s = r->s;
+    int64_t n = r->data.train.n;
+    bool own_val = r->data.val.n > 0;
+    if (s->data.subset > n) {
+        diag_error(&r->d, spec_mark(s, "data.subset"), "data.subset is %lld, but the data has "
+                   "%lld training images", s->data.subset, (long long)n);
+        return STATUS_CONFIG;
+    }
+    int64_t used = s->data.subset ? s->data.subset : n;
+    if (!own_val && s->data.val_split >= used) {
+        diag_error(&r->d, spec_mark(s, "data.val_split"), "data.val_split (%lld) leaves no "
+                   "training images: the data has %lld%s", s->data.val_split, (long long)used,
+                   s->data.subset ? " in data.subset" : " training images");
+        diag_hint(&r->d, "hold fewer out, e.g. data.val_split=%lld", (long long)(used / 10));
+        return STATUS_CONFIG;
+    }
+    data_split(n, s->data.subset, own_val ? 0 : s->data.val_split, &r->split);
+    r->nval = own_val ? r->data.val.n : r->split.nval;
+    if (s->eval.test && !r->data.test.n && !r->split.nval) {
+        diag_error(&r->d, spec_mark(s, "eval.test"), "nothing to test on: %s has no test/ or "
+                   "val/ folder and data.val_split is 0", r->data.root);
+        diag_hint(&r->d, "add a test/ (or val/) folder, hold images out with data.val_split, "
+                         "or set eval.test: false");
+        return STATUS_CONFIG;
+    }
+    /* The transforms' scratch fits the largest image that enters them. */
+    if (r->aug_train.in_h == 0) {
+        const struct dataset *sets[] = {&r->data.train, &r->data.val, &r->data.test};
+        int mh = 0, mw = 0;
+        for (int i = 0; i < 3; i++) {
+            mh = sets[i]->max_h > mh ? sets[i]->max_h : mh;
+            mw = sets[i]->max_w > mw ? sets[i]->max_w : mw;
+        }
+        augment_set_input_max(&r->aug_train, mh, mw);
+        augment_set_input_max(&r->aug_eval, mh, mw);
+    }
+    return STATUS_OK;
 }
 
 /* Data, transforms, plans and loaders: everything that can fail before the run directory. */
@@ -250,18 +310,19 @@ static enum status prepare(struct run *r)
     if (device_choose(s, &r->dev, &r->d)) return STATUS_CONFIG;
     if (r->opt->backend) r->dev.be = r->opt->backend;
     r->workers = s->data.workers > 0 ? (int)s->data.workers : loader_default_workers();
-    if (augment_init(&r->aug_train, &s->augment.train, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d) ||
-        augment_init(&r->aug_eval, &s->augment.eval, 3, CIFAR_SIDE, CIFAR_SIDE, &r->d))
+    /* A folder's images may differ in size (the transforms make them one, model_build
+     * checked); the CIFAR datasets' are 32 x 32. */
+    int side = s->data.dataset == SPEC_DATASET_FOLDER ? 0 : CIFAR_SIDE;
+    if (augment_init(&r->aug_train, &s->augment.train, 3, side, side, &r->d) ||
+        augment_init(&r->aug_eval, &s->augment.eval, 3, side, side, &r->d))
         return STATUS_CONFIG;
     bool resident;
     enum status st = can_resident(r, &resident);
     if (st) return st;
 
-    char root[4096];
-    data_root(&s->data, root, sizeof root);
-    if (cifar10_load(root, s->data.download, &stop_signal, &r->d, &r->data))
-        return stop_signal ? signal_status(stop_signal) : STATUS_RUNTIME; /* nothing to save */
-    data_split(r->data.train.n, s->data.subset, s->data.val_split, &r->split);
+    if ((st = data_load(s, &stop_signal, &r->d, &r->data)))
+        return stop_signal ? signal_status(stop_signal) : st; /* nothing to save */
+    if ((st = split_data(r))) return st;
     if (r->split.ntrain < s->train.batch_size) {
         diag_error(&r->d, spec_mark(s, "train.batch_size"),
                    "%lld training images make no full batch of %lld", (long long)r->split.ntrain,
@@ -290,11 +351,15 @@ static enum status prepare(struct run *r)
     if (!r->copy) return STATUS_RUNTIME;
 
     r->steps_per_epoch = r->split.ntrain / s->train.batch_size;
+    const struct dataset *val = r->data.val.n ? &r->data.val : &r->data.train;
+    const struct dataset *test = r->data.test.n ? &r->data.test : &r->data.train;
+    r->test_set = test;
     if (make_loader(r, &r->data.train, r->split.train, r->split.ntrain, true, &r->train_loader) ||
-        (r->split.nval &&
-         make_loader(r, &r->data.train, r->split.val, r->split.nval, false, &r->val_loader)) ||
-        (s->eval.test &&
-         make_loader(r, &r->data.test, NULL, r->data.test.n, false, &r->test_loader)))
+        (r->nval && make_loader(r, val, r->data.val.n ? NULL : r->split.val, r->nval, false,
+                                &r->val_loader)) ||
+        (s->eval.test && make_loader(r, test, r->data.test.n ? NULL : r->split.val,
+                                     r->data.test.n ? r->data.test.n : r->split.nval, false,
+                                     &r->test_loader)))
         return STATUS_RUNTIME;
     step_optimizer_init(&r->optimizer, &s->optimizer);
     schedule_init(&r->schedule, &s->schedule, s->optimizer.lr, s->train.epochs,
@@ -564,6 +629,11 @@ static enum status train_epoch(struct run *r, struct epoch_stats *e, int64_t fir
         if (e->images) progress(r, e, b - 1, plan_clock() - r->started);
     }
     if (pending && (st = finish_step(r, e, &q, t0))) return st;
+    if (loader_error(r->train_loader)) {
+        char where[64];
+        snprintf(where, sizeof where, "in epoch %lld", (long long)e->epoch + 1);
+        return data_failed(r, r->train_loader, where);
+    }
     return STATUS_OK;
 }
 
@@ -650,6 +720,11 @@ static enum status write_summary(struct run *r, const struct totals *t,
                "  \"parameters\": %lld,\n  \"commit\": ",
             r->dev.precision, omp_get_max_threads(), s->seed, (long long)r->g->nparams);
     json_write_string(f, RUNNER_COMMIT);
+    fprintf(f, ",\n  \"dataset\": \"%s\",\n  \"classes\": %d,\n  \"tested_on\": ",
+            r->data.kind == SPEC_DATASET_FOLDER ? "folder"
+            : r->data.kind == SPEC_DATASET_CIFAR100 ? "cifar100" : "cifar10", r->data.classes);
+    json_write_string(f, r->data.test_from ? r->data.test_from : "");
+    fprintf(f, ",\n  \"skipped_images\": %lld", (long long)r->data.skipped);
     fprintf(f, ",\n  \"started\": ");
     json_write_string(f, r->started_text);
     fprintf(f, ",\n  \"stopped\": ");
@@ -674,18 +749,18 @@ static enum status finish(struct run *r, const struct totals *t)
     if (ok) return ok;
     if (tested) {
         enum status st = evaluate(r->eval, r->test_loader, s->eval.flip_tta, &res);
-        if (st) return st;
+        if (st) return loader_error(r->test_loader) ? data_failed(r, r->test_loader, "testing")
+                                                    : st;
         if ((st = plans_ok(r, "testing after epoch", t->epochs))) {
             eval_result_free(&res);
             return st;
         }
         say(&r->out, "test: loss %.4f, accuracy %.4f (%lld images%s)\n", res.loss, res.acc,
             (long long)res.n, s->eval.flip_tta ? ", flip test-time augmentation" : "");
-        const char (*names)[32] = (const char (*)[32])r->data.class_names; /* ISO C: explicit */
+        const char *const *names = (const char *const *)r->data.class_names;
         if (run_files_confusion(r->dir, &res, names, &r->d) ||
             run_files_per_class(r->dir, &res, names, &macro_f1, &r->d) ||
-            run_files_samples(r->dir, &res, r->data.test.pixels, CIFAR_SIDE, names,
-                              s->eval.samples, &r->d)) {
+            run_files_samples(r->dir, &res, r->test_set, names, s->eval.samples, &r->d)) {
             eval_result_free(&res);
             return STATUS_RUNTIME;
         }
@@ -737,11 +812,11 @@ static void print_profile(struct run *r, int64_t steps)
 static enum status open_hooks(struct run *r)
 {
     const struct spec *s = r->s;
-    for (int k = 0; k < CIFAR_CLASSES; k++) r->class_names[k] = r->data.class_names[k];
     r->info = (struct hooks_info){.name = s->name, .device = r->dev.name,
                                   .precision = r->dev.precision, .commit = RUNNER_COMMIT,
                                   .started = r->started_text, .epochs = s->train.epochs,
-                                  .classes = r->class_names, .nclasses = CIFAR_CLASSES,
+                                  .classes = (const char *const *)r->data.class_names,
+                                  .nclasses = r->data.classes,
                                   .config = s->root};
     if (!s->hooks.n) return STATUS_OK;
     size_t ndirs = 0;
@@ -783,9 +858,14 @@ static enum status run(struct run *r)
     say(&r->out,
         "data %s: %lld training, %lld validation, %lld test images; %lld steps of %lld per "
         "epoch\n",
-        r->data.root, (long long)r->split.ntrain, (long long)r->split.nval,
-        s->eval.test ? (long long)r->data.test.n : 0LL, (long long)r->steps_per_epoch,
-        s->train.batch_size);
+        r->data.root, (long long)r->split.ntrain, (long long)r->nval,
+        s->eval.test ? (long long)(r->data.test.n ? r->data.test.n : r->split.nval) : 0LL,
+        (long long)r->steps_per_epoch, s->train.batch_size);
+    if (r->data.kind == SPEC_DATASET_FOLDER)
+        say(&r->out, "data: %d classes; tests on %s\n", r->data.classes, r->data.test_from);
+    if (r->data.skipped)
+        say(&r->out, "data: %lld bad images left out (data.skip_bad)\n",
+            (long long)r->data.skipped);
     if (r->dev.warning[0] && r->out.log) /* said on the terminal when the device was chosen */
         fprintf(r->out.log, "warning: %s\n", r->dev.warning);
     if (r->dev.be == &backend_cpu)
@@ -802,7 +882,7 @@ static enum status run(struct run *r)
     if ((st = open_hooks(r))) return st;
 
     struct totals *t = &r->totals;
-    *t = (struct totals){.has_val = r->split.nval > 0, .best_val_acc = -1};
+    *t = (struct totals){.has_val = r->nval > 0, .best_val_acc = -1};
     if (r->hooks) hook_outcome(r, hooks_start(r->hooks, &r->info), NULL, t->stopped,
                                sizeof t->stopped);
     if (r->opt->resume) {
@@ -827,7 +907,12 @@ static enum status run(struct run *r)
         if (r->val_loader) {
             sync_eval(r);
             struct eval_result v;
-            if ((st = evaluate(r->eval, r->val_loader, false, &v))) return st;
+            if ((st = evaluate(r->eval, r->val_loader, false, &v))) {
+                if (!loader_error(r->val_loader)) return st;
+                char where[64];
+                snprintf(where, sizeof where, "validating after epoch %lld", (long long)epoch + 1);
+                return data_failed(r, r->val_loader, where);
+            }
             if ((st = plans_ok(r, "validating after epoch", epoch + 1))) {
                 eval_result_free(&v);
                 return st;
@@ -946,7 +1031,7 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     if (r->csv) fclose(r->csv);
     if (r->out.log) fclose(r->out.log);
     data_split_free(&r->split);
-    cifar10_free(&r->data);
+    data_free(&r->data);
     free(r);
     return st;
 }

@@ -801,6 +801,13 @@ static void check_rules(struct vctx *v, struct spec *s)
                    "data.val_split (%lld) leaves no training images out of data.subset (%lld)",
                    s->data.val_split, s->data.subset);
     }
+    if (s->data.dataset == SPEC_DATASET_FOLDER && !s->data.root) {
+        diag_error(v->d, spec_mark(s, "data.dataset"),
+                   "a folder dataset needs data.root, the folder holding train/");
+        diag_hint(v->d, "data: {dataset: folder, root: DIR}, DIR holding train/<class>/ (and "
+                        "optionally val/<class>/, test/<class>/); RUNNER_DATA locates the CIFAR "
+                        "datasets only");
+    }
     const struct spec_transform *ev = s->augment.eval.v;
     for (size_t i = 0; i < s->augment.eval.n; i++)
         if (ev[i].kind == SPEC_TRANSFORM_MIXUP || ev[i].kind == SPEC_TRANSFORM_CUTMIX) {

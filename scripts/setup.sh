@@ -14,7 +14,8 @@ cd "$root"
 # libssl-dev. The tests: python3 runs the report pages' checkers, lua5.4 the hook libraries'
 # unit tests.
 packages=(build-essential cmake pkg-config libyaml-dev liblua5.4-dev libcmocka-dev
-          libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libpng-dev libcurl4-openssl-dev
+          libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libpng-dev libturbojpeg0-dev
+          libcurl4-openssl-dev
           libssl-dev python3 lua5.4)
 missing=()
 for p in "${packages[@]}"; do

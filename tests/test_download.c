@@ -999,7 +999,7 @@ static void test_load_downloads(void **state)
     assert_int_equal(download_md5_file(at("cifar.tar.gz"), md5, &d), STATUS_OK);
     setenv("RUNNER_CIFAR10_URL", url_of("/cifar.tar.gz"), 1);
     setenv("RUNNER_CIFAR10_MD5", md5, 1);
-    struct cifar10 c;
+    struct data c;
     size_t len;
     FILE *mem = open_memstream(&msgs, &len);
     d = (struct diag){.out = mem};
@@ -1011,7 +1011,7 @@ static void test_load_downloads(void **state)
     assert_int_equal(c.train.labels[1234], 7);
     assert_int_equal(c.train.labels[1235], 0);
     assert_int_equal(c.test.labels[1234], 7);
-    cifar10_free(&c);
+    data_free(&c);
 
     setenv("RUNNER_CIFAR10_MD5", "0123456789abcdef0123456789abcdef", 1);
     mem = open_memstream(&msgs, &len);

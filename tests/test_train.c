@@ -683,7 +683,7 @@ static void test_loader_workers(void **state)
     struct diag d = {.out = stderr};
     struct spec *s;
     assert_int_equal(spec_load(at("tiny.yaml"), NULL, 0, &d, &s), STATUS_OK);
-    struct cifar10 c;
+    struct data c;
     assert_int_equal(cifar10_load(at("data"), false, NULL, &d, &c), STATUS_OK);
     struct augment a;
     assert_int_equal(augment_init(&a, &s->augment.train, 3, 32, 32, &d), STATUS_OK);
@@ -737,7 +737,7 @@ static void test_loader_workers(void **state)
     loader_free(l[1]);
     loader_free(l[2]);
     data_split_free(&sp);
-    cifar10_free(&c);
+    data_free(&c);
     spec_free(s);
 }
 
