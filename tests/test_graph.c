@@ -34,7 +34,7 @@ struct built {
 };
 
 /* Expands a graph written as YAML text, for data of shape data (NULL: the graph's input) with
- * classes classes (0: none, as graph_build). */
+ * classes classes (0: none, through graph_build). */
 static void build_text_for(struct built *b, const char *yaml, const struct shape *data,
                            int classes)
 {
@@ -46,7 +46,8 @@ static void build_text_for(struct built *b, const char *yaml, const struct shape
     struct diag d = {.out = mem};
     struct node *root = NULL;
     if (yaml_load_text(&b->a, &d, src, yaml, strlen(yaml), 1, 1, &root) == STATUS_OK &&
-        graph_build_for(root, data, classes, &d, &b->g) != STATUS_OK)
+        (classes ? graph_build_for(root, data, classes, &d, &b->g)
+                 : graph_build(root, data, &d, &b->g)) != STATUS_OK)
         assert_null(b->g);
     fclose(mem);
     b->errors = d.errors;
@@ -586,7 +587,7 @@ static void check_model(const char *model)
     assert_non_null(want);
     struct shape data = S3(3, 32, 32);
     struct built b;
-    build_text(&b, yaml, &data);
+    build_text_for(&b, yaml, &data, TEST_CLASSES);
     if (!b.g) fail_msg("%s: %s", model, b.msgs);
     const struct graph *g = b.g;
 
@@ -687,7 +688,7 @@ static void test_counts_follow_edits(void **state)
     assert_non_null(r50);
     char *fewer = replace_once(r50, "repeat: 6, width: 256", "repeat: 2, width: 256");
     struct built b;
-    build_text(&b, fewer, &data);
+    build_text_for(&b, fewer, &data, TEST_CLASSES);
     assert_non_null(b.g);
     /* 4 bottlenecks of width 256 fewer: 4 x (17 w^2 + 12 w) parameters, 4 x 17 w^2 x 8 x 8 MACs. */
     assert_int_equal(b.g->nparams, 23520842 - 4 * (17 * 256 * 256 + 12 * 256));
@@ -702,7 +703,7 @@ static void test_counts_follow_edits(void **state)
     char *r18 = slurp("experiments/models/resnet18.yaml");
     assert_non_null(r18);
     char *narrow = replace_once(r18, "width: 512", "width: 256");
-    build_text(&b, narrow, &data);
+    build_text_for(&b, narrow, &data, TEST_CLASSES);
     assert_non_null(b.g);
     assert_int_equal(b.g->nparams, 5205066);
     assert_int_equal(b.g->macs, 459999744);
