@@ -12,7 +12,7 @@
 
 static const struct schema_key linear_keys[] = {
     {.name = "out", .type = SCHEMA_INT, .offset = P(out), .flags = SK_REQUIRED | SK_MIN,
-     .min = 1, .doc = "output features (the number of classes, for the last layer)"},
+     .min = 1, .doc = "output features (`$classes`, the data's class count, for the last layer)"},
     {.name = "bias", .type = SCHEMA_BOOL, .offset = P(bias), .def = "true",
      .doc = "add a learned bias"},
 };

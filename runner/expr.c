@@ -59,6 +59,35 @@ static double num_f(struct num x)
 
 static struct num parse_sum(struct expr *e);
 
+static const struct expr_global *find_global(const struct expr_scope *sc, const char *name,
+                                             size_t len)
+{
+    for (size_t i = 0; i < sc->nglobals; i++)
+        if (strlen(sc->globals[i].name) == len && strncmp(sc->globals[i].name, name, len) == 0)
+            return &sc->globals[i];
+    return NULL;
+}
+
+static struct num global_value(struct expr *e, const char *at, const struct expr_global *g)
+{
+    if (g->bound) return (struct num){true, g->value, (double)g->value};
+    if (!e->failed) {
+        e->failed = true;
+        diag_error(e->d, expr_mark(e, at), "'$%s' has no value: %s", g->name, g->unbound);
+    }
+    return (struct num){true, 0, 0};
+}
+
+/* The parameter or global closest to word, for a hint; NULL: none is close. */
+static const char *closest_name(struct expr *e, const char *word)
+{
+    const struct expr_scope *sc = e->sc;
+    const char **all = arena_alloc(e->a, (sc->n + sc->nglobals + 1) * sizeof *all);
+    for (size_t i = 0; i < sc->n; i++) all[i] = sc->names[i];
+    for (size_t i = 0; i < sc->nglobals; i++) all[sc->n + i] = sc->globals[i].name;
+    return diag_closest(word, all, sc->n + sc->nglobals);
+}
+
 static struct num param_value(struct expr *e, const char *at, const char *name, size_t len)
 {
     struct num zero = {true, 0, 0};
@@ -66,15 +95,22 @@ static struct num param_value(struct expr *e, const char *at, const char *name, 
     size_t idx = sc->n;
     for (size_t i = 0; i < sc->n; i++)
         if (strlen(sc->names[i]) == len && strncmp(sc->names[i], name, len) == 0) idx = i;
+    if (idx == sc->n) {
+        const struct expr_global *g = find_global(sc, name, len);
+        if (g) return global_value(e, at, g);
+    }
     char *word = arena_strndup(e->a, name, len);
     if (!sc->block) {
+        if (e->failed) return zero;
         expr_fail(e, at, "'$%s' is not defined: $parameters exist only inside blocks", word);
+        const char *best = closest_name(e, word);
+        if (best) diag_hint(e->d, "did you mean '$%s'?", best);
         return zero;
     }
     if (idx == sc->n) {
         if (e->failed) return zero;
         expr_fail(e, at, "'$%s' is not a parameter of this block", word);
-        const char *best = diag_closest(word, sc->names, sc->n);
+        const char *best = closest_name(e, word);
         char list[256];
         size_t used = 0;
         list[0] = '\0';
@@ -278,7 +314,7 @@ static const struct node *subst_scalar(struct arena *a, struct diag *d, const st
     skip_space(&e);
     if (!e.failed && *e.p) expr_fail(&e, e.p, "expected an operator in '%s'", n->text);
     if (e.failed) return NULL;
-    if (!sc->values) return n;
+    if (sc->block && !sc->values) return n; /* checking only */
     char buf[64];
     if (x.is_int) {
         snprintf(buf, sizeof buf, "%lld", x.i);

@@ -6,7 +6,8 @@
  * from its input's); a block or stage item binds the block's parameters and expands its body,
  * then, when the block has a join, its shortcut (only where the body changed the shape) and
  * the join. Block definitions are checked once, before any use, so a mistake in a block is
- * reported once. Covered by tests/test_graph.c and tests/bad_yaml/.
+ * reported once. Every expression also sees the globals (expr.h): $classes, the class count
+ * graph_build_for is given. Covered by tests/test_graph.c and tests/bad_yaml/.
  */
 #include "graph.h"
 
@@ -47,6 +48,7 @@ struct builder {
     int *slots;    /* hash of layer names: layer index + 1, 0 empty */
     size_t nslots; /* a power of two, at least twice the layers */
     bool failed, too_big;
+    struct expr_global globals[1]; /* $classes */
 };
 
 /* Unnamed layers are numbered per op within a block instance (or the top level). */
@@ -91,11 +93,17 @@ static bool scalar_text(const struct node *n)
 }
 
 /* What $names mean in a block instance (env), in a block's definition (def alone: checking
- * only), or outside blocks (neither). */
-static struct expr_scope scope_of(const struct block_def *def, const struct env *env)
+ * only), or outside blocks (neither); the globals ($classes) everywhere. */
+static struct expr_scope scope_of(const struct builder *b, const struct block_def *def,
+                                  const struct env *env)
 {
-    if (!def) return (struct expr_scope){0};
-    return (struct expr_scope){def->name, def->params, def->nparams, env ? env->values : NULL};
+    struct expr_scope sc = {.globals = b->globals, .nglobals = ARRAY_LEN(b->globals)};
+    if (!def) return sc;
+    sc.block = def->name;
+    sc.names = def->params;
+    sc.n = def->nparams;
+    sc.values = env ? env->values : NULL;
+    return sc;
 }
 
 /* The item's settings or arguments: its mapping without the item keys, substituted. */
@@ -103,7 +111,7 @@ static const struct node *item_args(struct builder *b, struct diag *d, const str
                                     const struct block_def *def, const struct env *env)
 {
     struct node *m = node_map(b->a, map->mark);
-    struct expr_scope sc = scope_of(def, env);
+    struct expr_scope sc = scope_of(b, def, env);
     bool ok = true;
     for (size_t i = 0; i < map->n; i++) {
         bool skip = false;
@@ -475,7 +483,7 @@ static struct flow expand_blocks(struct builder *b, struct diag *d, const struct
             {.name = "repeat", .type = SCHEMA_INT, .flags = SK_MIN | SK_MAX, .min = 1,
              .max = 10000, .doc = "blocks in the stage"}};
         static const struct schema_section rs = {.name = "stage", .keys = rk, .nkeys = 1};
-        struct expr_scope es = scope_of(env ? env->def : NULL, env);
+        struct expr_scope es = scope_of(b, env ? env->def : NULL, env);
         const struct node *r = expr_subst(b->a, d, rn, &es);
         if (!r) return bad;
         struct node *m = node_map(b->a, item->mark);
@@ -595,7 +603,7 @@ static void check_exprs(struct builder *b, const struct block_def *def, const st
         if (item->kind != NODE_MAP) continue;
         int before = b->d->errors;
         const struct node *r = node_map_get(item, "repeat", NULL);
-        struct expr_scope es = scope_of(def, NULL);
+        struct expr_scope es = scope_of(b, def, NULL);
         if (r) (void)expr_subst(b->a, b->d, r, &es);
         (void)item_args(b, b->d, item, def, NULL);
         item_done(b, item, b->d, before);
@@ -637,7 +645,12 @@ static void define_block(struct builder *b, struct block_def *def, const struct 
         def->defaults = arena_alloc(b->a, (params->n + 1) * sizeof *def->defaults);
         for (size_t i = 0; i < params->n; i++) {
             const struct node *p = params->kind == NODE_SEQ ? params->items[i] : params->keys[i];
-            if (params->kind == NODE_MAP) def->defaults[i] = params->items[i];
+            if (params->kind == NODE_MAP) {
+                /* A default may use the globals: {out: $classes}. */
+                struct expr_scope top = scope_of(b, NULL, NULL);
+                def->defaults[i] = expr_subst(b->a, b->d, params->items[i], &top);
+                if (!def->defaults[i]) def->defaults[i] = params->items[i];
+            }
             def->params[i] = p->text;
             bool ok = scalar_text(p) && p->len && expr_is_ident(p->text[0], true);
             for (size_t c = 1; ok && c < p->len; c++) ok = expr_is_ident(p->text[c], false);
@@ -651,6 +664,10 @@ static void define_block(struct builder *b, struct block_def *def, const struct 
                 if (strcmp(p->text, reserved[r]) == 0)
                     diag_error(b->d, p->mark, "'%s' cannot be a parameter name: it is a key of "
                                "block items", p->text);
+            for (size_t g = 0; g < ARRAY_LEN(b->globals); g++)
+                if (strcmp(p->text, b->globals[g].name) == 0)
+                    diag_error(b->d, p->mark, "'%s' cannot be a parameter name: $%s is the "
+                               "data's class count in every block", p->text, p->text);
             for (size_t j = 0; j < i; j++)
                 if (strcmp(def->params[j], p->text) == 0)
                     diag_error(b->d, p->mark, "parameter '%s' is declared twice", p->text);
@@ -721,13 +738,17 @@ static void totals(struct graph *g)
     }
 }
 
-enum status graph_build(const struct node *tree, const struct shape *data_input, struct diag *d,
-                        struct graph **out)
+enum status graph_build_for(const struct node *tree, const struct shape *data_input, int classes,
+                            struct diag *d, struct graph **out)
 {
     *out = NULL;
     struct graph *g = calloc(1, sizeof *g);
     if (!g) return STATUS_RUNTIME;
     struct builder b = {.g = g, .a = &g->arena, .d = d};
+    b.globals[0] = (struct expr_global){
+        .name = "classes", .bound = classes > 0, .value = classes,
+        .unbound = "it is the class count of the experiment's data, and a graph file checked "
+                   "on its own has no $classes"};
     int before = d->errors;
     bool unknown = false;
     static const char *const top[] = {"input", "blocks", "graph"};
@@ -792,7 +813,7 @@ enum status graph_build(const struct node *tree, const struct shape *data_input,
             char sb[SHAPE_TEXT];
             diag_error(d, list->items[list->n - 1]->mark, "the graph ends in %s; a classifier "
                        "ends in a vector of class scores", shape_format(&x.s, sb, sizeof sb));
-            diag_hint(d, "end with global_avg_pool (or flatten) and {op: linear, out: CLASSES}");
+            diag_hint(d, "end with global_avg_pool (or flatten) and {op: linear, out: $classes}");
         }
     }
     free(b.seen);
@@ -804,6 +825,12 @@ enum status graph_build(const struct node *tree, const struct shape *data_input,
     totals(g);
     *out = g;
     return STATUS_OK;
+}
+
+enum status graph_build(const struct node *tree, const struct shape *data_input, struct diag *d,
+                        struct graph **out)
+{
+    return graph_build_for(tree, data_input, 0, d, out);
 }
 
 void graph_free(struct graph *g)
@@ -852,7 +879,11 @@ void graph_write_markdown(FILE *out)
           "Inside a block, settings and arguments may use its parameters: `$width`, "
           "`$width * 4`, `($c + 1) // 2` (`+ - * / // %` and parentheses; integers stay "
           "integers, `/` gives a number when it does not divide). Names nest with `.`: "
-          "`layer1.0.conv1.weight` is a parameter of the first block of stage `layer1`.\n\n",
+          "`layer1.0.conv1.weight` is a parameter of the first block of stage `layer1`.\n\n"
+          "`$classes` is the number of classes of the experiment's data (`cifar10`: 10), "
+          "everywhere in the file: at the top level, in blocks and in parameters' defaults "
+          "(`{name: fc, op: linear, out: $classes}`, `out: $classes * 2`). No block parameter "
+          "may be called `classes`.\n\n",
           out);
     op_write_markdown(out);
 }

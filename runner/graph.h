@@ -20,7 +20,7 @@
  *       - {name: conv1, op: conv, out: 64, kernel: 3, pad: 1}
  *       - {name: layer1, stage: basic, repeat: 2, width: 64, stride: 1}
  *       - global_avg_pool
- *       - {name: fc, op: linear, out: 10}
+ *       - {name: fc, op: linear, out: $classes}
  *
  * A stage repeats a block; its `stride` goes to the first block only (the others get 1), its
  * other arguments to every block. `{name: x, block: basic, ...}` is one block. Names nest:
@@ -28,11 +28,14 @@
  * layer1.1.conv2.weight (torchvision's state-dict names). A layer without a name is called
  * OP_N (relu_1, relu_2, ...) within its block. Arguments and settings may be arithmetic on
  * parameters: `$width * 4`, `($width + 1) // 2` (+ - * / // %, parentheses; integers stay
- * integers, `/` gives a number when it does not divide).
+ * integers, `/` gives a number when it does not divide). `$classes`, the data's class count,
+ * may be used everywhere: at the top level, in blocks' layers and arguments, and in
+ * parameters' defaults. A block parameter cannot be called `classes` (an error at its name),
+ * so `$classes` means the same in every block.
  *
  *     struct graph *g;
  *     struct shape data = {3, {3, 32, 32}};
- *     if (graph_build(spec->model.graph.tree, &data, &diag, &g)) return 2;
+ *     if (graph_build_for(spec->model.graph.tree, &data, 10, &diag, &g)) return 2;
  *     printf("%lld parameters\n", (long long)g->nparams);
  *     graph_free(g);
  *
@@ -94,10 +97,17 @@ struct graph {
 };
 
 /*
- * Expands tree (a graph file's mapping). data_input is the image shape the data gives (C, H,
- * W), or NULL; the graph's own `input`, when written, must agree with it, and is needed
- * without it. Errors go to d; on failure *out is NULL.
+ * Expands tree (a graph file's mapping) for data of classes classes. data_input is the image
+ * shape the data gives (C, H, W), or NULL; the graph's own `input`, when written, must agree
+ * with it, and is needed without it. classes > 0 is what `$classes` stands for; 0 (or less):
+ * no data decides it, and a `$classes` is an error at its position (graph files checked on
+ * their own have none). Errors go to d; on failure *out is NULL, STATUS_CONFIG (STATUS_RUNTIME
+ * out of memory).
  */
+MUST_CHECK enum status graph_build_for(const struct node *tree, const struct shape *data_input,
+                                       int classes, struct diag *d, struct graph **out);
+
+/* graph_build_for without a class count (classes 0): for graphs that do not use $classes. */
 MUST_CHECK enum status graph_build(const struct node *tree, const struct shape *data_input,
                                    struct diag *d, struct graph **out);
 void graph_free(struct graph *g);

@@ -105,7 +105,7 @@ enum status model_build(const struct spec *s, struct diag *d, struct graph **out
         return STATUS_CONFIG;
     }
     struct graph *g;
-    enum status st = graph_build(s->model.graph.tree, &tr, d, &g);
+    enum status st = graph_build_for(s->model.graph.tree, &tr, model_classes(s), d, &g);
     if (st) return st;
     int before = d->errors;
     const struct graph_layer *last = &g->layers[g->output];

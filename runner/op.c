@@ -45,7 +45,8 @@ void op_write_markdown(FILE *out)
 {
     fprintf(out, "### Ops\n\n"
                  "A layer is `{op: NAME, key: value, ...}` (or the bare NAME when it has no "
-                 "settings). Values may be `$param` expressions inside blocks.\n\n");
+                 "settings). Values may be `$param` expressions inside blocks, and use `$classes` "
+                 "anywhere.\n\n");
     for (int k = 0; k < OP_KIND_COUNT; k++) {
         const struct op_def *op = op_table[k];
         fprintf(out, "`%s` — %s.", op->name, op->doc);

@@ -1,6 +1,6 @@
 /*
  * test_graph.c: the op table and every shape rule, graph expansion (blocks, stages, shortcuts,
- * names, $expressions), the shipped models against torchvision's state dicts and counts
+ * names, $expressions, $classes), the shipped models against torchvision's state dicts and counts
  * (tests/ref/state_dict_*.txt, written by tests/ref/gen_state_dicts.py), counts that follow
  * edits of a model file, and the memory summary. Error positions are in tests/bad_yaml/.
  * Run from CTest with the project's source directory as its argument.
@@ -33,8 +33,10 @@ struct built {
     int errors;
 };
 
-/* Expands a graph written as YAML text, for data of shape data (NULL: the graph's input). */
-static void build_text(struct built *b, const char *yaml, const struct shape *data)
+/* Expands a graph written as YAML text, for data of shape data (NULL: the graph's input) with
+ * classes classes (0: none, through graph_build). */
+static void build_text_for(struct built *b, const char *yaml, const struct shape *data,
+                           int classes)
 {
     memset(b, 0, sizeof *b);
     struct source *src = arena_alloc(&b->a, sizeof *src);
@@ -44,10 +46,17 @@ static void build_text(struct built *b, const char *yaml, const struct shape *da
     struct diag d = {.out = mem};
     struct node *root = NULL;
     if (yaml_load_text(&b->a, &d, src, yaml, strlen(yaml), 1, 1, &root) == STATUS_OK &&
-        graph_build(root, data, &d, &b->g) != STATUS_OK)
+        (classes ? graph_build_for(root, data, classes, &d, &b->g)
+                 : graph_build(root, data, &d, &b->g)) != STATUS_OK)
         assert_null(b->g);
     fclose(mem);
     b->errors = d.errors;
+}
+
+/* The same without a class count. */
+static void build_text(struct built *b, const char *yaml, const struct shape *data)
+{
+    build_text_for(b, yaml, data, 0);
 }
 
 static void built_free(struct built *b)
@@ -422,6 +431,92 @@ static void test_expressions(void **state)
     free(bad);
 }
 
+/* $classes: the data's class count at the top level, in blocks, in expressions and defaults. */
+static void test_classes(void **state)
+{
+    (void)state;
+    const char *yaml =
+        "input: [3, 8, 8]\n"
+        "blocks:\n"
+        "  head:\n"
+        "    params: {width: 4, out: $classes + 1}\n"
+        "    body:\n"
+        "      - {name: wide, op: conv, out: $classes * 2, kernel: 1}\n"
+        "      - {name: narrow, op: conv, out: $width, kernel: 1}\n"
+        "      - {name: last, op: conv, out: $out, kernel: 1}\n"
+        "graph:\n"
+        "  - {name: stem, op: conv, out: $classes, kernel: 1}\n"
+        "  - {name: s, stage: head, repeat: $classes // 7}\n"
+        "  - global_avg_pool\n"
+        "  - {name: fc, op: linear, out: $classes}\n";
+    struct built b;
+    build_text_for(&b, yaml, NULL, 7);
+    if (!b.g) fail_msg("%s", b.msgs);
+    assert_int_equal(layer(b.g, "stem")->p.conv.out, 7);
+    assert_int_equal(layer(b.g, "s.0.wide")->p.conv.out, 14);
+    assert_int_equal(layer(b.g, "s.0.narrow")->p.conv.out, 4);
+    assert_int_equal(layer(b.g, "s.0.last")->p.conv.out, 8);
+    assert_int_equal(layer(b.g, "fc")->p.linear.out, 7);
+    assert_null(graph_find_tensor(b.g, "s.1.wide.weight")); /* repeat 7 // 7 */
+    expect_shape(&b.g->layers[b.g->output].out, "7");
+    built_free(&b);
+    build_text_for(&b, yaml, NULL, 100);
+    if (!b.g) fail_msg("%s", b.msgs);
+    assert_int_equal(layer(b.g, "s.13.wide")->p.conv.out, 200);
+    assert_int_equal(layer(b.g, "s.13.last")->p.conv.out, 101);
+    expect_shape(&b.g->layers[b.g->output].out, "100");
+    built_free(&b);
+
+    /* Without a class count (graph_build): an error where it is used; in a block, once
+     * (where the block is defined). */
+    const char *top = "input: [3, 8, 8]\n"
+                      "graph:\n"
+                      "  - {name: stem, op: conv, out: 8, kernel: 1}\n"
+                      "  - global_avg_pool\n"
+                      "  - {name: fc, op: linear, out: $classes}\n";
+    build_text(&b, top, NULL);
+    assert_null(b.g);
+    assert_int_equal(b.errors, 1);
+    assert_non_null(strstr(b.msgs, "graph.yaml:5:33: error: '$classes' has no value: it is the "
+                                   "class count of the experiment's data, and a graph file "
+                                   "checked on its own has no $classes"));
+    built_free(&b);
+    build_text(&b, yaml, NULL);
+    assert_null(b.g);
+    assert_int_equal(b.errors, 2);
+    assert_non_null(strstr(b.msgs, "graph.yaml:4:29: error: '$classes' has no value"));
+    assert_non_null(strstr(b.msgs, "graph.yaml:6:37: error: '$classes' has no value"));
+    built_free(&b);
+
+    /* A block parameter cannot be called classes (it would change what $classes means). */
+    char *shadow = replace_once(yaml, "{width: 4, out: $classes + 1}",
+                                "{width: 4, out: 1, classes: 3}");
+    build_text_for(&b, shadow, NULL, 7);
+    assert_null(b.g);
+    assert_int_equal(b.errors, 1);
+    assert_non_null(strstr(b.msgs, "graph.yaml:4:32: error: 'classes' cannot be a parameter "
+                                   "name: $classes is the data's class count in every block"));
+    built_free(&b);
+    free(shadow);
+
+    /* A misspelt $classes: the hint names it, at the top level and in a block. */
+    char *typo = replace_once(top, "out: $classes}", "out: $clases}");
+    build_text_for(&b, typo, NULL, 7);
+    assert_null(b.g);
+    assert_non_null(strstr(b.msgs, "graph.yaml:5:33: error: '$clases' is not defined"));
+    assert_non_null(strstr(b.msgs, "did you mean '$classes'?"));
+    built_free(&b);
+    free(typo);
+    typo = replace_once(yaml, "out: $classes * 2", "out: $clases * 2");
+    build_text_for(&b, typo, NULL, 7);
+    assert_null(b.g);
+    assert_non_null(strstr(b.msgs, "graph.yaml:6:37: error: '$clases' is not a parameter of "
+                                   "this block"));
+    assert_non_null(strstr(b.msgs, "did you mean '$classes'?"));
+    built_free(&b);
+    free(typo);
+}
+
 static void test_block_error_reported_once(void **state)
 {
     (void)state;
@@ -492,7 +587,7 @@ static void check_model(const char *model)
     assert_non_null(want);
     struct shape data = S3(3, 32, 32);
     struct built b;
-    build_text(&b, yaml, &data);
+    build_text_for(&b, yaml, &data, TEST_CLASSES);
     if (!b.g) fail_msg("%s: %s", model, b.msgs);
     const struct graph *g = b.g;
 
@@ -593,7 +688,7 @@ static void test_counts_follow_edits(void **state)
     assert_non_null(r50);
     char *fewer = replace_once(r50, "repeat: 6, width: 256", "repeat: 2, width: 256");
     struct built b;
-    build_text(&b, fewer, &data);
+    build_text_for(&b, fewer, &data, TEST_CLASSES);
     assert_non_null(b.g);
     /* 4 bottlenecks of width 256 fewer: 4 x (17 w^2 + 12 w) parameters, 4 x 17 w^2 x 8 x 8 MACs. */
     assert_int_equal(b.g->nparams, 23520842 - 4 * (17 * 256 * 256 + 12 * 256));
@@ -608,7 +703,7 @@ static void test_counts_follow_edits(void **state)
     char *r18 = slurp("experiments/models/resnet18.yaml");
     assert_non_null(r18);
     char *narrow = replace_once(r18, "width: 512", "width: 256");
-    build_text(&b, narrow, &data);
+    build_text_for(&b, narrow, &data, TEST_CLASSES);
     assert_non_null(b.g);
     assert_int_equal(b.g->nparams, 5205066);
     assert_int_equal(b.g->macs, 459999744);
@@ -666,6 +761,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pointwise_and_vectors),
         cmocka_unit_test(test_expand_names_and_shortcuts),
         cmocka_unit_test(test_expressions),
+        cmocka_unit_test(test_classes),
         cmocka_unit_test(test_block_error_reported_once),
         cmocka_unit_test(test_input_from_data),
         cmocka_unit_test(test_resnet50),

@@ -15,6 +15,7 @@
 #include "diag.h"
 #include "graph.h"
 #include "plan.h"
+#include "test_util.h"
 #include "yaml_load.h"
 
 struct net {
@@ -37,7 +38,7 @@ static inline void net_open_text(struct net *t, const char *yaml, const struct s
     struct diag d = {.out = stderr};
     struct node *root;
     assert_int_equal(yaml_load_text(&t->a, &d, src, yaml, strlen(yaml), 1, 1, &root), STATUS_OK);
-    assert_int_equal(graph_build(root, data, &d, &t->g), STATUS_OK);
+    assert_int_equal(graph_build_for(root, data, TEST_CLASSES, &d, &t->g), STATUS_OK);
     assert_int_equal(plan_create(t->g, &backend_cpu, o, &d, &t->p), STATUS_OK);
     t->in_n = (size_t)o->batch * (size_t)shape_numel(&t->g->input);
     t->w = graph_find_tensor(t->g, "fc.weight");

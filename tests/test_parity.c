@@ -122,7 +122,7 @@ static int setup(void **state)
     struct diag d = {.out = stderr};
     struct node *root;
     assert_int_equal(yaml_load_text(&t->a, &d, src, yaml, strlen(yaml), 1, 1, &root), STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &t->g), STATUS_OK);
+    assert_int_equal(graph_build_for(root, NULL, TEST_CLASSES, &d, &t->g), STATUS_OK);
     free(yaml);
 
     const struct st_tensor *x = st_find(t->batch, "x"), *y = st_find(t->batch, "y");

@@ -514,7 +514,7 @@ static void test_activation_arena(void **state)
     struct graph *g;
     struct plan *p;
     assert_int_equal(yaml_load_text(&a, &d, &src, yaml, strlen(yaml), 1, 1, &root), STATUS_OK);
-    assert_int_equal(graph_build(root, NULL, &d, &g), STATUS_OK);
+    assert_int_equal(graph_build_for(root, NULL, TEST_CLASSES, &d, &g), STATUS_OK);
     struct plan_options o = {.batch = 64, .optimizer_slots = 2, .sizes_only = true};
     assert_int_equal(plan_create(g, &backend_cpu, &o, &d, &p), STATUS_OK);
     size_t outputs = 0;

@@ -16,6 +16,10 @@
 #include "spec.h"
 #include "yaml_load.h"
 
+/* What $classes is in the tests' graphs: CIFAR-10's class count, the shipped models' classifier
+ * (torchvision's state dicts in tests/ref are for 10 classes). */
+#define TEST_CLASSES 10
+
 /* Writes text to dir/name; returns the path (static buffer, reused). */
 static inline const char *write_file(const char *dir, const char *name, const char *text)
 {
@@ -146,8 +150,9 @@ static inline int gpu_test_gate(void)
     return 77;
 }
 
-/* The graph of yaml (a graph file's text, called name in messages), built in arena a; NULL,
- * with the errors printed, when it does not build. yaml must outlive the graph. */
+/* The graph of yaml (a graph file's text, called name in messages) for TEST_CLASSES classes,
+ * built in arena a; NULL, with the errors printed, when it does not build. yaml must outlive
+ * the graph. */
 static inline struct graph *graph_of_text(struct arena *a, const char *name, const char *yaml)
 {
     struct source *src = arena_alloc(a, sizeof *src);
@@ -156,7 +161,7 @@ static inline struct graph *graph_of_text(struct arena *a, const char *name, con
     struct node *root;
     struct graph *g = NULL;
     if (yaml_load_text(a, &d, src, yaml, strlen(yaml), 1, 1, &root) != STATUS_OK ||
-        graph_build(root, NULL, &d, &g) != STATUS_OK)
+        graph_build_for(root, NULL, TEST_CLASSES, &d, &g) != STATUS_OK)
         return NULL;
     return g;
 }
