@@ -82,7 +82,9 @@ static void hint_not_found(struct diag *d, const char *root, const char *batches
                      "--cifar100" : "scripts/get_cifar10.sh");
     else
         diag_hint(d, "or allow the download (data.download: true) on a machine with internet "
-                     "access, or run scripts/get_cifar10.sh");
+                     "access, or run %s", strcmp(batches, BATCHES_DIR)
+                                              ? "runner download --cifar100"
+                                              : "scripts/get_cifar10.sh");
 }
 
 /* ---------------------------------------------------------------------------------------- */

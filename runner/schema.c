@@ -65,8 +65,8 @@ static const struct schema_key data_keys[] = {
      .doc = "download the official archive (and check its checksum) when the data is missing"},
     {.name = "val_split", .type = SCHEMA_INT, .offset = OFF(spec_data, val_split),
      RANGE(0, 2000000000), .def = "5000",
-     .doc = "training images held out, deterministically, for validation; 0: none (a folder dataset "
-            "with val/ validates on it instead)"},
+     .doc = "training images held out, deterministically, for validation; 0: none (a folder "
+            "dataset with val/ validates on it instead)"},
     {.name = "subset", .type = SCHEMA_INT, .offset = OFF(spec_data, subset), RANGE(0, 2000000000),
      .def = "0", .doc = "use only this many training images (quick runs); 0: all; both it and "
                         "val_split must leave training images of the data"},

@@ -366,6 +366,101 @@ static void test_folder_missing(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Split, root */
 
+/* CIFAR-100: records of coarse label, fine label, pixels; train.bin 50000, test.bin 10000. */
+#define C100_RECORD (2 + CIFAR_IMAGE_BYTES)
+
+static void write_c100(const char *root, int64_t train_records, int bad_at)
+{
+    char d100[1024], path[1200];
+    snprintf(d100, sizeof d100, "%s/cifar-100-binary", root);
+    mkdir(root, 0777); /* may exist: the files are rewritten */
+    mkdir(d100, 0777);
+    const char *files[2] = {"train.bin", "test.bin"};
+    int64_t counts[2] = {train_records, CIFAR_FILE_RECORDS};
+    for (int f = 0; f < 2; f++) {
+        unsigned char *buf = malloc((size_t)counts[f] * C100_RECORD);
+        assert_non_null(buf);
+        for (int64_t r = 0; r < counts[f]; r++) {
+            unsigned char *rec = buf + r * C100_RECORD;
+            rec[0] = (unsigned char)((r + f) % 20);
+            rec[1] = (unsigned char)((r * 7 + f) % 100);
+            for (int p = 0; p < CIFAR_IMAGE_BYTES; p++) rec[2 + p] = (unsigned char)(r + p);
+        }
+        if (f == 0 && bad_at >= 0) buf[(size_t)bad_at * C100_RECORD + 1] = 100; /* fine 100 */
+        snprintf(path, sizeof path, "%s/%s", d100, files[f]);
+        write_bytes(path, buf, (size_t)counts[f] * C100_RECORD);
+        free(buf);
+    }
+    char fine[4096] = "", coarse[1024] = "";
+    for (int i = 0; i < 100; i++)
+        snprintf(fine + strlen(fine), sizeof fine - strlen(fine), "fine_%d\n", i);
+    for (int i = 0; i < 20; i++)
+        snprintf(coarse + strlen(coarse), sizeof coarse - strlen(coarse), "coarse_%d\n", i);
+    snprintf(path, sizeof path, "%s/fine_label_names.txt", d100);
+    write_bytes(path, fine, strlen(fine));
+    snprintf(path, sizeof path, "%s/coarse_label_names.txt", d100);
+    write_bytes(path, coarse, strlen(coarse));
+}
+
+static void test_cifar100(void **state)
+{
+    (void)state;
+    char root[600];
+    snprintf(root, sizeof root, "%s", at("c100"));
+    write_c100(root, 5 * CIFAR_FILE_RECORDS, -1);
+    for (int coarse = 0; coarse < 2; coarse++) {
+        struct data c;
+        char *msgs;
+        size_t len;
+        FILE *mem = open_memstream(&msgs, &len);
+        struct diag d = {.out = mem};
+        enum status st = cifar100_load(root, false, coarse, NULL, &d, &c);
+        fclose(mem);
+        if (st) fail_msg("%s", msgs);
+        free(msgs);
+        assert_int_equal(c.kind, SPEC_DATASET_CIFAR100);
+        assert_int_equal(c.classes, coarse ? 20 : 100);
+        assert_string_equal(c.class_names[coarse ? 19 : 99], coarse ? "coarse_19" : "fine_99");
+        assert_int_equal(c.train.n, 50000);
+        assert_int_equal(c.test.n, 10000);
+        for (int64_t r = 0; r < 50000; r += 997) {
+            assert_int_equal(c.train.labels[r], coarse ? r % 20 : r * 7 % 100);
+            assert_int_equal(c.train.pixels[r * CIFAR_IMAGE_BYTES + 5], (uint8_t)(r + 5));
+        }
+        assert_int_equal(c.test.labels[3], coarse ? 4 : 22);
+        data_free(&c);
+    }
+    /* A fine label of 100, and a train.bin one record short: each named. */
+    snprintf(root, sizeof root, "%s", at("c100bad"));
+    write_c100(root, 5 * CIFAR_FILE_RECORDS, 1234);
+    struct data c;
+    char *msgs;
+    size_t len;
+    FILE *mem = open_memstream(&msgs, &len);
+    struct diag d = {.out = mem};
+    assert_int_equal(cifar100_load(root, false, false, NULL, &d, &c), STATUS_RUNTIME);
+    fclose(mem);
+    expect_in(msgs, "train.bin: record 1234");
+    expect_in(msgs, "has label 100, expected 0-19 (coarse) and 0-99 (fine)");
+    free(msgs);
+    write_c100(root, 5 * CIFAR_FILE_RECORDS - 1, -1);
+    mem = open_memstream(&msgs, &len);
+    d = (struct diag){.out = mem};
+    assert_int_equal(cifar100_load(root, false, true, NULL, &d, &c), STATUS_RUNTIME);
+    fclose(mem);
+    expect_in(msgs, "it holds 49999 records");
+    free(msgs);
+    /* Missing: where it looked and how to get it. */
+    mem = open_memstream(&msgs, &len);
+    d = (struct diag){.out = mem};
+    assert_int_equal(cifar100_load(at("nowhere100"), false, false, NULL, &d, &c), STATUS_RUNTIME);
+    fclose(mem);
+    expect_in(msgs, "CIFAR-100 not found");
+    expect_in(msgs, "cifar-100-binary/");
+    expect_in(msgs, "runner download --cifar100");
+    free(msgs);
+}
+
 static bool sorted(const int64_t *v, int64_t n)
 {
     for (int64_t i = 1; i < n; i++)
@@ -472,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_two_bad_files),
         cmocka_unit_test(test_meta_malformed),
+        cmocka_unit_test(test_cifar100),
         cmocka_unit_test(test_folder_missing),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_root),
