@@ -26,6 +26,7 @@
 #include "folder.h"
 #include "image.h"
 #include "loader.h"
+#include "model.h"
 #include "spec.h"
 #include "test_util.h"
 
@@ -532,6 +533,67 @@ static void test_cache(void **state)
     data_free(&c);
 }
 
+/* Images of three sizes through random_resized_crop: every batch 3 x 16 x 16, in [0, 1]. And
+ * a list that leaves the sizes differing is an error at its key when the experiment is
+ * checked. */
+static void test_mixed_sizes(void **state)
+{
+    (void)state;
+    char root[4096];
+    snprintf(root, sizeof root, "%s", at("mixed"));
+    put_png(root, "train/a/1.png", 40, 30, 1);
+    put_png(root, "train/a/2.png", 17, 60, 2);
+    put_png(root, "train/b/1.png", 64, 64, 3);
+    put_png(root, "train/b/2.png", 9, 11, 4);
+    char text[8192];
+    snprintf(text, sizeof text,
+             "name: t\nmodel: {graph: {input: [3, 16, 16], layers: [{name: fc, op: linear, out: "
+             "$classes}]}}\noptimizer: {type: sgd, lr: 0.1}\n"
+             "data: {dataset: folder, root: '%s', val_split: 1}\n"
+             "augment: {train: [{random_resized_crop: {size: 16}}, {hflip: 0.5}],\n"
+             "          eval: [{resize: {size: 16, mode: shorter_side}}]}\n", root);
+    struct diag quiet = {0};
+    struct spec *s = NULL;
+    assert_int_equal(spec_load_text(at("mixed.yaml"), text, strlen(text), NULL, 0, &quiet, &s),
+                     STATUS_OK);
+    /* eval: a shorter-side resize leaves 16 x N: an error at augment.eval */
+    char *msgs;
+    size_t len;
+    FILE *mem = open_memstream(&msgs, &len);
+    struct diag d = {.out = mem};
+    struct graph *g = NULL;
+    assert_int_equal(model_build(s, &d, &g), STATUS_CONFIG);
+    fclose(mem);
+    expect_in(msgs, "mixed.yaml:6:");
+    expect_in(msgs, "augment.eval does not make the images one size");
+    free(msgs);
+
+    struct data c;
+    d = (struct diag){.out = NULL};
+    assert_int_equal(folder_load(s, &d, &c), STATUS_OK);
+    assert_int_equal(c.train.h, 0);
+    struct augment aug;
+    assert_int_equal(augment_init(&aug, &s->augment.train, 3, 0, 0, &d), STATUS_OK);
+    assert_int_equal(aug.out_h, 16);
+    augment_set_input_max(&aug, c.train.max_h, c.train.max_w);
+    struct loader_config cfg = {.set = &c.train, .n = c.train.n, .aug = &aug, .batch = 2,
+                                .shuffle = true, .workers = 2, .classes = 2, .seed = 3};
+    struct loader *l;
+    assert_int_equal(loader_create(&cfg, &l), STATUS_OK);
+    for (int epoch = 0; epoch < 3; epoch++) {
+        loader_start(l, epoch);
+        int batches = 0;
+        for (const struct batch *b; (b = loader_next(l)); batches++)
+            for (int64_t i = 0; i < 2 * 3 * 16 * 16; i++)
+                assert_true(b->x[i] >= 0.0f && b->x[i] <= 1.0f);
+        assert_int_equal(batches, 2);
+        assert_null(loader_error(l));
+    }
+    loader_free(l);
+    data_free(&c);
+    spec_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_bad_images),  cmocka_unit_test(test_order),
         cmocka_unit_test(test_layout_errors), cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_late_failure), cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_mixed_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
