@@ -305,6 +305,8 @@ static bool set_alloc(struct dataset *set, int64_t n, const char *what, struct d
 static const char *const standard_names[CIFAR_CLASSES] = {
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 
+const char *data_cifar10_name(int i) { return standard_names[i]; }
+
 /* out->class_names, `classes` of them, from dir/file: one a line (blank ones skipped); the
  * standard names (CIFAR-10's) when the file is missing and `standard` is given. */
 static bool read_names(const char *dir, const char *file, int classes,

@@ -81,6 +81,9 @@ struct data {
 /* The data root: $RUNNER_DATA when set and not empty, else data->root (already resolved
  * relative to the experiment file), else "data/cifar10" (relative to the current directory). */
 void data_root(const struct spec_data *data, char *out, size_t size);
+
+/* CIFAR-10's standard name of class i (0 <= i < CIFAR_CLASSES): "airplane" ... "truck". */
+const char *data_cifar10_name(int i);
 /* How data_root chose: "RUNNER_DATA", "data.root" or "the default" (for messages). */
 const char *data_root_source(const struct spec_data *data);
 
