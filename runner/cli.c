@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "sweep.h"
 #include "train.h"
 #include "eval_cmd.h"
+#include "export.h"
 #include "report_cmd.h"
 #include "run_files.h"
 
@@ -313,31 +315,46 @@ static int cmd_bench(const struct args *a)
 
 static const struct option eval_options[] = {{"--out", true}, {NULL, false}};
 
-static int cmd_eval(const struct args *a)
+/* RUN_DIR (its config.yaml, and model.safetensors beside it) or FILE (with
+ * model.pretrained): the experiment, its graph and the weights' path, for runner CMD. */
+static int load_weighted(const struct args *a, const char *cmd, struct spec **s,
+                         struct graph **g, char *weights, size_t size)
 {
     struct stat sb;
     bool run_dir = stat(a->file, &sb) == 0 && S_ISDIR(sb.st_mode);
-    struct spec *s = NULL;
-    struct graph *g;
     struct diag d = {.out = stderr};
-    int rc = run_dir ? (int)spec_load_run(a->file, a->ov, a->n, &d, &s)
-                     : load(a->file, a->ov, a->n, &s);
-    if (rc || (rc = build_model(&s, &g))) return rc;
-    char weights[4200], out[4300];
+    *s = NULL;
+    int rc = run_dir ? (int)spec_load_run(a->file, a->ov, a->n, &d, s)
+                     : load(a->file, a->ov, a->n, s);
+    if (rc || (rc = build_model(s, g))) return rc;
     if (run_dir)
-        snprintf(weights, sizeof weights, "%s/model.safetensors", a->file);
-    else if (s->model.pretrained)
-        snprintf(weights, sizeof weights, "%s", s->model.pretrained);
+        snprintf(weights, size, "%s/model.safetensors", a->file);
+    else if ((*s)->model.pretrained)
+        snprintf(weights, size, "%s", (*s)->model.pretrained);
     else
         weights[0] = 0;
+    if (!weights[0]) {
+        diag_error(&d, spec_mark(*s, "model"), "runner %s needs weights: a run directory, or "
+                   "model.pretrained", cmd);
+        diag_hint(&d, "runner %s %s model.pretrained=W.safetensors", cmd, a->file);
+        graph_free(*g);
+        spec_free(*s);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_eval(const struct args *a)
+{
+    struct spec *s;
+    struct graph *g;
+    struct diag d = {.out = stderr};
+    char weights[4200], out[4300];
+    int rc = load_weighted(a, "eval", &s, &g, weights, sizeof weights);
+    if (rc) return rc;
     struct spec_device dev;
     char msg[256];
-    if (!weights[0]) {
-        diag_error(&d, spec_mark(s, "model"), "runner eval needs weights: a run directory, or "
-                   "model.pretrained");
-        diag_hint(&d, "runner eval %s model.pretrained=W.safetensors", a->file);
-        rc = 2;
-    } else if (device_resolve(&s->device, &dev, msg, sizeof msg)) {
+    if (device_resolve(&s->device, &dev, msg, sizeof msg)) {
         diag_error(&d, spec_mark(s, "device"), "%s", msg);
         diag_hint(&d, "use device: auto to fall back to the CPU");
         rc = 2;
@@ -351,6 +368,57 @@ static int cmd_eval(const struct args *a)
         }
         rc = (int)eval_run(s, g, weights, out);
     }
+    graph_free(g);
+    spec_free(s);
+    return rc;
+}
+
+static const struct option export_options[] = {
+    {"--out", true}, {"--batch", true}, {"--opset", true}, {"--normalize", false},
+    {NULL, false}};
+
+/* A whole number in [lo, hi] from an option's text, or false (reported). */
+static bool option_int(const char *name, const char *text, long long lo, long long hi,
+                       long long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || *v < lo || *v > hi) {
+        fprintf(stderr, "runner export: error: %s must be an integer from %lld to %lld, got "
+                "\"%s\"\n", name, lo, hi, text);
+        return false;
+    }
+    return true;
+}
+
+static int cmd_export(const struct args *a)
+{
+    struct export_options o = {.opset = 17, .normalize = a->opt[3] != NULL};
+    long long v;
+    if (a->opt[1]) {
+        if (!option_int("--batch", a->opt[1], 1, 1 << 20, &v)) return 2;
+        o.batch = v;
+    }
+    if (a->opt[2]) {
+        if (!option_int("--opset", a->opt[2], EXPORT_OPSET_MIN, EXPORT_OPSET_MAX, &v)) return 2;
+        o.opset = (int)v;
+    }
+    struct spec *s;
+    struct graph *g;
+    char weights[4200], out[4300];
+    int rc = load_weighted(a, "export", &s, &g, weights, sizeof weights);
+    if (rc) return rc;
+    struct stat sb;
+    if (a->opt[0])
+        snprintf(out, sizeof out, "%s", a->opt[0]);
+    else if (stat(a->file, &sb) == 0 && S_ISDIR(sb.st_mode))
+        snprintf(out, sizeof out, "%s/model.onnx", a->file);
+    else
+        snprintf(out, sizeof out, "%s.onnx", s->name);
+    struct diag d = {.out = stderr};
+    rc = (int)export_onnx(s, g, weights, out, &o, &d);
+    if (!rc) printf("%s: %zu layers, opset %d\n", out, g->nlayers, o.opset);
     graph_free(g);
     spec_free(s);
     return rc;
@@ -493,6 +561,17 @@ static const struct command commands[] = {
      "or into --out DIR.\n"
      "  runner eval results/quick/20261125-001512 eval.flip_tta=true\n",
      cmd_eval, eval_options, NULL},
+    {"export",
+     "RUN_DIR | FILE [key=value ...] [--out FILE.onnx] [--batch N] [--opset N] [--normalize]",
+     "write the network and its weights as an ONNX model",
+     "Writes RUN_DIR's model.safetensors with its config.yaml's network, or FILE's network\n"
+     "with model.pretrained=W.safetensors, as an ONNX model: RUN_DIR/model.onnx, or\n"
+     "NAME.onnx (--out FILE.onnx: there). Its input is images (N, 3, H, W) float32, its\n"
+     "output logits; the weights keep their names. --batch N fixes the batch size\n"
+     "(otherwise symbolic, N), --opset N the ONNX opset (17; 13 to 21), --normalize\n"
+     "folds augment.eval's normalize into the model, which then takes RGB in [0, 1].\n"
+     "  runner export results/quick/20261125-001512 --normalize\n",
+     cmd_export, export_options, NULL},
     {"report", "RUN_DIR", "run a finished run's hooks again (report.html)",
      "Calls on_start, then on_end, of the hooks in RUN_DIR/config.yaml with the run's\n"
      "files, as at the end of the run: report.lua writes report.html again. Run it from\n"
