@@ -1,0 +1,65 @@
+#!/bin/sh
+# test_export.sh RUNNER EXPORT_LOGITS SOURCE_DIR: runner export against onnx's checker and
+# onnxruntime. For ResNet-8, ResNet-18, ResNet-50 and tests/export/pools.yaml (ceil_mode
+# pooling, dropout, identity) with fresh random weights: exports with a symbolic and a fixed
+# batch, with and without --normalize, and runs tests/export/check_onnx.py on each; then the
+# command's errors (an opset out of range, no weights), the default --out, a run directory.
+#
+# Needs a virtual environment with onnx, onnxruntime and numpy at RUNNER_TEST_VENV (default
+# ~/.cache/runner/test-venv): exit 77 (skipped) without it, unless CI=true: then the test
+# creates it (python3 -m venv, pip install onnx onnxruntime numpy).
+set -u
+runner=$1
+logits=$2
+src=$3
+venv=${RUNNER_TEST_VENV:-$HOME/.cache/runner/test-venv}
+if ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+    if [ "${CI:-}" = "true" ]; then
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q onnx onnxruntime numpy || exit 1
+    else
+        echo "test_export: no onnx and onnxruntime in $venv (python3 -m venv $venv &&" \
+             "$venv/bin/pip install onnx onnxruntime numpy)"
+        exit 77
+    fi
+fi
+py=$venv/bin/python
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "test_export: $*"; exit 1; }
+
+for net in pools resnet8 resnet18 resnet50; do
+    exp=$src/tests/export/$net.yaml
+    w=$dir/$net.safetensors
+    "$logits" init "$exp" "$w" 7 || fail "$net: export_logits init failed"
+    for mode in "0 0" "4 0" "0 1" "2 1"; do
+        set -- $mode
+        opts=""
+        [ "$1" != 0 ] && opts="--batch $1"
+        [ "$2" = 1 ] && opts="$opts --normalize"
+        out=$dir/$net-$1-$2.onnx
+        "$runner" export "$exp" "model.pretrained=$w" --out "$out" $opts >/dev/null ||
+            fail "$net: runner export $opts failed"
+        "$py" "$src/tests/export/check_onnx.py" "$out" "$logits" "$exp" "$w" "$1" "$2" ||
+            fail "$net: check_onnx.py $opts failed"
+    done
+done
+
+# The default opset, another one, and one out of range; no weights; the default --out.
+exp=$src/tests/export/resnet8.yaml
+w=$dir/resnet8.safetensors
+"$runner" export "$exp" "model.pretrained=$w" --out "$dir/o13.onnx" --opset 13 >/dev/null &&
+    "$py" -c "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); assert m.opset_import[0].version == 13" "$dir/o13.onnx" ||
+    fail "--opset 13"
+"$runner" export "$exp" "model.pretrained=$w" --opset 12 2>"$dir/err" && fail "--opset 12 accepted"
+grep -q "opset must be an integer from 13 to 21" "$dir/err" || fail "--opset 12: $(cat "$dir/err")"
+"$runner" export "$exp" 2>"$dir/err"; [ $? = 2 ] || fail "no weights: not exit 2"
+grep -q "runner export needs weights" "$dir/err" || fail "no weights: $(cat "$dir/err")"
+(cd "$dir" && "$runner" export "$exp" "model.pretrained=$w" >/dev/null) &&
+    [ -s "$dir/export_resnet8.onnx" ] || fail "default --out NAME.onnx"
+# A run directory: its config.yaml and model.safetensors, model.onnx beside them.
+mkdir "$dir/run" && "$runner" config "$exp" >"$dir/run/config.yaml" && cp "$w" "$dir/run/model.safetensors" ||
+    fail "cannot make a run directory"
+"$runner" export "$dir/run" --normalize >/dev/null || fail "runner export RUN_DIR failed"
+"$py" "$src/tests/export/check_onnx.py" "$dir/run/model.onnx" "$logits" "$exp" "$w" 0 1 ||
+    fail "RUN_DIR: check_onnx.py failed"
+echo "test_export: ok"
