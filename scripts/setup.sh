@@ -15,7 +15,7 @@ cd "$root"
 # unit tests.
 packages=(build-essential cmake pkg-config libyaml-dev liblua5.4-dev libcmocka-dev
           libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libpng-dev libturbojpeg0-dev
-          libcurl4-openssl-dev
+          libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
           libssl-dev python3 lua5.4)
 missing=()
 for p in "${packages[@]}"; do
