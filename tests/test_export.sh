@@ -44,16 +44,30 @@ for net in pools resnet8 resnet18 resnet50; do
     done
 done
 
-# The default opset, another one, and one out of range; no weights; the default --out.
+# Other opsets (13 is the lowest accepted, 19 and 21 need IR versions 9 and 10).
+for o in 13 19 21; do
+    "$runner" export "$src/tests/export/pools.yaml" "model.pretrained=$dir/pools.safetensors" \
+        --out "$dir/o$o.onnx" --opset $o --normalize >/dev/null || fail "--opset $o failed"
+    "$py" -c "import onnx, sys; assert onnx.load(sys.argv[1]).opset_import[0].version == $o" \
+        "$dir/o$o.onnx" || fail "--opset $o: not in the model"
+    "$py" "$src/tests/export/check_onnx.py" "$dir/o$o.onnx" "$logits" \
+        "$src/tests/export/pools.yaml" "$dir/pools.safetensors" 0 1 || fail "--opset $o"
+done
+
+# Errors: an opset out of range, no weights, weights of another network, --normalize without
+# a normalize transform; then the default --out.
 exp=$src/tests/export/resnet8.yaml
 w=$dir/resnet8.safetensors
-"$runner" export "$exp" "model.pretrained=$w" --out "$dir/o13.onnx" --opset 13 >/dev/null &&
-    "$py" -c "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); assert m.opset_import[0].version == 13" "$dir/o13.onnx" ||
-    fail "--opset 13"
 "$runner" export "$exp" "model.pretrained=$w" --opset 12 2>"$dir/err" && fail "--opset 12 accepted"
 grep -q "opset must be an integer from 13 to 21" "$dir/err" || fail "--opset 12: $(cat "$dir/err")"
 "$runner" export "$exp" 2>"$dir/err"; [ $? = 2 ] || fail "no weights: not exit 2"
 grep -q "runner export needs weights" "$dir/err" || fail "no weights: $(cat "$dir/err")"
+"$runner" export "$exp" "model.pretrained=$dir/pools.safetensors" --out "$dir/x.onnx" 2>"$dir/err"
+[ $? = 2 ] || fail "weights of another network: not exit 2"
+grep -q "conv1.weight" "$dir/err" || fail "weights of another network: $(cat "$dir/err")"
+"$runner" export "$exp" "model.pretrained=$w" "augment.eval=[]" --normalize --out "$dir/x.onnx" \
+    2>"$dir/err" && fail "--normalize without normalize accepted"
+grep -q "needs a normalize transform in augment.eval" "$dir/err" || fail "--normalize: $(cat "$dir/err")"
 (cd "$dir" && "$runner" export "$exp" "model.pretrained=$w" >/dev/null) &&
     [ -s "$dir/export_resnet8.onnx" ] || fail "default --out NAME.onnx"
 # A run directory: its config.yaml and model.safetensors, model.onnx beside them.
