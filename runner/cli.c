@@ -19,11 +19,13 @@
 #include "graph.h"
 #include "model.h"
 #include "plan.h"
+#include "pretrained.h"
 #include "schema.h"
 #include "spec.h"
 #include "summary.h"
 #include "sweep.h"
 #include "train.h"
+#include "url.h"
 #include "eval_cmd.h"
 #include "export.h"
 #include "report_cmd.h"
@@ -341,6 +343,12 @@ static int load_weighted(const struct args *a, const char *cmd, struct spec **s,
         spec_free(*s);
         return 2;
     }
+    /* model.pretrained as a file: a URL's copy in the cache, downloaded when missing */
+    if (!run_dir && (rc = (int)pretrained_fetch(*s, NULL, &d, weights, size))) {
+        graph_free(*g);
+        spec_free(*s);
+        return rc;
+    }
     return 0;
 }
 
@@ -352,6 +360,8 @@ static int cmd_eval(const struct args *a)
     char weights[4200], out[4300];
     int rc = load_weighted(a, "eval", &s, &g, weights, sizeof weights);
     if (rc) return rc;
+    struct stat sb;
+    bool run_dir = stat(a->file, &sb) == 0 && S_ISDIR(sb.st_mode);
     struct spec_device dev;
     char msg[256];
     if (device_resolve(&s->device, &dev, msg, sizeof msg)) {
@@ -359,14 +369,17 @@ static int cmd_eval(const struct args *a)
         diag_hint(&d, "use device: auto to fall back to the CPU");
         rc = 2;
     } else {
+        bool url = !run_dir && url_has_scheme(s->model.pretrained);
         if (a->opt[0]) {
             snprintf(out, sizeof out, "%s", a->opt[0]);
-        } else {
+        } else if (!rc && url) {
+            snprintf(out, sizeof out, "results/%s/eval", s->name); /* not in the cache */
+        } else if (!rc) {
             const char *slash = strrchr(weights, '/');
             int len = slash ? (int)(slash - weights) : 1;
             snprintf(out, sizeof out, "%.*s/eval", len, slash ? weights : ".");
         }
-        rc = (int)eval_run(s, g, weights, out);
+        if (!rc) rc = (int)eval_run(s, g, weights, out);
     }
     graph_free(g);
     spec_free(s);
@@ -556,9 +569,10 @@ static const struct command commands[] = {
      "test trained weights: accuracy, confusion matrix, per-class metrics",
      "Measures weights on the test set as at the end of a run: RUN_DIR's\n"
      "model.safetensors with its config.yaml (run it from where the run was started), or\n"
-     "FILE's network with model.pretrained=W.safetensors. Writes summary.json,\n"
-     "confusion_matrix.csv, per_class.csv and samples/ into eval/ beside the weights,\n"
-     "or into --out DIR.\n"
+     "FILE's network with model.pretrained=W.safetensors (or a URL, downloaded into the\n"
+     "cache when missing). Writes summary.json, confusion_matrix.csv, per_class.csv and\n"
+     "samples/ into eval/ beside the weights (results/NAME/eval/ for a URL), or into\n"
+     "--out DIR.\n"
      "  runner eval results/quick/20261125-001512 eval.flip_tta=true\n",
      cmd_eval, eval_options, NULL},
     {"export",

@@ -1,7 +1,7 @@
 /*
  * download.c: download_file through libcurl (a Range request to resume the .part, retries
  * with a doubling wait, a progress line, a cancel flag read by the progress callback), and a
- * file's MD5 through OpenSSL's EVP digest API. See download.h; covered by
+ * file's MD5 or SHA-256 through OpenSSL's EVP digest API. See download.h; covered by
  * tests/test_download.c.
  */
 #include "download.h"
@@ -26,12 +26,12 @@
 #define RUNNER_VERSION "0.1.0"
 #endif
 
-#define MD5_CHUNK (1 << 16)    /* bytes read at a time: the archive is 170 MB */
+#define DIGEST_CHUNK (1 << 16) /* bytes read at a time: the archive is 170 MB */
 #define PROGRESS_EVERY_S 0.25  /* the progress line is redrawn at most this often */
 #define PAUSE_SLICE_S 0.05     /* the wait between tries looks at the cancel flag this often */
 
 /* ---------------------------------------------------------------------------------------- */
-/* MD5 */
+/* Digests: MD5 and SHA-256 */
 
 /* The last libcrypto error as text, for a message. */
 static const char *crypto_error(char *buf, size_t size)
@@ -45,18 +45,21 @@ static const char *crypto_error(char *buf, size_t size)
 /* Adds f's bytes to ctx; false with errno set on a read error (errno 0: libcrypto failed). */
 static bool digest_stream(EVP_MD_CTX *ctx, FILE *f)
 {
-    unsigned char *buf = malloc(MD5_CHUNK);
+    unsigned char *buf = malloc(DIGEST_CHUNK);
     if (!buf) abort();
     bool ok = true;
     size_t got;
-    while (ok && (got = fread(buf, 1, MD5_CHUNK, f)) > 0) ok = EVP_DigestUpdate(ctx, buf, got) == 1;
+    while (ok && (got = fread(buf, 1, DIGEST_CHUNK, f)) > 0)
+        ok = EVP_DigestUpdate(ctx, buf, got) == 1;
     if (ok && ferror(f)) ok = false;
     else if (!ok) errno = 0;
     free(buf);
     return ok;
 }
 
-enum status download_md5_file(const char *path, char out[33], struct diag *d)
+/* The digest md of the file at path as lowercase hex and a NUL in out (2 * bytes + 1). */
+static enum status digest_file(const char *path, const EVP_MD *md, const char *md_name,
+                               unsigned bytes, char *out, struct diag *d)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -65,13 +68,13 @@ enum status download_md5_file(const char *path, char out[33], struct diag *d)
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) abort();
-    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned char sum[EVP_MAX_MD_SIZE];
     unsigned len = 0;
-    bool ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1;
+    bool ok = EVP_DigestInit_ex(ctx, md, NULL) == 1;
     if (!ok) errno = 0;
     ok = ok && digest_stream(ctx, f);
     int err = errno;
-    if (ok && (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 16)) {
+    if (ok && (EVP_DigestFinal_ex(ctx, sum, &len) != 1 || len != bytes)) {
         ok = false;
         err = 0;
     }
@@ -79,12 +82,49 @@ enum status download_md5_file(const char *path, char out[33], struct diag *d)
     fclose(f);
     if (!ok) {
         char why[256];
-        diag_error(d, (struct mark){0}, "%s: cannot compute its MD5: %s", path,
+        diag_error(d, (struct mark){0}, "%s: cannot compute its %s: %s", path, md_name,
                    err ? strerror(err) : crypto_error(why, sizeof why));
         return STATUS_RUNTIME;
     }
-    for (unsigned i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (unsigned i = 0; i < bytes; i++) snprintf(out + 2 * i, 3, "%02x", sum[i]);
     return STATUS_OK;
+}
+
+enum status download_md5_file(const char *path, char out[33], struct diag *d)
+{
+    return digest_file(path, EVP_md5(), "MD5", 16, out, d);
+}
+
+enum status download_sha256_file(const char *path, char out[65], struct diag *d)
+{
+    return digest_file(path, EVP_sha256(), "SHA-256", 32, out, d);
+}
+
+void download_sha256_text(const void *bytes, size_t n, char out[65])
+{
+    unsigned char sum[32];
+    unsigned len = 0;
+    if (EVP_Digest(bytes, n, sum, &len, EVP_sha256(), NULL) != 1 || len != 32) abort();
+    for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", sum[i]);
+}
+
+/* Whether s is exactly n hex digits (either case). */
+static bool is_hex(const char *s, size_t n)
+{
+    return strlen(s) == n && strspn(s, "0123456789abcdefABCDEF") == n;
+}
+
+/* "MD5" or "SHA-256" for a checksum of 32 or 64 hex digits; NULL for anything else. */
+static const char *digest_name(const char *sum)
+{
+    return is_hex(sum, 32) ? "MD5" : is_hex(sum, 64) ? "SHA-256" : NULL;
+}
+
+/* The checksum of path of sum's kind (see digest_name) into got (65 bytes). */
+static enum status digest_of(const char *path, const char *sum, char got[65], struct diag *d)
+{
+    return strlen(sum) == 32 ? download_md5_file(path, got, d)
+                             : download_sha256_file(path, got, d);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -220,7 +260,7 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
 
 /* How one try ended. */
 enum try_end {
-    TRY_DONE,          /* the whole file is in the .part (its MD5 is still to be checked) */
+    TRY_DONE,          /* the whole file is in the .part (its checksum is still to be checked) */
     TRY_RANGE_IGNORED, /* asked to resume, the server would send the whole file: start at 0 */
     TRY_TRANSIENT,     /* worth another try */
     TRY_FAILED,        /* not worth another: HTTP 4xx, a bad URL, a disk error */
@@ -288,7 +328,7 @@ static enum try_end classify(CURL *h, CURLcode c, const struct transfer *t, cons
     if (c == CURLE_OK) return TRY_DONE;
     if (c == CURLE_ABORTED_BY_CALLBACK && t->cancelled) return TRY_CANCELLED;
     if (c == CURLE_RANGE_ERROR && t->offset > 0) return TRY_RANGE_IGNORED;
-    /* 416 to a resume: the .part is as long as the file already (its MD5 tells). */
+    /* 416 to a resume: the .part is as long as the file already (its checksum tells). */
     if (c == CURLE_HTTP_RETURNED_ERROR && r->http == 416 && t->offset > 0) return TRY_DONE;
     if (t->write_errno) {
         snprintf(r->message, sizeof r->message, "cannot write %s: %s", part,
@@ -382,19 +422,24 @@ static enum status report_cancelled(const char *url, const char *part, struct di
     return STATUS_RUNTIME;
 }
 
-/* Checks the whole .part's MD5 and renames it to path; a wrong MD5 deletes it. */
-static enum status finish(const char *url, const char *part, const char *path, const char *md5,
+/* Checks the whole .part's checksum (none when sum is NULL) and renames it to path; a wrong
+ * checksum deletes it. */
+static enum status finish(const char *url, const char *part, const char *path, const char *sum,
                           double start, struct diag *d, enum download_failure *why)
 {
-    char got[33];
+    char got[65], checked[32] = "";
     *why = DOWNLOAD_FAILURE_OTHER;
-    if (download_md5_file(part, got, d)) return STATUS_RUNTIME;
-    if (strcasecmp(got, md5) != 0) { /* a checksum pasted in capitals is the same */
-        remove(part);
-        diag_error(d, (struct mark){0}, "%s: MD5 mismatch: got %s, expected %s: the download "
-                   "is damaged or not the file expected (deleted)", url, got, md5);
-        *why = DOWNLOAD_FAILURE_CHECKSUM;
-        return STATUS_RUNTIME;
+    if (sum) {
+        if (digest_of(part, sum, got, d)) return STATUS_RUNTIME;
+        if (strcasecmp(got, sum) != 0) { /* a checksum pasted in capitals is the same */
+            remove(part);
+            diag_error(d, (struct mark){0}, "%s: %s mismatch: got %s, expected %s: the download "
+                       "is damaged or not the file expected (deleted, not kept as %s)", url,
+                       digest_name(sum), got, sum, path);
+            *why = DOWNLOAD_FAILURE_CHECKSUM;
+            return STATUS_RUNTIME;
+        }
+        snprintf(checked, sizeof checked, ", %s checked", digest_name(sum));
     }
     long long size = file_size(part);
     if (rename(part, path)) {
@@ -403,20 +448,25 @@ static enum status finish(const char *url, const char *part, const char *path, c
         return STATUS_RUNTIME;
     }
     char took[32], bytes[32];
-    say(d, "downloaded %s in %s, MD5 checked: %s", size_text(size, bytes, sizeof bytes),
-        run_files_clock(now_s() - start, took, sizeof took), path);
+    say(d, "downloaded %s in %s%s: %s", size_text(size, bytes, sizeof bytes),
+        run_files_clock(now_s() - start, took, sizeof took), checked, path);
     *why = DOWNLOAD_FAILURE_NONE;
     return STATUS_OK;
 }
 
-/* Whether path is already there with the right MD5 (else it is removed). */
-static bool already_there(const char *path, const char *md5, struct diag *d)
+/* Whether path is already there with the right checksum (else it is removed); without one
+ * (sum NULL), whether it is there at all. */
+static bool already_there(const char *path, const char *sum, struct diag *d)
 {
     if (file_size(path) < 0) return false;
-    char got[33];
+    if (!sum) {
+        say(d, "%s is already there", path);
+        return true;
+    }
+    char got[65];
     struct diag quiet = {0};
-    if (download_md5_file(path, got, &quiet) == STATUS_OK && strcasecmp(got, md5) == 0) {
-        say(d, "%s is already there, MD5 checked", path);
+    if (digest_of(path, sum, got, &quiet) == STATUS_OK && strcasecmp(got, sum) == 0) {
+        say(d, "%s is already there, %s checked", path, digest_name(sum));
         return true;
     }
     remove(path);
@@ -436,13 +486,18 @@ static void say_start(const char *url, const char *path, const char *part, struc
     say(d, "downloading %s into %.*s%s", url, dir_len, slash ? path : ".", resume);
 }
 
-enum status download_file(const char *url, const char *path, const char *md5,
+enum status download_file(const char *url, const char *path, const char *sum,
                           const struct download_options *o, struct diag *d,
                           enum download_failure *why)
 {
     enum download_failure ignored;
     if (!why) why = &ignored;
     *why = DOWNLOAD_FAILURE_OTHER;
+    if (sum && !digest_name(sum)) {
+        diag_error(d, (struct mark){0}, "cannot download %s: its checksum \"%s\" is neither an "
+                   "MD5 (32 hex digits) nor a SHA-256 (64)", url, sum);
+        return STATUS_RUNTIME;
+    }
     struct download_options def = download_defaults(d->out);
     if (!o) o = &def;
     if (pthread_once(&curl_once, curl_init) || curl_init_code != CURLE_OK) {
@@ -450,7 +505,7 @@ enum status download_file(const char *url, const char *path, const char *md5,
                    curl_easy_strerror(curl_init_code));
         return STATUS_RUNTIME;
     }
-    if (already_there(path, md5, d)) {
+    if (already_there(path, sum, d)) {
         *why = DOWNLOAD_FAILURE_NONE;
         return STATUS_OK;
     }
@@ -485,5 +540,5 @@ enum status download_file(const char *url, const char *path, const char *md5,
         wait *= 2;
         tries++;
     }
-    return finish(url, part, path, md5, start, d, why);
+    return finish(url, part, path, sum, start, d, why);
 }

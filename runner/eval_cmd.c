@@ -17,6 +17,7 @@
 #include "model.h"
 #include "paths.h"
 #include "plan.h"
+#include "pretrained.h"
 #include "run_files.h"
 #include "device.h"
 #include "safetensors.h"
@@ -57,7 +58,10 @@ static enum status load_plan(const struct spec *s, const struct graph *g, const 
     plan_init_params(*p, (uint64_t)s->seed);
     struct st_file *f;
     if (st_open(weights, d, &f)) return STATUS_CONFIG;
-    enum status st = weights_load(*p, f, weights, d);
+    /* as model.pretrained loads: other programs' names mapped, batchnorm counters optional */
+    pretrained_map_names(f, g);
+    const struct weights_filter w = {.counters_optional = true};
+    enum status st = weights_load_filtered(*p, f, weights, &w, d);
     st_close(f);
     return st;
 }

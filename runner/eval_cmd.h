@@ -6,10 +6,13 @@
  *
  * The experiment (a run directory's config.yaml, or an experiment file) gives the network,
  * the data and the evaluation transforms; the weights (RUN_DIR/model.safetensors, or
- * model.pretrained) are loaded strictly, by name. The test set is evaluated as at the end of
- * a run (eval.flip_tta, eval.batch_size, eval.samples) and summary.json,
+ * model.pretrained: a file, or a URL's copy in the cache, which cli.c fetches first with
+ * pretrained_fetch) are loaded strictly, by name, as model.pretrained loads (other programs'
+ * names mapped, batchnorm counters the file lacks kept). The test set is evaluated as at the
+ * end of a run (eval.flip_tta, eval.batch_size, eval.samples) and summary.json,
  * confusion_matrix.csv, per_class.csv and samples/ are written to DIR/eval/ beside the
- * weights, or to --out. Covered by tests/test_train.c and tests/test_cli.sh.
+ * weights (results/NAME/eval/ for a URL), or to --out. Covered by tests/test_train.c and
+ * tests/test_cli.sh.
  */
 #ifndef RUNNER_EVAL_CMD_H
 #define RUNNER_EVAL_CMD_H

@@ -89,16 +89,5 @@ bool gpu_cache_put(struct gpu_cache *c, const char *key, int algo, int math, siz
 
 bool gpu_cache_default_path(char *buf, size_t size)
 {
-    const char *dir = getenv("RUNNER_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    int n;
-    if (dir && *dir)
-        n = snprintf(buf, size, "%s/cudnn_algos.txt", dir);
-    else if (xdg && *xdg)
-        n = snprintf(buf, size, "%s/runner/cudnn_algos.txt", xdg);
-    else if (home && *home)
-        n = snprintf(buf, size, "%s/.cache/runner/cudnn_algos.txt", home);
-    else
-        return false;
-    return n > 0 && (size_t)n < size;
+    return path_cache_dir("cudnn_algos.txt", buf, size);
 }

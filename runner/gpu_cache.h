@@ -34,8 +34,8 @@ const struct gpu_cache_entry *gpu_cache_get(const struct gpu_cache *c, const cha
 /* Adds an entry, and appends it to the file (creating its directory); returns false when the
  * file could not be written (the entry is kept in memory regardless). */
 bool gpu_cache_put(struct gpu_cache *c, const char *key, int algo, int math, size_t workspace);
-/* The default file: $RUNNER_CACHE_DIR, else $XDG_CACHE_HOME/runner, else ~/.cache/runner,
- * then /cudnn_algos.txt; false when none can be named. */
+/* The default file: path_cache_dir (paths.h: $RUNNER_CACHE_DIR, else $XDG_CACHE_HOME/runner,
+ * else ~/.cache/runner), then /cudnn_algos.txt; false when none can be named. */
 bool gpu_cache_default_path(char *buf, size_t size);
 
 #endif

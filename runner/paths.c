@@ -124,3 +124,20 @@ char *path_read_text(const char *path)
     text[len] = 0;
     return text;
 }
+
+bool path_cache_dir(const char *sub, char *buf, size_t size)
+{
+    const char *dir = getenv("RUNNER_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    const char *tail = sub ? "/" : "", *s = sub ? sub : "";
+    int n;
+    if (dir && *dir)
+        n = snprintf(buf, size, "%s%s%s", dir, tail, s);
+    else if (xdg && *xdg)
+        n = snprintf(buf, size, "%s/runner%s%s", xdg, tail, s);
+    else if (home && *home)
+        n = snprintf(buf, size, "%s/.cache/runner%s%s", home, tail, s);
+    else
+        return false;
+    return n > 0 && (size_t)n < size;
+}

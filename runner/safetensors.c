@@ -423,6 +423,14 @@ const struct st_tensor *st_find(const struct st_file *f, const char *name)
     return t ? *t : NULL;
 }
 
+bool st_rename(struct st_file *f, size_t i, const char *name)
+{
+    if (i >= f->n || st_find(f, name)) return false;
+    f->tensors[i].name = arena_strdup(&f->arena, name);
+    qsort(f->by_name, f->n, sizeof *f->by_name, cmp_by_name);
+    return true;
+}
+
 const char *st_metadata(const struct st_file *f, const char *key)
 {
     for (size_t i = 0; i < f->nmeta; i++)

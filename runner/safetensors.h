@@ -34,6 +34,7 @@
 #ifndef RUNNER_SAFETENSORS_H
 #define RUNNER_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,10 @@ size_t st_count(const struct st_file *f);
 const struct st_tensor *st_tensor_at(const struct st_file *f, size_t i);
 /* The tensor called name, or NULL. */
 const struct st_tensor *st_find(const struct st_file *f, const char *name);
+/* Renames the i-th tensor (header order) to name (copied), for files whose names differ from
+ * the network's (pretrained.c); st_find finds it by its new name only. False, nothing changed,
+ * when i >= st_count(f) or another tensor is called name already. */
+bool st_rename(struct st_file *f, size_t i, const char *name);
 /* The metadata value for key, or NULL when absent. */
 const char *st_metadata(const struct st_file *f, const char *key);
 /* The first byte of t's data: little-endian and not necessarily aligned (the data section

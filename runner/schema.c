@@ -25,8 +25,14 @@ static const struct schema_key model_keys[] = {
      .doc = "the network: a path to a graph YAML file (experiments/models/), or the graph "
             "written inline as a mapping"},
     {.name = "pretrained", .type = SCHEMA_PATH, .offset = OFF(spec_model, pretrained),
-     .flags = SK_NULLABLE | SK_MUST_EXIST,
-     .doc = "a .safetensors file whose tensors are loaded by name before training"},
+     .flags = SK_NULLABLE | SK_MUST_EXIST | SK_URL,
+     .doc = "a .safetensors file whose tensors are loaded by name before training, or an "
+            "https://, http:// or hf://OWNER/REPO[/FILE] URL of one, downloaded into the cache "
+            "when a run first needs it"},
+    {.name = "pretrained_sha256", .type = SCHEMA_SHA256,
+     .offset = OFF(spec_model, pretrained_sha256), .flags = SK_NULLABLE,
+     .doc = "the SHA-256 the pretrained file must have, checked when a run loads it (a "
+            "download that differs is deleted)"},
     {.name = "reinit", .type = SCHEMA_STRINGS, .offset = OFF(spec_model, reinit), .def = "[]",
      .doc = "names (or name prefixes) of layers re-initialized after loading pretrained "
             "weights, e.g. [fc]"},
@@ -517,7 +523,10 @@ const char *schema_describe(const struct schema_key *k, char *buf, size_t size)
         snprintf(buf, size, "one of %s", choices);
         break;
     case SCHEMA_DEVICE: snprintf(buf, size, "auto | cpu | cuda | cuda:N"); break;
-    case SCHEMA_PATH: snprintf(buf, size, "a path"); break;
+    case SCHEMA_PATH:
+        snprintf(buf, size, k->flags & SK_URL ? "a path or a URL" : "a path");
+        break;
+    case SCHEMA_SHA256: snprintf(buf, size, "a SHA-256 digest of 64 hex digits"); break;
     case SCHEMA_FLOATS:
         snprintf(buf, size, "a list of %d numbers%s%s", k->count, range[0] ? ", each " : "",
                  range);
@@ -548,7 +557,8 @@ static const char *type_word(const struct schema_key *k, char *buf, size_t size)
     case SCHEMA_NAME: return "name";
     case SCHEMA_ENUM: return "enum";
     case SCHEMA_DEVICE: return "device";
-    case SCHEMA_PATH: return "path";
+    case SCHEMA_PATH: return k->flags & SK_URL ? "path or URL" : "path";
+    case SCHEMA_SHA256: return "SHA-256";
     case SCHEMA_FLOATS: snprintf(buf, size, "%d numbers", k->count); return buf;
     case SCHEMA_INTS: return "integers";
     case SCHEMA_STRINGS: return "strings";

@@ -25,6 +25,7 @@ enum schema_type {
     SCHEMA_ENUM,    /* int: index into choices */
     SCHEMA_DEVICE,  /* struct spec_device: auto, cpu, cuda or cuda:N */
     SCHEMA_PATH,    /* const char *: resolved against the writing file's directory */
+    SCHEMA_SHA256,  /* const char *: a SHA-256 digest, 64 hex digits (either case) */
     SCHEMA_FLOATS,  /* double[count] */
     SCHEMA_INTS,    /* struct spec_ints */
     SCHEMA_STRINGS, /* struct spec_strings */
@@ -48,6 +49,9 @@ enum schema_flags {
     SK_INCREASING = 1 << 6, /* INTS: strictly increasing */
     SK_MUST_EXIST = 1 << 7, /* PATH: the file must exist when the experiment is loaded */
     SK_HOOK = 1 << 8,       /* PATH: also looked up in the project's hooks/ */
+    SK_URL = 1 << 9,        /* PATH: or an http://, https:// or hf:// URL (url.h), kept as
+                             * written: neither resolved nor checked to exist (SK_MUST_EXIST
+                             * is for paths only) */
 };
 
 struct schema_section;

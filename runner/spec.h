@@ -100,7 +100,9 @@ struct spec_graph {
 struct spec_model {
     struct mark mark;
     struct spec_graph graph;
-    const char *pretrained;   /* resolved path of a .safetensors file, or NULL */
+    const char *pretrained;   /* resolved path of a .safetensors file, or its URL as written
+                               * (url_has_scheme), or NULL */
+    const char *pretrained_sha256; /* the file's SHA-256 as written (64 hex digits), or NULL */
     struct spec_strings reinit; /* parameter-name prefixes to re-initialize after loading */
 };
 

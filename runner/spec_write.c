@@ -123,7 +123,8 @@ static void write_inline(FILE *out, const struct schema_key *k, const void *base
     case SCHEMA_FLOAT: write_num(out, *(const double *)f); break;
     case SCHEMA_STRING:
     case SCHEMA_NAME:
-    case SCHEMA_PATH: {
+    case SCHEMA_PATH:
+    case SCHEMA_SHA256: {
         const char *s = *(const char *const *)f;
         if (s)
             write_str(out, s, strlen(s));

@@ -17,6 +17,7 @@
 #include "run_files.h"
 #include "schema.h"
 #include "spec.h"
+#include "url.h"
 
 enum { SWEEP_NAME_MAX = 200 };
 
@@ -97,11 +98,12 @@ static bool key_is_path(const char *key)
     return k && (k->type == SCHEMA_PATH || k->type == SCHEMA_GRAPH);
 }
 
-/* Whether v is a plain YAML scalar that reads as a relative path. */
+/* Whether v is a plain YAML scalar that reads as a relative path (a URL, such as
+ * model.pretrained's hf://OWNER/REPO, is none). */
 static bool relative_path_value(const char *v)
 {
     while (*v == ' ') v++;
-    if (!*v || strchr("/{[\"'|>&*!%@`~#", v[0])) return false;
+    if (!*v || strchr("/{[\"'|>&*!%@`~#", v[0]) || url_has_scheme(v)) return false;
     return strcmp(v, "null") && strcmp(v, "Null") && strcmp(v, "NULL");
 }
 
@@ -403,11 +405,12 @@ static bool keys_distinct(struct expand *x, const char *const *keys, const char 
     return true;
 }
 
-/* A value as a name shows it: a path by its file's stem (models/resnet18.yaml: resnet18)
- * where that tells the axis's values apart, anything else as typed. */
+/* A value as a name shows it: a path or URL by its file's stem (models/resnet18.yaml and
+ * hf://timm/resnet18.tv_in1k: resnet18) where that tells the axis's values apart, anything
+ * else as typed. */
 static const char *shown_value(struct sweep *sw, const struct sweep_axis *ax, const char *v)
 {
-    if (!ax->path || !relative_path_value(v)) return v;
+    if (!ax->path || !(relative_path_value(v) || url_has_scheme(v))) return v;
     const char *stem = path_stem(&sw->arena, v);
     for (size_t j = 0; j < ax->nvalues; j++)
         if (strcmp(ax->values[j], v) && strcmp(path_stem(&sw->arena, ax->values[j]), stem) == 0)

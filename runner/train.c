@@ -132,8 +132,9 @@ struct run {
 
 /* --------------------------------------------------------------------------------------- */
 /* SIGINT and SIGTERM: the step under way finishes, a checkpoint is saved, the run stops. A
- * download of the data under way stops at once instead, keeping its .part for the next run
- * (stop_signal is its cancel flag). A second signal of the same kind takes its default action. */
+ * download of the data or of model.pretrained under way stops at once instead, keeping its
+ * .part for the next run (stop_signal is its cancel flag). A second signal of the same kind
+ * takes its default action. */
 
 static volatile sig_atomic_t stop_signal;
 
@@ -343,8 +344,10 @@ static enum status prepare(struct run *r)
     po.profile = false;
     if (plan_create(r->g, r->dev.be, &po, &r->d, &r->eval)) return STATUS_RUNTIME;
     plan_init_params(r->train, (uint64_t)s->seed);
-    /* model.pretrained over the fresh weights, reinit aside; said once run.log is open */
-    if ((st = pretrained_load(r->train, s, &r->pretrained, &r->d))) return st;
+    /* model.pretrained over the fresh weights, reinit aside (a URL downloaded into the cache
+     * first when it is not there); said once run.log is open */
+    if ((st = pretrained_load(r->train, s, &stop_signal, &r->pretrained, &r->d)))
+        return stop_signal ? signal_status(stop_signal) : st; /* a download's .part is kept */
     if (resident && (st = keep_resident(r))) return st;
 
     r->copy = malloc(weights_largest(r->g) * 8); /* f32 tensors, or an i64 counter */

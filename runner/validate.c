@@ -17,6 +17,7 @@
 #include "op.h"
 #include "paths.h"
 #include "schema.h"
+#include "url.h"
 #include "yaml_load.h"
 
 struct vctx {
@@ -367,9 +368,38 @@ static void convert_path(struct vctx *v, const struct schema_key *k, const char 
                          struct mark key_mark, const struct node *n, void *f)
 {
     if (!check_string(v, k, path, n)) return;
+    if (k->flags & SK_URL && url_has_scheme(n->text)) { /* as written, not looked for */
+        const char *why = url_problem(n->text);
+        if (why) {
+            diag_error(v->d, n->mark, "'%s': %s, got \"%s\"", path, why, n->text);
+            if (strncmp(n->text, "hf://", 5) == 0)
+                diag_hint(v->d, "e.g. hf://timm/resnet50.tv_in1k, or "
+                                "hf://timm/resnet50.tv_in1k/model.safetensors");
+            return;
+        }
+        *(const char **)f = n->text;
+        return;
+    }
     const char *resolved = resolve_path(v, n);
     if (k->flags & SK_MUST_EXIST && !find_readable(v, k, key_mark, n, &resolved)) return;
     *(const char **)f = resolved;
+}
+
+static void convert_sha256(struct vctx *v, const struct schema_key *k, const char *path,
+                           struct mark key_mark, const struct node *n, void *f)
+{
+    (void)key_mark;
+    if (!check_string(v, k, path, n)) return;
+    if (n->len != 64 || strspn(n->text, "0123456789abcdefABCDEF") != 64) {
+        bad_value(v, k, path, n);
+        if (n->len != 64)
+            diag_hint(v->d, "sha256sum FILE prints it: 64 hex digits, not %zu characters",
+                      n->len);
+        else
+            diag_hint(v->d, "hex digits are 0-9 and a-f (or A-F)");
+        return;
+    }
+    *(const char **)f = n->text;
 }
 
 static void convert_floats(struct vctx *v, const struct schema_key *k, const char *path,
@@ -478,6 +508,7 @@ static convert_fn *const converters[] = {
     [SCHEMA_ENUM] = convert_enum,
     [SCHEMA_DEVICE] = convert_device,
     [SCHEMA_PATH] = convert_path,
+    [SCHEMA_SHA256] = convert_sha256,
     [SCHEMA_FLOATS] = convert_floats,
     [SCHEMA_INTS] = convert_ints,
     [SCHEMA_STRINGS] = convert_strings,
@@ -782,6 +813,9 @@ static void check_transform_ranges(struct vctx *v, const struct spec *s, const c
 
 static void check_rules(struct vctx *v, struct spec *s)
 {
+    if (s->model.pretrained_sha256 && !s->model.pretrained)
+        diag_error(v->d, spec_mark(s, "model.pretrained_sha256"),
+                   "model.pretrained_sha256 is given without model.pretrained");
     const struct spec_optimizer *o = &s->optimizer;
     if (o->type == SPEC_OPTIMIZER_SGD && o->nesterov && (o->momentum <= 0 || o->dampening != 0)) {
         diag_error(v->d, spec_mark(s, "optimizer.nesterov"),

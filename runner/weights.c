@@ -30,6 +30,12 @@ bool weights_skipped(const struct weights_filter *w, const char *name)
     return false;
 }
 
+bool weights_counter_kept(const struct weights_filter *w, const struct graph_tensor *gt,
+                          const struct st_file *f)
+{
+    return w && w->counters_optional && gt->t.dtype == TENSOR_I64 && !st_find(f, gt->name);
+}
+
 void weights_check_extra(const struct graph *g, const struct st_file *f, const char *path,
                          const struct weights_filter *w, struct diag *d)
 {
@@ -60,7 +66,7 @@ enum status weights_load_filtered(struct plan *p, const struct st_file *f, const
     for (int set = 0; set < 2 && (!set || d->errors == before); set++)
         for (size_t t = 0; t < g->ntensors; t++) {
             const struct graph_tensor *gt = &g->tensors[t];
-            if (weights_skipped(w, gt->name)) continue;
+            if (weights_skipped(w, gt->name) || weights_counter_kept(w, gt, f)) continue;
             enum status st =
                 gt->t.dtype == TENSOR_I64
                     ? st_read_i64(f, gt->name, gt->t.rank, gt->t.dim, (int64_t *)(void *)buf, d)

@@ -27,12 +27,19 @@ MUST_CHECK enum status weights_save(struct plan *p, const char *path, enum st_dt
                                     struct diag *d);
 
 /* What a load passes over: tensors under the skip prefixes (neither required nor taken: the
- * layers to re-initialize), and file tensors under `extra` (a checkpoint's optimizer state). */
+ * layers to re-initialize), file tensors under `extra` (a checkpoint's optimizer state), and,
+ * with counters_optional, batchnorm counters (num_batches_tracked, the I64 tensors) missing
+ * from the file: they keep their value, as PyTorch's BatchNorm does for a state dict without
+ * them (timm's exports may lack them). */
 struct weights_filter {
     const char *const *skip;
     size_t nskip;
     const char *extra;
+    bool counters_optional;
 };
+/* Whether the network tensor gt is a counter the file f lacks and w lets it lack. */
+bool weights_counter_kept(const struct weights_filter *w, const struct graph_tensor *gt,
+                          const struct st_file *f);
 /* Whether a network tensor is under one of w's skip prefixes (false for w NULL). */
 bool weights_skipped(const struct weights_filter *w, const char *name);
 /* Reports each tensor of f that g does not have, except those w passes over. */

@@ -84,6 +84,21 @@ has "$out" "parameters      42,512,970 in 314 tensors"
 has "$out" "(batch 32, fp32, adam, cpu backend)"
 expect 0 "check quick" -- check experiments/quick.yaml
 has "$out" "experiments/quick.yaml: ok (quick)"
+# model.pretrained: hf://...: check, config and plan never download it (a closed port as
+# HF_ENDPOINT, an empty cache that stays empty); config shows the URL as written.
+cache=$(mktemp -d)
+export HF_ENDPOINT=http://127.0.0.1:9 RUNNER_CACHE_DIR="$cache"
+expect 0 "check the pretrained experiment offline" -- check experiments/resnet50_pretrained_adam.yaml
+has "$out" "experiments/resnet50_pretrained_adam.yaml: ok (resnet50_pretrained_adam)"
+expect 0 "config of the pretrained experiment offline" -- config experiments/resnet50_pretrained_adam.yaml
+has "$out" '  pretrained: "hf://timm/resnet50.tv_in1k"'
+expect 0 "plan of the pretrained experiment offline" -- plan experiments/resnet50_pretrained_adam.yaml
+if [ -n "$(ls -A "$cache")" ]; then
+    echo "FAIL: check, config or plan wrote into the cache: $(ls -A "$cache")"
+    fails=$((fails + 1))
+fi
+unset HF_ENDPOINT RUNNER_CACHE_DIR
+rm -rf "$cache"
 expect 2 "plan of a broken graph" -- plan tests/bad_yaml/78_graph_kernel_too_large.yaml
 has "$err" "_g_kernel.yaml:7:9: error: layer 'layer1.3.conv': kernel 3x3 is larger than its padded input 2x2"
 expect 2 "plan of a layer the CPU cannot run" -- plan experiments/resnet50_adam.yaml 'model={graph: {graph: [{name: p, op: avgpool, kernel: 3, stride: 2, ceil_mode: true}, global_avg_pool, {name: fc, op: linear, out: 10}]}}'

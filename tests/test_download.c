@@ -1,28 +1,28 @@
 /*
  * test_download.c: the download (download.c) and the CIFAR-10 archive's download and unpacking
- * (data.c), against an HTTP/1.1 server this test runs on 127.0.0.1 (an ephemeral port, in a
- * thread): it answers Range requests with 206 and Content-Range, and can answer 404, 503 a
- * number of times, cut a response short after a given byte (or hang there until the client
- * gives up), ignore Range (200 with the whole file) or flip a byte of the body, and set a
- * cancel flag once a response is sent. It logs every request's Range header. Covered: a plain
+ * (data.c), against the HTTP/1.1 server of tests/http_server.h on 127.0.0.1 (an ephemeral
+ * port, in a thread): it answers Range requests with 206 and Content-Range, and can answer
+ * 404, 503 a number of times, cut a response short after a given byte (or hang there until
+ * the client gives up), ignore Range (200 with the whole file) or flip a byte of the body, and
+ * set a cancel flag once a response is sent. It logs every request. Covered: a plain
  * download (the start and end lines, no progress without a terminal; the progress line with
  * one); a file already there; resuming within a call and in the next call after a cut, from
  * exactly the byte received; a .part already whole (416); a server that ignores Range (the
  * download starts again from zero); the low-speed limit; 503 retried, and given up after the
- * last try; 404 not retried; a wrong MD5; connection refused, quickly; the cancel flag set
+ * last try; 404 not retried; a wrong MD5 and a wrong SHA-256 (both digests and the path named),
+ * a SHA-256 checked, no checksum at all; connection refused, quickly; the cancel flag set
  * during a stalled transfer (a quick end, the .part kept, then resumed by the next call) and
  * during the wait between tries. Each checks the message and what is left on disk. Then
  * data_download end to end (a small archive whose batch files are links to one sparse file of
  * the right size), an archive without cifar-10-batches-bin/, tar missing (the checked archive
  * kept and used by the next call), cifar10_load through RUNNER_CIFAR10_URL and
- * RUNNER_CIFAR10_MD5, and MD5 itself against RFC 1321's vectors. Nothing leaves 127.0.0.1.
+ * RUNNER_CIFAR10_MD5, and MD5 and SHA-256 themselves against RFC 1321's and FIPS 180-2's
+ * vectors. Nothing leaves 127.0.0.1.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,261 +41,19 @@
 
 #include "data.h"
 #include "download.h"
+#include "http_server.h"
 #include "test_util.h"
 
 #define BODY_BYTES (1 << 20)
 #define BODY_MD5 "717f0920b9c39605f4ad6923e0e0953b" /* md5sum of body_fill's bytes */
+#define BODY_SHA256 "f6a34d4c79c3d12c297589206bf216b084347471a53ea5e7fe9a46bd1230f098"
 #define CUT 300000                                  /* where a response is cut short */
-#define CANCEL_DELAY_US 200000 /* from a response's last byte sent to srv.cancel set */
-#define MAX_LOG 16
-#define STALL_MS 8000 /* how long a stalled response hangs, at most */
 
 static char dir[256];
 
 static const char *at(const char *name)
 {
     return tmpdir_path(dir, name);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* The server */
-
-struct served {
-    const char *path; /* as requested, "/body" */
-    unsigned char *bytes;
-    size_t len;
-};
-
-static struct {
-    int fd, port;
-    pthread_t thread;
-    atomic_bool stop;
-    pthread_mutex_t lock;
-    /* what it does, set between downloads (server_reset) */
-    struct served files[4];
-    int nfiles;
-    bool not_found;     /* 404 to everything */
-    bool ignore_range;  /* 200 and the whole file, Range or not */
-    bool corrupt;       /* the body's middle byte flipped */
-    int fail_503;       /* the next this many requests get 503 */
-    int cut_times;      /* the next this many responses end at file byte cut_at ... */
-    long long cut_at;
-    bool stall;         /* ... and then hang until the client leaves, instead of closing */
-    volatile sig_atomic_t *cancel; /* set to SIGINT CANCEL_DELAY_US after the next file's bytes */
-    /* what it saw */
-    int requests;
-    char range[MAX_LOG][64]; /* each request's Range header, "" when it had none */
-} srv;
-
-static bool send_all(int c, const void *p, size_t n)
-{
-    const char *q = p;
-    while (n) {
-        ssize_t w = send(c, q, n, MSG_NOSIGNAL);
-        if (w <= 0) return false;
-        q += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Reads the request's head (up to the blank line) into buf; false on EOF or a 2 s silence. */
-static bool read_request(int c, char *buf, size_t size)
-{
-    size_t n = 0;
-    while (n + 1 < size) {
-        struct pollfd p = {c, POLLIN, 0};
-        if (poll(&p, 1, 2000) <= 0) return false;
-        ssize_t got = recv(c, buf + n, size - 1 - n, 0);
-        if (got <= 0) return false;
-        n += (size_t)got;
-        buf[n] = '\0';
-        if (strstr(buf, "\r\n\r\n")) return true;
-    }
-    return false;
-}
-
-/* Waits (up to ms) until the client closes its end, reading whatever it sends. */
-static void wait_close(int c, int ms)
-{
-    char buf[512];
-    struct pollfd p = {c, POLLIN, 0};
-    while (poll(&p, 1, ms) > 0 && recv(c, buf, sizeof buf, 0) > 0) continue;
-}
-
-static void status_only(int c, const char *status)
-{
-    char head[256];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Length: 6\r\nConnection: close"
-                     "\r\n\r\nsorry\n", status);
-    send_all(c, head, (size_t)n);
-}
-
-/* bytes [start, end) of f, its middle byte flipped when corrupt. */
-static void send_body(int c, const struct served *f, size_t start, size_t end, bool corrupt)
-{
-    size_t mid = f->len / 2;
-    if (!corrupt || mid < start || mid >= end) {
-        send_all(c, f->bytes + start, end - start);
-        return;
-    }
-    unsigned char flipped = f->bytes[mid] ^ 0xff;
-    if (send_all(c, f->bytes + start, mid - start) && send_all(c, &flipped, 1))
-        send_all(c, f->bytes + mid + 1, end - mid - 1);
-}
-
-/* One request on c: logged, then answered as srv is set. */
-static void serve(int c)
-{
-    char req[8192], path[256] = "", range[64] = "";
-    if (!read_request(c, req, sizeof req) || sscanf(req, "GET %255s ", path) != 1) return;
-    const char *r = strcasestr(req, "\r\nRange:");
-    if (r) {
-        for (r += 8; *r == ' '; r++) continue;
-        snprintf(range, sizeof range, "%.*s", (int)strcspn(r, "\r\n"), r);
-    }
-    pthread_mutex_lock(&srv.lock);
-    if (srv.requests < MAX_LOG) snprintf(srv.range[srv.requests], sizeof srv.range[0], "%s", range);
-    srv.requests++;
-    const struct served *f = NULL;
-    for (int i = 0; i < srv.nfiles; i++)
-        if (strcmp(srv.files[i].path, path) == 0) f = &srv.files[i];
-    bool fail = srv.fail_503 > 0, ignore = srv.ignore_range, corrupt = srv.corrupt;
-    if (fail) srv.fail_503--;
-    if (srv.not_found) f = NULL;
-    long long cut = -1;
-    bool stall = false;
-    if (!fail && f && srv.cut_times > 0) {
-        srv.cut_times--;
-        cut = srv.cut_at;
-        stall = srv.stall;
-    }
-    volatile sig_atomic_t *cancel = srv.cancel;
-    srv.cancel = NULL;
-    pthread_mutex_unlock(&srv.lock);
-
-    if (fail || !f) {
-        status_only(c, fail ? "503 Service Unavailable" : "404 Not Found");
-        return;
-    }
-    long long start = 0, len = (long long)f->len;
-    char head[512];
-    int n;
-    if (range[0] && !ignore) {
-        if (sscanf(range, "bytes=%lld-", &start) != 1 || start < 0) {
-            status_only(c, "400 Bad Request");
-            return;
-        }
-        if (start >= len) {
-            n = snprintf(head, sizeof head, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range:"
-                         " bytes */%lld\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", len);
-            send_all(c, head, (size_t)n);
-            return;
-        }
-        n = snprintf(head, sizeof head, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes "
-                     "%lld-%lld/%lld\r\nContent-Length: %lld\r\nConnection: close\r\n\r\n",
-                     start, len - 1, len, len - start);
-    } else {
-        n = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %lld\r\n"
-                     "Connection: close\r\n\r\n", len);
-    }
-    long long end = cut > start && cut < len ? cut : len;
-    if (send_all(c, head, (size_t)n)) send_body(c, f, (size_t)start, (size_t)end, corrupt);
-    if (cancel) {
-        usleep(CANCEL_DELAY_US);
-        *cancel = SIGINT; /* as a signal handler would */
-    }
-    if (stall) wait_close(c, STALL_MS);
-}
-
-static void *server_main(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&srv.stop)) {
-        struct pollfd p = {srv.fd, POLLIN, 0};
-        if (poll(&p, 1, 20) <= 0) continue;
-        int c = accept(srv.fd, NULL, NULL);
-        if (c < 0) continue;
-        serve(c);
-        shutdown(c, SHUT_WR); /* the client reads to the end, then closes */
-        wait_close(c, 1000);
-        close(c);
-    }
-    return NULL;
-}
-
-/* A TCP socket bound to 127.0.0.1 on an ephemeral port (its number in *port); -1 on failure. */
-static int bind_local(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
-        getsockname(fd, (struct sockaddr *)&a, &len)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int server_start(void)
-{
-    pthread_mutex_init(&srv.lock, NULL);
-    if ((srv.fd = bind_local(&srv.port)) < 0 || listen(srv.fd, 8)) return -1;
-    return pthread_create(&srv.thread, NULL, server_main, NULL) ? -1 : 0;
-}
-
-static void server_stop(void)
-{
-    atomic_store(&srv.stop, true);
-    pthread_join(srv.thread, NULL);
-    close(srv.fd);
-    for (int i = 0; i < srv.nfiles; i++) free(srv.files[i].bytes);
-}
-
-/* Every mode off and the log cleared (the files stay). */
-static void server_reset(void)
-{
-    pthread_mutex_lock(&srv.lock);
-    srv.not_found = srv.ignore_range = srv.corrupt = srv.stall = false;
-    srv.fail_503 = srv.cut_times = srv.requests = 0;
-    srv.cut_at = 0;
-    srv.cancel = NULL;
-    memset(srv.range, 0, sizeof srv.range);
-    pthread_mutex_unlock(&srv.lock);
-}
-
-static int requests(void)
-{
-    pthread_mutex_lock(&srv.lock);
-    int n = srv.requests;
-    pthread_mutex_unlock(&srv.lock);
-    return n;
-}
-
-/* The Range header of request i (0-based) of those since server_reset. */
-static const char *range_of(int i)
-{
-    static char r[64];
-    pthread_mutex_lock(&srv.lock);
-    snprintf(r, sizeof r, "%s", srv.range[i]);
-    pthread_mutex_unlock(&srv.lock);
-    return r;
-}
-
-static void serve_file(const char *path, unsigned char *bytes, size_t len)
-{
-    srv.files[srv.nfiles++] = (struct served){path, bytes, len};
-}
-
-static const char *url_of(const char *path)
-{
-    static char url[4][128];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(url[k], sizeof url[k], "http://127.0.0.1:%d%s", srv.port, path);
-    return url[k];
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -523,6 +280,7 @@ static int teardown(void **state)
 {
     (void)state;
     server_stop();
+    server_free_files();
     return tmpdir_remove(dir);
 }
 
@@ -865,8 +623,9 @@ static void test_bad_checksum(void **state)
     assert_int_equal(requests(), 1);
     snprintf(want, sizeof want, "runner: error: %s: MD5 mismatch: got ", url_of("/body"));
     expect_in(msgs, want);
-    expect_in(msgs, ", expected " BODY_MD5 ": the download is damaged or not the file expected "
-                    "(deleted)");
+    snprintf(want, sizeof want, ", expected " BODY_MD5 ": the download is damaged or not the "
+             "file expected (deleted, not kept as %s)", at("bad.bin"));
+    expect_in(msgs, want);
     assert_null(strstr(msgs, "got " BODY_MD5));
     free(msgs);
     assert_false(exists(at("bad.bin")));
@@ -880,6 +639,56 @@ static void test_bad_checksum(void **state)
     expect_in(msgs, "MD5 mismatch: got " BODY_MD5 ", expected 0123456789abcdef0123456789abcdef");
     free(msgs);
     assert_false(exists(at("bad.bin.part")));
+}
+
+/* A checksum of 64 hex digits is a SHA-256: checked (either case), and a wrong one names both
+ * digests and the path, nothing kept; without a checksum the file is taken as sent; a checksum
+ * of another length is refused before any request. */
+static void test_sha256(void **state)
+{
+    (void)state;
+    server_reset();
+    char *msgs, want[1024], upper[65];
+    struct download_options o = quick(3);
+    enum download_failure why;
+    for (int i = 0; i < 64; i++) upper[i] = (char)toupper(BODY_SHA256[i]);
+    upper[64] = 0;
+    if (fetch(url_of("/body"), at("s.bin"), upper, &o, &msgs, &why)) fail_msg("%s", msgs);
+    expect_in(msgs, "runner: downloaded 1.0 MB in 0:00, SHA-256 checked: ");
+    expect_body(at("s.bin"));
+    free(msgs);
+    if (fetch(url_of("/body"), at("s.bin"), BODY_SHA256, &o, &msgs, NULL)) fail_msg("%s", msgs);
+    expect_in(msgs, "is already there, SHA-256 checked");
+    assert_int_equal(requests(), 1);
+    free(msgs);
+
+    const char *wrong = "00000000000000000000000000000000000000000000000000000000000000ff";
+    assert_int_equal(fetch(url_of("/body"), at("w.bin"), wrong, &o, &msgs, &why), STATUS_RUNTIME);
+    assert_int_equal(why, DOWNLOAD_FAILURE_CHECKSUM);
+    snprintf(want, sizeof want, "runner: error: %s: SHA-256 mismatch: got " BODY_SHA256
+             ", expected %s: the download is damaged or not the file expected (deleted, not "
+             "kept as %s)", url_of("/body"), wrong, at("w.bin"));
+    expect_in(msgs, want);
+    free(msgs);
+    assert_false(exists(at("w.bin")));
+    assert_false(exists(at("w.bin.part")));
+
+    server_reset();
+    if (fetch(url_of("/body"), at("n.bin"), NULL, &o, &msgs, &why)) fail_msg("%s", msgs);
+    expect_in(msgs, "runner: downloaded 1.0 MB in 0:00: ");
+    assert_null(strstr(msgs, "checked"));
+    expect_body(at("n.bin"));
+    free(msgs);
+    if (fetch(url_of("/body"), at("n.bin"), NULL, &o, &msgs, NULL)) fail_msg("%s", msgs);
+    snprintf(want, sizeof want, "runner: %s is already there\n", at("n.bin"));
+    assert_string_equal(msgs, want);
+    assert_int_equal(requests(), 1);
+    free(msgs);
+
+    assert_int_equal(fetch(url_of("/body"), at("x.bin"), "abc", &o, &msgs, &why), STATUS_RUNTIME);
+    expect_in(msgs, "its checksum \"abc\" is neither an MD5 (32 hex digits) nor a SHA-256 (64)");
+    assert_int_equal(requests(), 1);
+    free(msgs);
 }
 
 /* Nothing listening (a bound port that does not listen): every try refused at once; the error
@@ -1029,7 +838,7 @@ static void test_load_downloads(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* MD5 */
+/* MD5 and SHA-256 */
 
 static void test_md5(void **state)
 {
@@ -1066,6 +875,25 @@ static void test_md5(void **state)
     fclose(mem);
     expect_in(msgs, "no-such-file: cannot open: No such file or directory");
     free(msgs);
+
+    /* SHA-256: FIPS 180-2's examples, a file, the pattern, and bytes in memory. */
+    static const char *const sha[][2] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    char out256[65];
+    d = (struct diag){.out = stderr};
+    for (size_t i = 0; i < ARRAY_LEN(sha); i++) {
+        write_bytes(at("vector"), sha[i][0], strlen(sha[i][0]));
+        assert_int_equal(download_sha256_file(at("vector"), out256, &d), STATUS_OK);
+        assert_string_equal(out256, sha[i][1]);
+        download_sha256_text(sha[i][0], strlen(sha[i][0]), out256);
+        assert_string_equal(out256, sha[i][1]);
+    }
+    assert_int_equal(download_sha256_file(at("pattern.bin"), out256, &d), STATUS_OK);
+    assert_string_equal(out256, BODY_SHA256);
 }
 
 int main(void)
@@ -1083,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_server_error),
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_bad_checksum),
+        cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_unpack),
         cmocka_unit_test(test_unpack_not_cifar),

@@ -6,8 +6,11 @@
  * fc.weight and fc.bias with both shapes and suggesting model.reinit: [fc]; a missing and an
  * unexpected tensor are listed together with the mis-shaped ones; a file tensor under a reinit
  * prefix is ignored whatever its shape ("fc" does not cover "fc2"); a failed load leaves the
- * plan unchanged; and a whole run (train_run) starts from the file's weights, or stops before
- * its run directory when the file does not fit.
+ * plan unchanged; timm's naming (no batchnorm counters: kept, said in the line) and names
+ * under "module." (mapped back) load; model.pretrained_sha256 on a local file (a wrong one an
+ * error at the key, the file kept); and a whole run (train_run) starts from the file's
+ * weights, or stops before its run directory when the file does not fit. URLs:
+ * tests/test_pretrained_url.c.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -23,6 +26,7 @@
 #include <cmocka.h>
 
 #include "data.h"
+#include "download.h"
 #include "graph.h"
 #include "model.h"
 #include "plan.h"
@@ -179,10 +183,12 @@ struct extra {
     int64_t shape[3];
 };
 
-/* The source network's tensors, without those named in drop, with the extra ones (zeros). */
+/* The source network's tensors, without those named in drop, with the extra ones (zeros),
+ * each name after prefix. */
 struct edit {
     const char *drop[3];
     struct extra add[3];
+    const char *prefix;
 };
 
 static bool dropped(const struct edit *e, const char *name)
@@ -199,15 +205,19 @@ static void write_source(const struct net *src, const char *path, const struct e
     st_add_metadata(w, "format", "pt");
     void *keep[NTENSORS] = {0};
     assert_int_equal(src->g->ntensors, NTENSORS);
+    char name[256];
     for (size_t i = 0; i < src->g->ntensors; i++) {
         const struct graph_tensor *gt = &src->g->tensors[i];
         if (dropped(e, gt->name)) continue;
         keep[i] = tensor_of(src, gt->name);
-        if (gt->t.dtype == TENSOR_I64) st_add_i64(w, gt->name, gt->t.rank, gt->t.dim, keep[i]);
-        else st_add_f32(w, gt->name, ST_F32, gt->t.rank, gt->t.dim, keep[i]);
+        snprintf(name, sizeof name, "%s%s", e->prefix ? e->prefix : "", gt->name);
+        if (gt->t.dtype == TENSOR_I64) st_add_i64(w, name, gt->t.rank, gt->t.dim, keep[i]);
+        else st_add_f32(w, name, ST_F32, gt->t.rank, gt->t.dim, keep[i]);
     }
-    for (size_t i = 0; i < ARRAY_LEN(e->add) && e->add[i].name; i++)
-        st_add_f32(w, e->add[i].name, ST_F32, e->add[i].rank, e->add[i].shape, zeros);
+    for (size_t i = 0; i < ARRAY_LEN(e->add) && e->add[i].name; i++) {
+        snprintf(name, sizeof name, "%s%s", e->prefix ? e->prefix : "", e->add[i].name);
+        st_add_f32(w, name, ST_F32, e->add[i].rank, e->add[i].shape, zeros);
+    }
     struct diag d = {.out = stderr};
     assert_int_equal(st_write(w, path, &d), STATUS_OK);
     st_writer_free(w);
@@ -220,7 +230,7 @@ static enum status load(struct net *t, struct pretrained_result *r, int *errors,
     size_t len;
     FILE *mem = open_memstream(msgs, &len);
     struct diag d = {.out = mem};
-    enum status st = pretrained_load(t->p, t->s, r, &d);
+    enum status st = pretrained_load(t->p, t->s, NULL, r, &d);
     fclose(mem);
     *errors = d.errors;
     return st;
@@ -408,6 +418,120 @@ static void test_reinit_ignores_any_shape(void **state)
     net_close(&src);
 }
 
+/* Every tensor but fc and the counters equals the source's; fc is as initialized (w0, b0). */
+static void expect_from_source(const struct net *src, const struct net *t)
+{
+    for (size_t i = 0; i < t->g->ntensors; i++) {
+        const struct graph_tensor *gt = &t->g->tensors[i];
+        if (weights_under(gt->name, "fc") || gt->t.dtype == TENSOR_I64) continue;
+        void *a = tensor_of(src, gt->name), *b = tensor_of(t, gt->name);
+        if (memcmp(a, b, tensor_bytes(gt))) fail_msg("'%s' differs from the file's", gt->name);
+        free(a);
+        free(b);
+    }
+}
+
+/* timm's naming: torchvision's names without the batchnorm counters. The file loads, the
+ * counter keeps its value (0, fresh), the line says so; the same with every name under
+ * "module." (a DataParallel state dict), mapped back, fc under it still re-initialized; a
+ * "module." name that maps to nothing of the network is reported under its own name. */
+static void test_timm_names(void **state)
+{
+    (void)state;
+    struct net src, t;
+    net_source(&src);
+    write_source(&src, at("timm.safetensors"), &(struct edit){.drop = {"bn.num_batches_tracked"}});
+    net_of_experiment(&t, "{graph: net.yaml, pretrained: timm.safetensors, reinit: [fc]}");
+    struct pretrained_result r;
+    char *msgs;
+    int errors;
+    assert_int_equal(load(&t, &r, &errors, &msgs), STATUS_OK);
+    assert_int_equal(errors, 0);
+    assert_string_equal(msgs, "");
+    assert_int_equal(r.loaded, NTENSORS - 3);
+    assert_int_equal(r.counters, 1);
+    assert_int_equal(r.mapped, 0);
+    char want[9100];
+    snprintf(want, sizeof want, "pretrained: %s: 7 tensors loaded, 2 re-initialized (fc), 1 "
+             "batchnorm counter not in the file (kept)", t.s->model.pretrained);
+    assert_string_equal(r.line, want);
+    expect_from_source(&src, &t);
+    int64_t count = -1;
+    plan_get_tensor(t.p, graph_find_tensor(t.g, "bn.num_batches_tracked"), &count);
+    assert_int_equal(count, 0);
+    free(msgs);
+    net_close(&t);
+
+    write_source(&src, at("module.safetensors"), &(struct edit){.prefix = "module."});
+    net_of_experiment(&t, "{graph: net.yaml, pretrained: module.safetensors, reinit: [fc]}");
+    float *w0 = tensor_of(&t, "fc.weight");
+    assert_int_equal(load(&t, &r, &errors, &msgs), STATUS_OK);
+    assert_int_equal(errors, 0);
+    assert_int_equal(r.loaded, NTENSORS - 2);
+    assert_int_equal(r.mapped, NTENSORS);
+    assert_non_null(strstr(r.line, ", 10 found under other names"));
+    expect_from_source(&src, &t);
+    plan_get_tensor(t.p, graph_find_tensor(t.g, "bn.num_batches_tracked"), &count);
+    assert_int_equal(count, 1);
+    float *w1 = tensor_of(&t, "fc.weight");
+    assert_memory_equal(w0, w1, 10 * 5 * sizeof *w0);
+    free(w0);
+    free(w1);
+    free(msgs);
+    net_close(&t);
+
+    char file[4096];
+    snprintf(file, sizeof file, "%s", at("module_extra.safetensors"));
+    write_source(&src, file, &(struct edit){.prefix = "module.", .add = {{"head.weight", 1, {3}}}});
+    msgs = load_bad("{graph: net.yaml, pretrained: module_extra.safetensors, reinit: [fc]}", 1);
+    snprintf(want, sizeof want, "%s: tensor 'module.head.weight' is not in the network", file);
+    expect_in(msgs, want);
+    free(msgs);
+    net_close(&src);
+}
+
+/* model.pretrained_sha256 on a local file: the right digest loads; a wrong one is an error
+ * (STATUS_RUNTIME) at the key, naming the file and both digests, the file left in place and
+ * the plan unchanged. */
+static void test_local_sha256(void **state)
+{
+    (void)state;
+    struct net src, t;
+    net_source(&src);
+    write_source(&src, at("sha.safetensors"), &(struct edit){0});
+    net_close(&src);
+    char sha[65], model[512];
+    struct diag d = {.out = stderr};
+    assert_int_equal(download_sha256_file(at("sha.safetensors"), sha, &d), STATUS_OK);
+    snprintf(model, sizeof model, "{graph: net.yaml, pretrained: sha.safetensors, "
+             "pretrained_sha256: %s, reinit: [fc]}", sha);
+    net_of_experiment(&t, model);
+    struct pretrained_result r;
+    char *msgs, want[9100];
+    int errors;
+    assert_int_equal(load(&t, &r, &errors, &msgs), STATUS_OK);
+    assert_int_equal(r.loaded, NTENSORS - 2);
+    free(msgs);
+    net_close(&t);
+
+    const char *wrong = "ab00000000000000000000000000000000000000000000000000000000000000";
+    snprintf(model, sizeof model, "{graph: net.yaml, pretrained: sha.safetensors, "
+             "pretrained_sha256: %s, reinit: [fc]}", wrong);
+    net_of_experiment(&t, model);
+    unsigned char *before = tensors_of(&t);
+    assert_int_equal(load(&t, &r, &errors, &msgs), STATUS_RUNTIME);
+    assert_int_equal(errors, 1);
+    snprintf(want, sizeof want, "exp.yaml:3:74: error: %s: SHA-256 mismatch: got %s, expected "
+             "%s (model.pretrained_sha256)", t.s->model.pretrained, sha, wrong);
+    expect_in(msgs, want);
+    expect_same_plan(&t, before, "after a wrong SHA-256");
+    struct stat sb;
+    assert_int_equal(stat(at("sha.safetensors"), &sb), 0);
+    free(before);
+    free(msgs);
+    net_close(&t);
+}
+
 /* No model.pretrained: nothing happens. */
 static void test_no_pretrained(void **state)
 {
@@ -423,7 +547,8 @@ static void test_no_pretrained(void **state)
     assert_int_equal(r.loaded, 0);
     assert_string_equal(r.line, "");
     expect_same_plan(&t, before, "without model.pretrained");
-    assert_int_equal(pretrained_load(t.p, t.s, NULL, &(struct diag){.out = stderr}), STATUS_OK);
+    assert_int_equal(pretrained_load(t.p, t.s, NULL, NULL, &(struct diag){.out = stderr}),
+                     STATUS_OK);
     free(before);
     free(msgs);
     net_close(&t);
@@ -539,6 +664,8 @@ int main(void)
         cmocka_unit_test(test_without_reinit),
         cmocka_unit_test(test_missing_and_unexpected),
         cmocka_unit_test(test_reinit_ignores_any_shape),
+        cmocka_unit_test(test_timm_names),
+        cmocka_unit_test(test_local_sha256),
         cmocka_unit_test(test_no_pretrained),
         cmocka_unit_test(test_run),
     };

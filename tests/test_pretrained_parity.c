@@ -165,7 +165,7 @@ static void test_experiment(void **state)
         size_t len;
         FILE *mem = open_memstream(&msgs, &len);
         struct diag md = {.out = mem};
-        enum status st = pretrained_load(p, s, &r, &md);
+        enum status st = pretrained_load(p, s, NULL, &r, &md);
         fclose(mem);
         if (reinit) {
             printf("%s\n", r.line);

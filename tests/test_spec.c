@@ -385,6 +385,59 @@ static void test_write_reads_back(void **state)
     free(two);
 }
 
+/* model.pretrained as a URL: kept as written (never joined to the file's folder, never
+ * looked for), from a file in a subfolder or an override, with pretrained_sha256 as written;
+ * the resolved config writes it as it is and reads back the same; a local path beside it is
+ * still resolved and checked. */
+static void test_pretrained_url(void **state)
+{
+    (void)state;
+    const char *url = "hf://timm/resnet50.tv_in1k";
+    const char *sha = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+    char text[1024];
+    snprintf(text, sizeof text,
+             "model: {graph: ../models/tiny.yaml, pretrained: %s, pretrained_sha256: %s, "
+             "reinit: [fc]}\noptimizer: {type: adam, lr: 1.0e-3}\n", url, sha);
+    struct spec *s = load_ok("sub/url.yaml", text, NULL, 0);
+    assert_string_equal(s->model.pretrained, url);
+    assert_string_equal(s->model.pretrained_sha256, sha);
+    char *yaml = spec_yaml_text(s);
+    spec_free(s);
+    char want[256];
+    snprintf(want, sizeof want, "\n  pretrained: \"%s\"\n  pretrained_sha256: \"%s\"\n", url,
+             sha);
+    if (!strstr(yaml, want)) fail_msg("expected \"%s\" in:\n%s", want, yaml);
+    write_file(dir, "sub/url_rt.yaml", yaml);
+    char *msgs;
+    struct spec *s2;
+    if (load_capture(at("sub/url_rt.yaml"), NULL, 0, &s2, &msgs)) fail_msg("%s", msgs);
+    free(msgs);
+    assert_string_equal(s2->model.pretrained, url);
+    char *again = spec_yaml_text(s2);
+    assert_string_equal(yaml, again);
+    free(again);
+    free(yaml);
+    spec_free(s2);
+
+    const char *ov[] = {"model.pretrained=https://example.com/a//b.safetensors?x=1"};
+    static const char sub_exp[] =
+        "model: ../models/tiny.yaml\noptimizer: {type: adam, lr: 1.0e-3}\n";
+    s = load_ok("sub/url_ov.yaml", sub_exp, ov, 1);
+    assert_string_equal(s->model.pretrained, "https://example.com/a//b.safetensors?x=1");
+    assert_null(s->model.pretrained_sha256);
+    spec_free(s);
+
+    /* A path is still a path: resolved, and an error when it is missing. */
+    const char *local[] = {"model.pretrained=../w.safetensors"};
+    s = load_ok("sub/url_local.yaml", sub_exp, local, 1);
+    assert_string_equal(s->model.pretrained, at("w.safetensors"));
+    spec_free(s);
+    const char *missing[] = {"model.pretrained=hf_timm.safetensors"};
+    assert_int_equal(load_errors("sub/url_missing.yaml", sub_exp, missing, 1, &msgs), 1);
+    assert_non_null(strstr(msgs, "cannot read"));
+    free(msgs);
+}
+
 static void test_load_text(void **state)
 {
     (void)state;
@@ -406,7 +459,8 @@ int main(void)
         cmocka_unit_test(test_cycle),         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_shorthand_merges),
         cmocka_unit_test(test_override_checked_like_file), cmocka_unit_test(test_many_errors),
-        cmocka_unit_test(test_write_reads_back), cmocka_unit_test(test_load_text),
+        cmocka_unit_test(test_write_reads_back), cmocka_unit_test(test_pretrained_url),
+        cmocka_unit_test(test_load_text),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

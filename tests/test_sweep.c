@@ -259,6 +259,32 @@ static void test_path_value(void **state)
     struct diag d = {.out = stderr};
     assert_int_equal(sweep_validate(sw, &d), STATUS_OK);
     sweep_free(sw);
+
+    /* A URL in a path key is no path: written as typed, swept or fixed, and named by its
+     * stem; the points validate without the file (or the network). */
+    const char *urls[] = {"model.pretrained=hf://timm/resnet18.tv_in1k,"
+                          "https://example.com/w/resnet34.safetensors"};
+    const char *fixed[] = {"model.reinit=[fc]"};
+    rq.grid = urls;
+    rq.fixed = fixed;
+    rq.nfixed = 1;
+    rq.out = "pv_url";
+    sw = expand_ok(&rq);
+    assert_int_equal(sw->npoints, 2);
+    assert_string_equal(sw->points[0].name, "pretrained=resnet18");
+    assert_string_equal(sw->points[1].name, "pretrained=resnet34");
+    assert_non_null(strstr(sw->points[0].text, "\n  pretrained: hf://timm/resnet18.tv_in1k\n"));
+    assert_non_null(strstr(sw->points[1].text,
+                           "\n  pretrained: https://example.com/w/resnet34.safetensors\n"));
+    assert_int_equal(sweep_validate(sw, &d), STATUS_OK);
+    sweep_free(sw);
+    const char *fixed_url[] = {"model.pretrained=hf://timm/resnet50.tv_in1k"};
+    const char *lr[] = {"optimizer.lr=0.1,0.2"};
+    rq.grid = lr;
+    rq.fixed = fixed_url;
+    sw = expand_ok(&rq);
+    assert_non_null(strstr(sw->points[0].text, "\n  pretrained: hf://timm/resnet50.tv_in1k\n"));
+    sweep_free(sw);
 }
 
 /* Random draws: the count, every value in its range, learning rates log-uniform, integers
