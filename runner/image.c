@@ -104,6 +104,11 @@ static bool png_run(const uint8_t *data, size_t size, struct image_info *info, u
     png_set_read_fn(png, &src, png_read_mem);
     png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
     png_set_chunk_malloc_max(png, 64u << 20);
+    /* Every chunk but IHDR, PLTE, tRNS, IDAT and IEND skipped unread (the pixels do not depend
+     * on them without png_set_gamma and the like, and PIL's convert ignores them too). Read,
+     * libpng 1.6.39 allocates and zeroes a text chunk's declared length before reading it,
+     * whatever png_set_chunk_malloc_max says: 90 bytes claiming a 2 GB tEXt took that much. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     png_read_info(png, pi);
     png_uint_32 w = png_get_image_width(png, pi), h = png_get_image_height(png, pi);
     if (!size_ok(w, h, why, why_size)) goto done;
