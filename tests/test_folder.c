@@ -5,7 +5,7 @@
  * Decoding: every PNG colour type (gray 1/8/16 bits, gray + alpha, palette with tRNS, RGB 8 and
  * 16 bits, RGBA, interlaced) gives the pixels written, alpha dropped and 16 bits cut to the
  * high byte; a JPEG of flat colour decodes within JPEG's rounding of it; a four-channel JPEG
- * becomes RGB by PIL's formula. (tests/test_folder_pil.sh checks the same decodes against
+ * becomes RGB by PIL's formula. (tests/test_image_pil.sh checks the same decodes against
  * PIL.) The folder: classes in byte order, files in torchvision's order (folder, then name),
  * other files ignored, val/ and test/ mapped by class name, the errors of each layout, every
  * bad file listed (empty, truncated PNG and JPEG, not an image, damaged header), data.skip_bad,
