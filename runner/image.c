@@ -36,7 +36,12 @@ static bool fail(char *why, size_t size, const char *fmt, const char *arg)
 
 static bool size_ok(long long w, long long h, char *why, size_t size)
 {
-    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
+    /* TurboJPEG gives 0 x 0 for a JPEG without a frame (tables only, or "\xff\xd8\xff"). */
+    if (w <= 0 || h <= 0) {
+        if (size) snprintf(why, size, "no image in the file (%lld x %lld pixels)", w, h);
+        return false;
+    }
+    if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
         if (size)
             snprintf(why, size, "%lld x %lld pixels, more than the %lld (and %d a side) this "
                      "runner decodes", w, h, IMAGE_MAX_PIXELS, IMAGE_MAX_SIDE);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <png.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
@@ -291,6 +292,29 @@ static void test_bad_images(void **state)
     put_bytes(at("huge.png"), data, size);
     free(data);
     expect_probe_error(at("huge.png"), "PNG");
+
+    /* A JPEG without a frame (tables only) has no image; TurboJPEG calls it 0 x 0. */
+    put_bytes(at("tables.jpg"), "\xff\xd8\xff\xd9", 4);
+    expect_probe_error(at("tables.jpg"), "no image in the file");
+
+    /* A text chunk claiming 2 GB (found by tests/fuzz/fuzz_image.c) is skipped unread: libpng
+     * would allocate and zero its length before reading it, so the peak RSS tells. */
+    assert_true(image_read_file(at("good.png"), &data, &size, why, sizeof why));
+    static const uint8_t text[] = {0x7e, 0xf6, 0x00, 0x0c, 't', 'E', 'X', 't', 'C', 'o', 'm'};
+    uint8_t *big = malloc(size + sizeof text);
+    memcpy(big, data, 33); /* the signature and IHDR */
+    memcpy(big + 33, text, sizeof text);
+    memcpy(big + 33 + sizeof text, data + 33, size - 33);
+    put_bytes(at("big_text.png"), big, size + sizeof text);
+    free(big);
+    free(data);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    expect_probe_error(at("big_text.png"), "corrupt PNG");
+    getrusage(RUSAGE_SELF, &after);
+    if (after.ru_maxrss - before.ru_maxrss > 256 * 1024)
+        fail_msg("probing big_text.png raised the peak RSS by %ld KB",
+                 after.ru_maxrss - before.ru_maxrss);
 }
 
 /* --------------------------------------------------------------------------------------- */
