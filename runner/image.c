@@ -36,7 +36,12 @@ static bool fail(char *why, size_t size, const char *fmt, const char *arg)
 
 static bool size_ok(long long w, long long h, char *why, size_t size)
 {
-    if (w <= 0 || h <= 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
+    /* TurboJPEG gives 0 x 0 for a JPEG without a frame (tables only, or "\xff\xd8\xff"). */
+    if (w <= 0 || h <= 0) {
+        if (size) snprintf(why, size, "no image in the file (%lld x %lld pixels)", w, h);
+        return false;
+    }
+    if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || w * h > IMAGE_MAX_PIXELS) {
         if (size)
             snprintf(why, size, "%lld x %lld pixels, more than the %lld (and %d a side) this "
                      "runner decodes", w, h, IMAGE_MAX_PIXELS, IMAGE_MAX_SIDE);
@@ -104,6 +109,11 @@ static bool png_run(const uint8_t *data, size_t size, struct image_info *info, u
     png_set_read_fn(png, &src, png_read_mem);
     png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
     png_set_chunk_malloc_max(png, 64u << 20);
+    /* Every chunk but IHDR, PLTE, tRNS, IDAT and IEND skipped unread (the pixels do not depend
+     * on them without png_set_gamma and the like, and PIL's convert ignores them too). Read,
+     * libpng 1.6.39 allocates and zeroes a text chunk's declared length before reading it,
+     * whatever png_set_chunk_malloc_max says: 90 bytes claiming a 2 GB tEXt took that much. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
     png_read_info(png, pi);
     png_uint_32 w = png_get_image_width(png, pi), h = png_get_image_height(png, pi);
     if (!size_ok(w, h, why, why_size)) goto done;

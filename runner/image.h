@@ -11,8 +11,10 @@
  * What the file holds becomes RGB as PIL's Image.convert("RGB") makes it, which is what
  * torchvision's ImageFolder loader does: grayscale is repeated in the three planes, a palette
  * looked up, alpha (and PNG's tRNS transparency) dropped, 16-bit PNG samples cut to their
- * high byte, and a four-channel (CMYK or YCCK) JPEG taken as Adobe writes it (inverted) and
- * turned into RGB with PIL's formula. Gamma and colour profiles are ignored, as PIL ignores
+ * high byte (as PIL does for 16-bit RGB and RGBA; 16-bit gray it opens as mode I and clips
+ * at 255 instead, which whitens all but the darkest pixels: here it is cut like the others),
+ * and a four-channel (CMYK or YCCK) JPEG taken as Adobe writes it (inverted) and turned into
+ * RGB with PIL's formula. tests/image_pil.py compares each kind with PIL pixel by pixel. Gamma and colour profiles are ignored, as PIL ignores
  * them. The format is told by the bytes (a .jpg holding a PNG decodes as PNG).
  *
  * The probe reads the header only: the size and the format, and whether the file ends as its

@@ -5,7 +5,7 @@
  * Decoding: every PNG colour type (gray 1/8/16 bits, gray + alpha, palette with tRNS, RGB 8 and
  * 16 bits, RGBA, interlaced) gives the pixels written, alpha dropped and 16 bits cut to the
  * high byte; a JPEG of flat colour decodes within JPEG's rounding of it; a four-channel JPEG
- * becomes RGB by PIL's formula. (tests/test_folder_pil.sh checks the same decodes against
+ * becomes RGB by PIL's formula. (tests/test_image_pil.sh checks the same decodes against
  * PIL.) The folder: classes in byte order, files in torchvision's order (folder, then name),
  * other files ignored, val/ and test/ mapped by class name, the errors of each layout, every
  * bad file listed (empty, truncated PNG and JPEG, not an image, damaged header), data.skip_bad,
@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <png.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
@@ -292,6 +293,29 @@ static void test_bad_images(void **state)
     put_bytes(at("huge.png"), data, size);
     free(data);
     expect_probe_error(at("huge.png"), "PNG");
+
+    /* A JPEG without a frame (tables only) has no image; TurboJPEG calls it 0 x 0. */
+    put_bytes(at("tables.jpg"), "\xff\xd8\xff\xd9", 4);
+    expect_probe_error(at("tables.jpg"), "no image in the file");
+
+    /* A text chunk claiming 2 GB (found by tests/fuzz/fuzz_image.c) is skipped unread: libpng
+     * would allocate and zero its length before reading it, so the peak RSS tells. */
+    assert_true(image_read_file(at("good.png"), &data, &size, why, sizeof why));
+    static const uint8_t text[] = {0x7e, 0xf6, 0x00, 0x0c, 't', 'E', 'X', 't', 'C', 'o', 'm'};
+    uint8_t *big = malloc(size + sizeof text);
+    memcpy(big, data, 33); /* the signature and IHDR */
+    memcpy(big + 33, text, sizeof text);
+    memcpy(big + 33 + sizeof text, data + 33, size - 33);
+    put_bytes(at("big_text.png"), big, size + sizeof text);
+    free(big);
+    free(data);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    expect_probe_error(at("big_text.png"), "corrupt PNG");
+    getrusage(RUSAGE_SELF, &after);
+    if (after.ru_maxrss - before.ru_maxrss > 256 * 1024)
+        fail_msg("probing big_text.png raised the peak RSS by %ld KB",
+                 after.ru_maxrss - before.ru_maxrss);
 }
 
 /* --------------------------------------------------------------------------------------- */
