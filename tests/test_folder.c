@@ -127,7 +127,8 @@ static void test_png_types(void **state)
     uint8_t g1[H] = {0xa8, 0x50, 0xf8}; /* rows of 5 one-bit pixels, padded */
     for (int i = 0; i < N; i++) {
         g8[i] = (uint8_t)(i * 17);
-        ga[2 * i] = (uint8_t)(i * 17), ga[2 * i + 1] = (uint8_t)(255 - i);
+        ga[2 * i] = (uint8_t)(i * 17);
+        ga[2 * i + 1] = (uint8_t)(255 - i);
         for (int c = 0; c < 3; c++) {
             rgb[3 * i + c] = (uint8_t)(i * 11 + c * 70);
             rgba[4 * i + c] = (uint8_t)(i * 11 + c * 70);
@@ -135,7 +136,8 @@ static void test_png_types(void **state)
             rgb16[6 * i + 2 * c + 1] = (uint8_t)(i * 3);       /* low byte, cut */
         }
         rgba[4 * i + 3] = (uint8_t)(i * 5);
-        g16[2 * i] = (uint8_t)(i * 17), g16[2 * i + 1] = 0x7f;
+        g16[2 * i] = (uint8_t)(i * 17);
+        g16[2 * i + 1] = 0x7f;
         idx[i] = (uint8_t)(i % 3);
     }
     png_color pal[3] = {{10, 20, 30}, {200, 100, 0}, {1, 2, 3}};
@@ -194,9 +196,9 @@ static void test_jpeg(void **state)
     enum { W = 16, H = 16, N = W * H };
     uint8_t rgb[3 * N], gray[N], cmyk[4 * N];
     for (int i = 0; i < N; i++) {
-        rgb[3 * i] = 200, rgb[3 * i + 1] = 100, rgb[3 * i + 2] = 50;
+        memcpy(rgb + 3 * i, (uint8_t[]){200, 100, 50}, 3);
         gray[i] = 77;
-        cmyk[4 * i] = 30, cmyk[4 * i + 1] = 90, cmyk[4 * i + 2] = 150, cmyk[4 * i + 3] = 200;
+        memcpy(cmyk + 4 * i, (uint8_t[]){30, 90, 150, 200}, 4);
     }
     write_jpeg(at("rgb.jpg"), W, H, TJPF_RGB, rgb, TJSAMP_420);
     write_jpeg(at("gray.JPEG"), W, H, TJPF_GRAY, gray, TJSAMP_GRAY);
