@@ -482,6 +482,7 @@ void data_free(struct data *c)
     set_free(&c->test);
     for (int i = 0; c->class_names && i < c->classes; i++) free(c->class_names[i]);
     free(c->class_names);
+    free(c->cache);
     memset(c, 0, sizeof *c);
 }
 

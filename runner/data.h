@@ -76,6 +76,7 @@ struct data {
     struct dataset test;   /* test/ (test_batch.bin, test.bin), else a folder's val/ */
     const char *test_from; /* what test holds, for the logs: "test/", "val/ (there is no test/)" */
     int64_t skipped;       /* bad files left out (data.skip_bad) */
+    char *cache;           /* data.cache, copied: the sets' cache points here */
 };
 
 /* The data root: $RUNNER_DATA when set and not empty, else data->root (already resolved

@@ -92,8 +92,8 @@ static bool list_dir(const char *dir, struct strs *dirs, struct strs *files)
         strs_push(to, name);
     }
     closedir(dp);
-    if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
-    if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+    if (dirs && dirs->n) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+    if (files && files->n) qsort(files->v, files->n, sizeof *files->v, cmp_str);
     return true;
 }
 
@@ -255,7 +255,7 @@ static bool probe_part(struct found *f, bool skip, const char *cache, struct dat
     }
     int64_t nbad = 0;
     int shown = d->max_shown;
-    d->max_shown = INT_MAX; /* every bad file is listed */
+    d->max_shown = 1 << 30; /* every bad file is listed */
     for (int64_t i = 0; i < n; i++) {
         if (!bad[i]) continue;
         nbad++;
@@ -341,6 +341,7 @@ enum status folder_load(const struct spec *s, struct diag *d, struct data *out)
     out->kind = SPEC_DATASET_FOLDER;
     out->classes = nclasses;
     out->class_names = classes;
+    if (s->data.cache && !(out->cache = strdup(s->data.cache))) abort();
 
     const char *parts[3] = {"train", "val", "test"};
     struct dataset *sets[3] = {&out->train, &out->val, &out->test};
@@ -358,7 +359,7 @@ enum status folder_load(const struct spec *s, struct diag *d, struct data *out)
     for (int p = 0; ok && p < 3; p++)
         if (present[p]) {
             count_labels(&found[p], nclasses, before + p * nclasses);
-            ok &= probe_part(&found[p], s->data.skip_bad, s->data.cache, sets[p], &out->skipped,
+            ok &= probe_part(&found[p], s->data.skip_bad, out->cache, sets[p], &out->skipped,
                              d);
             if (ok) ok &= every_class_left(sets[p], parts[p], classes, nclasses,
                                            before + p * nclasses, d);

@@ -64,7 +64,11 @@ int main(int argc, char **argv)
         if (!p) return 1;
         plan_init_params(p, strtoull(argv[4], NULL, 10));
         draw_batchnorm(p, g, strtoull(argv[4], NULL, 10));
-        return weights_save(p, argv[3], ST_F32, &d) ? 1 : 0;
+        int rc = weights_save(p, argv[3], ST_F32, &d) ? 1 : 0;
+        plan_free(p);
+        graph_free(g);
+        spec_free(s);
+        return rc;
     }
     if (argc != 7 || strcmp(argv[1], "run") != 0) {
         fprintf(stderr, "usage: export_logits init EXP W SEED | run EXP W IN N OUT\n");
