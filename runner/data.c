@@ -195,14 +195,27 @@ enum status data_download_as(const char *root, const char *url, const char *md5,
     return st;
 }
 
+/* data_download_as of the official archive (url, md5), or of the mirror named by the
+ * environment variable url_env (with md5_env, read only when url_env is set), with
+ * download_defaults and cancel (NULL: none). */
+static enum status release_download(const char *root, const volatile sig_atomic_t *cancel,
+                                    const char *url_env, const char *md5_env, const char *url,
+                                    const char *md5, const char *archive, const char *folder,
+                                    struct diag *d)
+{
+    const char *mirror = env_nonempty(url_env);
+    const char *mirror_md5 = mirror ? env_nonempty(md5_env) : NULL;
+    struct download_options o = download_defaults(d->out);
+    o.cancel = cancel;
+    return data_download_as(root, mirror ? mirror : url, mirror_md5 ? mirror_md5 : md5, archive,
+                            folder, &o, d);
+}
+
 enum status cifar10_download(const char *root, const volatile sig_atomic_t *cancel,
                              struct diag *d)
 {
-    const char *url = env_nonempty("RUNNER_CIFAR10_URL");
-    const char *md5 = url ? env_nonempty("RUNNER_CIFAR10_MD5") : NULL;
-    struct download_options o = download_defaults(d->out);
-    o.cancel = cancel;
-    return data_download(root, url ? url : CIFAR10_URL, md5 ? md5 : CIFAR10_MD5, &o, d);
+    return release_download(root, cancel, "RUNNER_CIFAR10_URL", "RUNNER_CIFAR10_MD5",
+                            CIFAR10_URL, CIFAR10_MD5, ARCHIVE_NAME, BATCHES_DIR, d);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -426,12 +439,8 @@ enum status cifar10_load(const char *root, bool download, const volatile sig_ato
 enum status cifar100_download(const char *root, const volatile sig_atomic_t *cancel,
                               struct diag *d)
 {
-    const char *url = env_nonempty("RUNNER_CIFAR100_URL");
-    const char *md5 = url ? env_nonempty("RUNNER_CIFAR100_MD5") : NULL;
-    struct download_options o = download_defaults(d->out);
-    o.cancel = cancel;
-    return data_download_as(root, url ? url : CIFAR100_URL, md5 ? md5 : CIFAR100_MD5,
-                            CIFAR100_ARCHIVE, CIFAR100_DIR, &o, d);
+    return release_download(root, cancel, "RUNNER_CIFAR100_URL", "RUNNER_CIFAR100_MD5",
+                            CIFAR100_URL, CIFAR100_MD5, CIFAR100_ARCHIVE, CIFAR100_DIR, d);
 }
 
 enum status cifar100_load(const char *root, bool download, bool coarse,

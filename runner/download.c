@@ -22,6 +22,7 @@
 
 #include "run_files.h"
 
+
 #ifndef RUNNER_VERSION
 #define RUNNER_VERSION "0.1.0"
 #endif
@@ -175,8 +176,7 @@ static const char *size_text(long long bytes, char *buf, size_t size)
     return buf;
 }
 
-/* "runner: ..." and a newline on d->out, when there is one. */
-PRINTF_LIKE(2, 3) static void say(struct diag *d, const char *fmt, ...)
+void download_say(struct diag *d, const char *fmt, ...)
 {
     if (!d->out) return;
     va_list ap;
@@ -448,7 +448,7 @@ static enum status finish(const char *url, const char *part, const char *path, c
         return STATUS_RUNTIME;
     }
     char took[32], bytes[32];
-    say(d, "downloaded %s in %s%s: %s", size_text(size, bytes, sizeof bytes),
+    download_say(d, "downloaded %s in %s%s: %s", size_text(size, bytes, sizeof bytes),
         run_files_clock(now_s() - start, took, sizeof took), checked, path);
     *why = DOWNLOAD_FAILURE_NONE;
     return STATUS_OK;
@@ -460,13 +460,13 @@ static bool already_there(const char *path, const char *sum, struct diag *d)
 {
     if (file_size(path) < 0) return false;
     if (!sum) {
-        say(d, "%s is already there", path);
+        download_say(d, "%s is already there", path);
         return true;
     }
     char got[65];
     struct diag quiet = {0};
     if (digest_of(path, sum, got, &quiet) == STATUS_OK && strcasecmp(got, sum) == 0) {
-        say(d, "%s is already there, %s checked", path, digest_name(sum));
+        download_say(d, "%s is already there, %s checked", path, digest_name(sum));
         return true;
     }
     remove(path);
@@ -483,7 +483,7 @@ static void say_start(const char *url, const char *path, const char *part, struc
     if (have > 0)
         snprintf(resume, sizeof resume, " (resuming after the %s of an earlier try)",
                  size_text(have, bytes, sizeof bytes));
-    say(d, "downloading %s into %.*s%s", url, dir_len, slash ? path : ".", resume);
+    download_say(d, "downloading %s into %.*s%s", url, dir_len, slash ? path : ".", resume);
 }
 
 enum status download_file(const char *url, const char *path, const char *sum,
@@ -528,13 +528,13 @@ enum status download_file(const char *url, const char *path, const char *sum,
                 diag_error(d, (struct mark){0}, "%s: cannot empty it: %s", part, strerror(errno));
                 return STATUS_RUNTIME;
             }
-            say(d, "the server sent the whole file instead of the rest: starting again from "
-                   "the first byte");
+            download_say(d, "the server sent the whole file instead of the rest: starting again "
+                            "from the first byte");
             continue;
         }
         if (end == TRY_FAILED || tries >= o->attempts)
             return report_failure(url, part, end, &r, tries, d, why);
-        say(d, "download failed (%s); trying again in %.3g s (try %d of %d)", r.message,
+        download_say(d, "download failed (%s); trying again in %.3g s (try %d of %d)", r.message,
             wait, tries + 1, o->attempts);
         if (!pause_s(wait, o->cancel)) return report_cancelled(url, part, d, why);
         wait *= 2;

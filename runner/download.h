@@ -82,4 +82,8 @@ MUST_CHECK enum status download_sha256_file(const char *path, char out[65], stru
 /* The SHA-256 of n bytes in memory, as 64 lowercase hex digits and a NUL. */
 void download_sha256_text(const void *bytes, size_t n, char out[65]);
 
+/* "runner: ..." and a newline on d->out, when there is one (flushed): the download's lines,
+ * and those of what downloads through it (pretrained.c). */
+void download_say(struct diag *d, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
 #endif

@@ -82,18 +82,6 @@ static enum status check_local(const struct spec *s, const char *path, struct di
     return STATUS_RUNTIME;
 }
 
-/* "runner: ..." and a newline on d->out, as download_file's lines are. */
-PRINTF_LIKE(2, 3) static void say(struct diag *d, const char *fmt, ...)
-{
-    if (!d->out) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("runner: ", d->out);
-    vfprintf(d->out, fmt, ap);
-    fputc('\n', d->out);
-    va_end(ap);
-    fflush(d->out);
-}
 
 /* Whether the copy at path can be used: there, and of the right SHA-256 when want is given.
  * A copy of another digest is deleted (and said so), for the download to replace it. */
@@ -107,7 +95,7 @@ static bool cached(const char *path, const char *want, struct diag *d)
     struct diag quiet = {0};
     if (sha256_is(path, want, got, &same, &quiet) && same) return true;
     remove(path);
-    say(d, "%s: SHA-256 %s, expected %s: deleted, downloading it again", path, got, want);
+    download_say(d, "%s: SHA-256 %s, expected %s: deleted, downloading it again", path, got, want);
     return false;
 }
 
@@ -120,7 +108,7 @@ static bool lock_dir(int dir_fd, const char *dir, const volatile sig_atomic_t *c
     while (flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) return true; /* no locks here: go on */
         if (cancel && *cancel) return false;
-        if (!said) say(d, "waiting for another run downloading into %s", dir);
+        if (!said) download_say(d, "waiting for another run downloading into %s", dir);
         said = true;
         struct timespec ts = {0, (long)(LOCK_POLL_S * 1e9)};
         nanosleep(&ts, NULL);
