@@ -97,21 +97,16 @@ enum status run_files_end(FILE *f, const char *dir, const char *name, struct dia
 /* --------------------------------------------------------------------------------------- */
 /* PNG (libpng) */
 
-enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
-                             const char *const *key, const char *const *value, int ntext,
-                             struct diag *d)
+bool run_files_png_stream(FILE *f, const uint8_t *planar, int w, int h, const char *const *key,
+                          const char *const *value, int ntext)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) return io_error(d, path, "cannot write");
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     uint8_t *row = malloc((size_t)w * 3);
     if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         free(row);
-        fclose(f);
-        diag_error(d, (struct mark){0}, "%s: writing the PNG failed", path);
-        return STATUS_RUNTIME;
+        return false;
     }
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB,
@@ -131,6 +126,20 @@ enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     free(row);
+    return true;
+}
+
+enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
+                             const char *const *key, const char *const *value, int ntext,
+                             struct diag *d)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return io_error(d, path, "cannot write");
+    if (!run_files_png_stream(f, planar, w, h, key, value, ntext)) {
+        fclose(f);
+        diag_error(d, (struct mark){0}, "%s: writing the PNG failed", path);
+        return STATUS_RUNTIME;
+    }
     if (fclose(f)) return io_error(d, path, "write failed");
     return STATUS_OK;
 }
@@ -217,23 +226,32 @@ static int by_confidence(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
+/* The images of r in test order, the correctly classified ones in right (test order) and the
+ * others in wrong (most confident first); both malloc'd. */
+static void pick_samples(const struct eval_result *r, int64_t **right, int64_t *nr,
+                         int64_t **wrong, int64_t *nw)
+{
+    *right = malloc((size_t)(r->n + 1) * sizeof **right);
+    *wrong = malloc((size_t)(r->n + 1) * sizeof **wrong);
+    if (!*right || !*wrong) abort();
+    *nr = *nw = 0;
+    for (int64_t i = 0; i < r->n; i++)
+        if (r->pred[i] == r->label[i])
+            (*right)[(*nr)++] = i;
+        else
+            (*wrong)[(*nw)++] = i;
+    sort_r = r;
+    qsort(*wrong, (size_t)*nw, sizeof **wrong, by_confidence);
+}
+
 enum status run_files_samples(const char *dir, const struct eval_result *r,
                               const struct dataset *set, const char *const *names,
                               int64_t count, struct diag *d)
 {
     char sub[4200];
     if (!join(sub, sizeof sub, dir, "samples", "", d) || run_files_mkdirs(sub, d)) return STATUS_RUNTIME;
-    int64_t *right = malloc((size_t)(r->n + 1) * sizeof *right);
-    int64_t *wrong = malloc((size_t)(r->n + 1) * sizeof *wrong);
-    if (!right || !wrong) abort();
-    int64_t nr = 0, nw = 0;
-    for (int64_t i = 0; i < r->n; i++)
-        if (r->pred[i] == r->label[i])
-            right[nr++] = i;
-        else
-            wrong[nw++] = i;
-    sort_r = r;
-    qsort(wrong, (size_t)nw, sizeof *wrong, by_confidence);
+    int64_t *right, *wrong, nr, nw;
+    pick_samples(r, &right, &nr, &wrong, &nw);
     FILE *f = run_files_begin(sub, "index.csv", d);
     enum status st = f ? STATUS_OK : STATUS_RUNTIME;
     if (f) fprintf(f, "file,index,true,predicted,confidence\n");
@@ -287,6 +305,113 @@ enum status run_files_samples(const char *dir, const struct eval_result *r,
     free(wrong);
     free(buf);
     return st;
+}
+
+/* --------------------------------------------------------------------------------------- */
+/* The evaluation as images (for TensorBoard) */
+
+int run_files_confusion_cell(int classes)
+{
+    int cell = 480 / (classes > 0 ? classes : 1);
+    return cell < 2 ? 2 : cell > 24 ? 24 : cell;
+}
+
+uint8_t *run_files_confusion_image(const struct eval_result *r, int *size)
+{
+    int k = r->classes, cell = run_files_confusion_cell(k), n = k * cell;
+    size_t plane = (size_t)n * (size_t)n;
+    uint8_t *px = malloc(3 * plane);
+    if (!px) abort();
+    for (int i = 0; i < k; i++) {
+        int64_t total = 0;
+        for (int j = 0; j < k; j++) total += r->confusion[i * k + j];
+        for (int j = 0; j < k; j++) {
+            /* White (none of the row) to dark blue (all of it). */
+            double f = total ? (double)r->confusion[i * k + j] / (double)total : 0;
+            uint8_t rgb[3] = {(uint8_t)(255 - 247 * f + 0.5), (uint8_t)(255 - 207 * f + 0.5),
+                              (uint8_t)(255 - 148 * f + 0.5)};
+            for (int y = i * cell; y < (i + 1) * cell; y++)
+                for (int x = j * cell; x < (j + 1) * cell; x++)
+                    for (int c = 0; c < 3; c++) px[c * plane + (size_t)y * n + x] = rgb[c];
+        }
+    }
+    *size = n;
+    return px;
+}
+
+int run_files_sample_cell(const struct dataset *set)
+{
+    int side = set->max_h > set->max_w ? set->max_h : set->max_w;
+    return side < RUN_FILES_GRID_CELL ? side : RUN_FILES_GRID_CELL;
+}
+
+uint8_t *run_files_sample_grid(const struct eval_result *r, const struct dataset *set,
+                               int64_t count, bool wrong_ones, int *w, int *h, char *why,
+                               size_t size)
+{
+    if (size) why[0] = 0;
+    int64_t *right, *wrong, nr, nw;
+    pick_samples(r, &right, &nr, &wrong, &nw);
+    const int64_t *list = wrong_ones ? wrong : right;
+    int64_t n = wrong_ones ? nw : nr;
+    if (n > count) n = count;
+    uint8_t *grid = NULL, *buf = NULL;
+    *w = *h = 0;
+    if (n <= 0) goto done;
+    int cell = run_files_sample_cell(set), tile = cell + 2 * RUN_FILES_GRID_BORDER;
+    int cols = 1;
+    while ((int64_t)cols * cols < n) cols++;
+    int rows = (int)((n + cols - 1) / cols);
+    int gw = cols * tile, gh = rows * tile;
+    size_t plane = (size_t)gw * (size_t)gh;
+    grid = malloc(3 * plane);
+    buf = set->pixels ? NULL : malloc(3 * (size_t)set->max_h * (size_t)set->max_w + 1);
+    if (!grid || (!set->pixels && !buf)) abort();
+    memset(grid, 32, 3 * plane); /* dark grey between the images */
+    const uint8_t border[3] = {wrong_ones ? 220 : 40, wrong_ones ? 40 : 170, 40};
+    for (int64_t s = 0; s < n; s++) {
+        const uint8_t *im;
+        int ih, iw;
+        if (!dataset_image(set, r->image[list[s]], buf, &im, &ih, &iw, why, size)) {
+            free(grid);
+            grid = NULL;
+            goto done;
+        }
+        int x0 = (int)(s % cols) * tile, y0 = (int)(s / cols) * tile;
+        for (int y = 0; y < tile; y++)
+            for (int x = 0; x < tile; x++)
+                if (y < RUN_FILES_GRID_BORDER || x < RUN_FILES_GRID_BORDER ||
+                    y >= tile - RUN_FILES_GRID_BORDER || x >= tile - RUN_FILES_GRID_BORDER)
+                    for (int c = 0; c < 3; c++)
+                        grid[c * plane + (size_t)(y0 + y) * gw + x0 + x] = border[c];
+        /* Fitted into the cell (nearest neighbour, no enlarging), centred. */
+        int side = ih > iw ? ih : iw;
+        double scale = side > cell ? (double)cell / side : 1.0;
+        int oh = (int)(ih * scale), ow = (int)(iw * scale);
+        if (oh < 1) oh = 1;
+        if (ow < 1) ow = 1;
+        int oy = y0 + RUN_FILES_GRID_BORDER + (cell - oh) / 2;
+        int ox = x0 + RUN_FILES_GRID_BORDER + (cell - ow) / 2;
+        size_t iplane = (size_t)ih * (size_t)iw;
+        for (int y = 0; y < oh; y++) {
+            int sy = (int)((y + 0.5) / scale);
+            if (sy >= ih) sy = ih - 1;
+            for (int x = 0; x < ow; x++) {
+                int sx = (int)((x + 0.5) / scale);
+                if (sx >= iw) sx = iw - 1;
+                for (int c = 0; c < 3; c++)
+                    grid[c * plane + (size_t)(oy + y) * gw + ox + x] =
+                        im[c * iplane + (size_t)sy * iw + sx];
+            }
+        }
+    }
+    *w = gw;
+    *h = gh;
+done:
+    free(right);
+    free(wrong);
+    free(buf);
+    return grid;
 }
 
 void run_files_shell_word(FILE *f, const char *w)

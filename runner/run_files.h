@@ -14,6 +14,7 @@
 #ifndef RUNNER_RUN_FILES_H
 #define RUNNER_RUN_FILES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -38,6 +39,9 @@ FILE *run_files_begin(const char *dir, const char *name, struct diag *d);
 /* Closes f, checking every write, and renames it to dir/name. */
 MUST_CHECK enum status run_files_end(FILE *f, const char *dir, const char *name, struct diag *d);
 
+/* The PNG of run_files_png written to f; false when libpng failed. */
+bool run_files_png_stream(FILE *f, const uint8_t *planar, int w, int h, const char *const *key,
+                          const char *const *value, int ntext);
 /* Writes an RGB image of w x h from planar bytes (R plane, G plane, B plane) as PNG, with
  * tEXt chunks key[i] = value[i]. */
 MUST_CHECK enum status run_files_png(const char *path, const uint8_t *planar, int w, int h,
@@ -67,5 +71,25 @@ void run_files_shell_word(FILE *f, const char *w);
 
 /* seconds as a clock, "m:ss" or "h:mm:ss" (rounded), into buf; returns buf. */
 const char *run_files_clock(double seconds, char *buf, size_t size);
+
+/*
+ * The evaluation as pictures (TensorBoard's images). The confusion matrix: classes x classes
+ * squares of run_files_confusion_cell(classes) pixels (480 / classes, from 2 to 24), row i
+ * (true class i) and column j (predicted j) white to dark blue by the share of class i's
+ * images predicted as j; *size is its side. The sample grid: the images samples/ holds
+ * (wrong_ones: the misclassified, else the correctly classified; at most count), in its order,
+ * on ceil(sqrt(n)) columns and as many rows as needed, each fitted into a square cell of
+ * run_files_sample_cell(set) pixels (the images' longest side, at most RUN_FILES_GRID_CELL)
+ * inside a RUN_FILES_GRID_BORDER-pixel border, green or red: (cell + 2 border) times the
+ * columns wide and times the rows high. NULL with *w = *h = 0 when there is no such image,
+ * or (why says) when an image cannot be read. Both planar RGB, malloc'd.
+ */
+enum { RUN_FILES_GRID_CELL = 96, RUN_FILES_GRID_BORDER = 2 };
+int run_files_confusion_cell(int classes);
+uint8_t *run_files_confusion_image(const struct eval_result *r, int *size);
+int run_files_sample_cell(const struct dataset *set);
+uint8_t *run_files_sample_grid(const struct eval_result *r, const struct dataset *set,
+                               int64_t count, bool wrong_ones, int *w, int *h, char *why,
+                               size_t size);
 
 #endif
