@@ -368,6 +368,10 @@ static const struct schema_key train_keys[] = {
      .def = "true",
      .doc = "on a GPU: capture the training step and the evaluation as CUDA graphs and replay "
             "them; false runs every kernel from the host (for debugging)"},
+    {.name = "log_every", .type = SCHEMA_INT, .offset = OFF(spec_train, log_every),
+     RANGE(0, 1000000000), .def = "0",
+     .doc = "with tensorboard: true, the training loss of every this many steps as "
+            "train/loss_step; 0: off"},
     {.name = "conv_algorithm", .type = SCHEMA_ENUM, .offset = OFF(spec_train, conv_algorithm),
      .choices = conv_algorithm_choices, .def = "auto",
      .doc = "auto: Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where the backend has it "
@@ -458,6 +462,10 @@ static const struct schema_key experiment_keys[] = {
     {.name = "hooks_fail", .type = SCHEMA_ENUM, .offset = OFF(spec, hooks_fail),
      .choices = hooks_fail_choices, .def = "continue",
      .doc = "when a hook raises an error: report it and continue, or stop the run cleanly"},
+    {.name = "tensorboard", .type = SCHEMA_BOOL, .offset = OFF(spec, tensorboard),
+     .def = "false",
+     .doc = "write TensorBoard event files to the run's tensorboard/: the epochs' metrics, the "
+            "test results, the confusion matrix and sample images, the configuration"},
 };
 #undef SEC
 

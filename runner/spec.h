@@ -161,6 +161,7 @@ struct spec_schedule {
 struct spec_train {
     struct mark mark;
     long long epochs, batch_size, threads;
+    long long log_every; /* train/loss_step every this many steps (tensorboard); 0: none */
     double label_smoothing;
     bool deterministic, tf32, cuda_graphs;
     enum spec_conv_algorithm conv_algorithm;
@@ -203,6 +204,7 @@ struct spec {
     struct spec_checkpoint checkpoint;
     struct spec_list hooks; /* of struct spec_hook */
     enum spec_hooks_fail hooks_fail;
+    bool tensorboard; /* event files in RUN_DIR/tensorboard/ */
 };
 
 /* Loads path with overrides ("key.path=value", n of them). See the top of this file. */

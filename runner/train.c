@@ -32,6 +32,7 @@
 #include "run_files.h"
 #include "schedule.h"
 #include "step.h"
+#include "tfevents.h"
 #include "weights.h"
 
 /* --------------------------------------------------------------------------------------- */
@@ -117,6 +118,8 @@ struct run {
     int64_t steps_per_epoch;
     void *copy;    /* a tensor on its way from the training plan to the evaluation plan */
     FILE *jsonl, *csv;
+    struct tfevents *tb; /* tensorboard: true: RUN_DIR/tensorboard/events.out.tfevents.* */
+    bool tb_failed;      /* a write to it failed (said once; training goes on) */
     double started;
     char started_text[32]; /* local time, "2026-11-25 14:03:59" */
     struct checkpoint_state from; /* where training starts: zero, or the resumed checkpoint */
@@ -407,6 +410,42 @@ static enum status same_config(struct run *r)
     return st;
 }
 
+/* TensorBoard's event file (tensorboard: true), a new one for each process: a SessionLog
+ * START at the step training starts from (TensorBoard drops what an earlier file holds from
+ * that step on: the steps a resumed run trains again), and the configuration as text. A
+ * failure to write it is said once and training goes on. */
+static void tb_check(struct run *r)
+{
+    struct diag quiet = {.out = NULL};
+    if (!r->tb || r->tb_failed || !tfevents_flush(r->tb, &quiet)) return;
+    r->tb_failed = true;
+    say(&r->out, "warning: %s: cannot write; the run goes on without TensorBoard's log\n",
+        tfevents_path(r->tb));
+}
+
+static enum status open_tensorboard(struct run *r)
+{
+    if (!r->s->tensorboard) return STATUS_OK;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tensorboard", r->dir);
+    if (tfevents_open(dir, NULL, &r->tb, &r->d)) return STATUS_RUNTIME;
+    tfevents_session_start(r->tb, r->from.step);
+    char *yaml = spec_yaml_text(r->s), *md = malloc(2 * strlen(yaml) + 8), *p = md;
+    if (!md) abort();
+    /* A Markdown code block: each line indented by four spaces. */
+    for (const char *line = yaml; *line;) {
+        size_t n = strcspn(line, "\n");
+        p += sprintf(p, "    %.*s\n", (int)n, line);
+        line += n + (line[n] == '\n');
+    }
+    *p = 0;
+    tfevents_text(r->tb, "config", r->from.step, md);
+    free(md);
+    free(yaml);
+    tb_check(r);
+    return STATUS_OK;
+}
+
 /* A resumed run's directory: run.log continues, and the metric files keep the rows of the
  * epochs its checkpoint has seen (rows written after that checkpoint are dropped). */
 static enum status reopen_dir(struct run *r)
@@ -578,6 +617,9 @@ static enum status finish_step(struct run *r, struct epoch_stats *e, const struc
                     (long long)e->epoch + 1, (long long)q->step, what);
         return STATUS_RUNTIME;
     }
+    int64_t every = r->s->train.log_every;
+    if (r->tb && every > 0 && q->step % every == 0)
+        tfevents_scalar(r->tb, "train/loss_step", q->step, res.loss);
     e->correct += res.correct;
     e->images += q->n;
     e->timed_images += q->n;
@@ -661,6 +703,16 @@ static void write_metrics(struct run *r, const struct epoch_stats *e)
             (long long)e->step, loss, acc, cvl, cva, e->lr, e->seconds, ips);
     fflush(r->jsonl);
     fflush(r->csv);
+    if (!r->tb) return;
+    tfevents_scalar(r->tb, "train/loss", e->step, loss);
+    tfevents_scalar(r->tb, "train/acc", e->step, acc);
+    if (e->has_val) {
+        tfevents_scalar(r->tb, "val/loss", e->step, e->val_loss);
+        tfevents_scalar(r->tb, "val/acc", e->step, e->val_acc);
+    }
+    tfevents_scalar(r->tb, "lr", e->step, e->lr);
+    tfevents_scalar(r->tb, "img_per_s", e->step, ips);
+    tb_check(r);
 }
 
 /* --------------------------------------------------------------------------------------- */
@@ -739,6 +791,34 @@ static enum status write_summary(struct run *r, const struct totals *t,
     return run_files_end(f, r->dir, "summary.json", &r->d) ? STATUS_RUNTIME : STATUS_OK;
 }
 
+/* The test results in TensorBoard: test/acc and test/loss at the last step, the confusion
+ * matrix and the two sample grids as images (run_files.h draws them). */
+static enum status tb_test(struct run *r, const struct eval_result *res, int64_t step)
+{
+    tfevents_scalar(r->tb, "test/acc", step, res->acc);
+    tfevents_scalar(r->tb, "test/loss", step, res->loss);
+    int side;
+    uint8_t *px = run_files_confusion_image(res, &side);
+    tfevents_image(r->tb, "test/confusion_matrix", step, px, side, side);
+    free(px);
+    for (int wrong = 0; wrong < 2; wrong++) {
+        char why[1200];
+        int w, h;
+        px = run_files_sample_grid(res, r->test_set, r->s->eval.samples, wrong, &w, &h, why,
+                                   sizeof why);
+        if (!px && w == 0 && why[0]) {
+            diag_error(&r->d, (struct mark){0}, "%s", why);
+            return STATUS_RUNTIME;
+        }
+        if (px)
+            tfevents_image(r->tb, wrong ? "test/samples_wrong" : "test/samples_correct", step,
+                           px, w, h);
+        free(px);
+    }
+    tb_check(r);
+    return STATUS_OK;
+}
+
 static enum status finish(struct run *r, const struct totals *t)
 {
     const struct spec *s = r->s;
@@ -764,6 +844,10 @@ static enum status finish(struct run *r, const struct totals *t)
         if (run_files_confusion(r->dir, &res, names, &r->d) ||
             run_files_per_class(r->dir, &res, names, &macro_f1, &r->d) ||
             run_files_samples(r->dir, &res, r->test_set, names, s->eval.samples, &r->d)) {
+            eval_result_free(&res);
+            return STATUS_RUNTIME;
+        }
+        if (r->tb && tb_test(r, &res, t->steps)) {
             eval_result_free(&res);
             return STATUS_RUNTIME;
         }
@@ -854,7 +938,7 @@ static enum status run(struct run *r)
         (st = checkpoint_resume(r->train, &r->optimizer, r->dir, &r->from, r->resumed_from,
                                 sizeof r->resumed_from, &r->d)))
         return st;
-    if ((st = open_dir(r))) return st;
+    if ((st = open_dir(r)) || (st = open_tensorboard(r))) return st;
     r->checkpointed = r->opt->resume != NULL;
     char clk[32];
     say(&r->out, "run %s: %s\n", s->name, r->dir);
@@ -1032,6 +1116,9 @@ enum status train_run(const struct spec *s, const struct graph *g, const struct 
     free(r->copy);
     if (r->jsonl) fclose(r->jsonl);
     if (r->csv) fclose(r->csv);
+    struct diag quiet = {.out = NULL};
+    if (tfevents_close(r->tb, &quiet) && !r->tb_failed)
+        say(&r->out, "warning: TensorBoard's event file could not be written\n");
     if (r->out.log) fclose(r->out.log);
     data_split_free(&r->split);
     data_free(&r->data);
