@@ -617,6 +617,8 @@ static const struct command commands[] = {
      "  --dry-run                write the point files and sweep.csv (and sweep.sbatch)\n"
      "                           and start nothing\n"
      "  --only POINT             run that point alone (what each Slurm task does)\n"
+     "  --tensorboard            every point with tensorboard=true, and the hparams\n"
+     "                           records TensorBoard's HParams tab compares them by\n"
      "Every point is checked before any starts (exit 2 if one is invalid). Running it\n"
      "again skips finished points, resumes interrupted ones from their checkpoints and\n"
      "retries failed ones. A failed point is recorded and the others go on (exit 1).\n"

@@ -851,6 +851,7 @@ enum status sweep_validate(struct sweep *sw, struct diag *d)
             p->threads = s->train.threads;
             p->workers = s->data.workers;
             p->device = s->device;
+            p->tensorboard = s->tensorboard;
             spec_free(s);
         }
         if (st == STATUS_RUNTIME) return st;

@@ -105,6 +105,7 @@ struct sweep_point {
      * runner, so a parallel sweep may set them) and the device the experiment asks for. */
     long long threads, workers;
     struct spec_device device;
+    bool tensorboard; /* the experiment writes TensorBoard's files itself */
     enum sweep_status status;
     int exit_code; /* of the last attempt, when it failed or was interrupted */
 };
@@ -183,6 +184,7 @@ struct sweep_run_options {
     const char *only;   /* run this point alone, leaving signals to the caller's process
                            group (a Slurm array task); NULL: every point */
     bool quiet;         /* no progress lines and no closing table */
+    bool tensorboard;   /* every point with tensorboard=true, and the hparams records */
 };
 
 /*
@@ -191,7 +193,11 @@ struct sweep_run_options {
  * with its output in logs/<point>.log. With parallel > 1, a point that leaves train.threads
  * and data.workers at 0 gets train.threads=<cores / parallel> and data.workers=1; with
  * several GPUs, a point on device auto or cuda gets device=cuda:<slot>. A point already
- * running in another process is left to it. SIGINT and SIGTERM are passed to the children,
+ * running in another process is left to it. With o->tensorboard every point runs with
+ * tensorboard=true (a resumed one as it started). A point writing TensorBoard's files gets
+ * the hparams plugin's records beside them, in runs/<point>/tensorboard/ (a file of its own,
+ * events.out.tfevents.<time>.<host>.hparams): when it starts, its swept keys and values (files
+ * mode: file = the point's name); when it ends, success or failure. SIGINT and SIGTERM are passed to the children,
  * which save a checkpoint; no further point starts. sweep.csv follows every change.
  * Returns STATUS_OK when every point is done, STATUS_RUNTIME when one is not,
  * STATUS_SIGINT / STATUS_SIGTERM after a signal.

@@ -21,6 +21,7 @@ enum sweep_opt {
     OPT_ONLY,
     OPT_SLURM,
     OPT_DRY_RUN,
+    OPT_TENSORBOARD,
     OPT_COUNT,
 };
 
@@ -34,6 +35,7 @@ static const struct {
     [OPT_PARALLEL] = {"--parallel", true, false}, [OPT_OUT] = {"--out", true, true},
     [OPT_ONLY] = {"--only", true, false},    [OPT_SLURM] = {"--slurm", false, false},
     [OPT_DRY_RUN] = {"--dry-run", false, false},
+    [OPT_TENSORBOARD] = {"--tensorboard", false, true},
 };
 
 /* "key.path=value" (and not a file of that name): an override for every point. */
@@ -252,7 +254,8 @@ int sweep_cmd_main(int argc, char **argv)
         rc = STATUS_RUNTIME;
     } else {
         struct sweep_run_options o = {.runner = runner, .parallel = (int)parallel,
-                                      .only = c.opt[OPT_ONLY]};
+                                      .only = c.opt[OPT_ONLY],
+                                      .tensorboard = c.opt[OPT_TENSORBOARD] != NULL};
         rc = (int)sweep_run(sw, &o, &d);
     }
     sweep_free(sw);

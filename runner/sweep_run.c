@@ -24,6 +24,7 @@
 #include "device.h"
 #include "paths.h"
 #include "run_files.h"
+#include "tfevents.h"
 
 /* --------------------------------------------------------------------------------------- */
 /* Small helpers */
@@ -70,6 +71,14 @@ static double now_seconds(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Seconds since the epoch. */
+static double wall_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* --------------------------------------------------------------------------------------- */
 /* Signals: recorded by the handlers, acted on by the loop (they are blocked outside
  * sigsuspend, so none is missed between a check and the wait). */
@@ -95,6 +104,7 @@ struct child {
     size_t point;
     off_t log_from; /* where this attempt's output starts in the log */
     double started;
+    struct tfevents *hparams; /* the point's hparams records (TensorBoard); NULL */
 };
 
 struct run {
@@ -111,9 +121,10 @@ struct run {
 /* The overrides a point's child gets: the machine's share for a parallel sweep, or, when it
  * resumes, what its run was started with (a resumed run must resolve as it did). */
 static size_t schedule_overrides(const struct run *r, const struct sweep_point *p, int slot,
-                                 bool resume, struct arena *a, const char **ov)
+                                 bool resume, struct arena *a, const char **ov, bool *tb)
 {
     long long threads = p->threads, workers = p->workers;
+    bool tensorboard = r->o->tensorboard;
     struct spec_device dev = p->device;
     bool cpu = dev.kind == SPEC_DEVICE_CPU || r->gpus == 0;
     if (r->parallel > 1 && cpu) {
@@ -129,9 +140,12 @@ static size_t schedule_overrides(const struct run *r, const struct sweep_point *
         threads = was->train.threads;
         workers = was->data.workers;
         dev = was->device;
+        tensorboard = was->tensorboard && !p->tensorboard;
         spec_free(was);
     }
+    *tb = tensorboard || p->tensorboard;
     size_t n = 0;
+    if (tensorboard && !p->tensorboard) ov[n++] = "tensorboard=true";
     if (threads != p->threads) ov[n++] = arena_printf(a, "train.threads=%lld", threads);
     if (workers != p->workers) ov[n++] = arena_printf(a, "data.workers=%lld", workers);
     if (dev.kind != p->device.kind || dev.index != p->device.index) {
@@ -150,6 +164,52 @@ static void say(const struct run *r, const char *fmt, ...)
     vprintf(fmt, ap);
     va_end(ap);
     fflush(stdout);
+}
+
+/* The hparams plugin's session_start_info for point p, in a file of its own beside the
+ * point's event files (NULL, said in its log, when it cannot be written). */
+static struct tfevents *hparams_start(const struct run *r, const struct sweep_point *p)
+{
+    const struct sweep *sw = r->sw;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tensorboard", p->run_dir);
+    struct diag quiet = {.out = NULL};
+    struct tfevents *w = NULL;
+    /* An earlier attempt's records go: TensorBoard would take its start and end for this one. */
+    DIR *old = opendir(dir);
+    for (struct dirent *e; old && (e = readdir(old));)
+        if (strstr(e->d_name, "tfevents") && strstr(e->d_name, ".hparams")) {
+            char path[4500];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (old) closedir(old);
+    if (tfevents_open(dir, "hparams", &w, &quiet)) {
+        say(r, "warning: %s: cannot write TensorBoard's hparams records\n", dir);
+        return NULL;
+    }
+    size_t n = sw->mode == SWEEP_FILES ? 1 : sw->naxes;
+    const char **names = calloc(n + 1, sizeof *names), **values = calloc(n + 1, sizeof *values);
+    if (!names || !values) abort();
+    if (sw->mode == SWEEP_FILES) {
+        names[0] = "file";
+        values[0] = p->name;
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            names[k] = sw->axes[k].key;
+            values[k] = p->values[k];
+        }
+    }
+    tfevents_hparams_start(w, names, values, n, wall_seconds());
+    free(names);
+    free(values);
+    if (tfevents_flush(w, &quiet)) {
+        if (tfevents_close(w, &quiet)) { /* said below */
+        }
+        say(r, "warning: %s: cannot write TensorBoard's hparams records\n", dir);
+        return NULL;
+    }
+    return w;
 }
 
 enum start { START_RUNNING, START_SKIPPED, START_FAILED };
@@ -195,7 +255,8 @@ static enum start start_point(struct run *r, size_t i, int slot)
     argv[n++] = p->file;
     if (sw->mode == SWEEP_FILES) /* the files' overrides are arguments (in a point file else) */
         for (size_t k = 0; k < sw->nfixed; k++) argv[n++] = sw->fixed[k];
-    n += schedule_overrides(r, p, slot, resume, &a, argv + n);
+    bool tb;
+    n += schedule_overrides(r, p, slot, resume, &a, argv + n, &tb);
     argv[n++] = resume ? "--resume" : "--out";
     argv[n++] = p->run_dir;
     argv[n] = NULL;
@@ -242,7 +303,7 @@ static enum start start_point(struct run *r, size_t i, int slot)
         return START_FAILED;
     }
     if (!r->o->only) setpgid(pid, pid);
-    r->kids[slot] = (struct child){pid, i, from, now_seconds()};
+    r->kids[slot] = (struct child){pid, i, from, now_seconds(), tb ? hparams_start(r, p) : NULL};
     r->running++;
     r->ours[i] = true;
     p->status = SWEEP_RUNNING;
@@ -301,6 +362,14 @@ static void end_point(struct run *r, struct child *k, int ws)
         say(r, "[%zu/%zu] %s: %s after %s (exit %d%s)%s%s; log: %s\n", k->point + 1, sw->npoints,
             p->name, sweep_status_name(p->status), clk, code, why, line[0] ? ": " : "", line,
             p->log);
+    }
+    if (k->hparams) {
+        /* An interrupted point has not ended: its session stays open until it is resumed. */
+        struct diag quiet = {.out = NULL};
+        if (!stopped) tfevents_hparams_end(k->hparams, done, wall_seconds());
+        if (tfevents_close(k->hparams, &quiet))
+            say(r, "warning: %s: cannot write TensorBoard's hparams records\n", p->run_dir);
+        k->hparams = NULL;
     }
     k->pid = 0;
     r->running--;

@@ -47,7 +47,7 @@ void tfevents_image(struct tfevents *w, const char *tag, int64_t step, const uin
 /* Markdown text for the text plugin: a DT_STRING tensor under plugin "text". */
 void tfevents_text(struct tfevents *w, const char *tag, int64_t step, const char *markdown);
 /* SessionLog START at step: TensorBoard drops the events of earlier files at steps >= step
- * (what a resumed run trained again after its checkpoint). */
+ * (a resumed run gives the first step it trains again). */
 void tfevents_session_start(struct tfevents *w, int64_t step);
 
 /* The hparams plugin's session records (tags _hparams_/session_start_info and

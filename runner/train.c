@@ -411,8 +411,9 @@ static enum status same_config(struct run *r)
 }
 
 /* TensorBoard's event file (tensorboard: true), a new one for each process: a SessionLog
- * START at the step training starts from (TensorBoard drops what an earlier file holds from
- * that step on: the steps a resumed run trains again), and the configuration as text. A
+ * START at the first step this process trains (TensorBoard drops what an earlier file holds
+ * from that step on: the steps a resumed run trains again after its checkpoint, as
+ * metrics.jsonl drops their rows), and the configuration as text. A
  * failure to write it is said once and training goes on. */
 static void tb_check(struct run *r)
 {
@@ -429,7 +430,7 @@ static enum status open_tensorboard(struct run *r)
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tensorboard", r->dir);
     if (tfevents_open(dir, NULL, &r->tb, &r->d)) return STATUS_RUNTIME;
-    tfevents_session_start(r->tb, r->from.step);
+    tfevents_session_start(r->tb, r->from.step + 1);
     char *yaml = spec_yaml_text(r->s), *md = malloc(2 * strlen(yaml) + 8), *p = md;
     if (!md) abort();
     /* A Markdown code block: each line indented by four spaces. */
@@ -686,7 +687,14 @@ static void write_metrics(struct run *r, const struct epoch_stats *e)
 {
     double loss = e->loss_sum / (double)e->images, acc = (double)e->correct / (double)e->images;
     double ips = e->train_seconds > 0 ? (double)e->timed_images / e->train_seconds : 0;
-    char vl[40] = "null", va[40] = "null", cvl[40] = "", cva[40] = "";
+    /* Each figure as text once: metrics.jsonl, metrics.csv and TensorBoard read the same. */
+    char tl[40], ta[40], vl[40] = "null", va[40] = "null", cvl[40] = "", cva[40] = "", lr[40],
+        sec[40], ip[40];
+    snprintf(tl, sizeof tl, "%.9g", loss);
+    snprintf(ta, sizeof ta, "%.9g", acc);
+    snprintf(lr, sizeof lr, "%.9g", e->lr);
+    snprintf(sec, sizeof sec, "%.3f", e->seconds);
+    snprintf(ip, sizeof ip, "%.2f", ips);
     if (e->has_val) {
         snprintf(vl, sizeof vl, "%.9g", e->val_loss);
         snprintf(va, sizeof va, "%.9g", e->val_acc);
@@ -694,24 +702,20 @@ static void write_metrics(struct run *r, const struct epoch_stats *e)
         memcpy(cva, va, sizeof va);
     }
     fprintf(r->jsonl,
-            "{\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"train_acc\": %.9g, "
-            "\"val_loss\": %s, \"val_acc\": %s, \"lr\": %.9g, \"seconds\": %.3f, "
-            "\"img_per_s\": %.2f}\n",
-            (long long)e->epoch + 1, (long long)e->step, loss, acc, vl, va, e->lr, e->seconds,
-            ips);
-    fprintf(r->csv, "%lld,%lld,%.9g,%.9g,%s,%s,%.9g,%.3f,%.2f\n", (long long)e->epoch + 1,
-            (long long)e->step, loss, acc, cvl, cva, e->lr, e->seconds, ips);
+            "{\"epoch\": %lld, \"step\": %lld, \"train_loss\": %s, \"train_acc\": %s, "
+            "\"val_loss\": %s, \"val_acc\": %s, \"lr\": %s, \"seconds\": %s, "
+            "\"img_per_s\": %s}\n",
+            (long long)e->epoch + 1, (long long)e->step, tl, ta, vl, va, lr, sec, ip);
+    fprintf(r->csv, "%lld,%lld,%s,%s,%s,%s,%s,%s,%s\n", (long long)e->epoch + 1,
+            (long long)e->step, tl, ta, cvl, cva, lr, sec, ip);
     fflush(r->jsonl);
     fflush(r->csv);
     if (!r->tb) return;
-    tfevents_scalar(r->tb, "train/loss", e->step, loss);
-    tfevents_scalar(r->tb, "train/acc", e->step, acc);
-    if (e->has_val) {
-        tfevents_scalar(r->tb, "val/loss", e->step, e->val_loss);
-        tfevents_scalar(r->tb, "val/acc", e->step, e->val_acc);
-    }
-    tfevents_scalar(r->tb, "lr", e->step, e->lr);
-    tfevents_scalar(r->tb, "img_per_s", e->step, ips);
+    const char *tags[] = {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "img_per_s"};
+    const char *text[] = {tl, ta, vl, va, lr, ip};
+    for (size_t k = 0; k < ARRAY_LEN(tags); k++)
+        if (k < 2 || k > 3 || e->has_val)
+            tfevents_scalar(r->tb, tags[k], e->step, strtod(text[k], NULL));
     tb_check(r);
 }
 
@@ -795,8 +799,11 @@ static enum status write_summary(struct run *r, const struct totals *t,
  * matrix and the two sample grids as images (run_files.h draws them). */
 static enum status tb_test(struct run *r, const struct eval_result *res, int64_t step)
 {
-    tfevents_scalar(r->tb, "test/acc", step, res->acc);
-    tfevents_scalar(r->tb, "test/loss", step, res->loss);
+    char acc[40], loss[40]; /* as summary.json has them */
+    snprintf(acc, sizeof acc, "%.9g", res->acc);
+    snprintf(loss, sizeof loss, "%.9g", res->loss);
+    tfevents_scalar(r->tb, "test/acc", step, strtod(acc, NULL));
+    tfevents_scalar(r->tb, "test/loss", step, strtod(loss, NULL));
     int side;
     uint8_t *px = run_files_confusion_image(res, &side);
     tfevents_image(r->tb, "test/confusion_matrix", step, px, side, side);
