@@ -11,11 +11,12 @@ cd "$root"
 # The build: compilers, CMake, the libraries. Debian 12's oneDNN (2.6, built with its OpenCL GPU
 # runtime) requires OpenCL in its CMake package, which fails without ocl-icd-opencl-dev and
 # opencl-c-headers (Debian 13's, 3.7, does not). libcurl4-openssl-dev only suggests
-# libssl-dev. The tests: python3 runs the report pages' checkers, lua5.4 the hook libraries'
+# libssl-dev. libprotobuf-dev holds google/protobuf/struct.proto, which the TensorBoard messages
+# import (libonnx-dev does not depend on it). The tests: python3 runs the report pages' checkers, lua5.4 the hook libraries'
 # unit tests.
 packages=(build-essential cmake pkg-config libyaml-dev liblua5.4-dev libcmocka-dev
           libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libpng-dev libturbojpeg0-dev
-          libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+          libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev libonnx-dev
           libssl-dev python3 lua5.4)
 missing=()
 for p in "${packages[@]}"; do
