@@ -2,8 +2,9 @@
 # test_export.sh RUNNER EXPORT_LOGITS SOURCE_DIR: runner export against onnx's checker and
 # onnxruntime. For ResNet-8, ResNet-18, ResNet-50 and tests/export/pools.yaml (ceil_mode
 # pooling, dropout, identity) with fresh random weights: exports with a symbolic and a fixed
-# batch, with and without --normalize, and runs tests/export/check_onnx.py on each; then the
-# command's errors (an opset out of range, no weights), the default --out, a run directory.
+# batch, with and without --normalize, and runs tests/export/check_onnx.py on each; ResNet-8
+# and ResNet-50 again with --fold-bn (no BatchNormalization left); then the command's errors
+# (an opset out of range, no weights), the default --out, a run directory.
 #
 # Needs a virtual environment with onnx, onnxruntime and numpy at RUNNER_TEST_VENV (default
 # ~/.cache/runner/test-venv): exit 77 (skipped) without it, unless CI=true: then the test
@@ -41,6 +42,22 @@ for net in pools resnet8 resnet18 resnet50; do
             fail "$net: runner export $opts failed"
         "$py" "$src/tests/export/check_onnx.py" "$out" "$logits" "$exp" "$w" "$1" "$2" ||
             fail "$net: check_onnx.py $opts failed"
+    done
+done
+
+# --fold-bn: every batchnorm folded into the conv before it, the same logits.
+for net in resnet8 resnet50; do
+    exp=$src/tests/export/$net.yaml
+    for mode in "0 0" "2 1"; do
+        set -- $mode
+        opts="--fold-bn"
+        [ "$1" != 0 ] && opts="$opts --batch $1"
+        [ "$2" = 1 ] && opts="$opts --normalize"
+        out=$dir/$net-fold-$1-$2.onnx
+        "$runner" export "$exp" "model.pretrained=$dir/$net.safetensors" --out "$out" $opts \
+            >/dev/null || fail "$net: runner export $opts failed"
+        "$py" "$src/tests/export/check_onnx.py" "$out" "$logits" "$exp" "$dir/$net.safetensors" \
+            "$1" "$2" --folded || fail "$net: check_onnx.py $opts failed"
     done
 done
 
