@@ -176,15 +176,33 @@ static Onnx__StringStringEntryProto *meta_new(struct onnx_out *o, const char *ke
     return e;
 }
 
-/* The class names joined by commas ("" when the data does not name them without loading). */
-static char *class_names(struct onnx_out *o, const struct spec *s)
+/* The class names joined by commas: CIFAR-10's, CIFAR-100's (fine or coarse, from the names
+ * files of its folder under the data root, no image read) or a folder dataset's. "" when the
+ * data is not there to name them; for CIFAR-100 a warning to d says so. */
+static char *class_names(struct onnx_out *o, const struct spec *s, struct diag *d)
 {
     char **names = NULL;
     int n = 0;
+    struct data c100 = {0};
     if (s->data.dataset == SPEC_DATASET_FOLDER) {
         struct diag quiet = {0};
         if (folder_classes(s->data.root, spec_mark(s, "data.root"), &names, &n, &quiet))
             return arena_strdup(&o->a, "");
+    } else if (s->data.dataset == SPEC_DATASET_CIFAR100) {
+        char root[4096];
+        data_root(&s->data, root, sizeof root);
+        bool coarse = s->data.labels == SPEC_LABELS_COARSE;
+        struct diag quiet = {0};
+        if (cifar100_names(root, coarse, &quiet, &c100)) {
+            if (d->out)
+                fprintf(d->out, "runner: warning: no CIFAR-100 class names in %s/cifar-100-binary/"
+                        "%s (the data root from %s): metadata_props classes left empty\n", root,
+                        coarse ? "coarse_label_names.txt" : "fine_label_names.txt",
+                        data_root_source(&s->data));
+            return arena_strdup(&o->a, "");
+        }
+        names = c100.class_names;
+        n = c100.classes;
     } else if (s->data.dataset == SPEC_DATASET_CIFAR10) {
         n = CIFAR_CLASSES;
     }
@@ -193,7 +211,10 @@ static char *class_names(struct onnx_out *o, const struct spec *s)
     char *text = arena_alloc(&o->a, len), *p = text;
     for (int i = 0; i < n; i++)
         p += sprintf(p, "%s%s", i ? "," : "", names ? names[i] : data_cifar10_name(i));
-    if (names) folder_classes_free(names, n);
+    if (c100.class_names)
+        data_free(&c100);
+    else if (names)
+        folder_classes_free(names, n);
     return text;
 }
 
@@ -432,7 +453,7 @@ enum status export_onnx(const struct spec *s, const struct graph *g, const char 
         m.producer_version = RUNNER_VERSION;
         m.graph = &o.graph;
         Onnx__StringStringEntryProto *meta[2] = {meta_new(&o, "name", s->name),
-                                                 meta_new(&o, "classes", class_names(&o, s))};
+                                                 meta_new(&o, "classes", class_names(&o, s, d))};
         m.n_metadata_props = 2;
         m.metadata_props = meta;
 

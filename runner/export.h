@@ -17,7 +17,9 @@
  * takes RGB in [0, 1]. fold_bn folds every batchnorm whose input is a conv read by nothing
  * else into that Conv: its weight, under the conv's name, scaled per output channel by
  * gamma / sqrt(running_var + eps), its bias "<conv>.bias" = beta + (bias - running_mean) *
- * that scale (computed in double); the batchnorm's tensors are left out. The experiment's name and its class names go into metadata_props.
+ * that scale (computed in double); the batchnorm's tensors are left out. The experiment's
+ * name and its class names go into metadata_props (CIFAR-100's from its names files under the
+ * data root; empty, with a warning to d, when they are not there).
  * Errors (an opset outside 13..21, a missing or misshapen weight, no normalize transform for
  * normalize, a write failure) go to d. Covered by tests/test_export.sh.
  */
