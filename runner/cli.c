@@ -388,7 +388,7 @@ static int cmd_eval(const struct args *a)
 
 static const struct option export_options[] = {
     {"--out", true}, {"--batch", true}, {"--opset", true}, {"--normalize", false},
-    {NULL, false}};
+    {"--fold-bn", false}, {NULL, false}};
 
 /* A whole number in [lo, hi] from an option's text, or false (reported). */
 static bool option_int(const char *name, const char *text, long long lo, long long hi,
@@ -407,7 +407,8 @@ static bool option_int(const char *name, const char *text, long long lo, long lo
 
 static int cmd_export(const struct args *a)
 {
-    struct export_options o = {.opset = 17, .normalize = a->opt[3] != NULL};
+    struct export_options o = {.opset = 17, .normalize = a->opt[3] != NULL,
+                               .fold_bn = a->opt[4] != NULL};
     long long v;
     if (a->opt[1]) {
         if (!option_int("--batch", a->opt[1], 1, 1 << 20, &v)) return 2;
@@ -576,7 +577,8 @@ static const struct command commands[] = {
      "  runner eval results/quick/20261125-001512 eval.flip_tta=true\n",
      cmd_eval, eval_options, NULL},
     {"export",
-     "RUN_DIR | FILE [key=value ...] [--out FILE.onnx] [--batch N] [--opset N] [--normalize]",
+     "RUN_DIR | FILE [key=value ...] [--out FILE.onnx] [--batch N] [--opset N] [--normalize] "
+     "[--fold-bn]",
      "write the network and its weights as an ONNX model",
      "Writes RUN_DIR's model.safetensors with its config.yaml's network, or FILE's network\n"
      "with model.pretrained=W.safetensors, as an ONNX model: RUN_DIR/model.onnx, or\n"
@@ -584,6 +586,8 @@ static const struct command commands[] = {
      "output logits; the weights keep their names. --batch N fixes the batch size\n"
      "(otherwise symbolic, N), --opset N the ONNX opset (17; 13 to 21), --normalize\n"
      "folds augment.eval's normalize into the model, which then takes RGB in [0, 1].\n"
+     "--fold-bn folds each batchnorm that follows a conv into that conv's weight and bias\n"
+     "(<conv>.bias): no BatchNormalization nodes, the same logits up to rounding.\n"
      "  runner export results/quick/20261125-001512 --normalize\n",
      cmd_export, export_options, NULL},
     {"report", "RUN_DIR", "run a finished run's hooks again (report.html)",

@@ -460,6 +460,21 @@ enum status cifar100_load(const char *root, bool download, bool coarse,
     return st;
 }
 
+enum status cifar100_names(const char *root, bool coarse, struct diag *d, struct data *out)
+{
+    memset(out, 0, sizeof *out);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/%s", root, CIFAR100_DIR);
+    if (!read_names(dir, coarse ? "coarse_label_names.txt" : "fine_label_names.txt",
+                    coarse ? 20 : 100, NULL, out, d)) {
+        data_free(out);
+        return STATUS_RUNTIME;
+    }
+    snprintf(out->root, sizeof out->root, "%s", root);
+    out->kind = SPEC_DATASET_CIFAR100;
+    return STATUS_OK;
+}
+
 enum status data_load(const struct spec *s, const volatile sig_atomic_t *cancel,
                       struct diag *d, struct data *out)
 {

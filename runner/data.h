@@ -107,6 +107,13 @@ MUST_CHECK enum status cifar10_load(const char *root, bool download,
 MUST_CHECK enum status cifar100_load(const char *root, bool download, bool coarse,
                                      const volatile sig_atomic_t *cancel, struct diag *d,
                                      struct data *out);
+/* CIFAR-100's class names alone, without reading an image: root/cifar-100-binary/'s
+ * fine_label_names.txt (100) or, with coarse, coarse_label_names.txt (20), one a line, into
+ * out->classes and out->class_names (out->kind and out->root set, no images; data_free frees
+ * it). A file that is missing or holds too few or too many names: reported to d,
+ * STATUS_RUNTIME. */
+MUST_CHECK enum status cifar100_names(const char *root, bool coarse, struct diag *d,
+                                      struct data *out);
 /*
  * The experiment's dataset (data.dataset): CIFAR-10 or CIFAR-100 from data_root, or a folder
  * (folder.h) from data.root, with its bad files reported (and, with data.skip_bad, left out).

@@ -5,6 +5,7 @@
 #include "export.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,15 +176,33 @@ static Onnx__StringStringEntryProto *meta_new(struct onnx_out *o, const char *ke
     return e;
 }
 
-/* The class names joined by commas ("" when the data does not name them without loading). */
-static char *class_names(struct onnx_out *o, const struct spec *s)
+/* The class names joined by commas: CIFAR-10's, CIFAR-100's (fine or coarse, from the names
+ * files of its folder under the data root, no image read) or a folder dataset's. "" when the
+ * data is not there to name them; for CIFAR-100 a warning to d says so. */
+static char *class_names(struct onnx_out *o, const struct spec *s, struct diag *d)
 {
     char **names = NULL;
     int n = 0;
+    struct data c100 = {0};
     if (s->data.dataset == SPEC_DATASET_FOLDER) {
         struct diag quiet = {0};
         if (folder_classes(s->data.root, spec_mark(s, "data.root"), &names, &n, &quiet))
             return arena_strdup(&o->a, "");
+    } else if (s->data.dataset == SPEC_DATASET_CIFAR100) {
+        char root[4096];
+        data_root(&s->data, root, sizeof root);
+        bool coarse = s->data.labels == SPEC_LABELS_COARSE;
+        struct diag quiet = {0};
+        if (cifar100_names(root, coarse, &quiet, &c100)) {
+            if (d->out)
+                fprintf(d->out, "runner: warning: no CIFAR-100 class names in %s/cifar-100-binary/"
+                        "%s (the data root from %s): metadata_props classes left empty\n", root,
+                        coarse ? "coarse_label_names.txt" : "fine_label_names.txt",
+                        data_root_source(&s->data));
+            return arena_strdup(&o->a, "");
+        }
+        names = c100.class_names;
+        n = c100.classes;
     } else if (s->data.dataset == SPEC_DATASET_CIFAR10) {
         n = CIFAR_CLASSES;
     }
@@ -192,7 +211,10 @@ static char *class_names(struct onnx_out *o, const struct spec *s)
     char *text = arena_alloc(&o->a, len), *p = text;
     for (int i = 0; i < n; i++)
         p += sprintf(p, "%s%s", i ? "," : "", names ? names[i] : data_cifar10_name(i));
-    if (names) folder_classes_free(names, n);
+    if (c100.class_names)
+        data_free(&c100);
+    else if (names)
+        folder_classes_free(names, n);
     return text;
 }
 
@@ -210,6 +232,64 @@ static bool layer_weights(struct onnx_out *o, const struct graph *g, const struc
         if (st_read_f32(f, t->name, t->t.rank, t->t.dim, dst, d)) return false;
     }
     return true;
+}
+
+/* Conv layer c and the batchnorm b that reads it as one Conv's initializers, computed in
+ * double: c's weight (K, C / groups, R, S) under its own name, each output channel k scaled by
+ * gamma[k] / sqrt(var[k] + eps), and the bias "<c>.bias" (K): beta[k] + (bias[k] - mean[k]) *
+ * that scale, c's bias being 0 when it has none. false (reported) when a tensor is missing or
+ * misshapen. */
+static bool fold_weights(struct onnx_out *o, const struct graph *g, const struct graph_layer *c,
+                         const struct graph_layer *b, const struct st_file *f, struct diag *d)
+{
+    const struct graph_tensor *wt = &g->tensors[c->tensor0]; /* weight, then bias if any */
+    int64_t k = wt->t.dim[0], kd[1] = {k};
+    size_t per = 1;
+    for (int i = 1; i < wt->t.rank; i++) per *= (size_t)wt->t.dim[i];
+    float *w = init_add(o, wt->name, wt->t.rank, wt->t.dim);
+    float *bias = init_add(o, arena_printf(&o->a, "%s.bias", c->name), 1, kd);
+    float *bn = arena_alloc(&o->a, 4 * (size_t)k * sizeof *bn); /* gamma, beta, mean, var */
+    static const char *const suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+    if (st_read_f32(f, wt->name, wt->t.rank, wt->t.dim, w, d)) return false;
+    if (c->p.conv.bias && st_read_f32(f, arena_printf(&o->a, "%s.bias", c->name), 1, kd, bias, d))
+        return false;
+    for (int i = 0; i < 4; i++)
+        if (st_read_f32(f, arena_printf(&o->a, "%s.%s", b->name, suffix[i]), 1, kd,
+                        bn + (size_t)i * (size_t)k, d))
+            return false;
+    double eps = b->p.batchnorm.eps;
+    for (int64_t j = 0; j < k; j++) {
+        double scale = (double)bn[j] / sqrt((double)bn[3 * k + j] + eps);
+        double old = c->p.conv.bias ? (double)bias[j] : 0.0;
+        bias[j] = (float)((double)bn[k + j] + (old - (double)bn[2 * k + j]) * scale);
+        for (size_t i = (size_t)j * per; i < (size_t)(j + 1) * per; i++)
+            w[i] = (float)((double)w[i] * scale);
+    }
+    return true;
+}
+
+/* With fold: pair[conv] = the batchnorm that folds into it, pair[batchnorm] = its conv, -1
+ * elsewhere. A batchnorm folds when its input is a conv that nothing else reads. */
+static int *fold_pairs(struct onnx_out *o, const struct graph *g, bool fold)
+{
+    size_t n = g->nlayers ? g->nlayers : 1;
+    int *pair = arena_alloc(&o->a, n * sizeof *pair), *uses = arena_alloc(&o->a, n * sizeof *uses);
+    for (size_t i = 0; i < g->nlayers; i++) {
+        pair[i] = -1;
+        for (int j = 0; j < g->layers[i].nin; j++)
+            if (g->layers[i].in[j] != GRAPH_INPUT) uses[g->layers[i].in[j]]++;
+    }
+    if (g->output != GRAPH_INPUT) uses[g->output]++;
+    for (size_t i = 0; fold && i < g->nlayers; i++) {
+        const struct graph_layer *l = &g->layers[i];
+        int c = l->in[0];
+        if (l->op == OP_KIND_BATCHNORM && c != GRAPH_INPUT && g->layers[c].op == OP_KIND_CONV &&
+            uses[c] == 1) {
+            pair[c] = (int)i;
+            pair[i] = c;
+        }
+    }
+    return pair;
 }
 
 /* The ONNX value each layer's output is (a dropout's or identity's: its input's). */
@@ -262,12 +342,16 @@ enum status export_onnx(const struct spec *s, const struct graph *g, const char 
                                    g->layers[last].op == OP_KIND_IDENTITY))
         last = g->layers[last].in[0];
     const char **value = arena_alloc(&o.a, (g->nlayers ? g->nlayers : 1) * sizeof *value);
+    const int *pair = fold_pairs(&o, g, opt->fold_bn);
     enum status st = STATUS_OK;
     for (size_t li = 0; li < g->nlayers && !st; li++) {
         const struct graph_layer *l = &g->layers[li];
         const char *in[3];
         for (int i = 0; i < l->nin; i++) in[i] = input_name(value, l->in[i], images);
-        const char *y = (int)li == last ? "logits" : l->name;
+        bool folded = pair[li] >= 0;
+        const char *y = (int)li == last || (folded && l->op == OP_KIND_CONV && pair[li] == last)
+                            ? "logits"
+                            : l->name;
         value[li] = y;
         const union op_params *p = &l->p;
         Onnx__NodeProto *n;
@@ -276,7 +360,7 @@ enum status export_onnx(const struct spec *s, const struct graph *g, const char 
         case OP_KIND_CONV: {
             const char *ci[3] = {in[0], arena_printf(&o.a, "%s.weight", l->name),
                                  arena_printf(&o.a, "%s.bias", l->name)};
-            n = node_add(&o, "Conv", l->name, ci, p->conv.bias ? 3 : 2, y);
+            n = node_add(&o, "Conv", l->name, ci, p->conv.bias || folded ? 3 : 2, y);
             attr_window(&o, n, p->conv.kernel, p->conv.stride, p->conv.pad);
             int64_t dil[2] = {p->conv.dilation[0], p->conv.dilation[1]};
             attr_ints(&o, n, "dilations", dil, 2);
@@ -284,6 +368,10 @@ enum status export_onnx(const struct spec *s, const struct graph *g, const char 
             break;
         }
         case OP_KIND_BATCHNORM: {
+            if (folded) { /* its conv's output is already normalized */
+                value[li] = value[pair[li]];
+                break;
+            }
             const char *bi[5] = {in[0], arena_printf(&o.a, "%s.weight", l->name),
                                  arena_printf(&o.a, "%s.bias", l->name),
                                  arena_printf(&o.a, "%s.running_mean", l->name),
@@ -329,7 +417,10 @@ enum status export_onnx(const struct spec *s, const struct graph *g, const char 
             diag_error(d, l->mark, "layer '%s': its op has no ONNX form", l->name);
             st = STATUS_CONFIG;
         }
-        if (!st && !layer_weights(&o, g, l, f, d)) st = STATUS_CONFIG;
+        if (!st && !(folded ? l->op != OP_KIND_CONV ||
+                                  fold_weights(&o, g, l, &g->layers[pair[li]], f, d)
+                            : layer_weights(&o, g, l, f, d)))
+            st = STATUS_CONFIG;
     }
     if (!st && last == GRAPH_INPUT) {
         const char *ii[1] = {images};
@@ -362,7 +453,7 @@ enum status export_onnx(const struct spec *s, const struct graph *g, const char 
         m.producer_version = RUNNER_VERSION;
         m.graph = &o.graph;
         Onnx__StringStringEntryProto *meta[2] = {meta_new(&o, "name", s->name),
-                                                 meta_new(&o, "classes", class_names(&o, s))};
+                                                 meta_new(&o, "classes", class_names(&o, s, d))};
         m.n_metadata_props = 2;
         m.metadata_props = meta;
 

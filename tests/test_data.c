@@ -430,6 +430,28 @@ static void test_cifar100(void **state)
         assert_int_equal(c.test.labels[3], coarse ? 4 : 22);
         data_free(&c);
     }
+    /* The names alone (runner export's metadata), and a root without them. */
+    for (int coarse = 0; coarse < 2; coarse++) {
+        struct data c;
+        struct diag d = {0};
+        assert_int_equal(cifar100_names(root, coarse, &d, &c), STATUS_OK);
+        assert_int_equal(c.classes, coarse ? 20 : 100);
+        assert_string_equal(c.class_names[0], coarse ? "coarse_0" : "fine_0");
+        assert_string_equal(c.class_names[coarse ? 19 : 99], coarse ? "coarse_19" : "fine_99");
+        assert_int_equal(c.test.n, 0);
+        data_free(&c);
+    }
+    {
+        struct data c;
+        char *msgs;
+        size_t len;
+        FILE *mem = open_memstream(&msgs, &len);
+        struct diag d = {.out = mem};
+        assert_int_equal(cifar100_names(at("nowhere100"), false, &d, &c), STATUS_RUNTIME);
+        fclose(mem);
+        expect_in(msgs, "cifar-100-binary/fine_label_names.txt: cannot open");
+        free(msgs);
+    }
     /* A fine label of 100, and a train.bin one record short: each named. */
     snprintf(root, sizeof root, "%s", at("c100bad"));
     write_c100(root, 5 * CIFAR_FILE_RECORDS, 1234);

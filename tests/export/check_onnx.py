@@ -1,4 +1,4 @@
-"""check_onnx.py MODEL.onnx EXPORT_LOGITS EXP.yaml W.safetensors BATCH NORMALIZE
+"""check_onnx.py MODEL.onnx EXPORT_LOGITS EXP.yaml W.safetensors BATCH NORMALIZE [--folded K]
 
 Part of tests/test_export.sh. Checks MODEL.onnx (written by runner export from EXP and W) with
 onnx.checker (full_check), its input `images` and output `logits` (batch BATCH, or the
@@ -7,7 +7,12 @@ bit for bit) and metadata_props (name, classes), then runs synthetic images thro
 onnxruntime and through export_logits (the runner's CPU plan) and compares the logits:
 max |ort - runner| <= 1e-4 * max |runner|. With NORMALIZE 1 the model takes images in [0, 1]
 and the runner gets them normalized with the experiment's mean and std (quick.yaml's).
-Prints the measured difference; exits 1 on a mismatch.
+With --folded K (an export with --fold-bn) K BatchNormalization nodes must remain: the tensors
+of those batchnorms are initializers bit for bit, those of the others (batchnorms are found
+by their running_mean) gone. The convs' weights (4-D) are initializers under their names with
+their shapes, bit for bit where the Conv has no bias (nothing folded into it); a Conv with a
+bias has it as <conv>.bias; every other f32 tensor of W is an initializer bit for bit. Prints
+the measured difference; exits 1 on a mismatch.
 """
 import json
 import os
@@ -47,6 +52,10 @@ def safetensors_f32(path):
 def main():
     model_path, logits_prog, exp, weights = sys.argv[1:5]
     batch, normalize = int(sys.argv[5]), sys.argv[6] == "1"
+    folded = len(sys.argv) == 9 and sys.argv[7] == "--folded"
+    if sys.argv[7:] and not folded:
+        fail(f"unknown arguments {sys.argv[7:]}")
+    bn_left = int(sys.argv[8]) if folded else 0
     m = onnx.load(model_path)
     onnx.checker.check_model(m, full_check=True)
     g = m.graph
@@ -59,8 +68,29 @@ def main():
     if "name" not in meta or "classes" not in meta:
         fail(f"metadata_props {meta}")
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
-    for name, w in safetensors_f32(weights).items():
-        if name not in inits or not np.array_equal(inits[name], w):
+    tensors = safetensors_f32(weights)
+    bns = {n[: -len(".running_mean")] for n in tensors if n.endswith(".running_mean")}
+    nodes = {n.name: n for n in g.node}
+    if folded:
+        left = [n.name for n in g.node if n.op_type == "BatchNormalization"]
+        if len(left) != bn_left:
+            fail(f"{len(left)} BatchNormalization nodes left ({left}), expected {bn_left}")
+        bns -= set(left)
+        for n in g.node:
+            if n.op_type == "Conv" and len(n.input) == 3:
+                bias = n.input[1][: -len("weight")] + "bias"
+                if n.input[2] != bias or bias not in inits:
+                    fail(f"conv {n.name}: bias {n.input[2]}, expected {bias}")
+    for name, w in tensors.items():
+        prefix = name.rsplit(".", 1)[0]
+        conv = nodes.get(prefix)
+        if folded and prefix in bns:
+            if name in inits:
+                fail(f"batchnorm tensor {name} left in a folded export")
+        elif folded and conv is not None and conv.op_type == "Conv" and len(conv.input) == 3:
+            if name not in inits or inits[name].shape != w.shape:
+                fail(f"conv tensor {name} missing or of another shape")
+        elif name not in inits or not np.array_equal(inits[name], w):
             fail(f"initializer {name} missing or different")
     if normalize != ("normalize.mean" in inits):
         fail("normalize nodes present without --normalize, or missing with it")
