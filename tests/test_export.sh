@@ -7,24 +7,13 @@
 # class names in the metadata; then the command's errors (an opset out of range, no weights),
 # the default --out, a run directory.
 #
-# Needs a virtual environment with onnx, onnxruntime and numpy at RUNNER_TEST_VENV (default
-# ~/.cache/runner/test-venv): exit 77 (skipped) without it, unless CI=true: then the test
-# creates it (python3 -m venv, pip install onnx onnxruntime numpy).
+# Needs the test venv with onnx and onnxruntime (tests/venv.sh, RUNNER_TEST_VENV): exit 77
+# (skipped) without it, unless CI=true: then the test creates it.
 set -u
 runner=$1
 logits=$2
 src=$3
-venv=${RUNNER_TEST_VENV:-$HOME/.cache/runner/test-venv}
-if ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
-    if [ "${CI:-}" = "true" ]; then
-        python3 -m venv "$venv" && "$venv/bin/pip" install -q onnx onnxruntime numpy || exit 1
-    else
-        echo "test_export: no onnx and onnxruntime in $venv (python3 -m venv $venv &&" \
-             "$venv/bin/pip install onnx onnxruntime numpy)"
-        exit 77
-    fi
-fi
-py=$venv/bin/python
+. "$src/tests/venv.sh"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "test_export: $*"; exit 1; }

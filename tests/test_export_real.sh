@@ -7,23 +7,13 @@
 # logits on the first 256 test images with the runner's, and its accuracy and confusion matrix
 # over all 10000 with the run's summary.json and confusion_matrix.csv.
 #
-# Skipped (77) where the data is absent, or without a virtual environment with onnx,
-# onnxruntime and numpy at RUNNER_TEST_VENV (default ~/.cache/runner/test-venv), unless
-# CI=true: then the missing data is a failure and the test creates the environment.
+# Skipped (77) where the data is absent, or without the test venv with onnx and onnxruntime
+# (tests/venv.sh, RUNNER_TEST_VENV), unless CI=true: then the missing data is a failure and
+# the test creates the environment.
 . "$2/tests/real_data.sh"
 logits=$3
 fail() { echo "FAIL: $*"; exit 1; }
-venv=${RUNNER_TEST_VENV:-$HOME/.cache/runner/test-venv}
-if ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
-    if [ "${CI:-}" = "true" ]; then
-        python3 -m venv "$venv" && "$venv/bin/pip" install -q onnx onnxruntime numpy || exit 1
-    else
-        echo "skipped: no onnx and onnxruntime in $venv (python3 -m venv $venv &&" \
-             "$venv/bin/pip install onnx onnxruntime numpy)"
-        exit 77
-    fi
-fi
-py=$venv/bin/python
+. "$src/tests/venv.sh"
 
 run=$tmp/run
 RUNNER_DATA=$data "$runner" "$src/experiments/quick.yaml" data.subset=5000 data.val_split=500 \
