@@ -195,9 +195,10 @@ struct sweep_run_options {
  * several GPUs, a point on device auto or cuda gets device=cuda:<slot>. A point already
  * running in another process is left to it. With o->tensorboard every point runs with
  * tensorboard=true (a resumed one as it started). A point writing TensorBoard's files gets
- * the hparams plugin's records beside them, in runs/<point>/tensorboard/ (a file of its own,
- * events.out.tfevents.<time>.<host>.hparams): when it starts, its swept keys and values (files
- * mode: file = the point's name); when it ends, success or failure. SIGINT and SIGTERM are passed to the children,
+ * the hparams plugin's records in runs/<point>/events.out.tfevents.<time>.<host>.hparams (its
+ * session; the metrics are the run's tensorboard/ below it): when it starts, its swept keys
+ * and values (files mode: file = the point's name); when it ends, success or failure (an
+ * interrupted point gets none until it ends). SIGINT and SIGTERM are passed to the children,
  * which save a checkpoint; no further point starts. sweep.csv follows every change.
  * Returns STATUS_OK when every point is done, STATUS_RUNTIME when one is not,
  * STATUS_SIGINT / STATUS_SIGTERM after a signal.

@@ -166,13 +166,16 @@ static void say(const struct run *r, const char *fmt, ...)
     fflush(stdout);
 }
 
-/* The hparams plugin's session_start_info for point p, in a file of its own beside the
- * point's event files (NULL, said in its log, when it cannot be written). */
+/* The hparams plugin's session_start_info for point p, in a file of its own in the run
+ * directory (NULL, said, when it cannot be written). TensorBoard takes the folder as the
+ * session and the run's tensorboard/ below it for the session's metrics (their group). Not in
+ * tensorboard/ itself: TensorBoard reads a folder's event files one after another by name and
+ * stops reading one once a later one exists, so two files written at once there would hide
+ * one's records until it restarts. */
 static struct tfevents *hparams_start(const struct run *r, const struct sweep_point *p)
 {
     const struct sweep *sw = r->sw;
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s/tensorboard", p->run_dir);
+    const char *dir = p->run_dir;
     struct diag quiet = {.out = NULL};
     struct tfevents *w = NULL;
     /* An earlier attempt's records go: TensorBoard would take its start and end for this one. */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,13 +261,15 @@ static void write_hparams(struct tfevents *w, const char *tag, Tensorboard__Hpar
     free(buf);
 }
 
-/* A value as typed: a number (the whole text parsed by strtod), true/false, else text. */
+/* A value as typed: a finite decimal number (digits, a sign, a point, an exponent: what
+ * strtod reads of the whole text), true/false, else text. */
 static void typed_value(Google__Protobuf__Value *v, const char *text)
 {
     char *end;
     errno = 0;
     double x = strtod(text, &end);
-    if (*text && !*end && end != text && !errno) {
+    bool decimal = *text && strspn(text, "0123456789+-.eE") == strlen(text);
+    if (decimal && !*end && !errno && isfinite(x)) {
         v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
         v->number_value = x;
     } else if (!strcmp(text, "true") || !strcmp(text, "false")) {

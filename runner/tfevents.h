@@ -52,8 +52,8 @@ void tfevents_session_start(struct tfevents *w, int64_t step);
 
 /* The hparams plugin's session records (tags _hparams_/session_start_info and
  * _hparams_/session_end_info) for the session whose scalars are in this file's directory.
- * values[i] are as typed: a number becomes a number_value, true/false a bool_value, anything
- * else a string_value. */
+ * values[i] are as typed: a finite decimal number becomes a number_value, true/false a
+ * bool_value, anything else (nan, 0x10, " 1") a string_value. */
 void tfevents_hparams_start(struct tfevents *w, const char *const *names,
                             const char *const *values, size_t n, double start_time);
 void tfevents_hparams_end(struct tfevents *w, bool succeeded, double end_time);

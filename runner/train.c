@@ -388,6 +388,22 @@ static enum status same_config(struct run *r)
     snprintf(path, sizeof path, "%s/config.yaml", r->dir);
     char *was = path_read_text(path), *now = spec_yaml_text(r->s);
     enum status st = STATUS_OK;
+    if (was && strcmp(was, now)) {
+        /* Written by an older runner, without the keys added since (their defaults then):
+         * the same run when it resolves to the same configuration. */
+        struct diag quiet = {.out = NULL};
+        struct spec *old;
+        if (spec_load_run(r->dir, NULL, 0, &quiet, &old) == STATUS_OK) {
+            char *again = spec_yaml_text(old);
+            if (!strcmp(again, now)) {
+                free(was);
+                was = again;
+            } else {
+                free(again);
+            }
+            spec_free(old);
+        }
+    }
     if (!was) {
         diag_error(&r->d, (struct mark){0}, "%s: no run to resume (%s: %s)", r->dir, path,
                    strerror(errno));
@@ -424,27 +440,34 @@ static void tb_check(struct run *r)
         tfevents_path(r->tb));
 }
 
-static enum status open_tensorboard(struct run *r)
+static void open_tensorboard(struct run *r)
 {
-    if (!r->s->tensorboard) return STATUS_OK;
+    if (!r->s->tensorboard) return;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tensorboard", r->dir);
-    if (tfevents_open(dir, NULL, &r->tb, &r->d)) return STATUS_RUNTIME;
+    struct diag quiet = {.out = NULL};
+    if (tfevents_open(dir, NULL, &r->tb, &quiet)) {
+        say(&r->out, "warning: %s: cannot create TensorBoard's event file; the run goes on "
+                     "without it\n", dir);
+        r->tb_failed = true;
+        return;
+    }
     tfevents_session_start(r->tb, r->from.step + 1);
-    char *yaml = spec_yaml_text(r->s), *md = malloc(2 * strlen(yaml) + 8), *p = md;
-    if (!md) abort();
+    char *yaml = spec_yaml_text(r->s), *md = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&md, &len);
+    if (!f) abort();
     /* A Markdown code block: each line indented by four spaces. */
     for (const char *line = yaml; *line;) {
         size_t n = strcspn(line, "\n");
-        p += sprintf(p, "    %.*s\n", (int)n, line);
+        fprintf(f, "    %.*s\n", (int)n, line);
         line += n + (line[n] == '\n');
     }
-    *p = 0;
+    if (fclose(f)) abort();
     tfevents_text(r->tb, "config", r->from.step, md);
     free(md);
     free(yaml);
     tb_check(r);
-    return STATUS_OK;
 }
 
 /* A resumed run's directory: run.log continues, and the metric files keep the rows of the
@@ -796,8 +819,11 @@ static enum status write_summary(struct run *r, const struct totals *t,
 }
 
 /* The test results in TensorBoard: test/acc and test/loss at the last step, the confusion
- * matrix and the two sample grids as images (run_files.h draws them). */
-static enum status tb_test(struct run *r, const struct eval_result *res, int64_t step)
+ * matrix and the two sample grids as images (run_files.h draws them; at most
+ * TB_GRID_SAMPLES images each). An image that cannot be read leaves its grid out, with a
+ * warning. */
+enum { TB_GRID_SAMPLES = 64 };
+static void tb_test(struct run *r, const struct eval_result *res, int64_t step)
 {
     char acc[40], loss[40]; /* as summary.json has them */
     snprintf(acc, sizeof acc, "%.9g", res->acc);
@@ -808,22 +834,19 @@ static enum status tb_test(struct run *r, const struct eval_result *res, int64_t
     uint8_t *px = run_files_confusion_image(res, &side);
     tfevents_image(r->tb, "test/confusion_matrix", step, px, side, side);
     free(px);
+    int64_t count = r->s->eval.samples < TB_GRID_SAMPLES ? r->s->eval.samples : TB_GRID_SAMPLES;
     for (int wrong = 0; wrong < 2; wrong++) {
         char why[1200];
         int w, h;
-        px = run_files_sample_grid(res, r->test_set, r->s->eval.samples, wrong, &w, &h, why,
-                                   sizeof why);
-        if (!px && w == 0 && why[0]) {
-            diag_error(&r->d, (struct mark){0}, "%s", why);
-            return STATUS_RUNTIME;
-        }
+        const char *tag = wrong ? "test/samples_wrong" : "test/samples_correct";
+        px = run_files_sample_grid(res, r->test_set, count, wrong, &w, &h, why, sizeof why);
         if (px)
-            tfevents_image(r->tb, wrong ? "test/samples_wrong" : "test/samples_correct", step,
-                           px, w, h);
+            tfevents_image(r->tb, tag, step, px, w, h);
+        else if (why[0])
+            say(&r->out, "warning: TensorBoard's %s left out: %s\n", tag, why);
         free(px);
     }
     tb_check(r);
-    return STATUS_OK;
 }
 
 static enum status finish(struct run *r, const struct totals *t)
@@ -854,10 +877,7 @@ static enum status finish(struct run *r, const struct totals *t)
             eval_result_free(&res);
             return STATUS_RUNTIME;
         }
-        if (r->tb && tb_test(r, &res, t->steps)) {
-            eval_result_free(&res);
-            return STATUS_RUNTIME;
-        }
+        if (r->tb) tb_test(r, &res, t->steps);
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", r->dir);
@@ -945,7 +965,8 @@ static enum status run(struct run *r)
         (st = checkpoint_resume(r->train, &r->optimizer, r->dir, &r->from, r->resumed_from,
                                 sizeof r->resumed_from, &r->d)))
         return st;
-    if ((st = open_dir(r)) || (st = open_tensorboard(r))) return st;
+    if ((st = open_dir(r))) return st;
+    open_tensorboard(r);
     r->checkpointed = r->opt->resume != NULL;
     char clk[32];
     say(&r->out, "run %s: %s\n", s->name, r->dir);

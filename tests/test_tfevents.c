@@ -3,8 +3,8 @@
  * CRC-32C against its published check values, the record framing and both masked CRCs of
  * every record, each Event decoded with the generated protobuf-c code (the file version
  * first, scalars, a PNG image decoded to the pixels written, text, SessionLog START, the
- * hparams plugin's session records and their typed values), a second file in the same
- * second not overwriting the first, and the confusion-matrix and sample-grid images.
+ * hparams plugin's session records and their typed values, nan and hex as text), a second
+ * file whose name is taken getting .2 and not overwriting the first, and the confusion-matrix and sample-grid images.
  * TensorBoard itself reads what the runner writes in tests/test_tensorboard.sh.
  */
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -119,8 +120,9 @@ static void test_events(void **state)
     for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 7);
     tfevents_image(w, "test/image", 43, px, 6, 4);
     tfevents_text(w, "config", 44, "    name: x\n");
-    const char *names[] = {"lr", "augment", "nesterov"}, *values[] = {"3e-4", "flip", "true"};
-    tfevents_hparams_start(w, names, values, 3, 1000.5);
+    const char *names[] = {"lr", "augment", "nesterov", "a", "b"},
+               *values[] = {"3e-4", "flip", "true", "nan", "0x10"};
+    tfevents_hparams_start(w, names, values, 5, 1000.5);
     tfevents_hparams_end(w, true, 2000.25);
     assert_int_equal(tfevents_close(w, &d), STATUS_OK);
 
@@ -189,7 +191,7 @@ static void test_events(void **state)
                      TENSORBOARD__HPARAMS__HPARAMS_PLUGIN_DATA__DATA_SESSION_START_INFO);
     Tensorboard__Hparams__SessionStartInfo *si = pd->session_start_info;
     assert_true(si->start_time_secs == 1000.5);
-    assert_int_equal(si->n_hparams, 3);
+    assert_int_equal(si->n_hparams, 5);
     assert_string_equal(si->hparams[0]->key, "lr");
     assert_int_equal(si->hparams[0]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE);
     assert_true(si->hparams[0]->value->number_value == 3e-4);
@@ -197,6 +199,11 @@ static void test_events(void **state)
     assert_string_equal(si->hparams[1]->value->string_value, "flip");
     assert_int_equal(si->hparams[2]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE);
     assert_true(si->hparams[2]->value->bool_value);
+    for (int k = 3; k < 5; k++) { /* not finite, not decimal: text */
+        assert_int_equal(si->hparams[k]->value->kind_case,
+                         GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE);
+        assert_string_equal(si->hparams[k]->value->string_value, values[k]);
+    }
     tensorboard__hparams__hparams_plugin_data__free_unpacked(pd, NULL);
     v = ev[7]->summary->value[0];
     assert_string_equal(v->tag, "_hparams_/session_end_info");
@@ -208,9 +215,20 @@ static void test_events(void **state)
     tensorboard__hparams__hparams_plugin_data__free_unpacked(pd, NULL);
     free_events(ev, n);
 
-    /* Opened again at once: a new file beside the first, which keeps its events. */
+    /* Opened again while the names of this second and the next two are taken: NAME.2, and
+     * the first file keeps its events. */
+    long long now = (long long)time(NULL);
+    for (int k = 0; k < 3; k++) {
+        char taken[400];
+        snprintf(taken, sizeof taken, "%s/events.out.tfevents.%lld.%s", dir, now + k, host);
+        FILE *t = fopen(taken, "a");
+        assert_non_null(t);
+        fclose(t);
+    }
     assert_int_equal(tfevents_open(dir, NULL, &w, &d), STATUS_OK);
     assert_string_not_equal(tfevents_path(w), first);
+    size_t plen = strlen(tfevents_path(w));
+    assert_true(plen > 2 && strcmp(tfevents_path(w) + plen - 2, ".2") == 0);
     tfevents_scalar(w, "train/loss", 50, 1);
     assert_int_equal(tfevents_close(w, &d), STATUS_OK);
     ev = read_events(first, &n);
