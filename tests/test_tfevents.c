@@ -219,7 +219,7 @@ static void test_events(void **state)
      * the first file keeps its events. */
     long long now = (long long)time(NULL);
     for (int k = 0; k < 3; k++) {
-        char taken[400];
+        char taken[1000];
         snprintf(taken, sizeof taken, "%s/events.out.tfevents.%lld.%s", dir, now + k, host);
         FILE *t = fopen(taken, "a");
         assert_non_null(t);
